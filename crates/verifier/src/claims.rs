@@ -1,0 +1,399 @@
+//! Registered-claim checks (RFC 7519 §4.1) against a [`Policy`] and a caller-supplied time.
+
+use crate::error::{Code, Rejection};
+use crate::policy::Policy;
+use serde_json::{Map, Value};
+
+pub type Claims = Map<String, Value>;
+
+/// Applies every claim rule of `policy` at time `now` (seconds since the Unix epoch).
+pub fn check(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection> {
+    check_times(claims, policy, now)?;
+    if let Some(expected) = &policy.issuer {
+        match string_claim(claims, "iss")? {
+            Some(iss) if iss == expected => {}
+            Some(_) => {
+                return Err(Rejection::new(
+                    Code::InvalidIssuer,
+                    "issuer is not accepted",
+                ));
+            }
+            None => return Err(missing("iss")),
+        }
+    }
+    check_audience(claims, &policy.audiences)?;
+    if let Some(expected) = &policy.subject {
+        match string_claim(claims, "sub")? {
+            Some(sub) if sub == expected => {}
+            Some(_) => return Err(Rejection::new(Code::MissingClaim, "sub does not match")),
+            None => return Err(missing("sub")),
+        }
+    }
+    check_present(claims, &policy.required_claims)?;
+    check_scopes(claims, &policy.required_scopes)
+}
+
+fn check_times(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection> {
+    let now = now as f64;
+    let leeway = policy.leeway_secs as f64;
+    match numeric_date(claims, "exp")? {
+        // RFC 7519 §4.1.4: the current time must be before exp.
+        Some(exp) if now >= exp + leeway => {
+            return Err(Rejection::new(Code::TokenExpired, "token has expired"));
+        }
+        Some(_) => {}
+        None if policy.require_exp => return Err(missing("exp")),
+        None => {}
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && now + leeway < nbf
+    {
+        return Err(Rejection::new(
+            Code::TokenNotYetValid,
+            "token is not valid yet (nbf)",
+        ));
+    }
+    let iat = numeric_date(claims, "iat")?;
+    if let Some(iat) = iat
+        && iat > now + leeway
+    {
+        return Err(Rejection::new(
+            Code::TokenNotYetValid,
+            "token was issued in the future (iat)",
+        ));
+    }
+    if let Some(max_age) = policy.max_age_secs {
+        let iat = iat.ok_or_else(|| missing("iat"))?;
+        if now - iat > max_age as f64 + leeway {
+            return Err(Rejection::new(
+                Code::TokenTooOld,
+                format!("token is older than {max_age} s"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `aud` must name one of `accepted` (any-of); with nothing accepted, `aud` is not checked.
+pub fn check_audience(claims: &Claims, accepted: &[String]) -> Result<(), Rejection> {
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    let matches = |a: &str| accepted.iter().any(|x| x == a);
+    let ok = match claims.get("aud") {
+        None => return Err(missing("aud")),
+        Some(Value::String(a)) => matches(a),
+        Some(Value::Array(items)) => {
+            let mut any = false;
+            for item in items {
+                match item {
+                    Value::String(a) => any |= matches(a),
+                    _ => return Err(Rejection::malformed("aud array holds a non-string")),
+                }
+            }
+            any
+        }
+        Some(_) => return Err(Rejection::malformed("aud is neither a string nor an array")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            Code::InvalidAudience,
+            "audience is not accepted",
+        ))
+    }
+}
+
+/// Every name in `required` must be present as a claim (dotted paths reach into objects).
+pub fn check_present(claims: &Claims, required: &[String]) -> Result<(), Rejection> {
+    match required.iter().find(|name| lookup(claims, name).is_none()) {
+        Some(name) => Err(missing(name)),
+        None => Ok(()),
+    }
+}
+
+/// Every scope in `required` must be granted.
+pub fn check_scopes(claims: &Claims, required: &[String]) -> Result<(), Rejection> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let granted = scopes(claims);
+    match required.iter().find(|r| !granted.contains(&r.as_str())) {
+        Some(r) => Err(Rejection::new(
+            Code::InsufficientScope,
+            format!("scope {r:?} is required"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Granted scopes: OAuth `scope` (space-delimited, RFC 8693 / RFC 9068) and `scp` (array or string,
+/// as Entra and Okta issue it).
+pub fn scopes(claims: &Claims) -> Vec<&str> {
+    let mut out = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => out.extend(s.split(' ').filter(|s| !s.is_empty())),
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Looks up a claim by dotted path (`realm_access.roles`). An exact top-level name wins, so claims
+/// whose names contain dots (URL-style namespaced claims) stay reachable.
+pub fn lookup<'a>(claims: &'a Claims, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// A NumericDate claim: absent, or a JSON number (a string `"exp"` is malformed, not absent).
+pub fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, Rejection> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| Rejection::malformed(format!("{name} is not a usable number"))),
+        Some(_) => Err(Rejection::malformed(format!("{name} must be a number"))),
+    }
+}
+
+fn string_claim<'a>(claims: &'a Claims, name: &str) -> Result<Option<&'a str>, Rejection> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Rejection::malformed(format!("{name} must be a string"))),
+    }
+}
+
+fn missing(name: &str) -> Rejection {
+    Rejection::new(
+        Code::MissingClaim,
+        format!("required claim {name:?} is missing"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn claims(v: Value) -> Claims {
+        v.as_object().unwrap().clone()
+    }
+
+    fn code(v: Value, policy: &Policy) -> Option<Code> {
+        check(&claims(v), policy, NOW).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn exp_is_required_by_default() {
+        let p = Policy::default();
+        assert_eq!(code(json!({}), &p), Some(Code::MissingClaim));
+        let lax = Policy {
+            require_exp: false,
+            ..Policy::default()
+        };
+        assert_eq!(code(json!({}), &lax), None);
+    }
+
+    #[test]
+    fn exp_with_leeway() {
+        let p = Policy::default();
+        assert_eq!(code(json!({"exp": NOW + 1}), &p), None);
+        assert_eq!(
+            code(json!({"exp": NOW - 59}), &p),
+            None,
+            "inside the 60 s leeway"
+        );
+        assert_eq!(code(json!({"exp": NOW - 60}), &p), Some(Code::TokenExpired));
+        let strict = Policy {
+            leeway_secs: 0,
+            ..Policy::default()
+        };
+        assert_eq!(code(json!({"exp": NOW}), &strict), Some(Code::TokenExpired));
+        assert_eq!(
+            code(json!({"exp": NOW as f64 + 0.5}), &strict),
+            None,
+            "fractional NumericDate"
+        );
+    }
+
+    #[test]
+    fn nbf_and_future_iat_with_leeway() {
+        let p = Policy::default();
+        let exp = NOW + 600;
+        assert_eq!(code(json!({"exp": exp, "nbf": NOW + 60}), &p), None);
+        assert_eq!(
+            code(json!({"exp": exp, "nbf": NOW + 61}), &p),
+            Some(Code::TokenNotYetValid)
+        );
+        assert_eq!(code(json!({"exp": exp, "iat": NOW + 60}), &p), None);
+        assert_eq!(
+            code(json!({"exp": exp, "iat": NOW + 61}), &p),
+            Some(Code::TokenNotYetValid)
+        );
+    }
+
+    #[test]
+    fn time_claims_must_be_numbers() {
+        let p = Policy::default();
+        assert_eq!(
+            code(json!({"exp": "9999999999"}), &p),
+            Some(Code::MalformedToken)
+        );
+        assert_eq!(
+            code(json!({"exp": NOW + 9, "nbf": "0"}), &p),
+            Some(Code::MalformedToken)
+        );
+        assert_eq!(
+            code(json!({"exp": NOW + 9, "iat": null}), &p),
+            Some(Code::MalformedToken)
+        );
+        assert_eq!(
+            code(json!({"exp": [NOW + 9]}), &p),
+            Some(Code::MalformedToken)
+        );
+    }
+
+    #[test]
+    fn max_age_needs_iat() {
+        let p = Policy {
+            max_age_secs: Some(300),
+            ..Policy::default()
+        };
+        let exp = NOW + 600;
+        assert_eq!(code(json!({"exp": exp}), &p), Some(Code::MissingClaim));
+        assert_eq!(code(json!({"exp": exp, "iat": NOW - 300}), &p), None);
+        assert_eq!(
+            code(json!({"exp": exp, "iat": NOW - 361}), &p),
+            Some(Code::TokenTooOld)
+        );
+    }
+
+    #[test]
+    fn issuer_exact_match() {
+        let p = Policy {
+            issuer: Some("https://idp".into()),
+            ..Policy::default()
+        };
+        let exp = NOW + 600;
+        assert_eq!(code(json!({"exp": exp, "iss": "https://idp"}), &p), None);
+        assert_eq!(
+            code(json!({"exp": exp, "iss": "https://idp/"}), &p),
+            Some(Code::InvalidIssuer)
+        );
+        assert_eq!(
+            code(json!({"exp": exp, "iss": "HTTPS://IDP"}), &p),
+            Some(Code::InvalidIssuer)
+        );
+        assert_eq!(code(json!({"exp": exp}), &p), Some(Code::MissingClaim));
+    }
+
+    #[test]
+    fn audience_any_of_and_required_when_configured() {
+        let p = Policy {
+            audiences: vec!["api".into(), "web".into()],
+            ..Policy::default()
+        };
+        let exp = NOW + 600;
+        assert_eq!(code(json!({"exp": exp, "aud": "web"}), &p), None);
+        assert_eq!(code(json!({"exp": exp, "aud": ["x", "api"]}), &p), None);
+        assert_eq!(
+            code(json!({"exp": exp, "aud": ["x", "y"]}), &p),
+            Some(Code::InvalidAudience)
+        );
+        assert_eq!(
+            code(json!({"exp": exp, "aud": "API"}), &p),
+            Some(Code::InvalidAudience)
+        );
+        assert_eq!(
+            code(json!({"exp": exp, "aud": []}), &p),
+            Some(Code::InvalidAudience)
+        );
+        assert_eq!(code(json!({"exp": exp}), &p), Some(Code::MissingClaim));
+        assert_eq!(
+            code(json!({"exp": exp, "aud": 1}), &p),
+            Some(Code::MalformedToken)
+        );
+    }
+
+    #[test]
+    fn subject_and_required_claims() {
+        let p = Policy {
+            subject: Some("svc".into()),
+            required_claims: vec!["tenant".into(), "realm_access.roles".into()],
+            ..Policy::default()
+        };
+        let exp = NOW + 600;
+        let ok = json!({"exp": exp, "sub": "svc", "tenant": "t", "realm_access": {"roles": []}});
+        assert_eq!(code(ok, &p), None);
+        assert_eq!(
+            code(
+                json!({"exp": exp, "sub": "other", "tenant": 1, "realm_access": {"roles": []}}),
+                &p
+            ),
+            Some(Code::MissingClaim)
+        );
+        assert_eq!(
+            code(
+                json!({"exp": exp, "sub": "svc", "realm_access": {"roles": []}}),
+                &p
+            ),
+            Some(Code::MissingClaim)
+        );
+        assert_eq!(
+            code(
+                json!({"exp": exp, "sub": "svc", "tenant": "t", "realm_access": {}}),
+                &p
+            ),
+            Some(Code::MissingClaim)
+        );
+    }
+
+    #[test]
+    fn required_scopes_from_scope_or_scp() {
+        let p = Policy {
+            required_scopes: vec!["read".into(), "write".into()],
+            ..Policy::default()
+        };
+        let exp = NOW + 600;
+        assert_eq!(
+            code(json!({"exp": exp, "scope": "read write admin"}), &p),
+            None
+        );
+        assert_eq!(
+            code(json!({"exp": exp, "scp": ["write", "read"]}), &p),
+            None
+        );
+        assert_eq!(
+            code(json!({"exp": exp, "scope": "read"}), &p),
+            Some(Code::InsufficientScope)
+        );
+        assert_eq!(
+            code(json!({"exp": exp, "scope": "readwrite"}), &p),
+            Some(Code::InsufficientScope)
+        );
+        assert_eq!(code(json!({"exp": exp}), &p), Some(Code::InsufficientScope));
+    }
+
+    #[test]
+    fn dotted_lookup_prefers_exact_names() {
+        let c = claims(json!({"a.b": 1, "a": {"b": 2}, "https://x.io/role": "admin"}));
+        assert_eq!(lookup(&c, "a.b"), Some(&json!(1)));
+        assert_eq!(lookup(&c, "https://x.io/role"), Some(&json!("admin")));
+        assert_eq!(lookup(&c, "a.c"), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! Signature primitives behind one small trait, one backend per target.
+//!
+//! Natively the assembly-backed `ring` does the work; on `wasm32` (or with the `rustcrypto` feature)
+//! the pure-Rust RustCrypto crates do. Both receive input that the common checks below have already
+//! shaped, so the rules that matter for security live here once, not per backend.
+
+use crate::alg::{Algorithm, Curve, Family};
+use crate::key::{KeyError, KeyMaterial, RSA_MAX_BITS, RSA_MIN_BITS};
+
+#[cfg(not(any(feature = "rustcrypto", target_arch = "wasm32")))]
+mod ring;
+#[cfg(any(feature = "rustcrypto", target_arch = "wasm32"))]
+mod rustcrypto;
+
+mod ecdsa_sig;
+#[cfg(test)]
+mod tests;
+
+#[cfg(not(any(feature = "rustcrypto", target_arch = "wasm32")))]
+pub(crate) use self::ring::RingKey as Prepared;
+#[cfg(any(feature = "rustcrypto", target_arch = "wasm32"))]
+pub(crate) use self::rustcrypto::RustCryptoKey as Prepared;
+
+/// Name of the backend compiled in, for logs and benchmark reports.
+#[cfg(not(any(feature = "rustcrypto", target_arch = "wasm32")))]
+pub const BACKEND: &str = "ring";
+#[cfg(any(feature = "rustcrypto", target_arch = "wasm32"))]
+pub const BACKEND: &str = "rustcrypto";
+
+/// A public key (or HMAC secret) made ready for repeated verification.
+pub(crate) trait VerifyingKey: Sized + Send + Sync {
+    /// Parses and validates the material once, at configuration time.
+    fn prepare(material: &KeyMaterial) -> Result<Self, KeyError>;
+
+    /// Checks `signature` over `message`. Only called after [`check_signature_shape`] passed and with
+    /// an `alg` of this key's family.
+    fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool;
+}
+
+/// Format rules a signature must meet before any backend sees it.
+///
+/// ECDSA: exactly `r || s` of the curve's length, both in `[1, n-1]` (DER is refused; the zero
+/// signature of CVE-2022-21449 never reaches the math). EdDSA: 64 bytes. HMAC: exactly the hash output,
+/// so a truncated MAC can never match a prefix.
+pub(crate) fn check_signature_shape(alg: Algorithm, signature: &[u8]) -> bool {
+    match alg.family() {
+        Family::Ec(curve) => ecdsa_sig::is_canonical_raw(curve, signature),
+        Family::Okp(Curve::Ed25519) => signature.len() == 64,
+        Family::Hmac => signature.len() == alg.hash_len(),
+        Family::Rsa => !signature.is_empty(),
+        Family::Okp(_) => false,
+    }
+}
+
+/// Validates an EC public point on import (on the curve, right coordinate length).
+pub(crate) fn validate_ec_point(curve: Curve, x: &[u8], y: &[u8]) -> Result<(), KeyError> {
+    let len = curve.coordinate_len();
+    if x.len() != len || y.len() != len {
+        return Err(KeyError::EcPoint(curve.jwk_name()));
+    }
+    let mut sec1 = Vec::with_capacity(1 + 2 * len);
+    sec1.push(0x04);
+    sec1.extend_from_slice(x);
+    sec1.extend_from_slice(y);
+    let ok = match curve {
+        Curve::P256 => p256::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+        Curve::P384 => p384::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+        Curve::Ed25519 => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::EcPoint(curve.jwk_name()))
+    }
+}
+
+/// Validates RSA public components on import and returns them without leading zero bytes.
+///
+/// The limits are ring's (modulus 2048..=8192 bits, odd exponent from 3 to 33 bits), enforced here
+/// for both backends so a key accepted by one is never refused by the other at verification time.
+pub(crate) fn validate_rsa_components<'a>(
+    n: &'a [u8],
+    e: &'a [u8],
+) -> Result<(&'a [u8], &'a [u8]), KeyError> {
+    let n = strip_leading_zeros(n);
+    let bits = match n.first() {
+        Some(&top) => (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+        None => 0,
+    };
+    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+        return Err(KeyError::RsaSize(bits));
+    }
+    // A product of two odd primes is odd; an even "modulus" could never verify anything.
+    if n.last().is_some_and(|b| b & 1 == 0) {
+        return Err(KeyError::Format("RSA modulus is even".to_owned()));
+    }
+    let e = strip_leading_zeros(e);
+    if e.is_empty() || e.len() > 5 {
+        return Err(KeyError::RsaExponent);
+    }
+    let value = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    if value < 3 || value & 1 == 0 || value >= 1 << 33 {
+        return Err(KeyError::RsaExponent);
+    }
+    Ok((n, e))
+}
+
+pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}

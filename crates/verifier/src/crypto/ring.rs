@@ -1,0 +1,122 @@
+//! The native backend: ring's assembly-backed primitives.
+
+use ring::{hmac, signature};
+
+use crate::alg::{Algorithm, Curve};
+use crate::crypto::{
+    VerifyingKey, check_signature_shape, validate_ec_point, validate_rsa_components,
+};
+use crate::key::{KeyError, KeyMaterial};
+
+pub(crate) struct RingKey {
+    material: Material,
+}
+
+enum Material {
+    /// One precomputed key per hash, so the inner/outer pads are derived once.
+    Hmac {
+        hs256: hmac::Key,
+        hs384: hmac::Key,
+        hs512: hmac::Key,
+    },
+    /// ring takes the raw components on every call and rejects leading zeros, so they are kept stripped.
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// The uncompressed SEC1 point `0x04 || x || y`, the only encoding ring's ECDSA accepts.
+    Ec {
+        curve: Curve,
+        point: Vec<u8>,
+    },
+    Ed25519([u8; 32]),
+}
+
+impl VerifyingKey for RingKey {
+    fn prepare(material: &KeyMaterial) -> Result<Self, KeyError> {
+        let material = match material {
+            KeyMaterial::Hmac(secret) => {
+                if secret.is_empty() {
+                    return Err(KeyError::EmptySecret);
+                }
+                Material::Hmac {
+                    hs256: hmac::Key::new(hmac::HMAC_SHA256, secret),
+                    hs384: hmac::Key::new(hmac::HMAC_SHA384, secret),
+                    hs512: hmac::Key::new(hmac::HMAC_SHA512, secret),
+                }
+            }
+            KeyMaterial::Rsa { n, e } => {
+                let (n, e) = validate_rsa_components(n, e)?;
+                Material::Rsa {
+                    n: n.to_vec(),
+                    e: e.to_vec(),
+                }
+            }
+            KeyMaterial::Ec { curve, x, y } => {
+                validate_ec_point(*curve, x, y)?;
+                let mut point = Vec::with_capacity(1 + x.len() + y.len());
+                point.push(0x04);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                Material::Ec {
+                    curve: *curve,
+                    point,
+                }
+            }
+            // ring offers no way to check an Ed25519 point ahead of use; a bad one fails every verify.
+            KeyMaterial::Ed25519(bytes) => Material::Ed25519(*bytes),
+        };
+        Ok(RingKey { material })
+    }
+
+    fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        if !check_signature_shape(alg, signature) {
+            return false;
+        }
+        match (&self.material, alg) {
+            (Material::Hmac { hs256, .. }, Algorithm::HS256) => {
+                hmac::verify(hs256, message, signature).is_ok()
+            }
+            (Material::Hmac { hs384, .. }, Algorithm::HS384) => {
+                hmac::verify(hs384, message, signature).is_ok()
+            }
+            (Material::Hmac { hs512, .. }, Algorithm::HS512) => {
+                hmac::verify(hs512, message, signature).is_ok()
+            }
+            (Material::Rsa { n, e }, alg) => match rsa_params(alg) {
+                Some(params) => signature::RsaPublicKeyComponents { n, e }
+                    .verify(params, message, signature)
+                    .is_ok(),
+                None => false,
+            },
+            (Material::Ec { curve, point }, alg) => {
+                let params = match (curve, alg) {
+                    (Curve::P256, Algorithm::ES256) => &signature::ECDSA_P256_SHA256_FIXED,
+                    (Curve::P384, Algorithm::ES384) => &signature::ECDSA_P384_SHA384_FIXED,
+                    _ => return false,
+                };
+                signature::UnparsedPublicKey::new(params, point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            (Material::Ed25519(key), Algorithm::EdDSA) => {
+                signature::UnparsedPublicKey::new(&signature::ED25519, key)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn rsa_params(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}

@@ -1,0 +1,340 @@
+//! Backend conformance: the same assertions run against ring (default) and RustCrypto
+//! (`--features rustcrypto`). Signatures always come from ring's signers, so each backend is checked
+//! against an independent implementation.
+
+use ring::rand::SystemRandom;
+use ring::signature::{self as ring_sig, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+
+use super::{Prepared, VerifyingKey};
+use crate::alg::{Algorithm, Curve, Family};
+use crate::key::{KeyError, KeyMaterial};
+use crate::pem::decode_public_key_pem;
+
+const RSA2048_PK8: &[u8] = include_bytes!("../../testdata/rsa2048.pk8.der");
+const P256_PK8: &[u8] = include_bytes!("../../testdata/p256.pk8.der");
+const P384_PK8: &[u8] = include_bytes!("../../testdata/p384.pk8.der");
+const ED25519_PK8: &[u8] = include_bytes!("../../testdata/ed25519.pk8.der");
+const RSA2048_PUB: &str = include_str!("../../testdata/rsa2048.pub.pem");
+const RSA1024_PUB: &str = include_str!("../../testdata/rsa1024.pub.pem");
+const P256_PUB: &str = include_str!("../../testdata/p256.pub.pem");
+const P384_PUB: &str = include_str!("../../testdata/p384.pub.pem");
+const ED25519_PUB: &str = include_str!("../../testdata/ed25519.pub.pem");
+
+const MESSAGE: &[u8] = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0";
+
+fn hmac_secret() -> Vec<u8> {
+    (0u8..64)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect()
+}
+
+fn material(family: Family) -> KeyMaterial {
+    match family {
+        Family::Hmac => KeyMaterial::Hmac(hmac_secret()),
+        Family::Rsa => decode_public_key_pem(RSA2048_PUB).unwrap(),
+        Family::Ec(Curve::P256) => decode_public_key_pem(P256_PUB).unwrap(),
+        Family::Ec(Curve::P384) => decode_public_key_pem(P384_PUB).unwrap(),
+        Family::Okp(Curve::Ed25519) => decode_public_key_pem(ED25519_PUB).unwrap(),
+        other => panic!("no fixture for {other:?}"),
+    }
+}
+
+fn prepared(alg: Algorithm) -> Prepared {
+    Prepared::prepare(&material(alg.family())).unwrap()
+}
+
+fn sign(alg: Algorithm, message: &[u8]) -> Vec<u8> {
+    let rng = SystemRandom::new();
+    let hmac = |algorithm| {
+        let key = ring::hmac::Key::new(algorithm, &hmac_secret());
+        ring::hmac::sign(&key, message).as_ref().to_vec()
+    };
+    let rsa = |encoding: &'static dyn ring_sig::RsaEncoding| {
+        let pair = RsaKeyPair::from_pkcs8(RSA2048_PK8).unwrap();
+        let mut sig = vec![0; pair.public().modulus_len()];
+        pair.sign(encoding, &rng, message, &mut sig).unwrap();
+        sig
+    };
+    let ecdsa = |algorithm, pk8| {
+        let pair = EcdsaKeyPair::from_pkcs8(algorithm, pk8, &rng).unwrap();
+        pair.sign(&rng, message).unwrap().as_ref().to_vec()
+    };
+    match alg {
+        Algorithm::HS256 => hmac(ring::hmac::HMAC_SHA256),
+        Algorithm::HS384 => hmac(ring::hmac::HMAC_SHA384),
+        Algorithm::HS512 => hmac(ring::hmac::HMAC_SHA512),
+        Algorithm::RS256 => rsa(&ring_sig::RSA_PKCS1_SHA256),
+        Algorithm::RS384 => rsa(&ring_sig::RSA_PKCS1_SHA384),
+        Algorithm::RS512 => rsa(&ring_sig::RSA_PKCS1_SHA512),
+        Algorithm::PS256 => rsa(&ring_sig::RSA_PSS_SHA256),
+        Algorithm::PS384 => rsa(&ring_sig::RSA_PSS_SHA384),
+        Algorithm::PS512 => rsa(&ring_sig::RSA_PSS_SHA512),
+        Algorithm::ES256 => ecdsa(&ring_sig::ECDSA_P256_SHA256_FIXED_SIGNING, P256_PK8),
+        Algorithm::ES384 => ecdsa(&ring_sig::ECDSA_P384_SHA384_FIXED_SIGNING, P384_PK8),
+        Algorithm::EdDSA => Ed25519KeyPair::from_pkcs8_maybe_unchecked(ED25519_PK8)
+            .unwrap()
+            .sign(message)
+            .as_ref()
+            .to_vec(),
+    }
+}
+
+fn flip_bit(bytes: &[u8], bit: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[bit / 8] ^= 1 << (bit % 8);
+    out
+}
+
+fn rsa_material(n: Vec<u8>, e: Vec<u8>) -> KeyMaterial {
+    KeyMaterial::Rsa { n, e }
+}
+
+fn rsa2048_n() -> Vec<u8> {
+    match material(Family::Rsa) {
+        KeyMaterial::Rsa { n, .. } => n,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn backend_is_the_one_selected() {
+    let expected = if cfg!(feature = "rustcrypto") {
+        "rustcrypto"
+    } else {
+        "ring"
+    };
+    assert_eq!(super::BACKEND, expected);
+}
+
+#[test]
+fn every_algorithm_verifies_a_valid_signature() {
+    for alg in Algorithm::ALL {
+        let sig = sign(alg, MESSAGE);
+        assert!(prepared(alg).verify(alg, MESSAGE, &sig), "{alg}");
+    }
+}
+
+#[test]
+fn one_flipped_bit_in_message_or_signature_fails() {
+    for alg in Algorithm::ALL {
+        let key = prepared(alg);
+        let sig = sign(alg, MESSAGE);
+        for bit in [0, 7, MESSAGE.len() * 4, MESSAGE.len() * 8 - 1] {
+            let message = flip_bit(MESSAGE, bit);
+            assert!(!key.verify(alg, &message, &sig), "{alg}: message bit {bit}");
+        }
+        for bit in [0, 9, sig.len() * 4 + 3, sig.len() * 8 - 1] {
+            let sig = flip_bit(&sig, bit);
+            assert!(
+                !key.verify(alg, MESSAGE, &sig),
+                "{alg}: signature bit {bit}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_signature_for_another_algorithm_of_the_family_fails() {
+    for alg in Algorithm::ALL {
+        let key = prepared(alg);
+        let sig = sign(alg, MESSAGE);
+        for other in Algorithm::for_family(alg.family()).filter(|&o| o != alg) {
+            assert!(
+                !key.verify(other, MESSAGE, &sig),
+                "{alg} signature as {other}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_key_never_verifies_an_algorithm_of_another_family() {
+    for key_alg in Algorithm::ALL {
+        let key = prepared(key_alg);
+        for alg in Algorithm::ALL
+            .into_iter()
+            .filter(|a| a.family() != key_alg.family())
+        {
+            let sig = sign(alg, MESSAGE);
+            assert!(!key.verify(alg, MESSAGE, &sig), "{key_alg} key, {alg} call");
+        }
+    }
+}
+
+#[test]
+fn rsa_public_key_used_as_hmac_secret_fails() {
+    // The HS/RS confusion: an attacker MACs with the public key bytes they can download.
+    let pem_bytes = RSA2048_PUB.as_bytes();
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pem_bytes),
+        MESSAGE,
+    );
+    assert!(!prepared(Algorithm::RS256).verify(Algorithm::HS256, MESSAGE, mac.as_ref()));
+}
+
+#[test]
+fn p384_key_refuses_an_es256_call() {
+    let p384 = prepared(Algorithm::ES384);
+    let es256 = sign(Algorithm::ES256, MESSAGE);
+    assert!(!p384.verify(Algorithm::ES256, MESSAGE, &es256));
+    let p256 = prepared(Algorithm::ES256);
+    let es384 = sign(Algorithm::ES384, MESSAGE);
+    assert!(!p256.verify(Algorithm::ES384, MESSAGE, &es384));
+}
+
+#[test]
+fn zero_and_der_ecdsa_signatures_are_refused() {
+    let p256 = prepared(Algorithm::ES256);
+    let p384 = prepared(Algorithm::ES384);
+    assert!(!p256.verify(Algorithm::ES256, MESSAGE, &[0; 64]));
+    assert!(!p384.verify(Algorithm::ES384, MESSAGE, &[0; 96]));
+
+    let rng = SystemRandom::new();
+    let pair = EcdsaKeyPair::from_pkcs8(&ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING, P256_PK8, &rng)
+        .unwrap();
+    let der = pair.sign(&rng, MESSAGE).unwrap();
+    assert!(!p256.verify(Algorithm::ES256, MESSAGE, der.as_ref()));
+}
+
+#[test]
+fn truncated_or_extended_hmac_is_refused() {
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let key = prepared(alg);
+        let sig = sign(alg, MESSAGE);
+        assert!(!key.verify(alg, MESSAGE, &sig[..sig.len() - 1]), "{alg}");
+        assert!(!key.verify(alg, MESSAGE, &sig[..16]), "{alg}");
+        assert!(!key.verify(alg, MESSAGE, &[]), "{alg}");
+        let mut longer = sig.clone();
+        longer.push(0);
+        assert!(!key.verify(alg, MESSAGE, &longer), "{alg}");
+    }
+    // An HS512 MAC cut to 32 bytes is not an HS256 MAC.
+    let hs512 = sign(Algorithm::HS512, MESSAGE);
+    let key = prepared(Algorithm::HS256);
+    assert!(!key.verify(Algorithm::HS256, MESSAGE, &hs512[..32]));
+}
+
+#[test]
+fn empty_hmac_secret_is_refused() {
+    assert!(matches!(
+        Prepared::prepare(&KeyMaterial::Hmac(Vec::new())),
+        Err(KeyError::EmptySecret)
+    ));
+}
+
+#[test]
+fn wrong_length_rsa_signatures_are_refused() {
+    let key = prepared(Algorithm::RS256);
+    let sig = sign(Algorithm::RS256, MESSAGE);
+    assert!(!key.verify(Algorithm::RS256, MESSAGE, &[]));
+    assert!(!key.verify(Algorithm::RS256, MESSAGE, &sig[1..]));
+    let mut padded = vec![0];
+    padded.extend(&sig);
+    assert!(!key.verify(Algorithm::RS256, MESSAGE, &padded));
+}
+
+#[test]
+fn rsa_1024_is_refused_at_prepare() {
+    let material = decode_public_key_pem(RSA1024_PUB).unwrap();
+    assert!(matches!(
+        Prepared::prepare(&material),
+        Err(KeyError::RsaSize(1024))
+    ));
+}
+
+#[test]
+fn rsa_modulus_size_is_counted_in_bits() {
+    let e = vec![1, 0, 1];
+    let mut n_2047 = vec![0x7f];
+    n_2047.extend([0xff; 255]);
+    let mut n_8193 = vec![0x01];
+    n_8193.extend([0xff; 1024]);
+    for (n, bits) in [
+        (n_2047, 2047),
+        (n_8193, 8193),
+        (Vec::new(), 0),
+        (vec![0; 300], 0),
+    ] {
+        let result = Prepared::prepare(&rsa_material(n, e.clone()));
+        assert!(
+            matches!(result, Err(KeyError::RsaSize(b)) if b == bits),
+            "{bits}"
+        );
+    }
+    let mut even = rsa2048_n();
+    if let Some(last) = even.last_mut() {
+        *last &= 0xfe;
+    }
+    assert!(matches!(
+        Prepared::prepare(&rsa_material(even, e)),
+        Err(KeyError::Format(_))
+    ));
+}
+
+#[test]
+fn rsa_leading_zeros_are_ignored() {
+    let mut n = vec![0, 0];
+    n.extend(rsa2048_n());
+    let key = Prepared::prepare(&rsa_material(n, vec![0, 1, 0, 1])).unwrap();
+    let sig = sign(Algorithm::RS256, MESSAGE);
+    assert!(key.verify(Algorithm::RS256, MESSAGE, &sig));
+}
+
+#[test]
+fn rsa_exponent_limits() {
+    let n = rsa2048_n();
+    let two_pow_33 = vec![0x02, 0, 0, 0, 0];
+    for e in [
+        vec![],
+        vec![0],
+        vec![1],
+        vec![2],
+        vec![1, 0, 0],
+        two_pow_33.clone(),
+        vec![0x02, 0, 0, 0, 1],
+        vec![1, 0, 0, 0, 0, 1],
+    ] {
+        assert!(
+            matches!(
+                Prepared::prepare(&rsa_material(n.clone(), e.clone())),
+                Err(KeyError::RsaExponent)
+            ),
+            "{e:?}"
+        );
+    }
+    for e in [vec![3], vec![1, 0, 1], vec![0x01, 0xff, 0xff, 0xff, 0xff]] {
+        assert!(
+            Prepared::prepare(&rsa_material(n.clone(), e.clone())).is_ok(),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn off_curve_ec_points_are_refused_at_prepare() {
+    for (pem, curve) in [(P256_PUB, Curve::P256), (P384_PUB, Curve::P384)] {
+        let KeyMaterial::Ec { x, mut y, .. } = decode_public_key_pem(pem).unwrap() else {
+            panic!("not EC");
+        };
+        y[5] ^= 0x01;
+        let result = Prepared::prepare(&KeyMaterial::Ec { curve, x, y });
+        assert!(
+            matches!(result, Err(KeyError::EcPoint(name)) if name == curve.jwk_name()),
+            "{curve:?}"
+        );
+    }
+}
+
+#[test]
+fn ec_coordinates_of_the_wrong_length_are_refused() {
+    let KeyMaterial::Ec { x, y, .. } = decode_public_key_pem(P256_PUB).unwrap() else {
+        panic!("not EC");
+    };
+    // A P-256 point labelled P-384.
+    let result = Prepared::prepare(&KeyMaterial::Ec {
+        curve: Curve::P384,
+        x,
+        y,
+    });
+    assert!(matches!(result, Err(KeyError::EcPoint(_))));
+}

@@ -1,0 +1,752 @@
+//! One test per rule of `design/security.md`, through the public `Verifier::verify` path. Each signs
+//! real tokens with `ring` (a dev-dependency) so removing the rule turns an assertion red.
+
+use crate::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const NOW: u64 = 1_700_000_000;
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+fn claims() -> Value {
+    json!({"sub": "alice", "exp": NOW + 600, "iat": NOW - 10})
+}
+
+/// A token from raw header and payload bytes, signed for `alg`.
+fn token_raw(header: &[u8], payload: &[u8], alg: &str) -> String {
+    let input = format!("{}.{}", b64(header), b64(payload));
+    format!("{input}.{}", b64(&sign(alg, input.as_bytes())))
+}
+
+fn token(header: Value, payload: Value) -> String {
+    let alg = header["alg"].as_str().unwrap_or("HS256").to_owned();
+    token_raw(
+        header.to_string().as_bytes(),
+        payload.to_string().as_bytes(),
+        &alg,
+    )
+}
+
+fn hs256(payload: Value) -> String {
+    token(json!({"alg": "HS256", "typ": "JWT"}), payload)
+}
+
+fn sign(alg: &str, input: &[u8]) -> Vec<u8> {
+    let rng = SystemRandom::new();
+    let rsa = || RsaKeyPair::from_pkcs8(include_bytes!("../testdata/rsa2048.pk8.der")).unwrap();
+    let rsa_sign = |pad: &'static dyn sig::RsaEncoding| {
+        let key = rsa();
+        let mut out = vec![0; key.public().modulus_len()];
+        key.sign(pad, &rng, input, &mut out).unwrap();
+        out
+    };
+    let ec = |a: &'static sig::EcdsaSigningAlgorithm, der: &[u8]| {
+        EcdsaKeyPair::from_pkcs8(a, der, &rng)
+            .unwrap()
+            .sign(&rng, input)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    };
+    let hmac = |a| {
+        ring::hmac::sign(&ring::hmac::Key::new(a, SECRET), input)
+            .as_ref()
+            .to_vec()
+    };
+    match alg {
+        "HS256" => hmac(ring::hmac::HMAC_SHA256),
+        "HS384" => hmac(ring::hmac::HMAC_SHA384),
+        "HS512" => hmac(ring::hmac::HMAC_SHA512),
+        "RS256" => rsa_sign(&sig::RSA_PKCS1_SHA256),
+        "RS384" => rsa_sign(&sig::RSA_PKCS1_SHA384),
+        "RS512" => rsa_sign(&sig::RSA_PKCS1_SHA512),
+        "PS256" => rsa_sign(&sig::RSA_PSS_SHA256),
+        "PS384" => rsa_sign(&sig::RSA_PSS_SHA384),
+        "PS512" => rsa_sign(&sig::RSA_PSS_SHA512),
+        "ES256" => ec(
+            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            include_bytes!("../testdata/p256.pk8.der"),
+        ),
+        "ES384" => ec(
+            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            include_bytes!("../testdata/p384.pk8.der"),
+        ),
+        "EdDSA" => Ed25519KeyPair::from_pkcs8_maybe_unchecked(include_bytes!(
+            "../testdata/ed25519.pk8.der"
+        ))
+        .unwrap()
+        .sign(input)
+        .as_ref()
+        .to_vec(),
+        // Anything else (e.g. `none`) gets an empty signature.
+        _ => Vec::new(),
+    }
+}
+
+fn pem_key(pem: &str, kid: Option<&str>) -> Key {
+    let params = KeyParams {
+        kid: kid.map(str::to_owned),
+        ..KeyParams::default()
+    };
+    Key::new(decode_public_key_pem(pem).unwrap(), params).unwrap()
+}
+
+fn secret_key(kid: Option<&str>) -> Key {
+    let params = KeyParams {
+        kid: kid.map(str::to_owned),
+        ..KeyParams::default()
+    };
+    Key::new(KeyMaterial::Hmac(SECRET.to_vec()), params).unwrap()
+}
+
+fn all_keys() -> KeySet {
+    KeySet::new(vec![
+        secret_key(Some("hs")),
+        pem_key(include_str!("../testdata/rsa2048.pub.pem"), Some("rsa")),
+        pem_key(include_str!("../testdata/p256.pub.pem"), Some("p256")),
+        pem_key(include_str!("../testdata/p384.pub.pem"), Some("p384")),
+        pem_key(include_str!("../testdata/ed25519.pub.pem"), Some("ed")),
+    ])
+}
+
+struct Fixture {
+    verifier: Verifier,
+    keys: StaticKeys,
+}
+
+impl Fixture {
+    fn new(policy: Policy, keys: KeySet) -> Fixture {
+        Fixture::issuers(vec![(policy, keys)])
+    }
+
+    fn issuers(issuers: Vec<(Policy, KeySet)>) -> Fixture {
+        let (policies, sets): (Vec<_>, Vec<_>) = issuers.into_iter().unzip();
+        Fixture {
+            verifier: Verifier::new(policies, Limits::default()).unwrap(),
+            keys: StaticKeys(sets.into_iter().map(Arc::new).collect()),
+        }
+    }
+
+    fn hs() -> Fixture {
+        Fixture::new(Policy::default(), KeySet::new(vec![secret_key(None)]))
+    }
+
+    fn verify(&self, token: &str) -> Result<Verified, Code> {
+        self.verifier
+            .verify(token.as_bytes(), NOW, &self.keys)
+            .map_err(|r| r.rejection.code)
+    }
+
+    fn code(&self, token: &str) -> Code {
+        match self.verify(token) {
+            Ok(_) => panic!("token was accepted"),
+            Err(code) => code,
+        }
+    }
+}
+
+#[test]
+fn every_algorithm_verifies_and_a_flipped_signature_does_not() {
+    let f = Fixture::new(Policy::default(), all_keys());
+    for alg in Algorithm::ALL {
+        let kid = match alg.family() {
+            Family::Hmac => "hs",
+            Family::Rsa => "rsa",
+            Family::Ec(Curve::P256) => "p256",
+            Family::Ec(_) => "p384",
+            Family::Okp(_) => "ed",
+        };
+        let t = token(json!({"alg": alg.as_str(), "kid": kid}), claims());
+        let v = f.verify(&t).unwrap_or_else(|c| panic!("{alg}: {c}"));
+        assert_eq!(v.alg, alg);
+        assert_eq!(v.claims["sub"], "alice");
+        // Flip one bit of the signature's first byte.
+        let (input, s) = t.rsplit_once('.').unwrap();
+        let mut raw = B64.decode(s).unwrap();
+        raw[0] ^= 1;
+        let bad = format!("{input}.{}", b64(&raw));
+        assert_eq!(f.code(&bad), Code::InvalidSignature, "{alg}");
+        // Change the payload under the same signature.
+        let other = token(
+            json!({"alg": alg.as_str(), "kid": kid}),
+            json!({"sub": "mallory", "exp": NOW + 600}),
+        );
+        let (_, s) = t.rsplit_once('.').unwrap();
+        let (other_input, _) = other.rsplit_once('.').unwrap();
+        assert_eq!(
+            f.code(&format!("{other_input}.{s}")),
+            Code::InvalidSignature,
+            "{alg}"
+        );
+    }
+}
+
+// ---- Parsing ----
+
+#[test]
+fn token_size_is_capped_before_parsing() {
+    let f = Fixture::hs();
+    let big = hs256(json!({"exp": NOW + 600, "pad": "x".repeat(9000)}));
+    assert_eq!(f.code(&big), Code::TokenTooLarge);
+}
+
+#[test]
+fn only_compact_serialization() {
+    let f = Fixture::hs();
+    let t = hs256(claims());
+    assert_eq!(
+        f.code(&format!("{t}.x.y")),
+        Code::MalformedToken,
+        "JWE-shaped"
+    );
+    assert_eq!(f.code(&t.replacen('.', "..", 1)), Code::MalformedToken);
+    assert_eq!(f.code(&format!(".{t}")), Code::MalformedToken);
+    assert_eq!(
+        f.code(r#"{"protected":"x","payload":"y","signature":"z"}"#),
+        Code::MalformedToken
+    );
+}
+
+#[test]
+fn base64url_must_be_canonical() {
+    let f = Fixture::hs();
+    let t = hs256(claims());
+    f.verify(&t).unwrap();
+    assert_eq!(f.code(&format!("{t}=")), Code::MalformedToken, "padding");
+    // A 32-byte HMAC is 43 base64url characters: the last carries 2 unused bits. Setting one gives a
+    // different string that lenient decoders map to the same signature bytes.
+    let (input, s) = t.rsplit_once('.').unwrap();
+    let last = s.as_bytes()[s.len() - 1];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let idx = alphabet.iter().position(|&c| c == last).unwrap();
+    let twin = alphabet[idx | 1] as char;
+    let mangled = format!("{input}.{}{twin}", &s[..s.len() - 1]);
+    assert_ne!(mangled, t);
+    assert_eq!(
+        f.code(&mangled),
+        Code::MalformedToken,
+        "non-canonical trailing bits"
+    );
+}
+
+#[test]
+fn header_and_payload_must_be_objects_without_duplicates() {
+    let f = Fixture::hs();
+    let header = br#"{"alg":"HS256"}"#;
+    let dup = format!(r#"{{"sub":"alice","exp":{},"sub":"admin"}}"#, NOW + 600);
+    assert_eq!(
+        f.code(&token_raw(header, dup.as_bytes(), "HS256")),
+        Code::MalformedToken
+    );
+    let dup_header = br#"{"alg":"HS256","alg":"none"}"#;
+    assert_eq!(
+        f.code(&token_raw(
+            dup_header,
+            claims().to_string().as_bytes(),
+            "HS256"
+        )),
+        Code::MalformedToken
+    );
+    assert_eq!(
+        f.code(&token_raw(header, b"[1,2]", "HS256")),
+        Code::MalformedToken
+    );
+    assert_eq!(
+        f.code(&token_raw(
+            b"\"HS256\"",
+            claims().to_string().as_bytes(),
+            "HS256"
+        )),
+        Code::MalformedToken
+    );
+    assert_eq!(
+        f.code(&token_raw(header, b"\xff\xfe", "HS256")),
+        Code::MalformedToken
+    );
+}
+
+#[test]
+fn json_nesting_is_bounded() {
+    let f = Fixture::hs();
+    let deep = format!(
+        r#"{{"exp":{},"x":{}1{}}}"#,
+        NOW + 600,
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    assert_eq!(
+        f.code(&token_raw(br#"{"alg":"HS256"}"#, deep.as_bytes(), "HS256")),
+        Code::MalformedToken
+    );
+}
+
+#[test]
+fn time_claims_must_be_numbers() {
+    let f = Fixture::hs();
+    assert_eq!(
+        f.code(&hs256(json!({"exp": (NOW + 600).to_string()}))),
+        Code::MalformedToken
+    );
+}
+
+#[test]
+fn crit_is_refused() {
+    let f = Fixture::hs();
+    for crit in [json!([]), json!(["exp"]), json!(["b64"])] {
+        let t = token(
+            json!({"alg": "HS256", "crit": crit, "b64": false}),
+            claims(),
+        );
+        assert_eq!(f.code(&t), Code::UnsupportedCrit);
+    }
+}
+
+#[test]
+fn typ_must_be_accepted() {
+    let f = Fixture::hs();
+    f.verify(&token(json!({"alg": "HS256", "typ": "JWT"}), claims()))
+        .unwrap();
+    f.verify(&token(json!({"alg": "HS256"}), claims())).unwrap();
+    assert_eq!(
+        f.code(&token(json!({"alg": "HS256", "typ": "at+jwt"}), claims())),
+        Code::InvalidType
+    );
+    let at = Fixture::new(
+        Policy {
+            types: vec!["at+jwt".into()],
+            ..Policy::default()
+        },
+        KeySet::new(vec![secret_key(None)]),
+    );
+    at.verify(&token(
+        json!({"alg": "HS256", "typ": "application/at+jwt"}),
+        claims(),
+    ))
+    .unwrap();
+    assert_eq!(
+        at.code(&token(json!({"alg": "HS256", "typ": "JWT"}), claims())),
+        Code::InvalidType
+    );
+}
+
+// ---- Algorithms and keys ----
+
+#[test]
+fn alg_none_is_never_accepted() {
+    let f = Fixture::hs();
+    for alg in ["none", "None", "NONE"] {
+        let t = format!(
+            "{}.{}.",
+            b64(json!({"alg": alg}).to_string().as_bytes()),
+            b64(claims().to_string().as_bytes())
+        );
+        assert_eq!(f.code(&t), Code::AlgNotAllowed, "{alg}");
+    }
+}
+
+#[test]
+fn allow_list_is_enforced_and_case_sensitive() {
+    let keys = || KeySet::new(vec![secret_key(None)]);
+    let only_hs384 = Fixture::new(
+        Policy {
+            algorithms: vec![Algorithm::HS384],
+            ..Policy::default()
+        },
+        keys(),
+    );
+    assert_eq!(only_hs384.code(&hs256(claims())), Code::AlgNotAllowed);
+    only_hs384
+        .verify(&token(json!({"alg": "HS384"}), claims()))
+        .unwrap();
+    // The signature is a valid HS256 MAC; only the spelling of alg differs.
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"hs256"}"#),
+        b64(claims().to_string().as_bytes())
+    );
+    let t = format!("{input}.{}", b64(&sign("HS256", input.as_bytes())));
+    assert_eq!(Fixture::hs().code(&t), Code::AlgNotAllowed);
+}
+
+#[test]
+fn rsa_public_key_is_never_an_hmac_secret() {
+    // CVE-2015-9235 / CVE-2022-23541: sign HS256 with the RSA public key's PEM text as the secret.
+    let pem = include_str!("../testdata/rsa2048.pub.pem");
+    let f = Fixture::new(Policy::default(), KeySet::new(vec![pem_key(pem, None)]));
+    let forge = |kid: Option<&str>| {
+        let mut header = json!({"alg": "HS256"});
+        if let Some(kid) = kid {
+            header["kid"] = json!(kid);
+        }
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims().to_string().as_bytes())
+        );
+        let mac = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pem.as_bytes()),
+            input.as_bytes(),
+        );
+        format!("{input}.{}", b64(mac.as_ref()))
+    };
+    assert_eq!(f.code(&forge(None)), Code::AlgNotAllowed);
+    let named = Fixture::new(
+        Policy::default(),
+        KeySet::new(vec![pem_key(pem, Some("rsa"))]),
+    );
+    assert_eq!(named.code(&forge(Some("rsa"))), Code::AlgNotAllowed);
+}
+
+#[test]
+fn curves_are_bound_to_their_algorithm() {
+    let p384 = pem_key(include_str!("../testdata/p384.pub.pem"), Some("k"));
+    let f = Fixture::new(Policy::default(), KeySet::new(vec![p384]));
+    let t = token(json!({"alg": "ES256", "kid": "k"}), claims());
+    assert_eq!(f.code(&t), Code::AlgNotAllowed);
+    // A JWK that binds an RSA key to an EC algorithm is refused at import.
+    let material = decode_public_key_pem(include_str!("../testdata/rsa2048.pub.pem")).unwrap();
+    let params = KeyParams {
+        alg: Some(Algorithm::ES256),
+        ..KeyParams::default()
+    };
+    assert!(matches!(
+        Key::new(material, params),
+        Err(KeyError::AlgorithmMismatch { .. })
+    ));
+}
+
+#[test]
+fn kid_is_an_exact_lookup_key() {
+    let f = Fixture::new(Policy::default(), all_keys());
+    for kid in [
+        "../../dev/null",
+        "rsa' OR '1'='1",
+        "RSA",
+        "rsa ",
+        "file:///etc/passwd",
+    ] {
+        let t = token(json!({"alg": "RS256", "kid": kid}), claims());
+        assert_eq!(f.code(&t), Code::UnknownKid, "{kid}");
+    }
+}
+
+#[test]
+fn key_use_and_key_ops_are_honoured() {
+    let with = |usage: Option<&str>, ops: Option<Vec<&str>>| {
+        let params = KeyParams {
+            usage: usage.map(str::to_owned),
+            key_ops: ops.map(|o| o.into_iter().map(str::to_owned).collect()),
+            ..KeyParams::default()
+        };
+        Fixture::new(
+            Policy::default(),
+            KeySet::new(vec![
+                Key::new(KeyMaterial::Hmac(SECRET.to_vec()), params).unwrap(),
+            ]),
+        )
+    };
+    let t = hs256(claims());
+    with(Some("sig"), Some(vec!["verify"])).verify(&t).unwrap();
+    assert_eq!(with(Some("enc"), None).code(&t), Code::AlgNotAllowed);
+    assert_eq!(with(None, Some(vec!["sign"])).code(&t), Code::AlgNotAllowed);
+}
+
+#[test]
+fn token_without_kid_needs_exactly_one_fitting_key() {
+    let two = Fixture::new(
+        Policy::default(),
+        KeySet::new(vec![secret_key(Some("a")), secret_key(Some("b"))]),
+    );
+    assert_eq!(two.code(&hs256(claims())), Code::UnknownKid);
+    two.verify(&token(json!({"alg": "HS256", "kid": "b"}), claims()))
+        .unwrap();
+    // One HMAC key among keys of other families is unambiguous.
+    let mixed = Fixture::new(Policy::default(), all_keys());
+    mixed.verify(&hs256(claims())).unwrap();
+}
+
+#[test]
+fn keys_embedded_in_the_token_are_ignored() {
+    // The attacker signs with their own Ed25519 key and ships its public half in `jwk` (CVE-2018-0114);
+    // our configured Ed25519 key is different.
+    let attacker = Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(attacker.public_key().as_ref())});
+    let header = json!({"alg": "EdDSA", "jwk": jwk, "jku": "http://127.0.0.1:1/keys", "x5u": "http://127.0.0.1:1/c", "x5c": ["AAAA"]});
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims().to_string().as_bytes())
+    );
+    let t = format!("{input}.{}", b64(attacker.sign(input.as_bytes()).as_ref()));
+    let f = Fixture::new(
+        Policy::default(),
+        KeySet::new(vec![pem_key(
+            include_str!("../testdata/ed25519.pub.pem"),
+            None,
+        )]),
+    );
+    assert_eq!(f.code(&t), Code::InvalidSignature);
+}
+
+#[test]
+fn psychic_ecdsa_signature_is_refused() {
+    let f = Fixture::new(Policy::default(), all_keys());
+    for (alg, kid, len) in [("ES256", "p256", 64), ("ES384", "p384", 96)] {
+        let input = format!(
+            "{}.{}",
+            b64(json!({"alg": alg, "kid": kid}).to_string().as_bytes()),
+            b64(claims().to_string().as_bytes())
+        );
+        assert_eq!(
+            f.code(&format!("{input}.{}", b64(&vec![0u8; len]))),
+            Code::InvalidSignature,
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn der_encoded_ecdsa_signature_is_refused() {
+    let f = Fixture::new(Policy::default(), all_keys());
+    let t = token(json!({"alg": "ES256", "kid": "p256"}), claims());
+    let (input, s) = t.rsplit_once('.').unwrap();
+    let raw = B64.decode(s).unwrap();
+    let int = |b: &[u8]| {
+        let mut v = b.to_vec();
+        if v[0] & 0x80 != 0 {
+            v.insert(0, 0);
+        }
+        let mut out = vec![0x02, v.len() as u8];
+        out.extend(v);
+        out
+    };
+    let mut body = int(&raw[..32]);
+    body.extend(int(&raw[32..]));
+    let mut der = vec![0x30, body.len() as u8];
+    der.extend(body);
+    assert_eq!(
+        f.code(&format!("{input}.{}", b64(&der))),
+        Code::InvalidSignature
+    );
+}
+
+#[test]
+fn ec_public_keys_are_validated_on_import() {
+    let jwks = |y_flip: bool| {
+        let der_point =
+            match decode_public_key_pem(include_str!("../testdata/p256.pub.pem")).unwrap() {
+                KeyMaterial::Ec { x, mut y, .. } => {
+                    if y_flip {
+                        y[31] ^= 1;
+                    }
+                    (x, y)
+                }
+                _ => unreachable!(),
+            };
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(&der_point.0), "y": b64(&der_point.1)}]}).to_string()
+    };
+    assert!(parse_jwks(jwks(false).as_bytes(), Unusable::Fail, false).is_ok());
+    let err = parse_jwks(jwks(true).as_bytes(), Unusable::Fail, false).unwrap_err();
+    assert!(err.to_string().contains("not a valid point"), "{err}");
+}
+
+#[test]
+fn short_hmac_secrets_are_refused_unless_overridden() {
+    let short = KeyMaterial::Hmac(vec![1u8; 31]);
+    assert!(matches!(
+        Key::new(short.clone(), KeyParams::default()),
+        Err(KeyError::WeakSecret { min: 32, .. })
+    ));
+    let params = KeyParams {
+        alg: Some(Algorithm::HS512),
+        ..KeyParams::default()
+    };
+    assert!(matches!(
+        Key::new(KeyMaterial::Hmac(vec![1u8; 32]), params),
+        Err(KeyError::WeakSecret { min: 64, .. })
+    ));
+    // A 32-byte secret without alg is kept for HS256 only.
+    let k = Key::new(KeyMaterial::Hmac(vec![1u8; 32]), KeyParams::default()).unwrap();
+    assert_eq!(k.algorithms(), &[Algorithm::HS256]);
+    let overridden = KeyParams {
+        allow_weak_secret: true,
+        ..KeyParams::default()
+    };
+    assert!(Key::new(short, overridden).unwrap().is_weak_secret());
+}
+
+#[test]
+fn truncated_hmac_is_refused() {
+    let f = Fixture::hs();
+    let t = hs256(claims());
+    let (input, s) = t.rsplit_once('.').unwrap();
+    let raw = B64.decode(s).unwrap();
+    assert_eq!(
+        f.code(&format!("{input}.{}", b64(&raw[..16]))),
+        Code::InvalidSignature
+    );
+    assert_eq!(f.code(&format!("{input}.")), Code::InvalidSignature);
+}
+
+// ---- Claims and issuers ----
+
+#[test]
+fn claim_policy_is_applied_after_the_signature() {
+    let f = Fixture::hs();
+    assert_eq!(f.code(&hs256(json!({"sub": "a"}))), Code::MissingClaim);
+    assert_eq!(f.code(&hs256(json!({"exp": NOW - 61}))), Code::TokenExpired);
+    assert_eq!(
+        f.code(&hs256(json!({"exp": NOW + 600, "nbf": NOW + 120}))),
+        Code::TokenNotYetValid
+    );
+    assert_eq!(
+        f.code(&hs256(json!({"exp": NOW + 600, "iat": NOW + 120}))),
+        Code::TokenNotYetValid
+    );
+    let v = f.verify(&hs256(json!({"exp": NOW + 600}))).unwrap();
+    assert_eq!(v.expires_at, Some((NOW + 600) as f64));
+}
+
+#[test]
+fn a_token_is_checked_only_against_its_own_issuers_keys() {
+    let a = Policy {
+        issuer: Some("https://a".into()),
+        ..Policy::default()
+    };
+    let b = Policy {
+        issuer: Some("https://b".into()),
+        ..Policy::default()
+    };
+    let f = Fixture::issuers(vec![
+        (
+            a,
+            KeySet::new(vec![pem_key(
+                include_str!("../testdata/p256.pub.pem"),
+                None,
+            )]),
+        ),
+        (b, KeySet::new(vec![secret_key(None)])),
+    ]);
+    // Signed with b's secret but claiming a: a has no HMAC key, so it cannot verify.
+    let claims_a = json!({"iss": "https://a", "exp": NOW + 600});
+    assert_eq!(f.code(&hs256(claims_a.clone())), Code::AlgNotAllowed);
+    let v = f
+        .verify(&hs256(json!({"iss": "https://b", "exp": NOW + 600})))
+        .unwrap();
+    assert_eq!(v.issuer, 1);
+    assert_eq!(
+        f.code(&hs256(json!({"iss": "https://c", "exp": NOW + 600}))),
+        Code::InvalidIssuer
+    );
+    assert_eq!(
+        f.code(&hs256(json!({"exp": NOW + 600}))),
+        Code::MissingClaim
+    );
+    f.verify(&token(json!({"alg": "ES256"}), claims_a)).unwrap();
+}
+
+#[test]
+fn the_default_issuer_still_checks_a_configured_iss() {
+    let default = Policy::default();
+    let named = Policy {
+        issuer: Some("https://a".into()),
+        ..Policy::default()
+    };
+    let f = Fixture::issuers(vec![
+        (
+            named,
+            KeySet::new(vec![pem_key(
+                include_str!("../testdata/p256.pub.pem"),
+                None,
+            )]),
+        ),
+        (default, KeySet::new(vec![secret_key(None)])),
+    ]);
+    // Unknown iss falls to the default issuer, which has no iss requirement.
+    f.verify(&hs256(json!({"iss": "other", "exp": NOW + 600})))
+        .unwrap();
+    // Claiming the named issuer never falls back to the default issuer's keys.
+    assert_eq!(
+        f.code(&hs256(json!({"iss": "https://a", "exp": NOW + 600}))),
+        Code::AlgNotAllowed
+    );
+}
+
+#[test]
+fn missing_keys_are_temporarily_unavailable_not_invalid() {
+    let verifier = Verifier::new(vec![Policy::default()], Limits::default()).unwrap();
+    let none = StaticKeys(Vec::new());
+    let r = verifier
+        .verify(hs256(claims()).as_bytes(), NOW, &none)
+        .unwrap_err();
+    assert_eq!(r.rejection.code, Code::TemporarilyUnavailable);
+}
+
+#[test]
+fn issuer_configuration_is_checked() {
+    let p = |iss: Option<&str>| Policy {
+        issuer: iss.map(str::to_owned),
+        ..Policy::default()
+    };
+    assert_eq!(
+        Verifier::new(vec![], Limits::default()).unwrap_err(),
+        ConfigError::NoIssuer
+    );
+    assert!(matches!(
+        Verifier::new(vec![p(Some("a")), p(Some("a"))], Limits::default()),
+        Err(ConfigError::DuplicateIssuer(_))
+    ));
+    assert_eq!(
+        Verifier::new(vec![p(None), p(None)], Limits::default()).unwrap_err(),
+        ConfigError::SeveralDefaults
+    );
+}
+
+// ---- Robustness ----
+
+#[test]
+fn mutated_tokens_never_panic_and_never_verify() {
+    let f = Fixture::new(Policy::default(), all_keys());
+    let originals: Vec<String> = ["HS256", "RS256", "ES256", "EdDSA"]
+        .iter()
+        .zip(["hs", "rsa", "p256", "ed"])
+        .map(|(alg, kid)| token(json!({"alg": alg, "kid": kid}), claims()))
+        .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..4000 {
+        let t = &originals[i % originals.len()];
+        let mut bytes = t.as_bytes().to_vec();
+        for _ in 0..=(next() % 3) {
+            let pos = (next() as usize) % bytes.len();
+            match next() % 3 {
+                0 => bytes[pos] = (next() % 256) as u8,
+                1 => {
+                    bytes.remove(pos);
+                }
+                _ => bytes.insert(pos, b"._-A0{\"\\"[(next() % 8) as usize]),
+            }
+        }
+        if bytes == t.as_bytes() {
+            continue;
+        }
+        // Changing only the unused trailing bits is refused by strict base64, so no mutant verifies.
+        assert!(
+            f.verifier.verify(&bytes, NOW, &f.keys).is_err(),
+            "mutant {i} verified"
+        );
+    }
+}
