@@ -13,12 +13,7 @@ pub(crate) struct RingKey {
 }
 
 enum Material {
-    /// One precomputed key per hash, so the inner/outer pads are derived once.
-    Hmac {
-        hs256: hmac::Key,
-        hs384: hmac::Key,
-        hs512: hmac::Key,
-    },
+    Hmac(Box<HmacKeys>),
     /// ring takes the raw components on every call and rejects leading zeros, so they are kept stripped.
     Rsa {
         n: Vec<u8>,
@@ -32,6 +27,13 @@ enum Material {
     Ed25519([u8; 32]),
 }
 
+/// One precomputed key per hash, so the secret's inner/outer pads are hashed once, at import.
+struct HmacKeys {
+    hs256: hmac::Key,
+    hs384: hmac::Key,
+    hs512: hmac::Key,
+}
+
 impl VerifyingKey for RingKey {
     fn prepare(material: &KeyMaterial) -> Result<Self, KeyError> {
         let material = match material {
@@ -39,11 +41,11 @@ impl VerifyingKey for RingKey {
                 if secret.is_empty() {
                     return Err(KeyError::EmptySecret);
                 }
-                Material::Hmac {
+                Material::Hmac(Box::new(HmacKeys {
                     hs256: hmac::Key::new(hmac::HMAC_SHA256, secret),
                     hs384: hmac::Key::new(hmac::HMAC_SHA384, secret),
                     hs512: hmac::Key::new(hmac::HMAC_SHA512, secret),
-                }
+                }))
             }
             KeyMaterial::Rsa { n, e } => {
                 let (n, e) = validate_rsa_components(n, e)?;
@@ -74,14 +76,14 @@ impl VerifyingKey for RingKey {
             return false;
         }
         match (&self.material, alg) {
-            (Material::Hmac { hs256, .. }, Algorithm::HS256) => {
-                hmac::verify(hs256, message, signature).is_ok()
+            (Material::Hmac(keys), Algorithm::HS256) => {
+                hmac::verify(&keys.hs256, message, signature).is_ok()
             }
-            (Material::Hmac { hs384, .. }, Algorithm::HS384) => {
-                hmac::verify(hs384, message, signature).is_ok()
+            (Material::Hmac(keys), Algorithm::HS384) => {
+                hmac::verify(&keys.hs384, message, signature).is_ok()
             }
-            (Material::Hmac { hs512, .. }, Algorithm::HS512) => {
-                hmac::verify(hs512, message, signature).is_ok()
+            (Material::Hmac(keys), Algorithm::HS512) => {
+                hmac::verify(&keys.hs512, message, signature).is_ok()
             }
             (Material::Rsa { n, e }, alg) => match rsa_params(alg) {
                 Some(params) => signature::RsaPublicKeyComponents { n, e }

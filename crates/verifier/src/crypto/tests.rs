@@ -338,3 +338,20 @@ fn ec_coordinates_of_the_wrong_length_are_refused() {
     });
     assert!(matches!(result, Err(KeyError::EcPoint(_))));
 }
+
+#[test]
+fn ed25519_key_off_the_curve_never_verifies() {
+    // y = 2 has no x on edwards25519, so these bytes decode to no point.
+    let mut bytes = [0u8; 32];
+    bytes[0] = 2;
+    let sig = sign(Algorithm::EdDSA, MESSAGE);
+    match Prepared::prepare(&KeyMaterial::Ed25519(bytes)) {
+        // RustCrypto decodes the point at import; ring cannot, and fails every call instead.
+        Err(KeyError::Ed25519) => assert_eq!(super::BACKEND, "rustcrypto"),
+        Ok(key) => {
+            assert_eq!(super::BACKEND, "ring");
+            assert!(!key.verify(Algorithm::EdDSA, MESSAGE, &sig));
+        }
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
