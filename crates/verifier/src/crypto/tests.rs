@@ -2,8 +2,9 @@
 //! (`--features rustcrypto`). Signatures always come from ring's signers, so each backend is checked
 //! against an independent implementation.
 
+use jwtv_signer::SigningKey;
 use ring::rand::SystemRandom;
-use ring::signature::{self as ring_sig, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+use ring::signature::{self as ring_sig, EcdsaKeyPair};
 
 use super::{Prepared, VerifyingKey};
 use crate::alg::{Algorithm, Curve, Family};
@@ -44,39 +45,14 @@ fn prepared(alg: Algorithm) -> Prepared {
 }
 
 fn sign(alg: Algorithm, message: &[u8]) -> Vec<u8> {
-    let rng = SystemRandom::new();
-    let hmac = |algorithm| {
-        let key = ring::hmac::Key::new(algorithm, &hmac_secret());
-        ring::hmac::sign(&key, message).as_ref().to_vec()
+    let key = match alg.family() {
+        Family::Hmac => SigningKey::hmac(&hmac_secret()),
+        Family::Rsa => SigningKey::from_pkcs8_der(alg.as_str(), RSA2048_PK8).unwrap(),
+        Family::Ec(Curve::P256) => SigningKey::from_pkcs8_der(alg.as_str(), P256_PK8).unwrap(),
+        Family::Ec(_) => SigningKey::from_pkcs8_der(alg.as_str(), P384_PK8).unwrap(),
+        Family::Okp(_) => SigningKey::from_pkcs8_der(alg.as_str(), ED25519_PK8).unwrap(),
     };
-    let rsa = |encoding: &'static dyn ring_sig::RsaEncoding| {
-        let pair = RsaKeyPair::from_pkcs8(RSA2048_PK8).unwrap();
-        let mut sig = vec![0; pair.public().modulus_len()];
-        pair.sign(encoding, &rng, message, &mut sig).unwrap();
-        sig
-    };
-    let ecdsa = |algorithm, pk8| {
-        let pair = EcdsaKeyPair::from_pkcs8(algorithm, pk8, &rng).unwrap();
-        pair.sign(&rng, message).unwrap().as_ref().to_vec()
-    };
-    match alg {
-        Algorithm::HS256 => hmac(ring::hmac::HMAC_SHA256),
-        Algorithm::HS384 => hmac(ring::hmac::HMAC_SHA384),
-        Algorithm::HS512 => hmac(ring::hmac::HMAC_SHA512),
-        Algorithm::RS256 => rsa(&ring_sig::RSA_PKCS1_SHA256),
-        Algorithm::RS384 => rsa(&ring_sig::RSA_PKCS1_SHA384),
-        Algorithm::RS512 => rsa(&ring_sig::RSA_PKCS1_SHA512),
-        Algorithm::PS256 => rsa(&ring_sig::RSA_PSS_SHA256),
-        Algorithm::PS384 => rsa(&ring_sig::RSA_PSS_SHA384),
-        Algorithm::PS512 => rsa(&ring_sig::RSA_PSS_SHA512),
-        Algorithm::ES256 => ecdsa(&ring_sig::ECDSA_P256_SHA256_FIXED_SIGNING, P256_PK8),
-        Algorithm::ES384 => ecdsa(&ring_sig::ECDSA_P384_SHA384_FIXED_SIGNING, P384_PK8),
-        Algorithm::EdDSA => Ed25519KeyPair::from_pkcs8_maybe_unchecked(ED25519_PK8)
-            .unwrap()
-            .sign(message)
-            .as_ref()
-            .to_vec(),
-    }
+    key.sign(alg.as_str(), message).unwrap()
 }
 
 fn flip_bit(bytes: &[u8], bit: usize) -> Vec<u8> {
