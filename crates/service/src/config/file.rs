@@ -1,0 +1,429 @@
+//! The TOML configuration file: server settings and any number of issuers, each with its keys and policy.
+//!
+//! ```toml
+//! [server]
+//! listen = "0.0.0.0:3000"
+//!
+//! [[issuers]]
+//! issuer = "https://login.example.com"
+//! audiences = ["api"]
+//! algorithms = ["RS256"]
+//! jwks_file = "keys/login.json"      # relative to this file's directory
+//!
+//! [[issuers]]
+//! issuer = "internal"
+//! secret_env = "INTERNAL_JWT_SECRET"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use jwtv_verifier::{KeySet, Policy};
+use serde::Deserialize;
+
+use super::env::{Vars, check_size, strip_final_newline};
+use super::keys::{self, SecretError};
+use super::{
+    ConfigError, ENV_VARS, EnvFn, IssuerConfig, Loaded, ReadFileFn, Shared, assemble,
+    check_allow_list, check_listen, check_realm, io_reason, one_line, parse_algorithm, read_error,
+};
+
+/// Deepest JSON nesting an operator may allow; far beyond any real token.
+const MAX_JSON_DEPTH: usize = 128;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    issuers: Vec<IssuerSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_token_bytes: Option<usize>,
+    max_json_depth: Option<usize>,
+    expose_error_descriptions: Option<bool>,
+    realm: Option<String>,
+    allow_weak_secrets: Option<bool>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerSection {
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    algorithms: Vec<String>,
+    leeway: Option<u64>,
+    require_exp: Option<bool>,
+    max_age: Option<u64>,
+    #[serde(default)]
+    required_claims: Vec<String>,
+    subject: Option<String>,
+    types: Option<Vec<String>>,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+    secret: Option<String>,
+    secret_file: Option<String>,
+    secret_env: Option<String>,
+    jwks: Option<String>,
+    jwks_file: Option<String>,
+    #[serde(default)]
+    public_keys: Vec<PublicKeySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicKeySection {
+    file: String,
+    kid: Option<String>,
+    alg: Option<String>,
+}
+
+/// Errors about the file's content: `path: field: message`.
+struct At<'a> {
+    path: &'a str,
+}
+
+impl At<'_> {
+    fn err(&self, field: &str, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError::file(
+            self.path,
+            format!("{field}: {}", one_line(&message.to_string())),
+        )
+    }
+}
+
+pub(super) fn load(
+    path: &str,
+    env: EnvFn<'_>,
+    read_file: ReadFileFn<'_>,
+) -> Result<Loaded, ConfigError> {
+    let bytes = read_file(Path::new(path)).map_err(|e| {
+        ConfigError::file(
+            path,
+            format!("cannot read the configuration file: {}", io_reason(&e)),
+        )
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        ConfigError::file(path, format!("not UTF-8 text (byte {})", e.valid_up_to()))
+    })?;
+    let config: FileConfig = toml::from_str(text).map_err(|e| {
+        let location = match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                format!("{path}:{line}:{column}")
+            }
+            None => path.to_owned(),
+        };
+        ConfigError::file(location, e.message())
+    })?;
+
+    let at = At { path };
+    let vars = Vars::new(env);
+    let base = Path::new(path)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let (shared, allow_weak) = shared(&config.server, &vars, &at)?;
+    if config.issuers.is_empty() {
+        return Err(ConfigError::file(
+            path,
+            "no [[issuers]] table: configure at least one issuer with its keys",
+        ));
+    }
+
+    let mut warnings = ignored_variables(&vars, &config.issuers);
+    let mut issuers = Vec::with_capacity(config.issuers.len());
+    for (i, section) in config.issuers.iter().enumerate() {
+        let sources = Sources {
+            at: &at,
+            prefix: format!("issuers[{i}]"),
+            base: &base,
+            vars: &vars,
+            read_file,
+            allow_weak,
+        };
+        issuers.push(sources.issuer(section, &mut warnings)?);
+    }
+    assemble(issuers, shared, warnings, path, |m| {
+        ConfigError::file(path, m)
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn shared(
+    server: &ServerSection,
+    vars: &Vars<'_>,
+    at: &At<'_>,
+) -> Result<(Shared, bool), ConfigError> {
+    let mut shared = Shared::default();
+    // The file's address wins; without one, the platform's JWT_LISTEN or PORT still applies.
+    match &server.listen {
+        Some(listen) => {
+            shared.server.listen = check_listen(listen).map_err(|m| at.err("server.listen", m))?
+        }
+        None => {
+            if let Some(listen) = vars.listen()? {
+                shared.server.listen = listen;
+            }
+        }
+    }
+    if let Some(n) = server.max_body_bytes {
+        shared.options.max_body_bytes =
+            check_size(n).map_err(|m| at.err("server.max_body_bytes", m))?;
+    }
+    if let Some(n) = server.max_token_bytes {
+        shared.limits.max_token_bytes =
+            check_size(n).map_err(|m| at.err("server.max_token_bytes", m))?;
+    }
+    if let Some(depth) = server.max_json_depth {
+        if !(1..=MAX_JSON_DEPTH).contains(&depth) {
+            return Err(at.err(
+                "server.max_json_depth",
+                format!("{depth} is out of range: use 1 to {MAX_JSON_DEPTH}"),
+            ));
+        }
+        shared.limits.max_json_depth = depth;
+    }
+    if let Some(expose) = server.expose_error_descriptions {
+        shared.options.expose_descriptions = expose;
+    }
+    if let Some(realm) = &server.realm {
+        shared.options.realm = check_realm(realm).map_err(|m| at.err("server.realm", m))?;
+    }
+    if let Some(secs) = server.request_timeout_secs {
+        if !(1..=3600).contains(&secs) {
+            return Err(at.err(
+                "server.request_timeout_secs",
+                format!("{secs} is out of range: use 1 to 3600 seconds"),
+            ));
+        }
+        shared.server.request_timeout = std::time::Duration::from_secs(secs);
+    }
+    if let Some(n) = server.max_connections {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(at.err(
+                "server.max_connections",
+                format!("{n} is out of range: use 1 to 1000000"),
+            ));
+        }
+        shared.server.max_connections = n;
+    }
+    Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
+}
+
+/// The file is the whole configuration; a `JWT_*` variable left in the environment would silently do
+/// nothing, so say so at every start. A variable the file reads through `secret_env` is not ignored.
+fn ignored_variables(vars: &Vars<'_>, issuers: &[IssuerSection]) -> Vec<String> {
+    ENV_VARS
+        .iter()
+        .filter(|name| vars.string(name).is_some())
+        .filter(|name| {
+            !issuers
+                .iter()
+                .any(|i| i.secret_env.as_deref() == Some(**name))
+        })
+        .map(|name| {
+            format!("{name} is set but ignored: the configuration file is the whole configuration")
+        })
+        .collect()
+}
+
+/// Everything needed to read one issuer's key sources.
+struct Sources<'a> {
+    at: &'a At<'a>,
+    prefix: String,
+    base: &'a Path,
+    vars: &'a Vars<'a>,
+    read_file: ReadFileFn<'a>,
+    allow_weak: bool,
+}
+
+impl Sources<'_> {
+    fn field(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    fn err(&self, field: &str, message: impl std::fmt::Display) -> ConfigError {
+        self.at.err(&self.field(field), message)
+    }
+
+    /// Paths are relative to the configuration file, so a config directory can move as a whole.
+    fn read(&self, field: &str, file: &str) -> Result<Vec<u8>, ConfigError> {
+        let full: PathBuf = self.base.join(file);
+        (self.read_file)(&full).map_err(|e| self.err(field, read_error(file, &e)))
+    }
+
+    fn issuer(
+        &self,
+        s: &IssuerSection,
+        warnings: &mut Vec<String>,
+    ) -> Result<IssuerConfig, ConfigError> {
+        let policy = self.policy(s)?;
+        let mut secrets = Vec::new();
+
+        let mut set = match (&s.jwks, &s.jwks_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.err("jwks_file", "set either jwks or jwks_file, not both"));
+            }
+            (Some(inline), None) => Some(("jwks", inline.as_bytes().to_vec())),
+            (None, Some(file)) => Some(("jwks_file", self.read("jwks_file", file)?)),
+            (None, None) => None,
+        }
+        .map(|(field, document)| {
+            let imported =
+                keys::jwks(&document, self.allow_weak).map_err(|m| self.err(field, m))?;
+            if let Some(weak) = imported.weak {
+                warnings.push(self.weak_warning(field, &weak));
+            }
+            secrets.extend(imported.secrets);
+            Ok::<KeySet, ConfigError>(imported.set)
+        })
+        .transpose()?
+        .unwrap_or_default();
+
+        let secret = match (&s.secret, &s.secret_file, &s.secret_env) {
+            (None, None, None) => None,
+            (Some(secret), None, None) => Some(("secret", secret.as_bytes().to_vec())),
+            (None, Some(file), None) => Some((
+                "secret_file",
+                strip_final_newline(self.read("secret_file", file)?),
+            )),
+            (None, None, Some(name)) => match self.vars.raw(name) {
+                Some(value) => Some(("secret_env", value.into_bytes())),
+                None => {
+                    return Err(self.err(
+                        "secret_env",
+                        format!("environment variable {name:?} is not set"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(self.err(
+                    "secret",
+                    "set only one of secret, secret_file and secret_env",
+                ));
+            }
+        };
+        if let Some((field, bytes)) = secret {
+            let imported =
+                keys::secret(bytes, &policy.algorithms, self.allow_weak).map_err(|e| match e {
+                    SecretError::Weak(m) => self.err(
+                        field,
+                        format!(
+                            "{m}; use a longer secret or set allow_weak_secrets = true in [server]"
+                        ),
+                    ),
+                    SecretError::NoHmacAlgorithm => self.err(
+                        field,
+                        format!(
+                            "an HMAC secret is configured but {} lists no HS algorithm",
+                            self.field("algorithms")
+                        ),
+                    ),
+                    SecretError::Key(m) => self.err(field, m),
+                })?;
+            if let Some(weak) = imported.weak {
+                warnings.push(self.weak_warning(field, &weak));
+            }
+            set.push(imported.key);
+            secrets.push(imported.secret);
+        }
+
+        for (k, public) in s.public_keys.iter().enumerate() {
+            let field = format!("public_keys[{k}]");
+            let alg = public
+                .alg
+                .as_deref()
+                .map(parse_algorithm)
+                .transpose()
+                .map_err(|m| self.err(&format!("{field}.alg"), m))?;
+            let pem = self.read(&format!("{field}.file"), &public.file)?;
+            let key = keys::pem(&pem, public.kid.clone(), alg).map_err(|m| self.err(&field, m))?;
+            set.push(key);
+        }
+
+        if set.is_empty() {
+            return Err(self.at.err(
+                &self.prefix,
+                "no key configured: set secret, secret_file, secret_env, jwks, jwks_file or public_keys",
+            ));
+        }
+        let unserved = check_allow_list(&policy, &set).map_err(|m| self.err("algorithms", m))?;
+        for alg in unserved {
+            warnings.push(format!(
+                "{}: {}: no configured key can verify {alg}; tokens signed with it will be refused",
+                self.at.path,
+                self.field("algorithms")
+            ));
+        }
+        Ok(IssuerConfig {
+            policy,
+            keys: set,
+            secrets,
+        })
+    }
+
+    fn weak_warning(&self, field: &str, shortfall: &str) -> String {
+        format!(
+            "{}: {}: {shortfall}; accepted only because allow_weak_secrets is set \
+             (anyone who guesses the secret can mint tokens: use a longer one)",
+            self.at.path,
+            self.field(field)
+        )
+    }
+
+    fn policy(&self, s: &IssuerSection) -> Result<Policy, ConfigError> {
+        if s.issuer.as_deref().is_some_and(str::is_empty) {
+            return Err(self.err(
+                "issuer",
+                "is empty; omit it to make this the default issuer",
+            ));
+        }
+        let algorithms = s
+            .algorithms
+            .iter()
+            .map(|a| parse_algorithm(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| self.err("algorithms", m))?;
+        let defaults = Policy::default();
+        let types = match &s.types {
+            Some(types) if types.is_empty() => {
+                return Err(self.err("types", "is empty; omit it to accept typ \"JWT\""));
+            }
+            Some(types) => types.clone(),
+            None => defaults.types.clone(),
+        };
+        Ok(Policy {
+            issuer: s.issuer.clone(),
+            audiences: s.audiences.clone(),
+            algorithms,
+            leeway_secs: s.leeway.unwrap_or(defaults.leeway_secs),
+            require_exp: s.require_exp.unwrap_or(defaults.require_exp),
+            max_age_secs: s.max_age,
+            required_claims: s.required_claims.clone(),
+            subject: s.subject.clone(),
+            types,
+            required_scopes: s.required_scopes.clone(),
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! Key sources (secrets, JWKS documents, PEM public keys) turned into verifier keys.
+//!
+//! Errors are returned as plain messages; the front end that knows where the value came from (a
+//! variable, a file field) adds that.
+
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use jwtv_verifier::{
+    Algorithm, Family, Key, KeyError, KeyMaterial, KeyParams, KeySet, Policy, Unusable,
+    decode_public_key_pem, parse_jwks,
+};
+use serde_json::Value;
+
+use super::HmacSecret;
+
+/// Same leniency as the verifier's JWK import: key documents are configuration, and some publishers pad.
+const KEY_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// An imported HMAC secret: the verifier key, the secret itself (for minting), and a warning when it
+/// was accepted only thanks to the weak-secret override.
+pub(crate) struct ImportedSecret {
+    pub key: Key,
+    pub secret: HmacSecret,
+    pub weak: Option<String>,
+}
+
+/// An imported JWKS: its keys, the `oct` secrets among them (for minting), and a warning when it was
+/// accepted only thanks to the weak-secret override.
+pub(crate) struct ImportedSet {
+    pub set: KeySet,
+    pub secrets: Vec<HmacSecret>,
+    pub weak: Option<String>,
+}
+
+/// An HMAC secret, checked against the algorithms it would serve.
+///
+/// `allow_list` is the issuer's (possibly empty) algorithm allow-list. Without the override, a secret
+/// too short for every HS algorithm it could serve is refused; with it, the secret serves them all and
+/// the shortfall is reported as a warning.
+pub(crate) fn secret(
+    secret: Vec<u8>,
+    allow_list: &[Algorithm],
+    allow_weak: bool,
+) -> Result<ImportedSecret, SecretError> {
+    if secret.is_empty() {
+        return Err(SecretError::Key(KeyError::EmptySecret.to_string()));
+    }
+    let candidates: Vec<Algorithm> = if allow_list.is_empty() {
+        Algorithm::for_family(Family::Hmac).collect()
+    } else {
+        allow_list
+            .iter()
+            .copied()
+            .filter(|a| a.family() == Family::Hmac)
+            .collect()
+    };
+    // Candidates come in hash-size order, so the first one a secret is too short for is the one to name.
+    let Some(&weakest) = candidates.first() else {
+        return Err(SecretError::NoHmacAlgorithm);
+    };
+    let shortfall = candidates
+        .iter()
+        .copied()
+        .find(|a| secret.len() < a.hash_len())
+        .map(|alg| {
+            KeyError::WeakSecret {
+                alg,
+                len: secret.len(),
+                min: alg.hash_len(),
+            }
+            .to_string()
+        });
+    let too_short_for_all = secret.len() < weakest.hash_len();
+    if too_short_for_all && !allow_weak {
+        return Err(SecretError::Weak(shortfall.unwrap_or_default()));
+    }
+    // The override is only used when needed: a secret long enough for HS256 keeps the strict binding.
+    let use_override = allow_weak && shortfall.is_some();
+    let params = KeyParams {
+        allow_weak_secret: use_override,
+        ..KeyParams::default()
+    };
+    let key = Key::new(KeyMaterial::Hmac(secret.clone()), params)
+        .map_err(|e| SecretError::Key(e.to_string()))?;
+    Ok(ImportedSecret {
+        key,
+        secret: HmacSecret {
+            issuer: 0,
+            kid: None,
+            alg: None,
+            secret,
+        },
+        weak: if use_override { shortfall } else { None },
+    })
+}
+
+#[derive(Debug)]
+pub(crate) enum SecretError {
+    /// Shorter than the hash output and no override: the front end adds how to override.
+    Weak(String),
+    /// An HMAC secret, but the allow-list names no HS algorithm.
+    NoHmacAlgorithm,
+    Key(String),
+}
+
+/// A JWKS document (or a single JWK) written by the operator: any key we cannot use is an error.
+pub(crate) fn jwks(document: &[u8], allow_weak: bool) -> Result<ImportedSet, String> {
+    let (set, weak) = match parse_jwks(document, Unusable::Fail, false) {
+        Ok(set) => (set, None),
+        // Retried with the override only when the strict parse failed, so strong keys keep their
+        // strict binding and the warning names exactly what the override let through.
+        Err(strict) if allow_weak => match parse_jwks(document, Unusable::Fail, true) {
+            Ok(set) => (set, Some(strict.to_string())),
+            Err(e) => return Err(e.to_string()),
+        },
+        Err(e) => return Err(e.to_string()),
+    };
+    if set.is_empty() {
+        return Err("the key set holds no key".to_owned());
+    }
+    Ok(ImportedSet {
+        set,
+        secrets: oct_secrets(document),
+        weak,
+    })
+}
+
+/// A PEM public key (SPKI or PKCS#1), optionally named and bound to one algorithm.
+pub(crate) fn pem(text: &[u8], kid: Option<String>, alg: Option<Algorithm>) -> Result<Key, String> {
+    let text =
+        std::str::from_utf8(text).map_err(|_| "not a PEM document (not UTF-8 text)".to_owned())?;
+    let material = decode_public_key_pem(text).map_err(|e| e.to_string())?;
+    Key::new(
+        material,
+        KeyParams {
+            kid,
+            alg,
+            ..KeyParams::default()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The `oct` keys of a JWKS, for minting test tokens with the same secret. Only called on documents the
+/// verifier already accepted, so anything odd is simply skipped.
+fn oct_secrets(document: &[u8]) -> Vec<HmacSecret> {
+    let Ok(root) = serde_json::from_slice::<Value>(document) else {
+        return Vec::new();
+    };
+    let jwks: Vec<&Value> = match root.get("keys") {
+        Some(Value::Array(keys)) => keys.iter().collect(),
+        _ => vec![&root],
+    };
+    jwks.into_iter()
+        .filter(|k| k.get("kty").and_then(Value::as_str) == Some("oct"))
+        .filter_map(|k| {
+            let secret = KEY_B64.decode(k.get("k")?.as_str()?).ok()?;
+            Some(HmacSecret {
+                issuer: 0,
+                kid: k.get("kid").and_then(Value::as_str).map(str::to_owned),
+                alg: k
+                    .get("alg")
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.parse().ok()),
+                secret,
+            })
+        })
+        .collect()
+}
+
+/// `HS256, HS384` (or `nothing`).
+pub(crate) fn alg_list(algs: &[Algorithm]) -> String {
+    if algs.is_empty() {
+        return "nothing".to_owned();
+    }
+    algs.iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Hmac => "HMAC secret",
+        Family::Rsa => "RSA key",
+        Family::Ec(_) => "EC key",
+        Family::Okp(_) => "Ed25519 key",
+    }
+}
+
+/// One summary line for an issuer: who, which keys, which algorithms, which policy. Never key bytes.
+pub(crate) fn describe_issuer(policy: &Policy, keys: &KeySet) -> String {
+    let who = match &policy.issuer {
+        Some(iss) => format!("issuer {iss:?}"),
+        None => "default issuer (tokens whose iss no other issuer claims)".to_owned(),
+    };
+    let key_words: Vec<String> = keys
+        .keys()
+        .iter()
+        .map(|k| {
+            let kid = k
+                .kid()
+                .map(|kid| format!(" kid {kid:?}"))
+                .unwrap_or_default();
+            format!(
+                "{}{kid} ({})",
+                family_name(k.family()),
+                alg_list(k.algorithms())
+            )
+        })
+        .collect();
+    let algorithms = if policy.algorithms.is_empty() {
+        format!("any the keys serve ({})", alg_list(&keys.algorithms()))
+    } else {
+        alg_list(&policy.algorithms)
+    };
+    let mut line = format!(
+        "{who}: {} key(s): {}; algorithms: {algorithms}",
+        keys.keys().len(),
+        key_words.join(", ")
+    );
+    if !policy.audiences.is_empty() {
+        line.push_str(&format!("; audiences: {}", policy.audiences.join(", ")));
+    }
+    line.push_str(&format!(
+        "; leeway {}s; exp {}",
+        policy.leeway_secs,
+        if policy.require_exp {
+            "required"
+        } else {
+            "optional"
+        }
+    ));
+    if let Some(max_age) = policy.max_age_secs {
+        line.push_str(&format!("; max age {max_age}s"));
+    }
+    if !policy.required_claims.is_empty() {
+        line.push_str(&format!(
+            "; required claims: {}",
+            policy.required_claims.join(", ")
+        ));
+    }
+    if let Some(sub) = &policy.subject {
+        line.push_str(&format!("; subject {sub:?}"));
+    }
+    if !policy.required_scopes.is_empty() {
+        line.push_str(&format!(
+            "; required scopes: {}",
+            policy.required_scopes.join(" ")
+        ));
+    }
+    line.push_str(&format!("; typ: {}", policy.types.join(", ")));
+    line
+}

@@ -1,0 +1,133 @@
+//! The HTTP contract of jwt-validator (`design/api.md`), as a pure function from an
+//! [`http::Request`] to an [`http::Response`].
+//!
+//! Both shells, the native server and the WebAssembly component, call [`Service::handle`] and only
+//! move bytes, so every decision, status code and body is made here once.
+//!
+//! What it must not do: open sockets, read files, read the clock or the environment, or need an async
+//! runtime. Time comes in as an argument; configuration comes in through injected readers
+//! ([`config::load`]).
+
+pub mod config;
+mod health;
+mod response;
+mod validate;
+
+use http::{Method, Request, Response};
+use jwtv_verifier::{Code, KeyStore, Verifier};
+use std::sync::Arc;
+
+pub use jwtv_verifier as verifier;
+
+/// Service-level settings (the verifier carries its own limits and policies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Largest request body read; larger bodies get 413 before any parsing.
+    pub max_body_bytes: usize,
+    /// Include human `error_description` text in answers. Codes are always present.
+    pub expose_descriptions: bool,
+    /// `realm` of `WWW-Authenticate` challenges.
+    pub realm: String,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_body_bytes: 16 * 1024,
+            expose_descriptions: true,
+            realm: "jwt-validator".to_owned(),
+        }
+    }
+}
+
+/// What the service decided about a token, for the shell's logs and metrics (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub code: Option<Code>,
+    pub iss: Option<String>,
+    pub kid: Option<String>,
+}
+
+/// A response plus the decision behind it, when the request asked for one.
+#[derive(Debug)]
+pub struct Handled {
+    pub response: Response<Vec<u8>>,
+    pub decision: Option<Decision>,
+}
+
+/// The validator's HTTP contract.
+pub struct Service {
+    verifier: Verifier,
+    keys: Arc<dyn KeyStore + Send + Sync>,
+    options: Options,
+}
+
+impl Service {
+    pub fn new(
+        verifier: Verifier,
+        keys: Arc<dyn KeyStore + Send + Sync>,
+        options: Options,
+    ) -> Service {
+        Service {
+            verifier,
+            keys,
+            options,
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.options.max_body_bytes
+    }
+
+    /// Ready once every issuer has a usable key set.
+    pub fn is_ready(&self) -> bool {
+        (0..self.verifier.policies().len()).all(|i| self.keys.key_set(i).is_some())
+    }
+
+    /// Answers one request received at `now_secs` (seconds since the Unix epoch).
+    pub fn handle<B: AsRef<[u8]>>(&self, req: &Request<B>, now_secs: u64) -> Handled {
+        let path = req.uri().path();
+        match path {
+            "/validate" => validate::handle(self, req, now_secs),
+            "/healthz" => plain(health::healthz(req.method())),
+            "/readyz" => plain(health::readyz(req.method(), self.is_ready())),
+            _ => plain(response::not_found(path)),
+        }
+    }
+
+    /// The 413 answer, for shells that stop reading a body once it passes [`Service::max_body_bytes`].
+    pub fn payload_too_large(&self) -> Handled {
+        plain(validate::too_large(self))
+    }
+}
+
+fn plain(response: Response<Vec<u8>>) -> Handled {
+    Handled {
+        response,
+        decision: None,
+    }
+}
+
+/// Methods that only read.
+fn is_read(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+impl config::Loaded {
+    /// The service for a loaded configuration, with its static key sets.
+    pub fn into_service(self) -> Service {
+        Service::new(self.verifier, Arc::new(self.keys), self.options)
+    }
+}
+
+#[cfg(test)]
+mod tests;

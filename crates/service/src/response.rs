@@ -1,0 +1,125 @@
+//! Response shapes shared by every route: JSON bodies, error bodies, Bearer challenges.
+
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use jwtv_verifier::{Code, Rejection};
+use serde::Serialize;
+use serde_json::json;
+
+/// Seconds a client should wait before retrying while keys are unavailable.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// A JSON response. Every answer of the service is `no-store`: a verdict is about one token at one
+/// moment and must never be replayed by a cache.
+pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Vec<u8>> {
+    // Our bodies always serialize; the fallback keeps this path free of panics anyway.
+    let bytes = serde_json::to_vec(body)
+        .unwrap_or_else(|_| br#"{"valid":false,"error":"internal"}"#.to_vec());
+    let mut response = Response::new(bytes);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// HTTP status for a reason code (`design/api.md` §4).
+pub(crate) fn status_for(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidRequest | Code::MissingToken => StatusCode::BAD_REQUEST,
+        Code::InsufficientScope => StatusCode::FORBIDDEN,
+        Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    }
+}
+
+/// The `{"valid":false,"error":…}` body of the drop-in API. A struct, not a map, so the fields keep
+/// the old service's order (`valid` first) byte for byte.
+#[derive(Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    valid: bool,
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+}
+
+impl<'a> ErrorBody<'a> {
+    pub(crate) fn new(code: &'a str, description: &'a str, expose: bool) -> ErrorBody<'a> {
+        ErrorBody {
+            valid: false,
+            error: code,
+            error_description: expose.then_some(description),
+        }
+    }
+}
+
+/// An error answer with a status from the code; adds `Retry-After` when keys are unavailable.
+pub(crate) fn error(status: StatusCode, rejection: &Rejection, expose: bool) -> Response<Vec<u8>> {
+    let body = ErrorBody::new(rejection.code.as_str(), &rejection.description, expose);
+    let mut response = json(status, &body);
+    if rejection.code == Code::TemporarilyUnavailable {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+    response
+}
+
+/// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3). With no `error` it just asks for a token.
+pub(crate) fn bearer_challenge(realm: &str, error: Option<(&str, &str)>) -> HeaderValue {
+    let mut value = format!("Bearer realm=\"{}\"", quoted_safe(realm));
+    if let Some((code, description)) = error {
+        value.push_str(&format!(", error=\"{code}\""));
+        if !description.is_empty() {
+            value.push_str(&format!(
+                ", error_description=\"{}\"",
+                quoted_safe(description)
+            ));
+        }
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// The challenge error for a reason code: `insufficient_scope` keeps its name, every other token
+/// problem is `invalid_token` (RFC 6750 §3.1).
+pub(crate) fn challenge_error(code: Code) -> &'static str {
+    match code {
+        Code::InsufficientScope => "insufficient_scope",
+        Code::MissingToken | Code::InvalidRequest => "invalid_request",
+        _ => "invalid_token",
+    }
+}
+
+/// RFC 6750 allows only `%x20-21 / %x23-5B / %x5D-7E` in these values: no quote, no backslash, no
+/// control characters (so no header injection), ASCII only.
+pub(crate) fn quoted_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .take(200)
+        .collect()
+}
+
+pub(crate) fn set_header(response: &mut Response<Vec<u8>>, name: HeaderName, value: HeaderValue) {
+    response.headers_mut().insert(name, value);
+}
+
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Vec<u8>> {
+    let description = format!("method not allowed; use {allow}");
+    let body = ErrorBody::new(Code::InvalidRequest.as_str(), &description, true);
+    let mut response = json(StatusCode::METHOD_NOT_ALLOWED, &body);
+    set_header(&mut response, ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+pub(crate) fn not_found(path: &str) -> Response<Vec<u8>> {
+    let shown: String = path.chars().take(64).collect();
+    json(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "not_found", "error_description": format!("no route for {shown}")}),
+    )
+}

@@ -1,0 +1,267 @@
+//! The contract of `design/api.md` §1, §3 and §4, driven in-process (the HTTP suites in
+//! `crates/server/tests` drive the same code through the real shells).
+
+use crate::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Request, StatusCode};
+use jwtv_verifier::{Key, KeyMaterial, KeyParams, KeySet, KeyStore, Limits, Policy, StaticKeys};
+use serde_json::{Value, json};
+
+const NOW: u64 = 1_700_000_000;
+const SECRET: &[u8] = b"an-hmac-secret-that-is-32-bytes!";
+
+fn service_with(options: Options, keys: Arc<dyn KeyStore + Send + Sync>) -> Service {
+    let policy = Policy {
+        audiences: vec!["api".into()],
+        ..Policy::default()
+    };
+    let verifier = Verifier::new(vec![policy], Limits::default()).unwrap();
+    Service::new(verifier, keys, options)
+}
+
+fn static_keys() -> Arc<dyn KeyStore + Send + Sync> {
+    let key = Key::new(KeyMaterial::Hmac(SECRET.to_vec()), KeyParams::default()).unwrap();
+    Arc::new(StaticKeys(vec![Arc::new(KeySet::new(vec![key]))]))
+}
+
+fn service() -> Service {
+    service_with(Options::default(), static_keys())
+}
+
+fn token(claims: Value) -> String {
+    let input = format!(
+        "{}.{}",
+        B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        B64.encode(claims.to_string())
+    );
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET),
+        input.as_bytes(),
+    );
+    format!("{input}.{}", B64.encode(mac.as_ref()))
+}
+
+fn good() -> String {
+    token(json!({"sub": "alice", "aud": "api", "exp": NOW + 90}))
+}
+
+fn post(body: &str) -> Request<Vec<u8>> {
+    Request::post("/validate")
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+fn call(s: &Service, req: Request<Vec<u8>>) -> (StatusCode, Value, Handled) {
+    let handled = s.handle(&req, NOW);
+    let body: Value =
+        serde_json::from_slice(handled.response.body()).expect("every answer is JSON");
+    assert_eq!(handled.response.headers()[CACHE_CONTROL], "no-store");
+    assert_eq!(handled.response.headers()[CONTENT_TYPE], "application/json");
+    (handled.response.status(), body, handled)
+}
+
+#[test]
+fn valid_token_is_200_with_claims_and_expires_in() {
+    let (status, body, handled) = call(&service(), post(&json!({"token": good()}).to_string()));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["valid"], true);
+    assert_eq!(body["claims"]["sub"], "alice");
+    assert_eq!(body["expires_in"], 90);
+    assert!(
+        handled
+            .response
+            .body()
+            .starts_with(br#"{"valid":true,"claims":{"#)
+    );
+    assert!(handled.decision.unwrap().allowed);
+}
+
+#[test]
+fn rejected_token_is_401_with_code_description_and_challenge() {
+    let t = token(json!({"aud": "other", "exp": NOW + 90}));
+    let (status, body, handled) = call(&service(), post(&json!({"token": t}).to_string()));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body,
+        json!({"valid": false, "error": "invalid_audience", "error_description": "audience is not accepted"})
+    );
+    let challenge = handled.response.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        challenge,
+        r#"Bearer realm="jwt-validator", error="invalid_token", error_description="audience is not accepted""#
+    );
+    let decision = handled.decision.unwrap();
+    assert_eq!(
+        (decision.allowed, decision.code),
+        (false, Some(Code::InvalidAudience))
+    );
+}
+
+#[test]
+fn missing_token_and_bad_bodies_are_400() {
+    let s = service();
+    for (body, code) in [
+        ("", "missing_token"),
+        ("  ", "missing_token"),
+        ("{}", "missing_token"),
+        (r#"{"token":""}"#, "missing_token"),
+        (r#"{"token":null}"#, "missing_token"),
+        (r#"{"token":5}"#, "invalid_request"),
+        (r#"{"token":["a"]}"#, "invalid_request"),
+        ("not json", "invalid_request"),
+        ("[]", "invalid_request"),
+        (r#"{"token":"a","token":"b"}"#, "invalid_request"),
+    ] {
+        let (status, json, handled) = call(&s, post(body));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(json["valid"], false, "{body}");
+        assert_eq!(json["error"], code, "{body}");
+        assert!(!handled.response.headers().contains_key(WWW_AUTHENTICATE));
+    }
+}
+
+#[test]
+fn limits_method_and_content_type() {
+    let s = service_with(
+        Options {
+            max_body_bytes: 64,
+            ..Options::default()
+        },
+        static_keys(),
+    );
+    let (status, body, _) = call(&s, post(&format!(r#"{{"token":"{}"}}"#, "a".repeat(80))));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request"))
+    );
+    assert_eq!(
+        s.payload_too_large().response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+
+    let get = Request::get("/validate").body(Vec::new()).unwrap();
+    let (status, _, handled) = call(&s, get);
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(handled.response.headers()["allow"], "POST");
+
+    let text = Request::post("/validate")
+        .header(CONTENT_TYPE, "text/plain")
+        .body(b"{}".to_vec())
+        .unwrap();
+    assert_eq!(call(&s, text).0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let form = Request::post("/validate")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(b"token=x".to_vec())
+        .unwrap();
+    assert_eq!(call(&s, form).0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body = json!({"token": good()}).to_string().into_bytes();
+    let bare = Request::post("/validate").body(body.clone()).unwrap();
+    assert_eq!(
+        call(&service(), bare).0,
+        StatusCode::OK,
+        "missing Content-Type is JSON"
+    );
+    let charset = Request::post("/validate")
+        .header(CONTENT_TYPE, "Application/JSON; charset=utf-8")
+        .body(body)
+        .unwrap();
+    assert_eq!(call(&service(), charset).0, StatusCode::OK);
+}
+
+#[test]
+fn descriptions_can_be_hidden() {
+    let s = service_with(
+        Options {
+            expose_descriptions: false,
+            ..Options::default()
+        },
+        static_keys(),
+    );
+    let (status, body, handled) = call(&s, post(r#"{"token":"a.b.c"}"#));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, json!({"valid": false, "error": "malformed_token"}));
+    // Byte for byte what the old Express service answered, field order included.
+    assert_eq!(
+        handled.response.body(),
+        br#"{"valid":false,"error":"malformed_token"}"#
+    );
+    assert_eq!(
+        handled.response.headers()[WWW_AUTHENTICATE],
+        r#"Bearer realm="jwt-validator", error="invalid_token""#
+    );
+}
+
+#[test]
+fn error_bodies_never_echo_the_token() {
+    let s = service();
+    let forged = format!("{}x", good());
+    for t in [
+        forged.as_str(),
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        "a.b.c",
+    ] {
+        let handled = s.handle(&post(&json!({"token": t}).to_string()), NOW);
+        let text = String::from_utf8(handled.response.body().clone()).unwrap();
+        assert!(!text.contains(t), "{text}");
+        let challenge = handled.response.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(!challenge.contains(t));
+    }
+}
+
+#[test]
+fn keys_not_loaded_is_503_never_valid() {
+    let s = service_with(Options::default(), Arc::new(StaticKeys(Vec::new())));
+    let (status, body, handled) = call(&s, post(&json!({"token": good()}).to_string()));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(body["valid"], false);
+    assert!(handled.response.headers().contains_key(RETRY_AFTER));
+    let ready = Request::get("/readyz").body(Vec::new()).unwrap();
+    assert_eq!(call(&s, ready).0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn operations_routes() {
+    let s = service();
+    let get = |path: &str| Request::get(path).body(Vec::new()).unwrap();
+    assert_eq!(call(&s, get("/healthz")).1, json!({"status": "ok"}));
+    assert_eq!(call(&s, get("/readyz")).1, json!({"status": "ready"}));
+    let (status, body, _) = call(&s, get("/nope"));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let post_health = Request::post("/healthz").body(Vec::new()).unwrap();
+    assert_eq!(call(&s, post_health).0, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[test]
+fn every_code_has_its_status() {
+    for code in Code::ALL {
+        let expected = match code {
+            Code::InvalidRequest | Code::MissingToken => 400,
+            Code::InsufficientScope => 403,
+            Code::TemporarilyUnavailable => 503,
+            _ => 401,
+        };
+        assert_eq!(response::status_for(code).as_u16(), expected, "{code}");
+    }
+}
+
+#[test]
+fn challenge_values_cannot_inject_headers() {
+    let v = response::bearer_challenge(
+        "r\"e\\alm\r\nX-Evil: 1",
+        Some(("invalid_token", "kid \"x\"\r\nSet-Cookie: a")),
+    );
+    let s = v.to_str().unwrap();
+    assert!(!s.contains('\r') && !s.contains('\n'));
+    assert_eq!(s.matches('"').count(), 6, "{s}");
+}

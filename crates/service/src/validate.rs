@@ -1,0 +1,173 @@
+//! `POST /validate`: the drop-in for the Express service (`{"token": "…"}` in, `{"valid": …}` out).
+
+use crate::response;
+use crate::{Decision, Handled, Service};
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use jwtv_verifier::Claims;
+use jwtv_verifier::{Code, Rejection, json as strict_json};
+use serde::Serialize;
+use serde_json::Value;
+
+pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u64) -> Handled {
+    if req.method() != Method::POST {
+        return plain(response::method_not_allowed("POST"));
+    }
+    if !content_type_is_json(req) {
+        let rejection = Rejection::new(
+            Code::InvalidRequest,
+            "Content-Type must be application/json (with curl: -H 'content-type: application/json')",
+        );
+        return plain(response::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &rejection,
+            service.options.expose_descriptions,
+        ));
+    }
+    let body = req.body().as_ref();
+    if body.len() > service.options.max_body_bytes {
+        return plain(too_large(service));
+    }
+    let token = match extract_token(body, service.verifier.limits().max_json_depth) {
+        Ok(token) => token,
+        Err(rejection) => return reject(service, rejection, None, None),
+    };
+    match service
+        .verifier
+        .verify(token.as_bytes(), now, &*service.keys)
+    {
+        Ok(verified) => {
+            let body = Valid {
+                valid: true,
+                claims: &verified.claims,
+                expires_in: verified
+                    .expires_at
+                    .map(|exp| (exp - now as f64).floor().max(0.0) as u64),
+            };
+            let iss = verified
+                .claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Handled {
+                response: response::json(StatusCode::OK, &body),
+                decision: Some(Decision {
+                    allowed: true,
+                    code: None,
+                    iss,
+                    kid: verified.kid,
+                }),
+            }
+        }
+        Err(rejected) => reject(service, rejected.rejection, rejected.iss, rejected.kid),
+    }
+}
+
+/// `{"valid":true,…}` first, as the old service answered; the additive fields follow.
+#[derive(Serialize)]
+struct Valid<'a> {
+    valid: bool,
+    claims: &'a Claims,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+}
+
+pub(crate) fn too_large(service: &Service) -> Response<Vec<u8>> {
+    let rejection = Rejection::new(
+        Code::InvalidRequest,
+        format!(
+            "request body exceeds {} bytes",
+            service.options.max_body_bytes
+        ),
+    );
+    response::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &rejection,
+        service.options.expose_descriptions,
+    )
+}
+
+fn reject(
+    service: &Service,
+    rejection: Rejection,
+    iss: Option<String>,
+    kid: Option<String>,
+) -> Handled {
+    let expose = service.options.expose_descriptions;
+    let status = response::status_for(rejection.code);
+    let mut response = response::error(status, &rejection, expose);
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let description = if expose {
+            rejection.description.as_ref()
+        } else {
+            ""
+        };
+        let challenge = response::bearer_challenge(
+            &service.options.realm,
+            Some((response::challenge_error(rejection.code), description)),
+        );
+        response::set_header(&mut response, WWW_AUTHENTICATE, challenge);
+    }
+    Handled {
+        response,
+        decision: Some(Decision {
+            allowed: false,
+            code: Some(rejection.code),
+            iss,
+            kid,
+        }),
+    }
+}
+
+/// The old service read `req.body.token` and answered 400 when it was falsy: no body, `{}`, `""` and
+/// `null` all mean "no token". A body that is not a JSON object, or a token of another type, is a
+/// malformed request.
+fn extract_token(body: &[u8], max_depth: usize) -> Result<String, Rejection> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Rejection::new(
+            Code::MissingToken,
+            "request body is empty; send {\"token\": \"<jwt>\"}",
+        ));
+    }
+    let object = strict_json::parse_object(body, max_depth).map_err(|e| {
+        Rejection::new(
+            Code::InvalidRequest,
+            format!("request body is not a JSON object: {e}"),
+        )
+    })?;
+    match object.get("token") {
+        Some(Value::String(t)) if !t.is_empty() => Ok(t.clone()),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            Err(Rejection::new(Code::MissingToken, "no token given"))
+        }
+        Some(_) => Err(Rejection::new(
+            Code::InvalidRequest,
+            "token must be a string",
+        )),
+    }
+}
+
+/// A missing Content-Type is taken as JSON (curl without -H, old clients); anything that names another
+/// media type is refused rather than guessed at.
+fn content_type_is_json<B>(req: &Request<B>) -> bool {
+    let Some(value) = req.headers().get(CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media.is_empty() || media == "application/json" || media.ends_with("+json")
+}
+
+fn plain(response: Response<Vec<u8>>) -> Handled {
+    Handled {
+        response,
+        decision: None,
+    }
+}
