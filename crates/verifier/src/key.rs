@@ -41,6 +41,11 @@ impl std::fmt::Debug for KeyMaterial {
 }
 
 impl KeyMaterial {
+    /// The key type as a JWK would name it, for messages.
+    pub fn family_label(&self) -> &'static str {
+        family_name(self.family())
+    }
+
     pub fn family(&self) -> Family {
         match self {
             KeyMaterial::Hmac(_) => Family::Hmac,
@@ -76,6 +81,8 @@ pub enum KeyError {
         family: &'static str,
         alg: Algorithm,
     },
+    #[error("{0} keys are not supported by this build")]
+    Unsupported(&'static str),
     #[error("{0}")]
     Format(String),
 }
@@ -254,13 +261,23 @@ impl KeySet {
 
     /// Picks the key for a token's `alg` and `kid`.
     ///
-    /// `kid` is only compared for equality. A token without `kid` is accepted only when exactly one
-    /// key fits its algorithm, so an attacker cannot steer verification towards a key of their choice.
+    /// `kid` is only compared for equality. A token without `kid` (or naming none of the keys) is
+    /// accepted only when exactly one key without a kid fits its algorithm (any key, for a token without
+    /// kid), so an attacker cannot steer verification towards a key of their choice.
     pub fn select(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, Rejection> {
         match kid {
             Some(kid) => {
                 let mut named = self.keys.iter().filter(|k| k.kid() == Some(kid)).peekable();
                 if named.peek().is_none() {
+                    // Keys configured without a kid (a bare secret, a PEM file) cannot be named, and the
+                    // service being replaced ignored kid: one such key fitting the alg still verifies.
+                    let mut unnamed = self
+                        .keys
+                        .iter()
+                        .filter(|k| k.kid().is_none() && k.fits(alg));
+                    if let (Some(key), None) = (unnamed.next(), unnamed.next()) {
+                        return Ok(key);
+                    }
                     return Err(Rejection::new(
                         Code::UnknownKid,
                         format!("no key with kid {kid:?}"),

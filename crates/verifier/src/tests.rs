@@ -443,6 +443,31 @@ fn token_without_kid_needs_exactly_one_fitting_key() {
 }
 
 #[test]
+fn a_kid_naming_no_key_falls_back_only_to_one_unnamed_key() {
+    // Drop-in: the old service verified with its one secret whatever kid the token carried.
+    let one = Fixture::new(Policy::default(), KeySet::new(vec![secret_key(None)]));
+    one.verify(&token(
+        json!({"alg": "HS256", "kid": "2024-rotation"}),
+        claims(),
+    ))
+    .unwrap();
+    // Two unnamed secrets: ambiguous. Named keys are never picked for another kid.
+    let two = Fixture::new(
+        Policy::default(),
+        KeySet::new(vec![secret_key(None), secret_key(None)]),
+    );
+    assert_eq!(
+        two.code(&token(json!({"alg": "HS256", "kid": "x"}), claims())),
+        Code::UnknownKid
+    );
+    let named = Fixture::new(Policy::default(), KeySet::new(vec![secret_key(Some("a"))]));
+    assert_eq!(
+        named.code(&token(json!({"alg": "HS256", "kid": "b"}), claims())),
+        Code::UnknownKid
+    );
+}
+
+#[test]
 fn keys_embedded_in_the_token_are_ignored() {
     // The attacker signs with their own Ed25519 key and ships its public half in `jwk` (CVE-2018-0114);
     // our configured Ed25519 key is different.

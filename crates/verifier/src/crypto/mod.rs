@@ -53,31 +53,36 @@ pub(crate) fn check_signature_shape(alg: Algorithm, signature: &[u8]) -> bool {
 }
 
 /// Validates an EC public point on import (on the curve, right coordinate length).
+#[cfg(feature = "ec")]
 pub(crate) fn validate_ec_point(curve: Curve, x: &[u8], y: &[u8]) -> Result<(), KeyError> {
     let len = curve.coordinate_len();
+    let invalid = || KeyError::EcPoint(curve.jwk_name());
     if x.len() != len || y.len() != len {
-        return Err(KeyError::EcPoint(curve.jwk_name()));
+        return Err(invalid());
     }
     let mut sec1 = Vec::with_capacity(1 + 2 * len);
     sec1.push(0x04);
     sec1.extend_from_slice(x);
     sec1.extend_from_slice(y);
-    let ok = match curve {
+    let on_curve = match curve {
         Curve::P256 => p256::PublicKey::from_sec1_bytes(&sec1).is_ok(),
         Curve::P384 => p384::PublicKey::from_sec1_bytes(&sec1).is_ok(),
         Curve::Ed25519 => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(KeyError::EcPoint(curve.jwk_name()))
-    }
+    if on_curve { Ok(()) } else { Err(invalid()) }
+}
+
+/// Without the `ec` family no EC key is ever accepted.
+#[cfg(not(feature = "ec"))]
+pub(crate) fn validate_ec_point(_: Curve, _: &[u8], _: &[u8]) -> Result<(), KeyError> {
+    Err(KeyError::Unsupported("EC"))
 }
 
 /// Validates RSA public components on import and returns them without leading zero bytes.
 ///
 /// The limits are ring's (modulus 2048..=8192 bits, odd exponent from 3 to 33 bits), enforced here
 /// for both backends so a key accepted by one is never refused by the other at verification time.
+#[cfg_attr(not(feature = "rsa"), allow(dead_code))]
 pub(crate) fn validate_rsa_components<'a>(
     n: &'a [u8],
     e: &'a [u8],

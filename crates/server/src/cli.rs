@@ -1,0 +1,294 @@
+//! Command line: subcommands, flags and the help text that documents every environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Validates JSON Web Tokens over HTTP: POST /validate {\"token\": \"...\"}.";
+
+const LONG_ABOUT: &str = "\
+Validates JSON Web Tokens (compact JWS) over HTTP.
+
+  POST /validate  {\"token\": \"<jwt>\"}  ->  200 {\"valid\":true,...} | 401 {\"valid\":false,\"error\":\"<code>\"} | 400
+  GET  /healthz   the process is alive
+  GET  /readyz    every issuer has usable keys
+  GET  /metrics   Prometheus text format
+
+The configuration comes from JWT_* environment variables (one issuer) or from a TOML file named by
+--config / JWT_CONFIG (any number of issuers). There is no built-in secret: with no key configured the
+service refuses to start. Try it in one line with --demo.";
+
+const SHORT_AFTER: &str =
+    "Run with --help for the environment variables and the configuration file format.";
+
+const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning, when a configuration file is used)
+  JWT_SECRET             HMAC secret (its UTF-8 bytes), as in the service this one replaces
+  JWT_SECRET_FILE        file holding the HMAC secret (one final newline is dropped)
+  JWT_JWKS               inline JWK set (or single JWK) as JSON
+  JWT_JWKS_FILE          file holding a JWK set
+  JWT_PUBLIC_KEY_FILE    PEM public key (SPKI "PUBLIC KEY" or PKCS#1 "RSA PUBLIC KEY")
+                         At least one key source is required. Key sources combine (e.g. a secret and a
+                         JWK set), but JWT_SECRET/JWT_SECRET_FILE and JWT_JWKS/JWT_JWKS_FILE exclude
+                         each other.
+  JWT_ISSUER             required "iss" value (exact match)
+  JWT_AUDIENCE           accepted audiences, comma-separated; a token must carry one of them
+  JWT_ALGORITHMS         allow-list, comma-separated, case-sensitive (HS256 HS384 HS512 RS256 RS384
+                         RS512 PS256 PS384 PS512 ES256 ES384 EdDSA; "none" never). Default: whatever the
+                         configured keys are bound to.
+  JWT_LEEWAY             clock skew tolerance in seconds for exp, nbf and iat (default 60)
+  JWT_MAX_AGE            maximum token age in seconds, from iat (iat then required)
+  JWT_REQUIRED_CLAIMS    claims that must be present, comma-separated
+  JWT_TYPES              accepted "typ" header values, comma-separated (default JWT)
+  JWT_REQUIRE_EXP        true|false: "exp" required (default true)
+  JWT_ALLOW_WEAK_SECRET  1|true: accept an HMAC secret shorter than the hash output (32 bytes for
+                         HS256). Insecure; logged as a warning at every start.
+  JWT_MAX_BODY_BYTES     largest request body (default 16384); larger gets 413
+  JWT_MAX_TOKEN_BYTES    largest token (default 8192)
+  JWT_EXPOSE_ERRORS      true|false: include human error_description texts (default true)
+  JWT_REALM              realm of WWW-Authenticate challenges (default jwt-validator)
+
+ENVIRONMENT (always)
+  JWT_CONFIG             TOML configuration file (same as --config)
+  JWT_LISTEN             host:port to listen on (wins over PORT; a file's server.listen wins over both)
+  PORT                   port to listen on, on all interfaces (default 3000)
+  JWT_LOG_FORMAT         text|json (same as --log-format)
+  RUST_LOG               log filter (default info), e.g. RUST_LOG=debug
+
+Empty variables count as unset. Booleans accept true/false, 1/0, yes/no, on/off.
+
+CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative to the file)
+  [server]
+  listen = "0.0.0.0:3000"
+  max_body_bytes = 16384
+  max_token_bytes = 8192
+  max_json_depth = 16
+  expose_error_descriptions = true
+  realm = "jwt-validator"
+  allow_weak_secrets = false
+  request_timeout_secs = 10           # whole request, headers and body
+  max_connections = 1024
+
+  [[issuers]]
+  issuer = "https://login.example.com"
+  audiences = ["api"]
+  algorithms = ["RS256", "ES256"]
+  leeway = 60
+  require_exp = true
+  max_age = 86400
+  required_claims = ["sub"]
+  subject = "service-a"                # exact "sub", optional
+  types = ["JWT", "at+jwt"]
+  required_scopes = ["read"]           # all required, from "scope" or "scp"
+  jwks_file = "keys/login.json"        # or jwks = '{"keys":[...]}'
+  public_keys = [{ file = "keys/old.pem", kid = "2023", alg = "RS256" }]
+
+  [[issuers]]                          # no issuer = the default for tokens no other issuer claims
+  secret_env = "INTERNAL_JWT_SECRET"   # or secret = "..." or secret_file = "..."
+
+  Each issuer needs at least one key source; a token is only ever checked against the keys of the
+  issuer it claims. Errors name the place: file:line:column, or the field as issuers[N].field
+  (N counts from 0).
+
+EXAMPLES
+  jwt-validator --demo                               demo configuration and a ready-to-paste curl
+  JWT_SECRET=$(openssl rand -hex 32) jwt-validator   seed-compatible start on port 3000
+  jwt-validator mint --sub alice --aud api           a test token signed with the configured secret
+  jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
+
+EXIT STATUS
+  0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen),
+  2 configuration or usage error (one line on stderr)."#;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jwt-validator",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = SHORT_AFTER,
+    after_long_help = LONG_AFTER
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Serve flags given without naming `serve`, so `jwt-validator --demo` works.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file (else JWT_CONFIG, else the JWT_* environment variables).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "JWT_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve(ServeArgs),
+    /// Print a signed test token for the configured issuer (only the token, on stdout).
+    Mint(MintArgs),
+    /// Load the configuration, describe it and exit: 0 when usable, 2 with the error otherwise.
+    CheckConfig,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Listen address host:port, overriding the configuration (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Run a demo configuration with a random secret (issuer jwt-validator-demo, audience demo) on
+    /// 127.0.0.1:3000 and print a curl command with a valid token. Ignores the environment.
+    #[arg(long, conflicts_with = "config")]
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    /// These flags, completed by those given before the `serve` word.
+    pub fn or(self, outer: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            listen: self.listen.or(outer.listen),
+            demo: self.demo || outer.demo,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct MintArgs {
+    /// "sub" claim (default: the issuer's configured subject, if any).
+    #[arg(long)]
+    pub sub: Option<String>,
+
+    /// "aud" claim; repeat for several (default: the issuer's first configured audience).
+    #[arg(long = "aud", value_name = "AUD")]
+    pub aud: Vec<String>,
+
+    /// "iss" claim and the issuer whose keys sign (default: the only configured issuer).
+    #[arg(long)]
+    pub iss: Option<String>,
+
+    /// Lifetime in seconds ("exp" = now + TTL).
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub ttl: u64,
+
+    /// Extra claim; VALUE is JSON when it parses as JSON, else a string. Repeatable.
+    #[arg(long = "claim", value_name = "KEY=VALUE")]
+    pub claims: Vec<String>,
+
+    /// "scope" claim, space-separated (default: the issuer's required scopes).
+    #[arg(long)]
+    pub scope: Option<String>,
+
+    /// "kid" header (default: the kid of the configured secret, if it has one).
+    #[arg(long)]
+    pub kid: Option<String>,
+
+    /// Signing algorithm (default: the first HS algorithm the secret serves, or inferred from
+    /// --private-key: RS256, ES256, ES384 or EdDSA).
+    #[arg(long)]
+    pub alg: Option<String>,
+
+    /// Sign with this PKCS#8 private key (PEM "PRIVATE KEY" or DER) instead of the configured HMAC
+    /// secret.
+    #[arg(long, value_name = "FILE.pem")]
+    pub private_key: Option<PathBuf>,
+
+    /// "typ" header (default: JWT, or the issuer's first accepted type).
+    #[arg(long)]
+    pub typ: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_flags_mean_serve() {
+        let cli = Cli::try_parse_from(["jwt-validator", "--demo", "--listen", "127.0.0.1:0"])
+            .expect("parses");
+        assert!(cli.command.is_none());
+        assert!(cli.serve.demo);
+        assert_eq!(cli.serve.listen.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn mint_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "jwt-validator",
+            "mint",
+            "--sub",
+            "a",
+            "--aud",
+            "x",
+            "--aud",
+            "y",
+            "--claim",
+            "n=1",
+            "--config",
+            "c.toml",
+        ])
+        .expect("parses");
+        let Some(Command::Mint(m)) = cli.command else {
+            panic!("not mint")
+        };
+        assert_eq!(m.aud, ["x", "y"]);
+        assert_eq!(m.ttl, 3600);
+        assert_eq!(cli.global.config, Some(PathBuf::from("c.toml")));
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        for args in [
+            ["jwt-validator", "--config", "c.toml", "check-config"],
+            ["jwt-validator", "check-config", "--config", "c.toml"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert!(matches!(cli.command, Some(Command::CheckConfig)));
+            assert_eq!(cli.global.config, Some(PathBuf::from("c.toml")));
+        }
+    }
+
+    #[test]
+    fn help_documents_every_environment_variable() {
+        for name in jwtv_service::config::ENV_VARS.iter().chain(&[
+            "JWT_CONFIG",
+            "JWT_LISTEN",
+            "PORT",
+            "JWT_LOG_FORMAT",
+            "RUST_LOG",
+        ]) {
+            assert!(
+                LONG_AFTER.contains(name),
+                "{name} is not documented in --help"
+            );
+        }
+    }
+}

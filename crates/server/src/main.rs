@@ -1,0 +1,190 @@
+//! `jwt-validator`: the native JWT validation service.
+//!
+//! A thin shell around [`jwtv_service`]: it reads the configuration (environment, TOML file, CLI),
+//! listens on TCP with hyper, protects itself (connection count, header size, request time, body size),
+//! hands every request to [`jwtv_service::Service::handle`] and writes back the answer. It adds what only
+//! a long-running native process needs: `/metrics`, structured logs, graceful shutdown, and the `mint`
+//! and `check-config` helpers.
+//!
+//! What it must not do: decide anything about a token or shape an answer to one. Every verdict, status
+//! code and body comes from the service and the verifier, which the WebAssembly component shares, so
+//! both shells behave identically. Logs never carry a token, a secret or a key.
+
+mod cli;
+mod demo;
+mod logging;
+mod metrics;
+mod mint;
+mod serve;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser as _;
+use jwtv_service::Service;
+use jwtv_service::config::{self, ConfigError, Loaded};
+
+use crate::cli::{Cli, Command, GlobalArgs, MintArgs, ServeArgs};
+
+/// A configuration or usage problem: one line on stderr, exit status 2.
+const EXIT_CONFIG: u8 = 2;
+/// A runtime failure (cannot listen, I/O): exit status 1.
+const EXIT_RUNTIME: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.global.log_format, "info");
+    match cli.command {
+        None => serve(cli.serve, &cli.global),
+        Some(Command::Serve(args)) => serve(args.or(cli.serve), &cli.global),
+        Some(Command::Mint(args)) => mint(&args, &cli.global),
+        Some(Command::CheckConfig) => check_config(&cli.global),
+    }
+}
+
+/// Loads the configuration from the process environment, `--config` standing in for `JWT_CONFIG`.
+fn load(global: &GlobalArgs) -> Result<Loaded, ConfigError> {
+    let config_file = global
+        .config
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let env = |name: &str| match (name, &config_file) {
+        ("JWT_CONFIG", Some(file)) => Some(file.clone()),
+        _ => std::env::var(name).ok(),
+    };
+    let read = |path: &Path| std::fs::read(path);
+    config::load(&env, &read)
+}
+
+fn config_error(error: &ConfigError) -> ExitCode {
+    eprintln!("jwt-validator: configuration error: {error}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn fail(code: u8, error: &anyhow::Error) -> ExitCode {
+    // `{:#}` keeps the context chain on one line; never the Debug form, which RUST_BACKTRACE would
+    // extend with a backtrace.
+    eprintln!("jwt-validator: {error:#}");
+    ExitCode::from(code)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
+    let (loaded, demo_token) = if args.demo {
+        match demo::load() {
+            Ok(demo) => (demo.loaded, Some(demo.token)),
+            Err(e) => return fail(EXIT_RUNTIME, &e),
+        }
+    } else {
+        match load(global) {
+            Ok(loaded) => (loaded, None),
+            Err(e) => return config_error(&e),
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    for line in &loaded.summary {
+        tracing::info!("{line}");
+    }
+    let mut settings = loaded.server.clone();
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    let max_token_bytes = loaded.verifier.limits().max_token_bytes;
+    let service = Service::new(loaded.verifier, Arc::new(loaded.keys), loaded.options);
+    let announce = demo_token.map(|token| {
+        Box::new(move |addr: std::net::SocketAddr| {
+            format!(
+                "curl -s -X POST http://{addr}/validate -H 'content-type: application/json' \
+                 -d '{{\"token\":\"{token}\"}}'"
+            )
+        }) as Box<dyn FnOnce(std::net::SocketAddr) -> String + Send>
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return fail(
+                EXIT_RUNTIME,
+                &anyhow::Error::new(e).context("cannot start the runtime"),
+            );
+        }
+    };
+    let setup = serve::Setup {
+        service,
+        settings,
+        max_token_bytes,
+        announce,
+    };
+    match runtime.block_on(serve::run(setup)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+fn mint(args: &MintArgs, global: &GlobalArgs) -> ExitCode {
+    let loaded = match load(global) {
+        Ok(loaded) => loaded,
+        Err(e) => return config_error(&e),
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let minted = match mint::mint(&loaded, args, now_secs()) {
+        Ok(minted) => minted,
+        Err(e) => return fail(EXIT_CONFIG, &e.context("mint")),
+    };
+    if let Some(reason) = &minted.refused {
+        eprintln!(
+            "jwt-validator: warning: the configured validator would refuse this token: {reason}"
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", minted.token).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(
+            EXIT_RUNTIME,
+            &anyhow::Error::new(e).context("cannot write the token"),
+        ),
+    }
+}
+
+fn check_config(global: &GlobalArgs) -> ExitCode {
+    let loaded = match load(global) {
+        Ok(loaded) => loaded,
+        Err(e) => return config_error(&e),
+    };
+    let mut out = String::new();
+    for line in &loaded.summary {
+        out.push_str(line);
+        out.push('\n');
+    }
+    for warning in &loaded.warnings {
+        out.push_str("warning: ");
+        out.push_str(warning);
+        out.push('\n');
+    }
+    out.push_str("configuration OK\n");
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(
+            EXIT_RUNTIME,
+            &anyhow::Error::new(e).context("cannot write the summary"),
+        ),
+    }
+}

@@ -1,0 +1,267 @@
+//! Prometheus metrics, hand-written over atomics: decisions by route and code, request latency, requests
+//! in flight, build information.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jwtv_service::Decision;
+use jwtv_service::verifier::Code;
+
+/// Upper bounds of the latency histogram, in microseconds (50 µs … 1 s).
+const BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// Routes that produce decisions. Gateway paths (`/auth…`, `/policy/…`) count as `auth`.
+const ROUTES: [&str; 2] = ["validate", "auth"];
+
+/// One slot per code, plus one for allow.
+const OUTCOMES: usize = Code::ALL.len() + 1;
+const ALLOW: usize = Code::ALL.len();
+
+pub struct Metrics {
+    decisions: [[AtomicU64; OUTCOMES]; ROUTES.len()],
+    /// Per-bucket (not cumulative) counts; the last slot is `+Inf`.
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    duration_sum_us: AtomicU64,
+    duration_count: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            decisions: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            duration_sum_us: AtomicU64::new(0),
+            duration_count: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Decrements the in-flight gauge when the request is done, whichever way it ends.
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The route label of a path, when the path makes decisions.
+pub fn route_of(path: &str) -> Option<usize> {
+    if path == "/validate" {
+        Some(0)
+    } else if path == "/auth" || path.starts_with("/auth/") || path.starts_with("/policy/") {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+impl Metrics {
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Records one answered request; `route` comes from [`route_of`].
+    pub fn observe(&self, route: Option<usize>, decision: Option<&Decision>, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let bucket = BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(BUCKETS_US.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.duration_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.duration_count.fetch_add(1, Ordering::Relaxed);
+        if let (Some(route), Some(decision)) = (route, decision) {
+            self.decisions[route][outcome(decision)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str(
+            "# HELP jwtv_decisions_total Token decisions by route, result and reason code (code=\"ok\" when allowed).\n\
+             # TYPE jwtv_decisions_total counter\n",
+        );
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (o, counter) in self.decisions[r].iter().enumerate() {
+                let n = counter.load(Ordering::Relaxed);
+                // Zero series are shown for /validate so dashboards have them from the start.
+                if n == 0 && r != 0 {
+                    continue;
+                }
+                let (result, code) = if o == ALLOW {
+                    ("allow", "ok")
+                } else {
+                    ("deny", Code::ALL[o].as_str())
+                };
+                let _ = writeln!(
+                    out,
+                    "jwtv_decisions_total{{route=\"{route}\",result=\"{result}\",code=\"{code}\"}} {n}"
+                );
+            }
+        }
+
+        out.push_str(
+            "# HELP jwtv_request_duration_seconds Time from request headers to response, body reading included.\n\
+             # TYPE jwtv_request_duration_seconds histogram\n",
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "jwtv_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                seconds(*bound)
+            );
+        }
+        cumulative += self.buckets[BUCKETS_US.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "jwtv_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "jwtv_request_duration_seconds_sum {}",
+            seconds(self.duration_sum_us.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(
+            out,
+            "jwtv_request_duration_seconds_count {}",
+            self.duration_count.load(Ordering::Relaxed)
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP jwtv_requests_in_flight Requests being served.\n\
+             # TYPE jwtv_requests_in_flight gauge\n\
+             jwtv_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP jwtv_build_info Version and crypto backend of this binary.\n\
+             # TYPE jwtv_build_info gauge\n\
+             jwtv_build_info{{version=\"{}\",backend=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            jwtv_service::verifier::crypto::BACKEND
+        );
+        out
+    }
+}
+
+fn outcome(decision: &Decision) -> usize {
+    if decision.allowed {
+        return ALLOW;
+    }
+    decision
+        .code
+        .and_then(|c| Code::ALL.iter().position(|&k| k == c))
+        // A denial without a code cannot happen today; count it as the generic request error rather
+        // than as an allow.
+        .unwrap_or(0)
+}
+
+/// Microseconds as a decimal number of seconds, exactly (no float rounding in bucket labels).
+fn seconds(us: u64) -> String {
+    let whole = us / 1_000_000;
+    let frac = us % 1_000_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:06}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deny(code: Code) -> Decision {
+        Decision {
+            allowed: false,
+            code: Some(code),
+            iss: None,
+            kid: None,
+        }
+    }
+
+    #[test]
+    fn bucket_bounds_are_exact_decimals() {
+        assert_eq!(seconds(50), "0.00005");
+        assert_eq!(seconds(2_500), "0.0025");
+        assert_eq!(seconds(1_000_000), "1");
+        assert_eq!(seconds(1_500_000), "1.5");
+    }
+
+    #[test]
+    fn decisions_and_latency_are_counted() {
+        let m = Metrics::default();
+        let allow = Decision {
+            allowed: true,
+            code: None,
+            iss: None,
+            kid: None,
+        };
+        m.observe(
+            route_of("/validate"),
+            Some(&allow),
+            Duration::from_micros(40),
+        );
+        m.observe(
+            route_of("/validate"),
+            Some(&deny(Code::TokenExpired)),
+            Duration::from_micros(300),
+        );
+        m.observe(
+            route_of("/auth/x"),
+            Some(&deny(Code::MissingToken)),
+            Duration::from_secs(2),
+        );
+        m.observe(route_of("/healthz"), None, Duration::from_micros(10));
+        let text = m.render();
+        assert!(
+            text.contains(
+                "jwtv_decisions_total{route=\"validate\",result=\"allow\",code=\"ok\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "jwtv_decisions_total{route=\"validate\",result=\"deny\",code=\"token_expired\"} 1\n"
+        ));
+        assert!(text.contains(
+            "jwtv_decisions_total{route=\"validate\",result=\"deny\",code=\"unknown_kid\"} 0\n"
+        ));
+        assert!(text.contains(
+            "jwtv_decisions_total{route=\"auth\",result=\"deny\",code=\"missing_token\"} 1\n"
+        ));
+        assert!(!text.contains("route=\"auth\",result=\"allow\""));
+        assert!(
+            text.contains("jwtv_request_duration_seconds_bucket{le=\"0.00005\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("jwtv_request_duration_seconds_bucket{le=\"0.0005\"} 3\n"));
+        assert!(text.contains("jwtv_request_duration_seconds_bucket{le=\"1\"} 3\n"));
+        assert!(text.contains("jwtv_request_duration_seconds_bucket{le=\"+Inf\"} 4\n"));
+        assert!(text.contains("jwtv_request_duration_seconds_count 4\n"));
+        assert!(text.contains("jwtv_build_info{version=\""));
+    }
+
+    #[test]
+    fn in_flight_gauge_follows_guards() {
+        let m = Metrics::default();
+        let a = m.start();
+        let b = m.start();
+        assert!(m.render().contains("jwtv_requests_in_flight 2\n"));
+        drop(a);
+        drop(b);
+        assert!(m.render().contains("jwtv_requests_in_flight 0\n"));
+    }
+}

@@ -1,0 +1,294 @@
+//! The listener: accepts connections, bounds them (count, header size, time, body size), hands each
+//! request to the service and writes back what it answered. Also `/metrics`, decision logs and
+//! graceful shutdown.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use jwtv_service::config::ServerSettings;
+use jwtv_service::{Handled, Service};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::metrics::{self, Metrics};
+
+/// How long in-flight requests may take to finish once a shutdown signal arrived.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Request line and headers together. A gateway request carries the token in `Authorization`, so this
+/// is sized from the token limit; hyper answers 431 past it.
+fn max_header_bytes(max_token_bytes: usize) -> usize {
+    (max_token_bytes + 8 * 1024).max(16 * 1024)
+}
+
+struct State {
+    service: Service,
+    metrics: Metrics,
+    request_timeout: Duration,
+}
+
+/// What `run` needs besides the service.
+pub struct Setup {
+    pub service: Service,
+    pub settings: ServerSettings,
+    pub max_token_bytes: usize,
+    /// Printed to stdout after the listening line, with the bound address (the demo's curl command).
+    pub announce: Option<Box<dyn FnOnce(SocketAddr) -> String + Send>>,
+}
+
+/// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
+pub async fn run(setup: Setup) -> anyhow::Result<()> {
+    // Signal handlers go in before the listening line, so a supervisor that signals right after
+    // reading it is obeyed rather than killing the process.
+    let mut shutdown = pin!(shutdown_signal()?);
+    let listen = setup.settings.listen.clone();
+    let listener = TcpListener::bind(listen.as_str())
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the bound address of {listen}"))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "jwt-validator listening on http://{local}")?;
+        if let Some(announce) = setup.announce {
+            writeln!(stdout, "{}", announce(local))?;
+        }
+        stdout.flush()?;
+    }
+    tracing::info!(address = %local, "listening");
+
+    let state = Arc::new(State {
+        service: setup.service,
+        metrics: Metrics::default(),
+        request_timeout: setup.settings.request_timeout,
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // Also bounds how long an idle keep-alive connection may hold a slot.
+        .header_read_timeout(setup.settings.request_timeout)
+        .max_buf_size(max_header_bytes(setup.max_token_bytes))
+        .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(setup.settings.max_connections));
+    let graceful = GracefulShutdown::new();
+
+    loop {
+        // A slot first: past the limit, new connections wait in the kernel's backlog.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Typically out of file descriptors: pause instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(state.respond(req).await) }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("shut down cleanly"),
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still in flight after {}s; exiting anyway", SHUTDOWN_GRACE.as_secs());
+        }
+    }
+    Ok(())
+}
+
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+impl State {
+    async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        if req.method() == Method::GET && req.uri().path() == "/metrics" {
+            return text_response(self.metrics.render());
+        }
+        let _in_flight = self.metrics.start();
+        let route = metrics::route_of(req.uri().path());
+        let handled =
+            match tokio::time::timeout(self.request_timeout, self.read_and_handle(req)).await {
+                Ok(handled) => handled,
+                Err(_) => self.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
+            };
+        let elapsed = started.elapsed();
+        self.metrics
+            .observe(route, handled.decision.as_ref(), elapsed);
+        let status = handled.response.status().as_u16();
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        match &handled.decision {
+            Some(d) => tracing::info!(
+                decision = if d.allowed { "allow" } else { "deny" },
+                code = d.code.map_or("ok", |c| c.as_str()),
+                iss = %printable(d.iss.as_deref()),
+                kid = %printable(d.kid.as_deref()),
+                status,
+                latency_us,
+                "decision"
+            ),
+            None => tracing::debug!(status, latency_us, "request"),
+        }
+        handled.response.map(|body| Full::new(Bytes::from(body)))
+    }
+
+    async fn read_and_handle(&self, req: Request<Incoming>) -> Handled {
+        let max = self.service.max_body_bytes();
+        // A declared length over the limit is refused before a byte of the body is read.
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return closing(self.service.payload_too_large());
+        }
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, max).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return closing(self.service.payload_too_large());
+            }
+            Err(_) => {
+                return self.transport_error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                );
+            }
+        };
+        self.service
+            .handle(&Request::from_parts(parts, body), now_secs())
+    }
+
+    /// An answer for a request that never reached the service (timed out, or a broken body). Same
+    /// shape as the service's own errors; the connection is closed since its state is unknown.
+    fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
+        let mut body = serde_json::json!({"valid": false, "error": "invalid_request"});
+        if self.service.options().expose_descriptions {
+            body["error_description"] = description.into();
+        }
+        let mut response = Response::new(body.to_string().into_bytes());
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        closing(Handled {
+            response,
+            decision: None,
+        })
+    }
+}
+
+/// Asks hyper to close the connection after this answer (the rest of the body is left unread).
+fn closing(mut handled: Handled) -> Handled {
+    handled
+        .response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    handled
+}
+
+fn text_response(text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Seconds since the epoch; a clock before 1970 reads as 0, which makes every token look too new:
+/// refused, never accepted.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `iss` and `kid` come from the token, so they are escaped before reaching a text log line.
+fn printable(value: Option<&str>) -> Cow<'_, str> {
+    match value {
+        None => Cow::Borrowed(""),
+        Some(v) if v.chars().all(|c| !c.is_control()) => Cow::Borrowed(v),
+        Some(v) => Cow::Owned(v.escape_debug().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_budget_fits_a_bearer_token() {
+        assert_eq!(max_header_bytes(8192), 16 * 1024);
+        assert_eq!(max_header_bytes(1), 16 * 1024);
+        assert_eq!(max_header_bytes(65536), 65536 + 8192);
+    }
+
+    #[test]
+    fn token_values_cannot_forge_log_lines() {
+        assert_eq!(printable(Some("a\nlevel=ERROR")), "a\\nlevel=ERROR");
+        assert_eq!(printable(Some("plain")), "plain");
+        assert_eq!(printable(None), "");
+    }
+}
