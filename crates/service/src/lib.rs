@@ -9,6 +9,7 @@
 //! ([`config::load`]).
 
 pub mod config;
+pub mod gateway;
 mod health;
 mod response;
 mod validate;
@@ -28,6 +29,8 @@ pub struct Options {
     pub expose_descriptions: bool,
     /// `realm` of `WWW-Authenticate` challenges.
     pub realm: String,
+    /// Forward-auth mode: identity headers and named policies.
+    pub gateway: gateway::Gateway,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             max_body_bytes: 16 * 1024,
             expose_descriptions: true,
             realm: "jwt-validator".to_owned(),
+            gateway: gateway::Gateway::default(),
         }
     }
 }
@@ -100,7 +104,10 @@ impl Service {
             "/validate" => validate::handle(self, req, now_secs),
             "/healthz" => plain(health::healthz(req.method())),
             "/readyz" => plain(health::readyz(req.method(), self.is_ready())),
-            _ => plain(response::not_found(path)),
+            _ => match gateway::route(path) {
+                Some(policy) => gateway::handle(self, req, now_secs, policy),
+                None => plain(response::not_found(path)),
+            },
         }
     }
 

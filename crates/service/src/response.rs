@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// Seconds a client should wait before retrying while keys are unavailable.
-const RETRY_AFTER_SECS: &str = "5";
+pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 /// A JSON response. Every answer of the service is `no-store`: a verdict is about one token at one
 /// moment and must never be replayed by a cache.
@@ -20,6 +20,16 @@ pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Respo
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An empty-bodied answer (forward-auth allow), still `no-store`.
+pub(crate) fn empty(status: StatusCode) -> Response<Vec<u8>> {
+    let mut response = Response::new(Vec::new());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

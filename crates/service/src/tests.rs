@@ -265,3 +265,227 @@ fn challenge_values_cannot_inject_headers() {
     assert!(!s.contains('\r') && !s.contains('\n'));
     assert_eq!(s.matches('"').count(), 6, "{s}");
 }
+
+// ---- Forward auth (api.md §2) ----
+
+mod gateway_mode {
+    use super::*;
+    use crate::gateway::{ClaimHeader, ClaimRequirement, Gateway, NamedPolicy, Requirements};
+
+    fn gateway_service(keys: Arc<dyn KeyStore + Send + Sync>) -> Service {
+        let gateway = Gateway {
+            claim_headers: vec![
+                ClaimHeader::new("X-User-Email", "email").unwrap(),
+                ClaimHeader::new("X-Roles", "realm_access.roles").unwrap(),
+            ],
+            max_header_value_bytes: 16,
+            policies: vec![NamedPolicy {
+                name: "admin".into(),
+                requirements: Requirements {
+                    scopes: vec!["admin".into()],
+                    claims: vec![ClaimRequirement {
+                        claim: "realm_access.roles".into(),
+                        values: vec![json!("ops")],
+                    }],
+                    ..Requirements::default()
+                },
+            }],
+        };
+        service_with(
+            Options {
+                gateway,
+                ..Options::default()
+            },
+            keys,
+        )
+    }
+
+    fn auth(s: &Service, path: &str, authorization: Option<&str>) -> Response<Vec<u8>> {
+        let mut req = Request::get(path);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let response = s
+            .handle(&req.body(b"ignored body".to_vec()).unwrap(), NOW)
+            .response;
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        assert!(
+            matches!(response.status().as_u16(), 200 | 401 | 403 | 503),
+            "{}",
+            response.status()
+        );
+        response
+    }
+
+    fn header<'a>(r: &'a Response<Vec<u8>>, name: &str) -> &'a str {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    #[test]
+    fn allow_is_200_empty_with_identity_headers() {
+        let s = gateway_service(static_keys());
+        let t = token(
+            json!({"sub": "alice", "iss": "idp", "aud": ["api", "web"], "exp": NOW + 90, "scope": "read write", "realm_access": {"roles": ["ops", "dev"]}}),
+        );
+        for path in ["/auth", "/auth/", "/auth/some/upstream/path"] {
+            let r = auth(&s, path, Some(&format!("Bearer {t}")));
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert!(r.body().is_empty());
+            assert_eq!(header(&r, "x-auth-subject"), "alice");
+            assert_eq!(header(&r, "x-auth-issuer"), "idp");
+            assert_eq!(header(&r, "x-auth-audience"), "api,web");
+            assert_eq!(header(&r, "x-auth-scopes"), "read write");
+            assert_eq!(header(&r, "x-auth-expires"), (NOW + 90).to_string());
+            assert_eq!(header(&r, "x-roles"), "ops,dev");
+            assert_eq!(
+                header(&r, "x-user-email"),
+                "",
+                "configured headers are present even when empty"
+            );
+        }
+        let r = auth(&s, "/auth", Some(&format!("bEaReR   {t}  ")));
+        assert_eq!(r.status(), StatusCode::OK, "scheme is case-insensitive");
+    }
+
+    #[test]
+    fn claim_header_values_are_cleaned_and_capped() {
+        let s = gateway_service(static_keys());
+        let t = token(
+            json!({"sub": "a", "aud": "api", "exp": NOW + 90, "email": "x@y.z\r\nX-Admin: 1 and a long tail"}),
+        );
+        let r = auth(&s, "/auth", Some(&format!("Bearer {t}")));
+        let v = header(&r, "x-user-email");
+        assert!(!v.contains('\r') && !v.contains('\n'));
+        assert_eq!(v, "x@y.zX-Admin: 1 ");
+        assert!(r.headers().get("x-admin").is_none());
+    }
+
+    #[test]
+    fn missing_token_is_401_with_a_bare_challenge() {
+        let s = gateway_service(static_keys());
+        for authorization in [
+            None,
+            Some("Basic dXNlcjpwYXNz"),
+            Some("Bearer"),
+            Some("Bearer   "),
+        ] {
+            let r = auth(&s, "/auth", authorization);
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{authorization:?}");
+            assert_eq!(
+                header(&r, "www-authenticate"),
+                r#"Bearer realm="jwt-validator""#
+            );
+            assert_eq!(header(&r, "x-auth-error"), "missing_token");
+        }
+    }
+
+    #[test]
+    fn bad_tokens_are_401_never_400() {
+        let s = gateway_service(static_keys());
+        let expired = token(json!({"aud": "api", "exp": NOW - 600}));
+        for (t, code) in [
+            ("a.b", "malformed_token"),
+            ("%%%", "malformed_token"),
+            (expired.as_str(), "token_expired"),
+        ] {
+            let r = auth(&s, "/auth", Some(&format!("Bearer {t}")));
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(header(&r, "x-auth-error"), code);
+            assert!(header(&r, "www-authenticate").contains(r#"error="invalid_token""#));
+        }
+        let req = Request::get("/auth")
+            .header("authorization", "Bearer a")
+            .header("authorization", "Bearer b")
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(
+            s.handle(&req, NOW).response.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn named_policy_requirements_are_403() {
+        let s = gateway_service(static_keys());
+        let with = |scope: &str, roles: Value| {
+            token(
+                json!({"aud": "api", "exp": NOW + 90, "scope": scope, "realm_access": {"roles": roles}}),
+            )
+        };
+        let ok = auth(
+            &s,
+            "/policy/admin/auth/x",
+            Some(&format!("Bearer {}", with("admin", json!(["ops"])))),
+        );
+        assert_eq!(ok.status(), StatusCode::OK);
+        for t in [
+            with("read", json!(["ops"])),
+            with("admin", json!(["dev"])),
+            with("admin", json!(null)),
+        ] {
+            let r = auth(&s, "/policy/admin/auth", Some(&format!("Bearer {t}")));
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            assert_eq!(header(&r, "x-auth-error"), "insufficient_scope");
+            assert!(header(&r, "www-authenticate").contains(r#"error="insufficient_scope""#));
+        }
+        // The plain /auth route has no such requirement.
+        assert_eq!(
+            auth(
+                &s,
+                "/auth",
+                Some(&format!("Bearer {}", with("read", json!([]))))
+            )
+            .status(),
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn routes_outside_the_gateway_are_not_matched() {
+        let s = gateway_service(static_keys());
+        let t = format!("Bearer {}", good());
+        for path in [
+            "/authx",
+            "/policy//auth",
+            "/policy/admin/authz",
+            "/policy/nope/auth",
+            "/policy/admin",
+        ] {
+            let req = Request::get(path)
+                .header("authorization", t.as_str())
+                .body(Vec::new())
+                .unwrap();
+            assert_eq!(
+                s.handle(&req, NOW).response.status(),
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_unavailable_is_503() {
+        let s = gateway_service(Arc::new(StaticKeys(Vec::new())));
+        let r = auth(&s, "/auth", Some(&format!("Bearer {}", good())));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&r, "x-auth-error"), "temporarily_unavailable");
+    }
+
+    #[test]
+    fn mappings_cannot_take_reserved_headers() {
+        for h in [
+            "X-Auth-Subject",
+            "Host",
+            "content-length",
+            "Authorization",
+            "bad header",
+        ] {
+            assert!(ClaimHeader::new(h, "sub").is_err(), "{h}");
+        }
+        assert_eq!(ClaimHeader::parse_list("X-A=a, X-B=b.c").unwrap().len(), 2);
+        assert!(ClaimHeader::parse_list("X-A").is_err());
+    }
+}

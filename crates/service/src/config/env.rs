@@ -5,6 +5,8 @@ use std::path::Path;
 
 use jwtv_verifier::{Algorithm, KeySet, Policy};
 
+use crate::gateway::ClaimHeader;
+
 use super::keys::{self, SecretError};
 use super::{
     ConfigError, EnvFn, IssuerConfig, Loaded, ReadFileFn, Shared, assemble, check_allow_list,
@@ -289,6 +291,10 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
     }
     if let Some(realm) = vars.raw("JWT_REALM").filter(|r| !r.is_empty()) {
         shared.options.realm = check_realm(&realm).map_err(|m| ConfigError::env("JWT_REALM", m))?;
+    }
+    if let Some(spec) = vars.string("JWT_CLAIM_HEADERS") {
+        shared.options.gateway.claim_headers =
+            ClaimHeader::parse_list(&spec).map_err(|m| ConfigError::env("JWT_CLAIM_HEADERS", m))?;
     }
     Ok(shared)
 }

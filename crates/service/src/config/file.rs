@@ -13,10 +13,21 @@
 //! [[issuers]]
 //! issuer = "internal"
 //! secret_env = "INTERNAL_JWT_SECRET"
+//!
+//! [gateway]                          # forward-auth mode (/auth)
+//! claim_headers = { "X-Auth-Email" = "email", "X-Auth-Roles" = "realm_access.roles" }
+//!
+//! [policies.admin]                   # served at /policy/admin/auth
+//! audiences = ["api"]
+//! scopes = ["admin"]
+//! claims = { email_verified = true }
 //! ```
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use crate::gateway::{ClaimHeader, ClaimRequirement, Gateway, NamedPolicy, Requirements};
 use jwtv_verifier::{KeySet, Policy};
 use serde::Deserialize;
 
@@ -37,6 +48,32 @@ struct FileConfig {
     server: ServerSection,
     #[serde(default)]
     issuers: Vec<IssuerSection>,
+    #[serde(default)]
+    gateway: GatewaySection,
+    #[serde(default)]
+    policies: BTreeMap<String, PolicySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewaySection {
+    #[serde(default)]
+    claim_headers: BTreeMap<String, String>,
+    max_header_value_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    #[serde(default)]
+    issuers: Vec<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// `claim = value` or `claim = [values]` (any of), or `claim = []` for presence only.
+    #[serde(default)]
+    claims: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,7 +169,8 @@ pub(super) fn load(
         .parent()
         .unwrap_or(Path::new(""))
         .to_path_buf();
-    let (shared, allow_weak) = shared(&config.server, &vars, &at)?;
+    let (mut shared, allow_weak) = shared(&config.server, &vars, &at)?;
+    shared.options.gateway = gateway(&config.gateway, &config.policies, &at)?;
     if config.issuers.is_empty() {
         return Err(ConfigError::file(
             path,
@@ -156,6 +194,72 @@ pub(super) fn load(
     assemble(issuers, shared, warnings, path, |m| {
         ConfigError::file(path, m)
     })
+}
+
+fn gateway(
+    section: &GatewaySection,
+    policies: &BTreeMap<String, PolicySection>,
+    at: &At<'_>,
+) -> Result<Gateway, ConfigError> {
+    let mut gateway = Gateway::default();
+    for (header, claim) in &section.claim_headers {
+        let mapping = ClaimHeader::new(header, claim)
+            .map_err(|m| at.err(&format!("gateway.claim_headers.{header}"), m))?;
+        gateway.claim_headers.push(mapping);
+    }
+    if let Some(n) = section.max_header_value_bytes {
+        gateway.max_header_value_bytes =
+            check_size(n).map_err(|m| at.err("gateway.max_header_value_bytes", m))?;
+    }
+    for (name, p) in policies {
+        let field = format!("policies.{name}");
+        // The name is a path segment of /policy/{name}/auth.
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(at.err(
+                &field,
+                "a policy name may hold only letters, digits, '-' and '_'",
+            ));
+        }
+        let mut claims = Vec::with_capacity(p.claims.len());
+        for (claim, value) in &p.claims {
+            let values = match value {
+                toml::Value::Array(items) => items.iter().map(json_value).collect::<Result<_, _>>(),
+                other => json_value(other).map(|v| vec![v]),
+            }
+            .map_err(|m| at.err(&format!("{field}.claims.{claim}"), m))?;
+            claims.push(ClaimRequirement {
+                claim: claim.clone(),
+                values,
+            });
+        }
+        let requirements = Requirements {
+            issuers: p.issuers.clone(),
+            audiences: p.audiences.clone(),
+            scopes: p.scopes.clone(),
+            claims,
+        };
+        gateway.policies.push(NamedPolicy {
+            name: name.clone(),
+            requirements,
+        });
+    }
+    Ok(gateway)
+}
+
+/// A claim value to compare with: TOML strings, integers and booleans (what tokens carry).
+fn json_value(value: &toml::Value) -> Result<serde_json::Value, String> {
+    match value {
+        toml::Value::String(s) => Ok(serde_json::Value::from(s.as_str())),
+        toml::Value::Integer(i) => Ok(serde_json::Value::from(*i)),
+        toml::Value::Boolean(b) => Ok(serde_json::Value::from(*b)),
+        other => Err(format!(
+            "{} values cannot be compared with claims; use a string, integer or boolean",
+            other.type_str()
+        )),
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -56,6 +56,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_MAX_TOKEN_BYTES",
     "JWT_EXPOSE_ERRORS",
     "JWT_REALM",
+    "JWT_CLAIM_HEADERS",
 ];
 
 /// What the native shell needs besides the service: where to listen and how hard to protect itself.

@@ -1043,3 +1043,84 @@ impl Fixture {
         self
     }
 }
+
+mod gateway_config {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn claim_headers_from_the_environment() {
+        let loaded = Fixture::new()
+            .env("JWT_SECRET", SECRET)
+            .env(
+                "JWT_CLAIM_HEADERS",
+                "X-Email=email, X-Roles=realm_access.roles",
+            )
+            .ok();
+        let names: Vec<&str> = loaded
+            .options
+            .gateway
+            .claim_headers
+            .iter()
+            .map(|h| h.header.as_str())
+            .collect();
+        assert_eq!(names, ["x-email", "x-roles"]);
+        let e = Fixture::new()
+            .env("JWT_SECRET", SECRET)
+            .env("JWT_CLAIM_HEADERS", "Host=sub")
+            .err();
+        assert!(
+            e.starts_with("JWT_CLAIM_HEADERS: \"Host\" is reserved"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gateway_and_named_policies_from_the_file() {
+        let toml = format!(
+            "[[issuers]]\nsecret = \"{SECRET}\"\n[gateway]\nclaim_headers = {{ \"X-Email\" = \"email\" }}\nmax_header_value_bytes = 64\n\
+             [policies.admin]\nscopes = [\"admin\"]\nclaims = {{ email_verified = true, \"realm_access.roles\" = [\"ops\", \"sre\"] }}\n"
+        );
+        let loaded = Fixture::new().config(&toml).ok();
+        let gateway = &loaded.options.gateway;
+        assert_eq!(gateway.max_header_value_bytes, 64);
+        assert_eq!(gateway.claim_headers[0].claim, "email");
+        let admin = &gateway.policies[0];
+        assert_eq!(admin.name, "admin");
+        assert_eq!(admin.requirements.scopes, ["admin"]);
+        assert_eq!(admin.requirements.claims.len(), 2);
+        assert_eq!(
+            admin.requirements.claims[1].values,
+            [serde_json::json!("ops"), serde_json::json!("sre")]
+        );
+    }
+
+    #[test]
+    fn bad_gateway_settings_are_located() {
+        let base = format!("[[issuers]]\nsecret = \"{SECRET}\"\n");
+        let e = Fixture::new()
+            .config(&format!("{base}[policies.\"a/b\"]\nscopes = [\"x\"]\n"))
+            .err();
+        assert!(
+            e.starts_with("/etc/jwtv/jwtv.toml: policies.a/b: a policy name"),
+            "{e}"
+        );
+        let e = Fixture::new()
+            .config(&format!("{base}[policies.p]\nclaims = {{ n = 1.5 }}\n"))
+            .err();
+        assert!(
+            e.starts_with("/etc/jwtv/jwtv.toml: policies.p.claims.n: float values"),
+            "{e}"
+        );
+        let e = Fixture::new()
+            .config(&format!(
+                "{base}[gateway]\nclaim_headers = {{ \"X-Auth-Issuer\" = \"iss\" }}\n"
+            ))
+            .err();
+        assert!(
+            e.contains("gateway.claim_headers.X-Auth-Issuer: \"X-Auth-Issuer\" is reserved"),
+            "{e}"
+        );
+    }
+}

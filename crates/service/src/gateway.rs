@@ -1,0 +1,373 @@
+//! Forward-auth mode (`design/api.md` §2): `ANY /auth[/…]` and `ANY /policy/{name}/auth[/…]` for nginx
+//! `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth` and Envoy `ext_authz`.
+//!
+//! The answers are shaped by what those proxies accept: allow is exactly 200 with an empty body and
+//! identity headers (every configured one present, even empty, because Envoy only overrides headers that
+//! exist); deny is 401 or 403 only (nginx turns anything else into 500), with the reason in
+//! `X-Auth-Error` because nginx passes upstream nothing else but the status and `WWW-Authenticate`.
+
+use crate::response::{self, ErrorBody};
+use crate::{Decision, Handled, Service};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use jwtv_verifier::claims::{self, Claims};
+use jwtv_verifier::{Code, Rejection, Verified};
+use serde_json::Value;
+
+pub const X_AUTH_ERROR: &str = "x-auth-error";
+
+/// The identity headers every allow carries, with the claim each one comes from.
+const IDENTITY: [(&str, Identity); 5] = [
+    ("x-auth-subject", Identity::Claim("sub")),
+    ("x-auth-issuer", Identity::Claim("iss")),
+    ("x-auth-audience", Identity::Claim("aud")),
+    ("x-auth-scopes", Identity::Scopes),
+    ("x-auth-expires", Identity::Claim("exp")),
+];
+
+enum Identity {
+    Claim(&'static str),
+    Scopes,
+}
+
+/// Headers a claim mapping may never set: the identity headers themselves, and headers that would change
+/// how the proxy frames or routes the request.
+const RESERVED: &[&str] = &[
+    "x-auth-subject",
+    "x-auth-issuer",
+    "x-auth-audience",
+    "x-auth-scopes",
+    "x-auth-expires",
+    "x-auth-error",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "www-authenticate",
+    "cache-control",
+    "location",
+];
+
+/// Forward-auth settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// Extra `claim → header` mappings sent on allow.
+    pub claim_headers: Vec<ClaimHeader>,
+    /// Longest header value sent; longer values are cut at a character boundary.
+    pub max_header_value_bytes: usize,
+    /// Named policies, served at `/policy/{name}/auth`.
+    pub policies: Vec<NamedPolicy>,
+}
+
+impl Default for Gateway {
+    fn default() -> Gateway {
+        Gateway {
+            claim_headers: Vec::new(),
+            max_header_value_bytes: 1024,
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// One `claim → header` mapping; `claim` may be a dotted path into nested objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimHeader {
+    pub header: HeaderName,
+    pub claim: String,
+}
+
+impl ClaimHeader {
+    /// Checks a mapping from configuration.
+    pub fn new(header: &str, claim: &str) -> Result<ClaimHeader, String> {
+        let name = HeaderName::from_bytes(header.trim().as_bytes())
+            .map_err(|_| format!("{header:?} is not a valid header name"))?;
+        if RESERVED.contains(&name.as_str()) {
+            return Err(format!("{header:?} is reserved and cannot carry a claim"));
+        }
+        let claim = claim.trim();
+        if claim.is_empty() {
+            return Err(format!("header {header:?} names no claim"));
+        }
+        Ok(ClaimHeader {
+            header: name,
+            claim: claim.to_owned(),
+        })
+    }
+
+    /// Parses `Header=claim.path,Other=claim` (the `JWT_CLAIM_HEADERS` form).
+    pub fn parse_list(spec: &str) -> Result<Vec<ClaimHeader>, String> {
+        spec.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| match item.split_once('=') {
+                Some((header, claim)) => ClaimHeader::new(header, claim),
+                None => Err(format!("{item:?} is not Header=claim")),
+            })
+            .collect()
+    }
+}
+
+/// What a named policy requires of a token its issuer already accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// `iss` must be one of these (when non-empty).
+    pub issuers: Vec<String>,
+    /// `aud` must name one of these (when non-empty).
+    pub audiences: Vec<String>,
+    /// Every one of these scopes must be granted.
+    pub scopes: Vec<String>,
+    /// Each claim must be present and, when values are given, equal one of them (or, for an array
+    /// claim, contain one of them).
+    pub claims: Vec<ClaimRequirement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequirement {
+    pub claim: String,
+    pub values: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedPolicy {
+    pub name: String,
+    pub requirements: Requirements,
+}
+
+impl Requirements {
+    /// Issuer and audience make the token invalid for this resource (401); scopes and claims mean it
+    /// is valid but does not grant enough (403 `insufficient_scope`).
+    pub fn check(&self, claims: &Claims) -> Result<(), Rejection> {
+        if !self.issuers.is_empty() {
+            let iss = claims.get("iss").and_then(Value::as_str);
+            if !iss.is_some_and(|iss| self.issuers.iter().any(|i| i == iss)) {
+                return Err(Rejection::new(
+                    Code::InvalidIssuer,
+                    "issuer is not accepted by this policy",
+                ));
+            }
+        }
+        claims::check_audience(claims, &self.audiences)?;
+        claims::check_scopes(claims, &self.scopes)?;
+        for requirement in &self.claims {
+            let present = claims::lookup(claims, &requirement.claim);
+            let ok = match present {
+                None => false,
+                Some(_) if requirement.values.is_empty() => true,
+                Some(Value::Array(items)) => items.iter().any(|i| requirement.values.contains(i)),
+                Some(value) => requirement.values.contains(value),
+            };
+            if !ok {
+                return Err(Rejection::new(
+                    Code::InsufficientScope,
+                    format!("claim {:?} does not meet the policy", requirement.claim),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a gateway path: `Some(None)` for `/auth[/…]`, `Some(Some(name))` for
+/// `/policy/{name}/auth[/…]`, `None` for anything else.
+pub(crate) fn route(path: &str) -> Option<Option<&str>> {
+    let under =
+        |rest: &str, prefix: &str| rest == prefix || rest.starts_with(&format!("{prefix}/"));
+    if under(path, "/auth") {
+        return Some(None);
+    }
+    let rest = path.strip_prefix("/policy/")?;
+    let (name, tail) = rest.split_once('/')?;
+    (!name.is_empty() && under(&format!("/{tail}"), "/auth")).then_some(Some(name))
+}
+
+pub(crate) fn handle<B>(
+    service: &Service,
+    req: &Request<B>,
+    now: u64,
+    policy: Option<&str>,
+) -> Handled {
+    let gateway = &service.options.gateway;
+    let requirements = match policy {
+        None => None,
+        Some(name) => match gateway.policies.iter().find(|p| p.name == name) {
+            Some(p) => Some(&p.requirements),
+            None => {
+                return Handled {
+                    response: response::not_found(&format!("/policy/{name}")),
+                    decision: None,
+                };
+            }
+        },
+    };
+    let token = match bearer_token(req.headers()) {
+        Ok(Some(token)) => token,
+        Ok(None) => return missing_token(service),
+        Err(rejection) => return deny(service, rejection, None, None),
+    };
+    let verified = match service
+        .verifier
+        .verify(token.as_bytes(), now, &*service.keys)
+    {
+        Ok(verified) => verified,
+        Err(r) => return deny(service, r.rejection, r.iss, r.kid),
+    };
+    let iss = verified
+        .claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(Err(rejection)) = requirements.map(|r| r.check(&verified.claims)) {
+        return deny(service, rejection, iss, verified.kid);
+    }
+    let response = allow(gateway, &verified);
+    Handled {
+        response,
+        decision: Some(Decision {
+            allowed: true,
+            code: None,
+            iss,
+            kid: verified.kid,
+        }),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1). Several
+/// Authorization headers are refused rather than guessed between.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key(AUTHORIZATION) {
+            true => Err(Rejection::new(
+                Code::MalformedToken,
+                "several Authorization headers",
+            )),
+            false => Ok(None),
+        };
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Rejection::new(Code::MalformedToken, "Authorization header is not ASCII"))?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            Ok((!token.is_empty()).then_some(token))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn allow(gateway: &Gateway, verified: &Verified) -> Response<Vec<u8>> {
+    let mut response = response::empty(StatusCode::OK);
+    let cap = gateway.max_header_value_bytes;
+    let headers = response.headers_mut();
+    for (name, source) in IDENTITY {
+        let text = match source {
+            Identity::Claim(claim) => verified
+                .claims
+                .get(claim)
+                .map(claim_text)
+                .unwrap_or_default(),
+            Identity::Scopes => claims::scopes(&verified.claims).join(" "),
+        };
+        headers.insert(HeaderName::from_static(name), header_value(&text, cap));
+    }
+    for mapping in &gateway.claim_headers {
+        let text = claims::lookup(&verified.claims, &mapping.claim)
+            .map(claim_text)
+            .unwrap_or_default();
+        headers.insert(mapping.header.clone(), header_value(&text, cap));
+    }
+    response
+}
+
+/// A claim as header text: strings as they are, arrays joined with `,`, other values as JSON.
+fn claim_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(items) => items.iter().map(claim_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Control characters (CR/LF above all: header injection) are dropped, and the value is capped at a
+/// character boundary.
+fn header_value(text: &str, cap: usize) -> HeaderValue {
+    let mut clean = String::with_capacity(text.len().min(cap));
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if clean.len() + c.len_utf8() > cap {
+            break;
+        }
+        clean.push(c);
+    }
+    HeaderValue::from_bytes(clean.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn missing_token(service: &Service) -> Handled {
+    let rejection = Rejection::new(Code::MissingToken, "no bearer token");
+    let mut handled = deny(service, rejection, None, None);
+    // No `error` in the challenge when no credentials were sent (RFC 6750 §3.1).
+    let challenge = response::bearer_challenge(&service.options.realm, None);
+    handled
+        .response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, challenge);
+    handled
+}
+
+fn deny(
+    service: &Service,
+    rejection: Rejection,
+    iss: Option<String>,
+    kid: Option<String>,
+) -> Handled {
+    let expose = service.options.expose_descriptions;
+    let status = match rejection.code {
+        Code::InsufficientScope => StatusCode::FORBIDDEN,
+        Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let body = ErrorBody::new(rejection.code.as_str(), &rejection.description, expose);
+    let mut response = response::json(status, &body);
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static(X_AUTH_ERROR),
+        HeaderValue::from_static(rejection.code.as_str()),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static(response::RETRY_AFTER_SECS),
+        );
+    } else {
+        let description = if expose {
+            rejection.description.as_ref()
+        } else {
+            ""
+        };
+        let challenge = response::bearer_challenge(
+            &service.options.realm,
+            Some((response::challenge_error(rejection.code), description)),
+        );
+        headers.insert(WWW_AUTHENTICATE, challenge);
+    }
+    Handled {
+        response,
+        decision: Some(Decision {
+            allowed: false,
+            code: Some(rejection.code),
+            iss,
+            kid,
+        }),
+    }
+}
