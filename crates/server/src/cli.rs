@@ -38,6 +38,7 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_LEEWAY             clock skew tolerance in seconds for exp, nbf and iat (default 60)
   JWT_MAX_AGE            maximum token age in seconds, from iat (iat then required)
   JWT_REQUIRED_CLAIMS    claims that must be present, comma-separated
+  JWT_REQUIRED_SCOPES    scopes every token must grant (scope / scp), space- or comma-separated (else 403)
   JWT_TYPES              accepted "typ" header values, comma-separated (default JWT)
   JWT_REQUIRE_EXP        true|false: "exp" required (default true)
   JWT_ALLOW_WEAK_SECRET  1|true: accept an HMAC secret shorter than the hash output (32 bytes for
@@ -46,6 +47,14 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_MAX_TOKEN_BYTES    largest token (default 8192)
   JWT_EXPOSE_ERRORS      true|false: include human error_description texts (default true)
   JWT_REALM              realm of WWW-Authenticate challenges (default jwt-validator)
+
+FORWARD AUTH (ANY /auth[/...], ANY /policy/NAME/auth[/...]: 200 + X-Auth-* headers, or 401/403)
+  JWT_CLAIM_HEADERS      extra claim headers on allow: Header=claim.path,... (arrays joined with ",")
+  JWT_POLICIES           named policies, comma-separated; for each NAME (upper case, '-' as '_'):
+    JWT_POLICY_<NAME>_ISSUERS, _AUDIENCES   accepted iss / aud values (any of)
+    JWT_POLICY_<NAME>_SCOPES                required scopes (else 403 insufficient_scope)
+    JWT_POLICY_<NAME>_CLAIMS                claim=value,...: value required (repeat a claim for any-of;
+                                            a bare claim only has to be present; else 403)
 
 ENVIRONMENT (always)
   JWT_CONFIG             TOML configuration file (same as --config)
@@ -84,6 +93,16 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
 
   [[issuers]]                          # no issuer = the default for tokens no other issuer claims
   secret_env = "INTERNAL_JWT_SECRET"   # or secret = "..." or secret_file = "..."
+
+  [gateway]                            # forward auth
+  claim_headers = { "X-Auth-Email" = "email", "X-Auth-Roles" = "realm_access.roles" }
+  max_header_value_bytes = 1024
+
+  [policies.admin]                     # served at /policy/admin/auth
+  issuers = ["https://login.example.com"]
+  audiences = ["admin-api"]
+  scopes = ["admin"]                   # missing scope or claim: 403 insufficient_scope
+  claims = { email_verified = true, "realm_access.roles" = ["ops", "sre"] }
 
   Each issuer needs at least one key source; a token is only ever checked against the keys of the
   issuer it claims. Errors name the place: file:line:column, or the field as issuers[N].field

@@ -137,6 +137,33 @@ pub struct ClaimRequirement {
     pub values: Vec<Value>,
 }
 
+impl ClaimRequirement {
+    /// Parses `claim=value,claim=other,flag` (the environment form): values are JSON when they parse
+    /// (`true`, `3`) and strings otherwise; a claim named twice accepts any of its values; a bare claim
+    /// only has to be present.
+    pub fn parse_list(spec: &str) -> Result<Vec<ClaimRequirement>, String> {
+        let mut out: Vec<ClaimRequirement> = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (claim, value) = match item.split_once('=') {
+                Some((c, v)) => (c.trim(), Some(v.trim())),
+                None => (item, None),
+            };
+            if claim.is_empty() {
+                return Err(format!("{item:?} names no claim"));
+            }
+            let value = value.map(|v| serde_json::from_str(v).unwrap_or_else(|_| Value::from(v)));
+            match out.iter_mut().find(|r| r.claim == claim) {
+                Some(existing) => existing.values.extend(value),
+                None => out.push(ClaimRequirement {
+                    claim: claim.to_owned(),
+                    values: value.into_iter().collect(),
+                }),
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedPolicy {
     pub name: String,

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use jwtv_verifier::{Algorithm, KeySet, Policy};
 
-use crate::gateway::ClaimHeader;
+use crate::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
 
+use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     ConfigError, EnvFn, IssuerConfig, Loaded, ReadFileFn, Shared, assemble, check_allow_list,
@@ -42,6 +43,14 @@ impl<'a> Vars<'a> {
         self.string(name)
             .map(|v| split_list(&v))
             .unwrap_or_default()
+    }
+
+    /// Scopes are space-delimited in OAuth; commas are accepted too.
+    pub(crate) fn scopes(&self, name: &str) -> Vec<String> {
+        self.list(name)
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(str::to_owned))
+            .collect()
     }
 
     pub(crate) fn seconds(&self, name: &str) -> Result<Option<u64>, ConfigError> {
@@ -260,6 +269,7 @@ fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
         algorithms: vars.algorithms("JWT_ALGORITHMS")?,
         max_age_secs: vars.seconds("JWT_MAX_AGE")?,
         required_claims: vars.list("JWT_REQUIRED_CLAIMS"),
+        required_scopes: vars.scopes("JWT_REQUIRED_SCOPES"),
         ..Policy::default()
     };
     if let Some(leeway) = vars.seconds("JWT_LEEWAY")? {
@@ -296,5 +306,32 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         shared.options.gateway.claim_headers =
             ClaimHeader::parse_list(&spec).map_err(|m| ConfigError::env("JWT_CLAIM_HEADERS", m))?;
     }
+    for name in vars.list("JWT_POLICIES") {
+        shared
+            .options
+            .gateway
+            .policies
+            .push(named_policy(vars, &name)?);
+    }
     Ok(shared)
+}
+
+/// A named policy from `JWT_POLICY_<NAME>_{ISSUERS,AUDIENCES,SCOPES,CLAIMS}`, so the component, which
+/// has no configuration file, can serve `/policy/{name}/auth` too.
+fn named_policy(vars: &Vars<'_>, name: &str) -> Result<NamedPolicy, ConfigError> {
+    check_policy_name(name).map_err(|m| ConfigError::env("JWT_POLICIES", m))?;
+    let prefix = format!("JWT_POLICY_{}", name.to_ascii_uppercase().replace('-', "_"));
+    let var = |suffix: &str| format!("{prefix}_{suffix}");
+    let claims_var = var("CLAIMS");
+    let claims = ClaimRequirement::parse_list(&vars.string(&claims_var).unwrap_or_default())
+        .map_err(|m| ConfigError::env(&claims_var, m))?;
+    Ok(NamedPolicy {
+        name: name.to_owned(),
+        requirements: Requirements {
+            issuers: vars.list(&var("ISSUERS")),
+            audiences: vars.list(&var("AUDIENCES")),
+            scopes: vars.scopes(&var("SCOPES")),
+            claims,
+        },
+    })
 }

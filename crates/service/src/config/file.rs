@@ -35,7 +35,8 @@ use super::env::{Vars, check_size, strip_final_newline};
 use super::keys::{self, SecretError};
 use super::{
     ConfigError, ENV_VARS, EnvFn, IssuerConfig, Loaded, ReadFileFn, Shared, assemble,
-    check_allow_list, check_listen, check_realm, io_reason, one_line, parse_algorithm, read_error,
+    check_allow_list, check_listen, check_policy_name, check_realm, io_reason, one_line,
+    parse_algorithm, read_error,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -213,16 +214,7 @@ fn gateway(
     }
     for (name, p) in policies {
         let field = format!("policies.{name}");
-        // The name is a path segment of /policy/{name}/auth.
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(at.err(
-                &field,
-                "a policy name may hold only letters, digits, '-' and '_'",
-            ));
-        }
+        check_policy_name(name).map_err(|m| at.err(&field, m))?;
         let mut claims = Vec::with_capacity(p.claims.len());
         for (claim, value) in &p.claims {
             let values = match value {

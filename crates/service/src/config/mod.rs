@@ -56,7 +56,9 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_MAX_TOKEN_BYTES",
     "JWT_EXPOSE_ERRORS",
     "JWT_REALM",
+    "JWT_REQUIRED_SCOPES",
     "JWT_CLAIM_HEADERS",
+    "JWT_POLICIES",
 ];
 
 /// What the native shell needs besides the service: where to listen and how hard to protect itself.
@@ -309,6 +311,21 @@ pub(crate) fn check_realm(value: &str) -> Result<String, String> {
     } else {
         Err(format!(
             "{value:?} is not a usable realm: use 1 to 256 printable ASCII characters without '\"' or '\\'"
+        ))
+    }
+}
+
+/// A policy name is a path segment of `/policy/{name}/auth`.
+pub(crate) fn check_policy_name(name: &str) -> Result<(), String> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?}: a policy name may hold only letters, digits, '-' and '_'"
         ))
     }
 }

@@ -1077,6 +1077,37 @@ mod gateway_config {
     }
 
     #[test]
+    fn named_policies_and_required_scopes_from_the_environment() {
+        let loaded = Fixture::new()
+            .env("JWT_SECRET", SECRET)
+            .env("JWT_REQUIRED_SCOPES", "read")
+            .env("JWT_POLICIES", "admin, ops-team")
+            .env("JWT_POLICY_ADMIN_SCOPES", "admin write")
+            .env(
+                "JWT_POLICY_OPS_TEAM_CLAIMS",
+                "email_verified=true,roles=ops,roles=sre,tenant",
+            )
+            .ok();
+        assert_eq!(loaded.verifier.policies()[0].required_scopes, ["read"]);
+        let policies = &loaded.options.gateway.policies;
+        assert_eq!(policies[0].name, "admin");
+        assert_eq!(policies[0].requirements.scopes, ["admin", "write"]);
+        let claims = &policies[1].requirements.claims;
+        assert_eq!(policies[1].name, "ops-team");
+        assert_eq!(claims[0].values, [serde_json::json!(true)]);
+        assert_eq!(
+            claims[1].values,
+            [serde_json::json!("ops"), serde_json::json!("sre")]
+        );
+        assert!(claims[2].values.is_empty());
+        let e = Fixture::new()
+            .env("JWT_SECRET", SECRET)
+            .env("JWT_POLICIES", "a/b")
+            .err();
+        assert!(e.starts_with("JWT_POLICIES: \"a/b\": a policy name"), "{e}");
+    }
+
+    #[test]
     fn gateway_and_named_policies_from_the_file() {
         let toml = format!(
             "[[issuers]]\nsecret = \"{SECRET}\"\n[gateway]\nclaim_headers = {{ \"X-Email\" = \"email\" }}\nmax_header_value_bytes = 64\n\
@@ -1103,7 +1134,7 @@ mod gateway_config {
             .config(&format!("{base}[policies.\"a/b\"]\nscopes = [\"x\"]\n"))
             .err();
         assert!(
-            e.starts_with("/etc/jwtv/jwtv.toml: policies.a/b: a policy name"),
+            e.starts_with("/etc/jwtv/jwtv.toml: policies.a/b: \"a/b\": a policy name"),
             "{e}"
         );
         let e = Fixture::new()
