@@ -1,0 +1,1105 @@
+//! The HTTP contract of `POST /validate`, the probes and the hardening rules, spoken over real TCP to
+//! the real service (`JWTV_TEST_TARGET=native|wasm`, see `support`).
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::jwt::{self, TestKey};
+use support::{Response, Server, TestConfig, now};
+
+/// 64 bytes: long enough for every HMAC algorithm.
+const SECRET: &str = "integration-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-012";
+const ISSUER: &str = "https://issuer.test";
+const MAX_TOKEN_BYTES: usize = 4096;
+const HS256_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// The single-issuer configuration most tests use.
+fn config() -> TestConfig {
+    assert_eq!(SECRET.len(), 64);
+    TestConfig::new()
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_ISSUER", ISSUER)
+        .env("JWT_AUDIENCE", "api,other-api")
+        .env("JWT_ALGORITHMS", "HS256")
+        .env("JWT_MAX_AGE", "3600")
+        .env("JWT_MAX_TOKEN_BYTES", MAX_TOKEN_BYTES.to_string())
+}
+
+fn claims() -> Value {
+    let now = now();
+    json!({"iss": ISSUER, "aud": "api", "sub": "alice", "iat": now, "exp": now + 600, "scope": "read"})
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+fn token(claims: &Value) -> String {
+    jwt::hs256(SECRET.as_bytes(), claims)
+}
+
+/// An HS256 token with the given header and payload texts, signed with the right secret.
+fn signed(header: &str, payload: &str) -> String {
+    jwt::hmac_token("HS256", SECRET.as_bytes(), header, payload)
+}
+
+fn is_json_content_type(r: &Response) -> bool {
+    r.header("content-type")
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+/// Checks the shape every error answer of `/validate` shares; returns what is wrong, if anything.
+fn error_shape_problems(r: &Response, status: u16, code: &str, token: Option<&str>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if r.status != status {
+        problems.push(format!("status {} (expected {status})", r.status));
+    }
+    if !is_json_content_type(r) {
+        problems.push(format!("content-type {:?}", r.header("content-type")));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
+        problems.push(format!("body is not JSON: {:?}", r.text()));
+        return problems;
+    };
+    if body["valid"] != json!(false) {
+        problems.push(format!("valid is {} (expected false)", body["valid"]));
+    }
+    if body["error"] != json!(code) {
+        problems.push(format!("error is {} (expected {code:?})", body["error"]));
+    }
+    if let Some(token) = token {
+        let leaks = |s: &str| {
+            s.contains(token)
+                || token
+                    .rsplit('.')
+                    .next()
+                    .is_some_and(|sig| sig.len() >= 16 && s.contains(sig))
+        };
+        if leaks(&r.text()) {
+            problems.push("the body contains the token".into());
+        }
+        if r.headers.iter().any(|(_, v)| leaks(v)) {
+            problems.push("a header contains the token".into());
+        }
+    }
+    problems
+}
+
+/// A 401 of the drop-in API: the shape above, a description, and the RFC 6750 challenge.
+fn unauthorized_problems(r: &Response, code: &str, token: &str) -> Vec<String> {
+    let mut problems = error_shape_problems(r, 401, code, Some(token));
+    let description = serde_json::from_slice::<Value>(&r.body)
+        .ok()
+        .and_then(|b| b["error_description"].as_str().map(str::to_owned));
+    if description.as_deref().is_none_or(str::is_empty) {
+        problems.push("no error_description".into());
+    }
+    match r.header("www-authenticate") {
+        None => problems.push("no WWW-Authenticate".into()),
+        Some(challenge) => {
+            if !challenge.starts_with("Bearer ") {
+                problems.push(format!("challenge is not Bearer: {challenge:?}"));
+            }
+            if !challenge.contains(r#"error="invalid_token""#) {
+                problems.push(format!(
+                    "challenge lacks error=\"invalid_token\": {challenge:?}"
+                ));
+            }
+            if !challenge.contains(r#"error_description=""#) {
+                problems.push(format!("challenge lacks error_description: {challenge:?}"));
+            }
+            if challenge.matches('"').count() % 2 != 0 {
+                problems.push(format!("challenge has unbalanced quotes: {challenge:?}"));
+            }
+        }
+    }
+    problems
+}
+
+fn assert_no_failures(failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 200
+
+#[test]
+fn a_valid_token_is_accepted_with_its_claims_and_expires_in() {
+    let server = Server::start(config());
+    let claims = claims();
+    let token = token(&claims);
+    let r = server.validate(&token);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(is_json_content_type(&r), "{:?}", r.header("content-type"));
+    let body = r.json();
+    assert_eq!(body["valid"], json!(true), "{body}");
+    assert_eq!(
+        body["claims"], claims,
+        "claims must be the verified payload"
+    );
+    assert!(body.get("error").is_none(), "{body}");
+    let expires_in = body["expires_in"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("expires_in: {body}"));
+    assert!(
+        (590..=600).contains(&expires_in),
+        "expires_in {expires_in}, exp is 600 s away"
+    );
+    server.assert_not_logged(&token);
+}
+
+#[test]
+fn accepted_variants_of_valid_tokens() {
+    let server = Server::start(config());
+    let now = now();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "aud array, one accepted",
+            token(&with(claims(), "aud", json!(["unknown", "other-api"]))),
+        ),
+        (
+            "expired 30 s ago, inside the 60 s leeway",
+            token(&with(claims(), "exp", json!(now - 30))),
+        ),
+        (
+            "nbf 30 s ahead, inside the leeway",
+            token(&with(claims(), "nbf", json!(now + 30))),
+        ),
+        (
+            "iat 30 s ahead, inside the leeway",
+            token(&with(claims(), "iat", json!(now + 30))),
+        ),
+        (
+            "iat 50 min ago, under max age",
+            token(&with(claims(), "iat", json!(now - 3000))),
+        ),
+        (
+            "typ absent",
+            signed(r#"{"alg":"HS256"}"#, &claims().to_string()),
+        ),
+        (
+            "typ jwt lowercase",
+            signed(r#"{"alg":"HS256","typ":"jwt"}"#, &claims().to_string()),
+        ),
+        (
+            "embedded jku/x5u ignored",
+            signed(
+                r#"{"alg":"HS256","jku":"http://127.0.0.1:9/keys","x5u":"http://127.0.0.1:9/x"}"#,
+                &claims().to_string(),
+            ),
+        ),
+        (
+            "exp as a float",
+            token(&with(claims(), "exp", json!(now as f64 + 600.5))),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, token) in &cases {
+        let r = server.validate(token);
+        if r.status != 200 || r.json()["valid"] != json!(true) {
+            failures.push(format!("{name}: {} {}", r.status, r.text()));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn content_type_json_variants_and_a_missing_content_type_are_accepted() {
+    let server = Server::start(config());
+    let token = token(&claims());
+    let body = json!({ "token": token }).to_string();
+    let mut failures = Vec::new();
+    for headers in [
+        vec![],
+        vec![("Content-Type", "application/json; charset=utf-8")],
+        vec![("Content-Type", "Application/JSON")],
+    ] {
+        let r = server.request("POST", "/validate", &headers, body.as_bytes());
+        if r.status != 200 {
+            failures.push(format!("{headers:?}: {} {}", r.status, r.text()));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 400, 405, 413, 415
+
+#[test]
+fn requests_without_a_usable_token_are_400() {
+    let server = Server::start(config());
+    let cases: &[(&str, &[u8], &[&str])] = &[
+        ("empty body", b"", &["missing_token", "invalid_request"]),
+        (
+            "whitespace body",
+            b"  \r\n",
+            &["missing_token", "invalid_request"],
+        ),
+        ("not JSON", b"token=abc", &["invalid_request"]),
+        ("truncated JSON", br#"{"token": "abc"#, &["invalid_request"]),
+        ("{}", b"{}", &["missing_token"]),
+        ("empty token", br#"{"token":""}"#, &["missing_token"]),
+        ("null token", br#"{"token":null}"#, &["missing_token"]),
+        ("numeric token", br#"{"token":5}"#, &["invalid_request"]),
+        (
+            "array token",
+            br#"{"token":["a.b.c"]}"#,
+            &["invalid_request"],
+        ),
+        (
+            "object token",
+            br#"{"token":{"jwt":"a.b.c"}}"#,
+            &["invalid_request"],
+        ),
+        ("JSON array body", br#"["a.b.c"]"#, &["invalid_request"]),
+        ("JSON string body", br#""a.b.c""#, &["invalid_request"]),
+        (
+            "not UTF-8",
+            b"{\"token\":\"\xff\xfe\"}",
+            &["invalid_request"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, body, codes) in cases {
+        let r = server.post_json("/validate", body);
+        let code = r.error_code().unwrap_or_default();
+        let expected = if codes.contains(&code.as_str()) {
+            code.as_str()
+        } else {
+            codes[0]
+        };
+        let problems = error_shape_problems(&r, 400, expected, None);
+        if !problems.is_empty() {
+            failures.push(format!("{name}: {} — {}", problems.join("; "), r.text()));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn a_body_over_the_limit_is_413() {
+    let server = Server::start(config().env("JWT_MAX_BODY_BYTES", "1024"));
+    // Just under the limit: answered normally.
+    let token = token(&claims());
+    let mut small = json!({ "token": token }).to_string().into_bytes();
+    assert!(small.len() < 1024);
+    small.resize(1000, b' ');
+    let r = server.post_json("/validate", &small);
+    assert_eq!(
+        r.status,
+        200,
+        "a 1000-byte body under a 1024-byte limit: {}",
+        r.text()
+    );
+
+    let big = json!({ "token": "a".repeat(2000) }).to_string();
+    let r = server.post_json("/validate", big.as_bytes());
+    assert_no_failures(error_shape_problems(&r, 413, "invalid_request", None));
+
+    // Without Content-Length: the limit holds for a chunked body too.
+    let mut chunked = format!("{:x}\r\n", big.len()).into_bytes();
+    chunked.extend_from_slice(big.as_bytes());
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let r = server.request(
+        "POST",
+        "/validate",
+        &[
+            ("Content-Type", "application/json"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        &chunked,
+    );
+    assert_no_failures(error_shape_problems(&r, 413, "invalid_request", None));
+}
+
+#[test]
+fn other_methods_are_405_and_non_json_media_types_415() {
+    let server = Server::start(config());
+    let mut failures = Vec::new();
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let r = server.request(method, "/validate", &[], b"");
+        if r.status != 405 {
+            failures.push(format!("{method} /validate: {} {}", r.status, r.text()));
+            continue;
+        }
+        if !r.header("allow").is_some_and(|a| a.contains("POST")) {
+            failures.push(format!(
+                "{method} /validate: 405 without `Allow: POST` ({:?})",
+                r.header("allow")
+            ));
+        }
+        if serde_json::from_slice::<Value>(&r.body).is_err() {
+            failures.push(format!(
+                "{method} /validate: 405 body is not JSON: {:?}",
+                r.text()
+            ));
+        }
+    }
+    let body = json!({ "token": token(&claims()) }).to_string();
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = server.request(
+            "POST",
+            "/validate",
+            &[("Content-Type", ct)],
+            body.as_bytes(),
+        );
+        let problems = error_shape_problems(
+            &r,
+            415,
+            r.error_code().as_deref().unwrap_or("invalid_request"),
+            None,
+        );
+        if !problems.is_empty() {
+            failures.push(format!("Content-Type {ct}: {}", problems.join("; ")));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 401: one stable code per reason
+
+#[test]
+fn rejected_tokens_are_401_with_stable_codes_and_a_bearer_challenge() {
+    let server = Server::start(config());
+    let now = now();
+    let payload = claims().to_string();
+    let good = token(&claims());
+    let (good_input, good_sig) = good.rsplit_once('.').unwrap();
+
+    // A header whose base64url needs padding, then sent with it.
+    let padded_header = {
+        use base64::Engine as _;
+        let h = base64::engine::general_purpose::URL_SAFE.encode(r#"{"alg":"HS256","typ":"JWT" }"#);
+        assert!(h.ends_with('='), "test setup: {h} should be padded");
+        h
+    };
+    let padded = {
+        let input = format!("{padded_header}.{}", jwt::b64(payload.as_bytes()));
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes()),
+            input.as_bytes(),
+        );
+        format!("{input}.{}", jwt::b64(tag.as_ref()))
+    };
+    let big_claim = with(claims(), "pad", json!("x".repeat(MAX_TOKEN_BYTES)));
+
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        // malformed_token
+        ("two segments", good_input.to_owned(), "malformed_token"),
+        ("four segments", format!("{good}.AAAA"), "malformed_token"),
+        (
+            "JWE, five segments",
+            "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.QUFBQQ.QUFBQQ.QUFBQQ.QUFBQQ".into(),
+            "malformed_token",
+        ),
+        (
+            "JSON serialization",
+            json!({"payload": "e30", "signatures": []}).to_string(),
+            "malformed_token",
+        ),
+        (
+            "empty header segment",
+            format!(".{}", good.split_once('.').unwrap().1),
+            "malformed_token",
+        ),
+        (
+            "bad base64url length",
+            format!("{}.e.{good_sig}", good.split('.').next().unwrap()),
+            "malformed_token",
+        ),
+        (
+            "standard base64 alphabet",
+            good.replacen('_', "/", 1).replacen('-', "+", 1) + "+/",
+            "malformed_token",
+        ),
+        ("base64 padding", padded, "malformed_token"),
+        (
+            "whitespace inside",
+            format!("{} ", good.replacen('.', ". ", 1)),
+            "malformed_token",
+        ),
+        (
+            "non-canonical trailing bits",
+            format!("{good_input}.{}", non_canonical(good_sig)),
+            "malformed_token",
+        ),
+        (
+            "duplicate claim names",
+            signed(
+                HS256_HEADER,
+                &format!(
+                    r#"{{"sub":"alice","sub":"admin","iss":"{ISSUER}","aud":"api","iat":{now},"exp":{}}}"#,
+                    now + 600
+                ),
+            ),
+            "malformed_token",
+        ),
+        (
+            "duplicate header names",
+            signed(r#"{"alg":"HS256","alg":"none"}"#, &payload),
+            "malformed_token",
+        ),
+        (
+            "header is an array",
+            signed(r#"["HS256"]"#, &payload),
+            "malformed_token",
+        ),
+        (
+            "header is a string",
+            signed(r#""HS256""#, &payload),
+            "malformed_token",
+        ),
+        (
+            "header is not JSON",
+            signed("alg=HS256", &payload),
+            "malformed_token",
+        ),
+        (
+            "payload is an array",
+            signed(HS256_HEADER, "[1,2]"),
+            "malformed_token",
+        ),
+        (
+            "exp is a string",
+            signed(
+                HS256_HEADER,
+                &with(claims(), "exp", json!((now + 600).to_string())).to_string(),
+            ),
+            "malformed_token",
+        ),
+        (
+            "deeply nested claim",
+            signed(
+                HS256_HEADER,
+                &format!(
+                    r#"{{"iss":"{ISSUER}","aud":"api","iat":{now},"exp":{},"x":{}1{}}}"#,
+                    now + 600,
+                    "[".repeat(64),
+                    "]".repeat(64)
+                ),
+            ),
+            "malformed_token",
+        ),
+        // token_too_large
+        (
+            "token over JWT_MAX_TOKEN_BYTES",
+            token(&big_claim),
+            "token_too_large",
+        ),
+        // alg_not_allowed
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                jwt::b64(br#"{"alg":"none","typ":"JWT"}"#),
+                jwt::b64(payload.as_bytes())
+            ),
+            "alg_not_allowed",
+        ),
+        (
+            "alg None",
+            format!(
+                "{}.{}.",
+                jwt::b64(br#"{"alg":"None"}"#),
+                jwt::b64(payload.as_bytes())
+            ),
+            "alg_not_allowed",
+        ),
+        (
+            "alg NONE",
+            format!(
+                "{}.{}.",
+                jwt::b64(br#"{"alg":"NONE"}"#),
+                jwt::b64(payload.as_bytes())
+            ),
+            "alg_not_allowed",
+        ),
+        (
+            "alg nOnE",
+            format!(
+                "{}.{}.",
+                jwt::b64(br#"{"alg":"nOnE"}"#),
+                jwt::b64(payload.as_bytes())
+            ),
+            "alg_not_allowed",
+        ),
+        (
+            "alg none with a signature",
+            signed(r#"{"alg":"none"}"#, &payload),
+            "alg_not_allowed",
+        ),
+        (
+            "alg HS384 outside JWT_ALGORITHMS",
+            jwt::hmac_token(
+                "HS384",
+                SECRET.as_bytes(),
+                r#"{"alg":"HS384","typ":"JWT"}"#,
+                &payload,
+            ),
+            "alg_not_allowed",
+        ),
+        (
+            "alg hs256 (case)",
+            jwt::hmac_token("HS256", SECRET.as_bytes(), r#"{"alg":"hs256"}"#, &payload),
+            "alg_not_allowed",
+        ),
+        (
+            "alg RS256 with no RSA key",
+            jwt::signed_token(TestKey::Rsa2048, "RS256", r#"{"alg":"RS256"}"#, &payload),
+            "alg_not_allowed",
+        ),
+        // invalid_signature
+        (
+            "flipped signature byte",
+            jwt::flip_signature(&good),
+            "invalid_signature",
+        ),
+        (
+            "signed with another secret",
+            jwt::hs256(
+                b"another-secret-that-is-also-long-enough-for-hs256",
+                &claims(),
+            ),
+            "invalid_signature",
+        ),
+        (
+            "signature stripped",
+            format!("{good_input}."),
+            "invalid_signature",
+        ),
+        (
+            "payload altered",
+            format!(
+                "{}.{}.{good_sig}",
+                good.split('.').next().unwrap(),
+                jwt::b64(with(claims(), "sub", json!("admin")).to_string().as_bytes())
+            ),
+            "invalid_signature",
+        ),
+        (
+            "key embedded in the header",
+            jwt::hmac_token(
+                "HS256",
+                b"attacker-chosen-secret-attacker-chosen-secret",
+                &format!(
+                    r#"{{"alg":"HS256","jwk":{{"kty":"oct","k":"{}"}}}}"#,
+                    jwt::b64(b"attacker-chosen-secret-attacker-chosen-secret")
+                ),
+                &payload,
+            ),
+            "invalid_signature",
+        ),
+        // time
+        (
+            "expired",
+            token(&with(claims(), "exp", json!(now - 3600))),
+            "token_expired",
+        ),
+        (
+            "exp missing",
+            token(&without(claims(), "exp")),
+            "missing_claim",
+        ),
+        (
+            "nbf in the future",
+            token(&with(claims(), "nbf", json!(now + 3600))),
+            "token_not_yet_valid",
+        ),
+        (
+            "iat in the future",
+            token(&with(claims(), "iat", json!(now + 3600))),
+            "token_not_yet_valid",
+        ),
+        (
+            "older than JWT_MAX_AGE",
+            token(&with(claims(), "iat", json!(now - 7200))),
+            "token_too_old",
+        ),
+        // claim and header policy
+        (
+            "wrong iss",
+            token(&with(claims(), "iss", json!("https://evil.test"))),
+            "invalid_issuer",
+        ),
+        (
+            "iss differs by a slash",
+            token(&with(claims(), "iss", json!(format!("{ISSUER}/")))),
+            "invalid_issuer",
+        ),
+        (
+            "iss missing",
+            token(&without(claims(), "iss")),
+            "missing_claim",
+        ),
+        (
+            "wrong aud",
+            token(&with(claims(), "aud", json!("nope"))),
+            "invalid_audience",
+        ),
+        (
+            "aud array without an accepted one",
+            token(&with(claims(), "aud", json!(["x", "API"]))),
+            "invalid_audience",
+        ),
+        (
+            "aud missing",
+            token(&without(claims(), "aud")),
+            "missing_claim",
+        ),
+        (
+            "typ not accepted",
+            signed(r#"{"alg":"HS256","typ":"at+jwt"}"#, &payload),
+            "invalid_type",
+        ),
+        (
+            "crit present",
+            signed(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, &payload),
+            "unsupported_crit",
+        ),
+        (
+            "crit empty",
+            signed(r#"{"alg":"HS256","crit":[]}"#, &payload),
+            "unsupported_crit",
+        ),
+    ];
+    // The size cap comes before any parsing, so even garbage gets token_too_large.
+    cases.push(("9000-byte garbage", "a".repeat(9000), "token_too_large"));
+
+    let mut failures = Vec::new();
+    for (name, token, code) in &cases {
+        let r = server.validate(token);
+        let problems = unauthorized_problems(&r, code, token);
+        if !problems.is_empty() {
+            failures.push(format!("{name}: {} — {}", problems.join("; "), r.text()));
+        }
+    }
+    // The positive control: the same server accepts the untouched token.
+    let r = server.validate(&good);
+    if r.status != 200 {
+        failures.push(format!("control token refused: {} {}", r.status, r.text()));
+    }
+    for (_, token, _) in &cases {
+        if token.len() > 40 {
+            server.assert_not_logged(token);
+        }
+    }
+    assert_no_failures(failures);
+}
+
+/// Changes the last character of a base64url segment so that its unused low bits are set.
+fn non_canonical(segment: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let unused_bits = match segment.len() % 4 {
+        2 => 4,
+        3 => 2,
+        _ => panic!(
+            "test setup: segment of length {} has no unused bits",
+            segment.len()
+        ),
+    };
+    let last = segment.as_bytes()[segment.len() - 1];
+    let value = ALPHABET.iter().position(|&c| c == last).unwrap();
+    let changed = value | ((1 << unused_bits) - 1);
+    assert_ne!(changed, value, "test setup: bits already set");
+    format!(
+        "{}{}",
+        &segment[..segment.len() - 1],
+        ALPHABET[changed] as char
+    )
+}
+
+#[test]
+fn a_token_signed_with_the_rsa_public_key_as_hmac_secret_is_refused() {
+    // CVE-2015-9235: a library that takes `alg` from the token and the configured PEM as an HMAC key
+    // accepts a token anyone can forge from the public key.
+    let pem = TestKey::Rsa2048.public_pem();
+    let server = Server::start(
+        TestConfig::new()
+            .file("rsa.pub.pem", pem.as_bytes())
+            .env("JWT_PUBLIC_KEY_FILE", "{files}/rsa.pub.pem")
+            .env("JWT_ISSUER", ISSUER)
+            .env("JWT_AUDIENCE", "api"),
+    );
+    let payload = claims().to_string();
+    let rs256 = jwt::signed_token(
+        TestKey::Rsa2048,
+        "RS256",
+        r#"{"alg":"RS256","typ":"JWT"}"#,
+        &payload,
+    );
+    let r = server.validate(&rs256);
+    assert_eq!(
+        r.status,
+        200,
+        "control: RS256 with the configured key: {}",
+        r.text()
+    );
+
+    let mut failures = Vec::new();
+    for (name, secret) in [
+        ("PEM", pem.as_str()),
+        ("PEM without trailing newline", pem.trim_end()),
+    ] {
+        let forged = jwt::hmac_token("HS256", secret.as_bytes(), HS256_HEADER, &payload);
+        let problems = unauthorized_problems(&server.validate(&forged), "alg_not_allowed", &forged);
+        if !problems.is_empty() {
+            failures.push(format!(
+                "HS256 keyed with the {name}: {}",
+                problems.join("; ")
+            ));
+        }
+    }
+    // The raw key bytes as the secret, for good measure.
+    let der_key = TestKey::Rsa2048.public_key_bytes();
+    let forged = jwt::hmac_token("HS256", &der_key, HS256_HEADER, &payload);
+    let problems = unauthorized_problems(&server.validate(&forged), "alg_not_allowed", &forged);
+    if !problems.is_empty() {
+        failures.push(format!(
+            "HS256 keyed with the DER key: {}",
+            problems.join("; ")
+        ));
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn a_kid_that_names_no_configured_key_is_unknown_kid() {
+    use base64::Engine as _;
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(SECRET);
+    let jwks = json!({"keys": [{"kty": "oct", "k": k, "kid": "k1", "alg": "HS256"}]});
+    let server = Server::start(
+        TestConfig::new()
+            .env("JWT_JWKS", jwks.to_string())
+            .env("JWT_ISSUER", ISSUER),
+    );
+    let payload = claims().to_string();
+    let mut failures = Vec::new();
+    for (name, header) in [
+        ("kid k1", r#"{"alg":"HS256","kid":"k1"}"#),
+        ("no kid, one key fits", r#"{"alg":"HS256"}"#),
+    ] {
+        let r = server.validate(&signed(header, &payload));
+        if r.status != 200 {
+            failures.push(format!("{name}: {} {}", r.status, r.text()));
+        }
+    }
+    for kid in [
+        "no-such-key",
+        "K1",
+        "k1 ",
+        "../k1",
+        "https://127.0.0.1:9/k1",
+    ] {
+        let token = signed(&json!({"alg": "HS256", "kid": kid}).to_string(), &payload);
+        let problems = unauthorized_problems(&server.validate(&token), "unknown_kid", &token);
+        if !problems.is_empty() {
+            failures.push(format!("kid {kid:?}: {}", problems.join("; ")));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn a_kid_is_ignored_when_the_only_key_is_an_unnamed_secret() {
+    // The replaced service ignored kid: a bare JWT_SECRET still verifies a token that names a kid,
+    // and a bad signature is still refused.
+    let server = Server::start(config());
+    let payload = claims().to_string();
+    let token = signed(r#"{"alg":"HS256","kid":"whatever"}"#, &payload);
+    let r = server.validate(&token);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let forged = jwt::flip_signature(&token);
+    assert_no_failures(unauthorized_problems(
+        &server.validate(&forged),
+        "invalid_signature",
+        &forged,
+    ));
+}
+
+#[test]
+fn expose_errors_false_hides_descriptions_but_keeps_codes() {
+    let exposed = Server::start(config());
+    let hidden = Server::start(config().env("JWT_EXPOSE_ERRORS", "false"));
+    let bad = jwt::flip_signature(&token(&claims()));
+
+    let shown = exposed.validate(&bad);
+    let description = shown.json()["error_description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("exposed server gives a description: {}", shown.text()))
+        .to_owned();
+    assert!(!description.is_empty());
+
+    let r = hidden.validate(&bad);
+    assert_no_failures(error_shape_problems(
+        &r,
+        401,
+        "invalid_signature",
+        Some(&bad),
+    ));
+    let body = r.json();
+    assert!(
+        body.get("error_description").is_none(),
+        "description exposed: {body}"
+    );
+    let challenge = r
+        .header("www-authenticate")
+        .expect("401 carries WWW-Authenticate");
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(
+        !challenge.contains(&description),
+        "challenge shows the description: {challenge}"
+    );
+
+    let r = hidden.post_json("/validate", b"{}");
+    assert_no_failures(error_shape_problems(&r, 400, "missing_token", None));
+    assert!(r.json().get("error_description").is_none(), "{}", r.text());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Old clients
+
+#[test]
+fn answers_are_byte_compatible_with_the_express_service() {
+    // The old service answered `{"valid":true}` / `{"valid":false,"error":"…"}`; clients that test the
+    // status, parse `valid`, or match the leading bytes keep working.
+    let server = Server::start(config());
+    let ok = server.validate(&token(&claims()));
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().starts_with(r#"{"valid":true"#), "{}", ok.text());
+    assert_eq!(ok.json()["valid"], json!(true));
+    assert!(ok.json().get("error").is_none());
+
+    for (body, status) in [
+        (
+            json!({"token": jwt::flip_signature(&token(&claims()))}).to_string(),
+            401,
+        ),
+        (json!({"token": "not-a-jwt"}).to_string(), 401),
+        ("{}".to_owned(), 400),
+    ] {
+        let r = server.post_json("/validate", body.as_bytes());
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        assert!(
+            r.text().starts_with(r#"{"valid":false,"error":""#),
+            "{}",
+            r.text()
+        );
+        let json = r.json();
+        assert_eq!(json["valid"], json!(false));
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{json}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Operations and routing
+
+#[test]
+fn health_and_readiness_probes_answer_200() {
+    let server = Server::start(config());
+    for path in ["/healthz", "/readyz"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(
+            is_json_content_type(&r),
+            "{path}: {:?}",
+            r.header("content-type")
+        );
+        r.json();
+    }
+}
+
+#[test]
+fn unknown_paths_are_404_json() {
+    let server = Server::start(config());
+    let mut failures = Vec::new();
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/nope"),
+        ("POST", "/validate/extra"),
+        ("POST", "/VALIDATE"),
+        ("GET", "/../etc/passwd"),
+    ] {
+        let r = server.request(method, path, &[("Content-Type", "application/json")], b"{}");
+        let json = serde_json::from_slice::<Value>(&r.body).ok();
+        if r.status != 404
+            || json.as_ref().and_then(|j| j["error"].as_str()) != Some("not_found")
+            || !is_json_content_type(&r)
+        {
+            failures.push(format!(
+                "{method} {path}: {} {:?} {}",
+                r.status,
+                r.header("content-type"),
+                r.text()
+            ));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hardening
+
+#[test]
+fn a_slow_client_is_cut_off_and_others_are_still_served() {
+    let server = Server::start(config());
+    let started = Instant::now();
+    let mut slow = server.connect();
+    // One byte per second: each read waits up to one second for the server to give up on us.
+    slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let header = b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let mut sent = 0usize;
+    let mut checked_others = false;
+    let outcome = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "a client sending one header byte per second was still connected after 25 s ({sent} bytes sent)"
+        );
+        let byte = header.get(sent).copied().unwrap_or(b'a');
+        if slow.write_all(&[byte]).is_err() {
+            break "write refused";
+        }
+        sent += 1;
+        let mut buf = [0u8; 1024];
+        match slow.read(&mut buf) {
+            Ok(0) => break "closed",
+            Ok(_) => break "answered",
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break "reset",
+        }
+        if !checked_others {
+            checked_others = true;
+            let r = server.get("/healthz");
+            assert_eq!(r.status, 200, "a slow client must not block others");
+        }
+    };
+    assert!(
+        checked_others,
+        "cut off after {sent} bytes, before the check that others are served"
+    );
+    eprintln!(
+        "slow client: {outcome} after {:?} ({sent} bytes)",
+        started.elapsed()
+    );
+    let r = server.validate(&token(&claims()));
+    assert_eq!(
+        r.status, 200,
+        "server still serves after cutting off a slow client"
+    );
+}
+
+#[test]
+fn garbage_bytes_get_400_and_the_server_keeps_serving() {
+    let server = Server::start(config());
+    let garbage: &[&[u8]] = &[
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\x01\x02\x03garbage\r\n\r\n",
+        b"\x00\x00\x00\x00\r\n\r\n",
+        b"POST /validate HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nContent-Length: -5\r\nHost: 127.0.0.1\r\n\r\n",
+        b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n{}",
+    ];
+    let mut failures = Vec::new();
+    for bytes in garbage {
+        let raw = server.send_raw(bytes);
+        let shown = String::from_utf8_lossy(bytes);
+        if !raw.starts_with(b"HTTP/1.1 400") {
+            failures.push(format!(
+                "{shown:?}: answered {:?}",
+                String::from_utf8_lossy(&raw)
+            ));
+        }
+        let r = server.get("/healthz");
+        if r.status != 200 {
+            failures.push(format!("after {shown:?}: /healthz {}", r.status));
+        }
+    }
+    // 1 MiB of headers: refused with a 4xx (or the connection closed), not a crash.
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let raw = server.send_raw(huge.as_bytes());
+    if !(raw.starts_with(b"HTTP/1.1 4") || raw.is_empty()) {
+        failures.push(format!(
+            "1 MiB header: answered {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        ));
+    }
+    let r = server.validate(&token(&claims()));
+    if r.status != 200 {
+        failures.push(format!(
+            "valid token after garbage: {} {}",
+            r.status,
+            r.text()
+        ));
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn fifty_concurrent_requests_are_all_answered() {
+    let server = Arc::new(Server::start(config()));
+    let barrier = Arc::new(Barrier::new(50));
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let server = server.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let good = i % 5 != 0;
+                let claims = with(claims(), "jti", json!(format!("req-{i}")));
+                let token = if good {
+                    token(&claims)
+                } else {
+                    jwt::flip_signature(&token(&claims))
+                };
+                barrier.wait();
+                let r = server.validate(&token);
+                (i, good, r.status, r.json()["valid"].clone())
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for handle in handles {
+        let (i, good, status, valid) = handle.join().expect("request thread");
+        let expected = if good {
+            (200, json!(true))
+        } else {
+            (401, json!(false))
+        };
+        if (status, valid.clone()) != expected {
+            failures.push(format!(
+                "request {i}: {status} valid={valid}, expected {expected:?}"
+            ));
+        }
+    }
+    assert_no_failures(failures);
+}

@@ -1,0 +1,416 @@
+//! Forward auth through real proxies (issue 5): nginx `auth_request` and Caddy `forward_auth`, run from
+//! Debian's packages with exactly the configuration files in `docs/gateway/` (only their addresses
+//! replaced), in front of an upstream that echoes the headers it receives.
+//!
+//! The validator is the target of `JWTV_TEST_TARGET` (native binary or the component under
+//! `wasmtime serve`), so the same assertions cover both.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::jwt::hs256;
+use support::{Response, Server, TempDir, TestConfig, free_port, now, request, workspace_root};
+
+const SECRET: &[u8] = b"proxy-suite-secret-32-bytes-long!";
+
+/// The addresses written in the docs' files, replaced by the ports a test picked.
+const DOC_VALIDATOR: &str = "127.0.0.1:3000";
+const DOC_UPSTREAM: &str = "127.0.0.1:9000";
+const DOC_LISTEN: &str = "127.0.0.1:8080";
+
+fn validator() -> Server {
+    Server::start(
+        TestConfig::new()
+            .env("JWT_SECRET", String::from_utf8(SECRET.to_vec()).unwrap())
+            .env("JWT_AUDIENCE", "api")
+            .env("JWT_CLAIM_HEADERS", "X-Auth-Email=email")
+            .env("JWT_POLICIES", "admin")
+            .env("JWT_POLICY_ADMIN_SCOPES", "admin"),
+    )
+}
+
+fn token(extra: serde_json::Value) -> String {
+    let mut claims = json!({"sub": "alice", "iss": "proxy-suite", "aud": "api", "exp": now() + 600, "scope": "read"});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    hs256(SECRET, &claims)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The upstream: answers 200 with the request's headers as JSON, and counts requests.
+
+struct Upstream {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s, st) = (hits.clone(), seen.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Some(headers) = echo(stream) {
+                            h.fetch_add(1, Ordering::SeqCst);
+                            s.lock().unwrap().push(headers);
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Upstream {
+            addr,
+            hits,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn last(&self) -> HashMap<String, String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the upstream saw a request")
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one request's head (bodies are not sent in these tests) and answers with its headers.
+fn echo(mut stream: TcpStream) -> Option<HashMap<String, String>> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let headers: HashMap<String, String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = serde_json::to_vec(&headers).ok()?;
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).ok()?;
+    stream.write_all(&body).ok()?;
+    Some(headers)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The proxies, from the docs' files.
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Nginx,
+    Caddy,
+}
+
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Proxy {
+    fn start(kind: Kind, validator: SocketAddr, upstream: SocketAddr) -> Proxy {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let dir = TempDir::new();
+        let docs = workspace_root().join("docs/gateway");
+        let rewrite = |name: &str| {
+            let text = std::fs::read_to_string(docs.join(name))
+                .unwrap_or_else(|e| panic!("docs/gateway/{name}: {e}"));
+            for doc in [DOC_VALIDATOR, DOC_UPSTREAM, DOC_LISTEN] {
+                assert!(
+                    text.contains(doc) || name.starts_with("jwt_"),
+                    "{name} no longer names {doc}"
+                );
+            }
+            let text = text
+                .replace(DOC_VALIDATOR, &validator.to_string())
+                .replace(DOC_UPSTREAM, &upstream.to_string())
+                .replace(DOC_LISTEN, &listen);
+            dir.write(name, text.as_bytes())
+        };
+        let mut command = match kind {
+            Kind::Nginx => {
+                for include in ["jwt_identity.conf", "jwt_subrequest.conf"] {
+                    rewrite(include);
+                }
+                let conf = rewrite("nginx.conf");
+                std::fs::create_dir_all(dir.path().join("temp")).unwrap();
+                let mut c = Command::new(which("nginx", "/usr/sbin/nginx"));
+                // One process, in the foreground, so it ends with the PID we hold.
+                c.arg("-p")
+                    .arg(dir.path())
+                    .arg("-c")
+                    .arg(&conf)
+                    .args(["-g", "daemon off; master_process off;"]);
+                c
+            }
+            Kind::Caddy => {
+                let conf = rewrite("Caddyfile");
+                let mut c = Command::new(which("caddy", "/usr/bin/caddy"));
+                c.args(["run", "--adapter", "caddyfile", "--config"])
+                    .arg(&conf);
+                c.env("XDG_CONFIG_HOME", dir.path())
+                    .env("XDG_DATA_HOME", dir.path())
+                    .env("HOME", dir.path());
+                c
+            }
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{kind:?} cannot start ({e}); run scripts/setup to install it")
+            });
+        let addr: SocketAddr = listen.parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} did not listen on {addr}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        Proxy {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, "GET", path, headers, b"")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str, fallback: &str) -> String {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None if std::path::Path::new(fallback).is_file() => fallback.to_owned(),
+        None => panic!("{name} is not installed: run scripts/setup (it installs Debian's {name})"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn allows_with_identity_headers(kind: Kind) {
+    let (validator, upstream) = (validator(), Upstream::start());
+    let proxy = Proxy::start(kind, validator.addr, upstream.addr);
+    let t = token(json!({"email": "alice@example.com"}));
+    let auth = bearer(&t);
+    // A client-supplied identity header must never reach the upstream.
+    let r = proxy.get(
+        "/orders/42",
+        &[("Authorization", &auth), ("X-Auth-Subject", "mallory")],
+    );
+    assert_eq!(r.status, 200, "{kind:?}: {}", r.text());
+    assert_eq!(upstream.hits(), 1);
+    let seen = upstream.last();
+    assert_eq!(
+        seen.get("x-auth-subject").map(String::as_str),
+        Some("alice"),
+        "{kind:?}: {seen:?}"
+    );
+    assert_eq!(
+        seen.get("x-auth-issuer").map(String::as_str),
+        Some("proxy-suite")
+    );
+    assert_eq!(seen.get("x-auth-audience").map(String::as_str), Some("api"));
+    assert_eq!(seen.get("x-auth-scopes").map(String::as_str), Some("read"));
+    assert!(
+        seen.get("x-auth-expires")
+            .is_some_and(|e| e.parse::<u64>().is_ok())
+    );
+}
+
+fn denies_without_reaching_the_upstream(kind: Kind) {
+    let (validator, upstream) = (validator(), Upstream::start());
+    let proxy = Proxy::start(kind, validator.addr, upstream.addr);
+
+    let r = proxy.get("/orders", &[]);
+    assert_eq!(r.status, 401, "{kind:?} missing token");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="jwt-validator""#)
+    );
+
+    let t = token(json!({}));
+    let forged = format!("{}AAAA{}", &t[..t.len() - 8], &t[t.len() - 4..]);
+    let expired = token(json!({"exp": now() - 3600}));
+    for (what, t, code) in [
+        ("bad signature", forged.as_str(), "invalid_signature"),
+        ("expired", expired.as_str(), "token_expired"),
+        ("garbage", "not-a-jwt", "malformed_token"),
+    ] {
+        let r = proxy.get("/orders", &[("Authorization", &bearer(t))]);
+        assert_eq!(r.status, 401, "{kind:?} {what}");
+        let challenge = r.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains(r#"error="invalid_token""#),
+            "{kind:?} {what}: {challenge}"
+        );
+        assert_eq!(r.header("x-auth-error"), Some(code), "{kind:?} {what}");
+    }
+    assert_eq!(
+        upstream.hits(),
+        0,
+        "{kind:?}: a denied request reached the upstream"
+    );
+}
+
+fn named_policy_needs_its_scope(kind: Kind) {
+    let (validator, upstream) = (validator(), Upstream::start());
+    let proxy = Proxy::start(kind, validator.addr, upstream.addr);
+    let reader = bearer(&token(json!({"scope": "read"})));
+    let r = proxy.get("/admin/users", &[("Authorization", &reader)]);
+    assert_eq!(r.status, 403, "{kind:?}");
+    assert_eq!(
+        r.header("x-auth-error"),
+        Some("insufficient_scope"),
+        "{kind:?}"
+    );
+    // nginx forwards WWW-Authenticate only with 401; Caddy returns the validator's whole answer.
+    if let Kind::Caddy = kind {
+        let challenge = r.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains(r#"error="insufficient_scope""#),
+            "{challenge}"
+        );
+    }
+    assert_eq!(upstream.hits(), 0);
+    let admin = bearer(&token(json!({"scope": "read admin"})));
+    assert_eq!(
+        proxy
+            .get("/admin/users", &[("Authorization", &admin)])
+            .status,
+        200,
+        "{kind:?}"
+    );
+    assert_eq!(upstream.hits(), 1);
+}
+
+fn fails_closed_when_the_validator_is_down(kind: Kind) {
+    let (validator, upstream) = (validator(), Upstream::start());
+    let addr = validator.addr;
+    let proxy = Proxy::start(kind, addr, upstream.addr);
+    let auth = bearer(&token(json!({})));
+    assert_eq!(proxy.get("/", &[("Authorization", &auth)]).status, 200);
+    drop(validator);
+    let r = proxy.get("/", &[("Authorization", &auth)]);
+    assert!(
+        r.status >= 500,
+        "{kind:?}: validator down answered {}",
+        r.status
+    );
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "{kind:?}: the upstream was reached without a decision"
+    );
+}
+
+#[test]
+fn nginx_allows_with_identity_headers() {
+    allows_with_identity_headers(Kind::Nginx);
+}
+
+#[test]
+fn nginx_denies_without_reaching_the_upstream() {
+    denies_without_reaching_the_upstream(Kind::Nginx);
+}
+
+#[test]
+fn nginx_named_policy_needs_its_scope() {
+    named_policy_needs_its_scope(Kind::Nginx);
+}
+
+#[test]
+fn nginx_fails_closed_when_the_validator_is_down() {
+    fails_closed_when_the_validator_is_down(Kind::Nginx);
+}
+
+#[test]
+fn caddy_allows_with_identity_headers() {
+    allows_with_identity_headers(Kind::Caddy);
+}
+
+#[test]
+fn caddy_denies_without_reaching_the_upstream() {
+    denies_without_reaching_the_upstream(Kind::Caddy);
+}
+
+#[test]
+fn caddy_named_policy_needs_its_scope() {
+    named_policy_needs_its_scope(Kind::Caddy);
+}
+
+#[test]
+fn caddy_fails_closed_when_the_validator_is_down() {
+    fails_closed_when_the_validator_is_down(Kind::Caddy);
+}
