@@ -27,6 +27,19 @@ fn service() -> &'static Result<Service, String> {
         let env = |name: &str| std::env::var(name).ok();
         let read = |path: &std::path::Path| std::fs::read(path);
         config::load(&env, &read)
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| {
+                // No outgoing wasi:http here: a remote key set would never arrive, so every token of
+                // that issuer would get 503 forever. Refuse at load, where the operator sees why.
+                if !loaded.remote.is_empty() {
+                    return Err(
+                        "remote key sets (jwks_uri / OIDC discovery) are not supported by the \
+                                component; mount a JWKS file and set JWT_JWKS_FILE"
+                            .to_owned(),
+                    );
+                }
+                Ok(loaded)
+            })
             .map(|loaded| {
                 for warning in &loaded.warnings {
                     eprintln!("jwt-validator: warning: {warning}");
@@ -99,16 +112,11 @@ fn read_body(request: &IncomingRequest, limit: usize) -> Option<Vec<u8>> {
     };
     let mut bytes = Vec::new();
     if let Ok(stream) = body.stream() {
-        loop {
-            match stream.blocking_read(WRITE_CHUNK as u64 * 4) {
-                Ok(chunk) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > limit {
-                        return None;
-                    }
-                }
-                // Closed (end of body) or failed: either way nothing more will come.
-                Err(_) => break,
+        // Ends on close (end of body) or failure: either way nothing more will come.
+        while let Ok(chunk) = stream.blocking_read(WRITE_CHUNK as u64 * 4) {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > limit {
+                return None;
             }
         }
     }

@@ -47,6 +47,34 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_MAX_TOKEN_BYTES    largest token (default 8192)
   JWT_EXPOSE_ERRORS      true|false: include human error_description texts (default true)
   JWT_REALM              realm of WWW-Authenticate challenges (default jwt-validator)
+  JWT_TOKEN_CACHE_SIZE   verified tokens remembered, so a repeated token skips the signature check
+                         (default 10000; 0 disables). Keyed by the whole token (SHA-256); never used
+                         at or past the token's exp, nor after a fetched key set changed; the claim
+                         rules (exp, nbf, max age) are applied again on every hit. Tokens without exp
+                         are not cached.
+
+REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
+  JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
+                         above, which cannot be combined with it)
+  JWT_OIDC_DISCOVERY     true: read JWT_ISSUER/.well-known/openid-configuration, whose "issuer" must be
+                         exactly JWT_ISSUER, and fetch its jwks_uri
+                         Keys are fetched in the background at start: until the first success tokens of
+                         the issuer get 503 temporarily_unavailable and /readyz is 503. A failed
+                         refresh keeps the last good key set (retried with backoff). A token naming an
+                         unknown kid triggers one refetch at most per cooldown, shared by all requests.
+                         Encryption keys, symmetric (oct) keys and unsupported algorithms are skipped; a
+                         set with no usable key is a failed fetch. Redirects are not followed.
+  JWT_ALLOW_HTTP_LOOPBACK
+                         true: accept plain http:// key-set and discovery URLs, for loopback hosts only
+                         (127.0.0.0/8, ::1, localhost); otherwise https is required
+  JWT_FETCH_TIMEOUT      seconds for one fetch: connect, TLS, request and whole response (default 5)
+  JWT_FETCH_MAX_BYTES    largest key-set or discovery document; reading stops past it (default 262144)
+  JWT_JWKS_DEFAULT_TTL   seconds a key set is used before a background refresh, when the response has
+                         no Cache-Control max-age (default 600)
+  JWT_JWKS_MIN_TTL       max-age is clamped to [MIN, MAX] seconds (defaults 60 and 86400);
+  JWT_JWKS_MAX_TTL       no-cache / no-store count as 0, so MIN
+  JWT_JWKS_REFETCH_COOLDOWN
+                         seconds between two refetches caused by unknown kids (default 30)
 
 FORWARD AUTH (ANY /auth[/...], ANY /policy/NAME/auth[/...]: 200 + X-Auth-* headers, or 401/403)
   JWT_CLAIM_HEADERS      extra claim headers on allow: Header=claim.path,... (arrays joined with ",")
@@ -76,6 +104,16 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   allow_weak_secrets = false
   request_timeout_secs = 10           # whole request, headers and body
   max_connections = 1024
+  token_cache_size = 10000            # verified tokens remembered; 0 disables
+
+  [fetch]                             # remote key sets (jwks_uri, discovery)
+  allow_http_loopback = false         # http:// only for 127.0.0.0/8, ::1, localhost, and only if true
+  timeout_secs = 5
+  max_bytes = 262144
+  default_ttl_secs = 600              # without Cache-Control max-age
+  min_ttl_secs = 60                   # max-age is clamped to [min, max]
+  max_ttl_secs = 86400
+  refetch_cooldown_secs = 30          # unknown kid: at most one refetch per cooldown
 
   [[issuers]]
   issuer = "https://login.example.com"
@@ -94,6 +132,11 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   [[issuers]]                          # no issuer = the default for tokens no other issuer claims
   secret_env = "INTERNAL_JWT_SECRET"   # or secret = "..." or secret_file = "..."
 
+  [[issuers]]                          # keys fetched from the identity provider
+  issuer = "https://idp.example.com/realms/main"
+  discovery = true                     # issuer + /.well-known/openid-configuration; or:
+  # jwks_uri = "https://idp.example.com/realms/main/protocol/openid-connect/certs"
+
   [gateway]                            # forward auth
   claim_headers = { "X-Auth-Email" = "email", "X-Auth-Roles" = "realm_access.roles" }
   max_header_value_bytes = 1024
@@ -104,8 +147,8 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   scopes = ["admin"]                   # missing scope or claim: 403 insufficient_scope
   claims = { email_verified = true, "realm_access.roles" = ["ops", "sre"] }
 
-  Each issuer needs at least one key source; a token is only ever checked against the keys of the
-  issuer it claims. Errors name the place: file:line:column, or the field as issuers[N].field
+  Each issuer needs at least one key source (jwks_uri and discovery exclude the others); a token is
+  only ever checked against the keys of the issuer it claims. Errors name the place: file:line:column, or the field as issuers[N].field
   (N counts from 0).
 
 EXAMPLES

@@ -10,8 +10,10 @@
 //! code and body comes from the service and the verifier, which the WebAssembly component shares, so
 //! both shells behave identically. Logs never carry a token, a secret or a key.
 
+mod cache;
 mod cli;
 mod demo;
+mod keys;
 mod logging;
 mod metrics;
 mod mint;
@@ -100,7 +102,30 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         settings.listen = listen;
     }
     let max_token_bytes = loaded.verifier.limits().max_token_bytes;
-    let service = Service::new(loaded.verifier, Arc::new(loaded.keys), loaded.options);
+    let keys = match keys::Keys::new(
+        loaded.keys,
+        loaded.remote,
+        loaded.verifier.policies(),
+        &settings.fetch,
+    ) {
+        Ok(keys) => Arc::new(keys),
+        Err(e) => {
+            return fail(
+                EXIT_RUNTIME,
+                &e.context("cannot prepare the key-set fetcher"),
+            );
+        }
+    };
+    let mut service = Service::new(loaded.verifier, keys.clone(), loaded.options);
+    let cache = (settings.token_cache_size > 0).then(|| {
+        Arc::new(cache::VerifiedCache::new(
+            settings.token_cache_size,
+            keys.generation_counter(),
+        ))
+    });
+    if let Some(cache) = &cache {
+        service = service.with_token_cache(cache.clone());
+    }
     let announce = demo_token.map(|token| {
         Box::new(move |addr: std::net::SocketAddr| {
             format!(
@@ -123,6 +148,8 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
     };
     let setup = serve::Setup {
         service,
+        keys,
+        cache,
         settings,
         max_token_bytes,
         announce,

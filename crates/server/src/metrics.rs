@@ -1,5 +1,6 @@
 //! Prometheus metrics, hand-written over atomics: decisions by route and code, request latency, requests
-//! in flight, build information.
+//! in flight, build information; key-set fetches by issuer and result, fetch duration, key count and age
+//! of the set in use; token-cache hits and misses.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +8,10 @@ use std::time::Duration;
 
 use jwtv_service::Decision;
 use jwtv_service::verifier::Code;
+
+use crate::cache::VerifiedCache;
+use crate::keys::Keys;
+use crate::keys::fetch::FetchError;
 
 /// Upper bounds of the latency histogram, in microseconds (50 µs … 1 s).
 const BUCKETS_US: [u64; 14] = [
@@ -169,6 +174,133 @@ fn outcome(decision: &Decision) -> usize {
         .unwrap_or(0)
 }
 
+/// Key-set series, one per remote source (labelled by issuer). Nothing when every key is configured.
+pub fn render_keys(out: &mut String, keys: &Keys) {
+    let remotes = keys.remotes();
+    if remotes.is_empty() {
+        return;
+    }
+    out.push_str(
+        "# HELP jwtv_key_fetches_total Key-set fetches (discovery included) by issuer and result (ok or the error kind).\n\
+         # TYPE jwtv_key_fetches_total counter\n",
+    );
+    for remote in remotes {
+        let issuer = label(&remote.label);
+        let stats = &remote.stats;
+        let _ = writeln!(
+            out,
+            "jwtv_key_fetches_total{{issuer=\"{issuer}\",result=\"ok\"}} {}",
+            stats.ok.load(Ordering::Relaxed)
+        );
+        for (kind, counter) in FetchError::KINDS.iter().zip(&stats.errors) {
+            let _ = writeln!(
+                out,
+                "jwtv_key_fetches_total{{issuer=\"{issuer}\",result=\"{kind}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP jwtv_key_fetch_duration_seconds Time taken by key-set fetch attempts, failed ones included.\n\
+         # TYPE jwtv_key_fetch_duration_seconds summary\n",
+    );
+    for remote in remotes {
+        let issuer = label(&remote.label);
+        let _ = writeln!(
+            out,
+            "jwtv_key_fetch_duration_seconds_sum{{issuer=\"{issuer}\"}} {}\n\
+             jwtv_key_fetch_duration_seconds_count{{issuer=\"{issuer}\"}} {}",
+            seconds(remote.stats.duration_sum_us.load(Ordering::Relaxed)),
+            remote.stats.duration_count.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str(
+        "# HELP jwtv_key_set_loaded Whether the issuer has a usable key set (0 until the first successful fetch).\n\
+         # TYPE jwtv_key_set_loaded gauge\n",
+    );
+    for remote in remotes {
+        let _ = writeln!(
+            out,
+            "jwtv_key_set_loaded{{issuer=\"{}\"}} {}",
+            label(&remote.label),
+            u8::from(remote.key_set().is_some())
+        );
+    }
+    out.push_str(
+        "# HELP jwtv_key_set_keys Keys in the key set in use.\n\
+         # TYPE jwtv_key_set_keys gauge\n",
+    );
+    for remote in remotes {
+        let _ = writeln!(
+            out,
+            "jwtv_key_set_keys{{issuer=\"{}\"}} {}",
+            label(&remote.label),
+            remote.stats.keys.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str(
+        "# HELP jwtv_key_set_age_seconds Seconds since the last successful fetch of the key set in use.\n\
+         # TYPE jwtv_key_set_age_seconds gauge\n",
+    );
+    for remote in remotes {
+        // No series before the first success: an age of nothing is not zero.
+        if let Some(age) = remote.age() {
+            let _ = writeln!(
+                out,
+                "jwtv_key_set_age_seconds{{issuer=\"{}\"}} {}",
+                label(&remote.label),
+                age.as_secs()
+            );
+        }
+    }
+    out.push_str(
+        "# HELP jwtv_key_unknown_kid_refetches_total Refetches caused by tokens naming an unknown kid, by whether the cooldown allowed them.\n\
+         # TYPE jwtv_key_unknown_kid_refetches_total counter\n",
+    );
+    for remote in remotes {
+        let issuer = label(&remote.label);
+        let _ = writeln!(
+            out,
+            "jwtv_key_unknown_kid_refetches_total{{issuer=\"{issuer}\",result=\"fetched\"}} {}\n\
+             jwtv_key_unknown_kid_refetches_total{{issuer=\"{issuer}\",result=\"cooldown\"}} {}",
+            remote.stats.unknown_kid_refetches.load(Ordering::Relaxed),
+            remote.stats.unknown_kid_suppressed.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Token-cache series.
+pub fn render_cache(out: &mut String, cache: &VerifiedCache) {
+    let _ = writeln!(
+        out,
+        "# HELP jwtv_token_cache_requests_total Token-cache lookups by result.\n\
+         # TYPE jwtv_token_cache_requests_total counter\n\
+         jwtv_token_cache_requests_total{{result=\"hit\"}} {}\n\
+         jwtv_token_cache_requests_total{{result=\"miss\"}} {}\n\
+         # HELP jwtv_token_cache_entries Verified tokens held.\n\
+         # TYPE jwtv_token_cache_entries gauge\n\
+         jwtv_token_cache_entries {}",
+        cache.hits.load(Ordering::Relaxed),
+        cache.misses.load(Ordering::Relaxed),
+        cache.len()
+    );
+}
+
+/// A label value (the issuer comes from configuration, but is escaped all the same).
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Microseconds as a decimal number of seconds, exactly (no float rounding in bucket labels).
 fn seconds(us: u64) -> String {
     let whole = us / 1_000_000;
@@ -190,6 +322,7 @@ mod tests {
             code: Some(code),
             iss: None,
             kid: None,
+            issuer: None,
         }
     }
 
@@ -209,6 +342,7 @@ mod tests {
             code: None,
             iss: None,
             kid: None,
+            issuer: None,
         };
         m.observe(
             route_of("/validate"),
@@ -252,6 +386,12 @@ mod tests {
         assert!(text.contains("jwtv_request_duration_seconds_bucket{le=\"+Inf\"} 4\n"));
         assert!(text.contains("jwtv_request_duration_seconds_count 4\n"));
         assert!(text.contains("jwtv_build_info{version=\""));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("https://a"), "https://a");
+        assert_eq!(label("a\"b\\c\nd\re"), "a\\\"b\\\\c\\nde");
     }
 
     #[test]

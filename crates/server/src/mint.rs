@@ -96,11 +96,14 @@ pub fn mint(loaded: &Loaded, args: &MintArgs, now: u64) -> anyhow::Result<Minted
     let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
 
     // Checked with the very verifier the service would use, so the user learns at once when the
-    // configuration needs more (a required claim, another audience…).
+    // configuration needs more (a required claim, another audience…). An issuer whose keys are fetched
+    // cannot be checked offline: saying "would refuse: temporarily_unavailable" would mislead.
+    let remote = loaded.remote.iter().any(|r| r.issuer == issuer);
     let refused = loaded
         .verifier
         .verify(token.as_bytes(), now, &loaded.keys)
         .err()
+        .filter(|_| !remote)
         .map(|r| format!("{}: {}", r.rejection.code, r.rejection.description));
     Ok(Minted { token, refused })
 }

@@ -1,6 +1,7 @@
 //! The listener: accepts connections, bounds them (count, header size, time, body size), hands each
-//! request to the service and writes back what it answered. Also `/metrics`, decision logs and
-//! graceful shutdown.
+//! request to the service and writes back what it answered. Also `/metrics`, decision logs, graceful
+//! shutdown, and the one retry the pure service cannot do itself: after an `unknown_kid` for an issuer
+//! whose keys are fetched, refetch (rate-limited, single flight) and ask the service once more.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -20,10 +21,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use jwtv_service::config::ServerSettings;
+use jwtv_service::verifier::Code;
 use jwtv_service::{Handled, Service};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::cache::VerifiedCache;
+use crate::keys::Keys;
 use crate::metrics::{self, Metrics};
 
 /// How long in-flight requests may take to finish once a shutdown signal arrived.
@@ -37,6 +41,8 @@ fn max_header_bytes(max_token_bytes: usize) -> usize {
 
 struct State {
     service: Service,
+    keys: Arc<Keys>,
+    cache: Option<Arc<VerifiedCache>>,
     metrics: Metrics,
     request_timeout: Duration,
 }
@@ -44,6 +50,10 @@ struct State {
 /// What `run` needs besides the service.
 pub struct Setup {
     pub service: Service,
+    /// The key store the service reads (started here: remote sets are fetched in the background).
+    pub keys: Arc<Keys>,
+    /// The token cache the service was given, for `/metrics`.
+    pub cache: Option<Arc<VerifiedCache>>,
     pub settings: ServerSettings,
     pub max_token_bytes: usize,
     /// Printed to stdout after the listening line, with the bound address (the demo's curl command).
@@ -71,9 +81,13 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     tracing::info!(address = %local, "listening");
+    // After the listening line: `/healthz` answers at once, `/readyz` once every key set arrived.
+    setup.keys.start();
 
     let state = Arc::new(State {
         service: setup.service,
+        keys: setup.keys,
+        cache: setup.cache,
         metrics: Metrics::default(),
         request_timeout: setup.settings.request_timeout,
     });
@@ -161,7 +175,12 @@ impl State {
     async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
-            return text_response(self.metrics.render());
+            let mut text = self.metrics.render();
+            metrics::render_keys(&mut text, &self.keys);
+            if let Some(cache) = &self.cache {
+                metrics::render_cache(&mut text, cache);
+            }
+            return text_response(text);
         }
         let _in_flight = self.metrics.start();
         let route = metrics::route_of(req.uri().path());
@@ -214,8 +233,24 @@ impl State {
                 );
             }
         };
-        self.service
-            .handle(&Request::from_parts(parts, body), now_secs())
+        let request = Request::from_parts(parts, body);
+        let seen = self.keys.generation();
+        let handled = self.service.handle(&request, now_secs());
+        // A key the fetched set lacks may have been published since: refetch (at most once per
+        // cooldown, one fetch for all waiting requests) and decide again with the new set. Only once,
+        // and only when the set changed, so an unknown kid costs at most one extra verification.
+        let unknown_kid_of = handled
+            .decision
+            .as_ref()
+            .filter(|d| d.code == Some(Code::UnknownKid))
+            .and_then(|d| d.issuer)
+            .and_then(|issuer| self.keys.remote(issuer));
+        match unknown_kid_of {
+            Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
+                self.service.handle(&request, now_secs())
+            }
+            _ => handled,
+        }
     }
 
     /// An answer for a request that never reached the service (timed out, or a broken body). Same

@@ -239,14 +239,11 @@ pub(crate) fn handle<B>(
     let token = match bearer_token(req.headers()) {
         Ok(Some(token)) => token,
         Ok(None) => return missing_token(service),
-        Err(rejection) => return deny(service, rejection, None, None),
+        Err(rejection) => return deny(service, rejection, None, None, None),
     };
-    let verified = match service
-        .verifier
-        .verify(token.as_bytes(), now, &*service.keys)
-    {
+    let verified = match service.verify(token, now) {
         Ok(verified) => verified,
-        Err(r) => return deny(service, r.rejection, r.iss, r.kid),
+        Err(r) => return deny(service, r.rejection, r.iss, r.kid, r.issuer),
     };
     let iss = verified
         .claims
@@ -254,7 +251,13 @@ pub(crate) fn handle<B>(
         .and_then(Value::as_str)
         .map(str::to_owned);
     if let Some(Err(rejection)) = requirements.map(|r| r.check(&verified.claims)) {
-        return deny(service, rejection, iss, verified.kid);
+        return deny(
+            service,
+            rejection,
+            iss,
+            verified.kid.clone(),
+            Some(verified.issuer),
+        );
     }
     let response = allow(gateway, &verified);
     Handled {
@@ -263,7 +266,8 @@ pub(crate) fn handle<B>(
             allowed: true,
             code: None,
             iss,
-            kid: verified.kid,
+            kid: verified.kid.clone(),
+            issuer: Some(verified.issuer),
         }),
     }
 }
@@ -342,7 +346,7 @@ fn header_value(text: &str, cap: usize) -> HeaderValue {
 
 fn missing_token(service: &Service) -> Handled {
     let rejection = Rejection::new(Code::MissingToken, "no bearer token");
-    let mut handled = deny(service, rejection, None, None);
+    let mut handled = deny(service, rejection, None, None, None);
     // No `error` in the challenge when no credentials were sent (RFC 6750 §3.1).
     let challenge = response::bearer_challenge(&service.options.realm, None);
     handled
@@ -357,6 +361,7 @@ fn deny(
     rejection: Rejection,
     iss: Option<String>,
     kid: Option<String>,
+    issuer: Option<usize>,
 ) -> Handled {
     let expose = service.options.expose_descriptions;
     let status = match rejection.code {
@@ -395,6 +400,7 @@ fn deny(
             code: Some(rejection.code),
             iss,
             kid,
+            issuer,
         }),
     }
 }

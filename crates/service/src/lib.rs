@@ -15,7 +15,7 @@ mod response;
 mod validate;
 
 use http::{Method, Request, Response};
-use jwtv_verifier::{Code, KeyStore, Verifier};
+use jwtv_verifier::{Code, KeyStore, Rejected, Verified, Verifier};
 use std::sync::Arc;
 
 pub use jwtv_verifier as verifier;
@@ -51,6 +51,31 @@ pub struct Decision {
     pub code: Option<Code>,
     pub iss: Option<String>,
     pub kid: Option<String>,
+    /// Index of the issuer whose keys were used, once the token named one we serve. A shell that fetches
+    /// key sets refreshes this issuer's set after an `unknown_kid` and asks again.
+    pub issuer: Option<usize>,
+}
+
+/// Verified tokens remembered by the shell, so a token seen again skips parsing and the signature check.
+///
+/// The service stays pure: the shell owns the storage (and its clock-free eviction), the service only
+/// asks and tells. An entry is only as good as the key set that verified it, so the shell invalidates
+/// entries when a key set changes, and `ticket` closes the race with a verification already running:
+/// a verification that began before a change must not be stored after it.
+pub trait TokenCache: Send + Sync {
+    /// The earlier verification of exactly `token`, when one is cached and usable at `now`.
+    fn get(&self, token: &str, now: u64) -> Lookup;
+    /// Remembers a verification that began with the ticket of the `Lookup::Miss` that preceded it.
+    fn insert(&self, token: &str, verified: Arc<Verified>, ticket: u64);
+}
+
+/// What a [`TokenCache`] knows about a token.
+pub enum Lookup {
+    Hit(Arc<Verified>),
+    /// Not cached; pass `ticket` to [`TokenCache::insert`] once verified.
+    Miss {
+        ticket: u64,
+    },
 }
 
 /// A response plus the decision behind it, when the request asked for one.
@@ -65,6 +90,7 @@ pub struct Service {
     verifier: Verifier,
     keys: Arc<dyn KeyStore + Send + Sync>,
     options: Options,
+    cache: Option<Arc<dyn TokenCache>>,
 }
 
 impl Service {
@@ -77,7 +103,14 @@ impl Service {
             verifier,
             keys,
             options,
+            cache: None,
         }
+    }
+
+    /// Remembers verified tokens in `cache` (the native server; the component has no state to keep).
+    pub fn with_token_cache(mut self, cache: Arc<dyn TokenCache>) -> Service {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn options(&self) -> &Options {
@@ -95,6 +128,46 @@ impl Service {
     /// Ready once every issuer has a usable key set.
     pub fn is_ready(&self) -> bool {
         (0..self.verifier.policies().len()).all(|i| self.keys.key_set(i).is_some())
+    }
+
+    /// Verifies `token` at `now`, through the token cache when there is one.
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, Rejected> {
+        let Some(cache) = &self.cache else {
+            return self
+                .verifier
+                .verify(token.as_bytes(), now, &*self.keys)
+                .map(Arc::new);
+        };
+        match cache.get(token, now) {
+            Lookup::Hit(verified) => match self.verifier.policies().get(verified.issuer) {
+                // Signature, header and key choice do not depend on the time and were checked when the
+                // entry was made; the claim rules do (exp, nbf, max age), so they run again at `now`.
+                Some(policy) => match jwtv_verifier::claims::check(&verified.claims, policy, now) {
+                    Ok(()) => Ok(verified),
+                    Err(rejection) => Err(Rejected {
+                        rejection,
+                        iss: verified
+                            .claims
+                            .get("iss")
+                            .and_then(serde_json::Value::as_str)
+                            .map(|s| s.chars().take(256).collect()),
+                        kid: verified.kid.clone(),
+                        issuer: Some(verified.issuer),
+                    }),
+                },
+                // An entry for an issuer we do not have cannot come from us: verify from scratch.
+                None => self
+                    .verifier
+                    .verify(token.as_bytes(), now, &*self.keys)
+                    .map(Arc::new),
+            },
+            Lookup::Miss { ticket } => {
+                let verified =
+                    Arc::new(self.verifier.verify(token.as_bytes(), now, &*self.keys)?);
+                cache.insert(token, verified.clone(), ticket);
+                Ok(verified)
+            }
+        }
     }
 
     /// Answers one request received at `now_secs` (seconds since the Unix epoch).
@@ -138,3 +211,5 @@ impl config::Loaded {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cache;

@@ -30,12 +30,9 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
     }
     let token = match extract_token(body, service.verifier.limits().max_json_depth) {
         Ok(token) => token,
-        Err(rejection) => return reject(service, rejection, None, None),
+        Err(rejection) => return reject(service, rejection, None, None, None),
     };
-    match service
-        .verifier
-        .verify(token.as_bytes(), now, &*service.keys)
-    {
+    match service.verify(&token, now) {
         Ok(verified) => {
             let body = Valid {
                 valid: true,
@@ -55,11 +52,18 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
                     allowed: true,
                     code: None,
                     iss,
-                    kid: verified.kid,
+                    kid: verified.kid.clone(),
+                    issuer: Some(verified.issuer),
                 }),
             }
         }
-        Err(rejected) => reject(service, rejected.rejection, rejected.iss, rejected.kid),
+        Err(rejected) => reject(
+            service,
+            rejected.rejection,
+            rejected.iss,
+            rejected.kid,
+            rejected.issuer,
+        ),
     }
 }
 
@@ -92,6 +96,7 @@ fn reject(
     rejection: Rejection,
     iss: Option<String>,
     kid: Option<String>,
+    issuer: Option<usize>,
 ) -> Handled {
     let expose = service.options.expose_descriptions;
     let status = response::status_for(rejection.code);
@@ -115,6 +120,7 @@ fn reject(
             code: Some(rejection.code),
             iss,
             kid,
+            issuer,
         }),
     }
 }

@@ -648,6 +648,41 @@ fn a_token_is_checked_only_against_its_own_issuers_keys() {
 }
 
 #[test]
+fn a_rejection_names_the_issuer_once_one_is_selected() {
+    let a = Policy {
+        issuer: Some("https://a".into()),
+        ..Policy::default()
+    };
+    let b = Policy {
+        issuer: Some("https://b".into()),
+        ..Policy::default()
+    };
+    let f = Fixture::issuers(vec![
+        (a, KeySet::new(vec![secret_key(Some("one"))])),
+        (b, KeySet::new(vec![secret_key(Some("two"))])),
+    ]);
+    let unknown = token(
+        json!({"alg": "HS256", "kid": "nope"}),
+        json!({"iss": "https://b", "exp": NOW + 600}),
+    );
+    let r = f
+        .verifier
+        .verify(unknown.as_bytes(), NOW, &f.keys)
+        .unwrap_err();
+    assert_eq!(r.rejection.code, Code::UnknownKid);
+    assert_eq!(r.issuer, Some(1));
+    // Before an issuer is chosen (malformed, or an iss nobody accepts) there is none to name.
+    let stranger = hs256(json!({"iss": "https://c", "exp": NOW + 600}));
+    let r = f
+        .verifier
+        .verify(stranger.as_bytes(), NOW, &f.keys)
+        .unwrap_err();
+    assert_eq!(r.issuer, None);
+    let r = f.verifier.verify(b"a.b", NOW, &f.keys).unwrap_err();
+    assert_eq!(r.issuer, None);
+}
+
+#[test]
 fn the_default_issuer_still_checks_a_configured_iss() {
     let default = Policy::default();
     let named = Policy {

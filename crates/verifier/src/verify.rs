@@ -61,6 +61,9 @@ pub struct Rejected {
     pub rejection: Rejection,
     pub iss: Option<String>,
     pub kid: Option<String>,
+    /// Index of the issuer whose keys and policy were applied, once one was selected: a shell that
+    /// fetches key sets needs it to refresh the right one after an `unknown_kid`.
+    pub issuer: Option<usize>,
 }
 
 impl From<Rejection> for Rejected {
@@ -69,6 +72,7 @@ impl From<Rejection> for Rejected {
             rejection,
             iss: None,
             kid: None,
+            issuer: None,
         }
     }
 }
@@ -141,13 +145,15 @@ impl Verifier {
             Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => return Err(Rejection::malformed("iss must be a string").into()),
         };
-        let context = |rejection: Rejection| Rejected {
+        let rejected = |rejection: Rejection, issuer: Option<usize>| Rejected {
             rejection,
             iss: iss.map(|s| s.chars().take(256).collect()),
             kid: header.kid.clone(),
+            issuer,
         };
 
-        let issuer = self.select_issuer(iss).map_err(context)?;
+        let issuer = self.select_issuer(iss).map_err(|r| rejected(r, None))?;
+        let context = |rejection: Rejection| rejected(rejection, Some(issuer));
         let policy = &self.policies[issuer];
         check_type(&header, policy).map_err(context)?;
         if !policy.allows(header.alg) {

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod jwt;
+pub mod keyserver;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

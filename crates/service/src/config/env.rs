@@ -10,8 +10,9 @@ use crate::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
 use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
-    ConfigError, EnvFn, IssuerConfig, Loaded, ReadFileFn, Shared, assemble, check_allow_list,
-    check_listen, check_realm, non_empty, parse_algorithm, read_error,
+    ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded, ReadFileFn,
+    RemoteField, Shared, assemble, check_allow_list, check_listen, check_realm,
+    check_token_cache_size, non_empty, parse_algorithm, read_error, remote_location,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -157,6 +158,52 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
         read_file(Path::new(&path)).map_err(|e| ConfigError::env(var, read_error(&path, &e)))
     };
 
+    let location = remote_location(
+        vars.string("JWT_JWKS_URI").as_deref(),
+        vars.bool("JWT_OIDC_DISCOVERY")?.unwrap_or(false),
+        policy.issuer.as_deref(),
+        shared.server.fetch.allow_http_loopback,
+        ("JWT_JWKS_URI", "JWT_OIDC_DISCOVERY=true", "JWT_ISSUER"),
+    )
+    .map_err(|(field, m)| match field {
+        RemoteField::JwksUri => ConfigError::env("JWT_JWKS_URI", m),
+        RemoteField::Discovery => ConfigError::env("JWT_OIDC_DISCOVERY", m),
+    })?;
+    if let Some(location) = location {
+        let remote_var = match location {
+            super::RemoteLocation::JwksUri(_) => "JWT_JWKS_URI",
+            super::RemoteLocation::Discovery { .. } => "JWT_OIDC_DISCOVERY",
+        };
+        // One source of truth per issuer: mixing a fetched set with configured keys would keep
+        // accepting a configured key after the provider rotated it out.
+        for var in STATIC_KEY_VARS {
+            if vars.string(var).is_some() {
+                return Err(ConfigError::env(
+                    var,
+                    format!(
+                        "cannot be combined with {remote_var}: a remote issuer's keys all come from its \
+                         key set (configure another issuer in a file for other keys)"
+                    ),
+                ));
+            }
+        }
+        let issuer = IssuerConfig {
+            policy,
+            keys: IssuerKeys::Remote {
+                location,
+                configured_at: remote_var.to_owned(),
+            },
+            secrets: Vec::new(),
+        };
+        return assemble(
+            vec![issuer],
+            shared,
+            Vec::new(),
+            "environment variables",
+            |m| ConfigError::env("JWT_ISSUER", m),
+        );
+    }
+
     let mut warnings = Vec::new();
     let mut secrets = Vec::new();
     let mut set = KeySet::default();
@@ -243,7 +290,7 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
     }
     let issuer = IssuerConfig {
         policy,
-        keys: set,
+        keys: IssuerKeys::Static(set),
         secrets,
     };
     assemble(
@@ -313,8 +360,47 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
             .policies
             .push(named_policy(vars, &name)?);
     }
+    if let Some(n) = vars.string("JWT_TOKEN_CACHE_SIZE") {
+        let n = n.trim().parse::<usize>().map_err(|_| {
+            ConfigError::env(
+                "JWT_TOKEN_CACHE_SIZE",
+                format!("{n:?} is not a whole number of entries"),
+            )
+        })?;
+        shared.server.token_cache_size =
+            check_token_cache_size(n).map_err(|m| ConfigError::env("JWT_TOKEN_CACHE_SIZE", m))?;
+    }
+    let fetch = FetchInput {
+        allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,
+        timeout_secs: vars.seconds("JWT_FETCH_TIMEOUT")?,
+        max_bytes: vars.size("JWT_FETCH_MAX_BYTES")?,
+        min_ttl_secs: vars.seconds("JWT_JWKS_MIN_TTL")?,
+        max_ttl_secs: vars.seconds("JWT_JWKS_MAX_TTL")?,
+        default_ttl_secs: vars.seconds("JWT_JWKS_DEFAULT_TTL")?,
+        refetch_cooldown_secs: vars.seconds("JWT_JWKS_REFETCH_COOLDOWN")?,
+    };
+    shared.server.fetch = fetch.settings().map_err(|(field, m)| {
+        let var = match field {
+            FetchField::Timeout => "JWT_FETCH_TIMEOUT",
+            FetchField::MaxBytes => "JWT_FETCH_MAX_BYTES",
+            FetchField::MinTtl => "JWT_JWKS_MIN_TTL",
+            FetchField::MaxTtl => "JWT_JWKS_MAX_TTL",
+            FetchField::DefaultTtl => "JWT_JWKS_DEFAULT_TTL",
+            FetchField::RefetchCooldown => "JWT_JWKS_REFETCH_COOLDOWN",
+        };
+        ConfigError::env(var, m)
+    })?;
     Ok(shared)
 }
+
+/// The variables that configure keys directly (as opposed to fetching them).
+const STATIC_KEY_VARS: [&str; 5] = [
+    "JWT_SECRET",
+    "JWT_SECRET_FILE",
+    "JWT_JWKS",
+    "JWT_JWKS_FILE",
+    "JWT_PUBLIC_KEY_FILE",
+];
 
 /// A named policy from `JWT_POLICY_<NAME>_{ISSUERS,AUDIENCES,SCOPES,CLAIMS}`, so the component, which
 /// has no configuration file, can serve `/policy/{name}/auth` too.

@@ -14,6 +14,14 @@
 //! issuer = "internal"
 //! secret_env = "INTERNAL_JWT_SECRET"
 //!
+//! [[issuers]]
+//! issuer = "https://idp.example.com/realms/main"
+//! discovery = true                   # or jwks_uri = "https://idp.example.com/keys"
+//!
+//! [fetch]                            # remote key sets
+//! timeout_secs = 5
+//! refetch_cooldown_secs = 30
+//!
 //! [gateway]                          # forward-auth mode (/auth)
 //! claim_headers = { "X-Auth-Email" = "email", "X-Auth-Roles" = "realm_access.roles" }
 //!
@@ -34,9 +42,10 @@ use serde::Deserialize;
 use super::env::{Vars, check_size, strip_final_newline};
 use super::keys::{self, SecretError};
 use super::{
-    ConfigError, ENV_VARS, EnvFn, IssuerConfig, Loaded, ReadFileFn, Shared, assemble,
-    check_allow_list, check_listen, check_policy_name, check_realm, io_reason, one_line,
-    parse_algorithm, read_error,
+    ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
+    ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list, check_listen,
+    check_policy_name, check_realm, check_token_cache_size, io_reason, one_line, parse_algorithm,
+    read_error, remote_location,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -53,6 +62,21 @@ struct FileConfig {
     gateway: GatewaySection,
     #[serde(default)]
     policies: BTreeMap<String, PolicySection>,
+    #[serde(default)]
+    fetch: FetchSection,
+}
+
+/// How remote key sets (`jwks_uri`, `discovery`) are fetched.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchSection {
+    allow_http_loopback: Option<bool>,
+    timeout_secs: Option<u64>,
+    max_bytes: Option<usize>,
+    min_ttl_secs: Option<u64>,
+    max_ttl_secs: Option<u64>,
+    default_ttl_secs: Option<u64>,
+    refetch_cooldown_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +113,7 @@ struct ServerSection {
     allow_weak_secrets: Option<bool>,
     request_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    token_cache_size: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +140,8 @@ struct IssuerSection {
     jwks_file: Option<String>,
     #[serde(default)]
     public_keys: Vec<PublicKeySection>,
+    jwks_uri: Option<String>,
+    discovery: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +198,7 @@ pub(super) fn load(
         .unwrap_or(Path::new(""))
         .to_path_buf();
     let (mut shared, allow_weak) = shared(&config.server, &vars, &at)?;
+    shared.server.fetch = fetch_settings(&config.fetch, &at)?;
     shared.options.gateway = gateway(&config.gateway, &config.policies, &at)?;
     if config.issuers.is_empty() {
         return Err(ConfigError::file(
@@ -189,6 +217,7 @@ pub(super) fn load(
             vars: &vars,
             read_file,
             allow_weak,
+            allow_http_loopback: shared.server.fetch.allow_http_loopback,
         };
         issuers.push(sources.issuer(section, &mut warnings)?);
     }
@@ -324,7 +353,37 @@ fn shared(
         }
         shared.server.max_connections = n;
     }
+    if let Some(n) = server.token_cache_size {
+        shared.server.token_cache_size =
+            check_token_cache_size(n).map_err(|m| at.err("server.token_cache_size", m))?;
+    }
     Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
+}
+
+fn fetch_settings(
+    section: &FetchSection,
+    at: &At<'_>,
+) -> Result<super::FetchSettings, ConfigError> {
+    let input = FetchInput {
+        allow_http_loopback: section.allow_http_loopback,
+        timeout_secs: section.timeout_secs,
+        max_bytes: section.max_bytes,
+        min_ttl_secs: section.min_ttl_secs,
+        max_ttl_secs: section.max_ttl_secs,
+        default_ttl_secs: section.default_ttl_secs,
+        refetch_cooldown_secs: section.refetch_cooldown_secs,
+    };
+    input.settings().map_err(|(field, m)| {
+        let name = match field {
+            FetchField::Timeout => "fetch.timeout_secs",
+            FetchField::MaxBytes => "fetch.max_bytes",
+            FetchField::MinTtl => "fetch.min_ttl_secs",
+            FetchField::MaxTtl => "fetch.max_ttl_secs",
+            FetchField::DefaultTtl => "fetch.default_ttl_secs",
+            FetchField::RefetchCooldown => "fetch.refetch_cooldown_secs",
+        };
+        at.err(name, m)
+    })
 }
 
 /// The file is the whole configuration; a `JWT_*` variable left in the environment would silently do
@@ -352,6 +411,7 @@ struct Sources<'a> {
     vars: &'a Vars<'a>,
     read_file: ReadFileFn<'a>,
     allow_weak: bool,
+    allow_http_loopback: bool,
 }
 
 impl Sources<'_> {
@@ -375,6 +435,9 @@ impl Sources<'_> {
         warnings: &mut Vec<String>,
     ) -> Result<IssuerConfig, ConfigError> {
         let policy = self.policy(s)?;
+        if let Some(remote) = self.remote(s, &policy)? {
+            return Ok(remote);
+        }
         let mut secrets = Vec::new();
 
         let mut set = match (&s.jwks, &s.jwks_file) {
@@ -461,7 +524,8 @@ impl Sources<'_> {
         if set.is_empty() {
             return Err(self.at.err(
                 &self.prefix,
-                "no key configured: set secret, secret_file, secret_env, jwks, jwks_file or public_keys",
+                "no key configured: set secret, secret_file, secret_env, jwks, jwks_file, public_keys, \
+                 jwks_uri or discovery = true",
             ));
         }
         let unserved = check_allow_list(&policy, &set).map_err(|m| self.err("algorithms", m))?;
@@ -474,9 +538,62 @@ impl Sources<'_> {
         }
         Ok(IssuerConfig {
             policy,
-            keys: set,
+            keys: IssuerKeys::Static(set),
             secrets,
         })
+    }
+
+    /// The issuer, when its keys are fetched (`jwks_uri` or `discovery = true`).
+    fn remote(
+        &self,
+        s: &IssuerSection,
+        policy: &Policy,
+    ) -> Result<Option<IssuerConfig>, ConfigError> {
+        let location = remote_location(
+            s.jwks_uri.as_deref(),
+            s.discovery.unwrap_or(false),
+            policy.issuer.as_deref(),
+            self.allow_http_loopback,
+            ("jwks_uri", "discovery = true", "issuer"),
+        )
+        .map_err(|(field, m)| match field {
+            RemoteField::JwksUri => self.err("jwks_uri", m),
+            RemoteField::Discovery => self.err("discovery", m),
+        })?;
+        let Some(location) = location else {
+            return Ok(None);
+        };
+        let field = match location {
+            RemoteLocation::JwksUri(_) => "jwks_uri",
+            RemoteLocation::Discovery { .. } => "discovery",
+        };
+        // One source of truth per issuer: mixing a fetched set with configured keys would keep
+        // accepting a configured key after the provider rotated it out.
+        let configured = [
+            ("secret", s.secret.is_some()),
+            ("secret_file", s.secret_file.is_some()),
+            ("secret_env", s.secret_env.is_some()),
+            ("jwks", s.jwks.is_some()),
+            ("jwks_file", s.jwks_file.is_some()),
+            ("public_keys", !s.public_keys.is_empty()),
+        ];
+        if let Some((other, _)) = configured.iter().find(|(_, set)| *set) {
+            return Err(self.err(
+                other,
+                format!(
+                    "cannot be combined with {field}: a remote issuer's keys all come from its key \
+                     set (configure another [[issuers]] entry for other keys)"
+                ),
+            ));
+        }
+        Ok(Some(IssuerConfig {
+            policy: policy.clone(),
+            keys: IssuerKeys::Remote {
+                location,
+                configured_at: format!("{}: {}", self.at.path, self.field(field)),
+            },
+            secrets: Vec::new(),
+        }))
     }
 
     fn weak_warning(&self, field: &str, shortfall: &str) -> String {

@@ -12,7 +12,7 @@ use jwtv_verifier::{
 };
 use serde_json::Value;
 
-use super::HmacSecret;
+use super::{HmacSecret, RemoteLocation};
 
 /// Same leniency as the verifier's JWK import: key documents are configuration, and some publishers pad.
 const KEY_B64: GeneralPurpose = GeneralPurpose::new(
@@ -223,6 +223,36 @@ pub(crate) fn describe_issuer(policy: &Policy, keys: &KeySet) -> String {
         keys.keys().len(),
         key_words.join(", ")
     );
+    line.push_str(&describe_policy(policy));
+    line
+}
+
+/// The summary line of an issuer whose keys are fetched: where from, and its policy.
+pub(crate) fn describe_remote_issuer(policy: &Policy, location: &RemoteLocation) -> String {
+    let who = match &policy.issuer {
+        Some(iss) => format!("issuer {iss:?}"),
+        None => "default issuer (tokens whose iss no other issuer claims)".to_owned(),
+    };
+    let source = match location {
+        RemoteLocation::JwksUri(url) => format!("keys fetched from {url}"),
+        RemoteLocation::Discovery { url, .. } => {
+            format!("keys fetched through OIDC discovery ({url})")
+        }
+    };
+    let algorithms = if policy.algorithms.is_empty() {
+        "any the fetched keys serve".to_owned()
+    } else {
+        alg_list(&policy.algorithms)
+    };
+    format!(
+        "{who}: {source}; algorithms: {algorithms}{}",
+        describe_policy(policy)
+    )
+}
+
+/// `; audiences: …; leeway …` for a summary line.
+fn describe_policy(policy: &Policy) -> String {
+    let mut line = String::new();
     if !policy.audiences.is_empty() {
         line.push_str(&format!("; audiences: {}", policy.audiences.join(", ")));
     }

@@ -15,13 +15,17 @@ mod file;
 mod keys;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_remote;
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, StaticKeys, Verifier};
+use std::sync::Arc;
+
+use jwtv_verifier::{Algorithm, KeySet, KeyStore, Limits, Policy, Verifier};
 
 use crate::Options;
 
@@ -59,7 +63,21 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_REQUIRED_SCOPES",
     "JWT_CLAIM_HEADERS",
     "JWT_POLICIES",
+    "JWT_JWKS_URI",
+    "JWT_OIDC_DISCOVERY",
+    "JWT_ALLOW_HTTP_LOOPBACK",
+    "JWT_FETCH_TIMEOUT",
+    "JWT_FETCH_MAX_BYTES",
+    "JWT_JWKS_MIN_TTL",
+    "JWT_JWKS_MAX_TTL",
+    "JWT_JWKS_DEFAULT_TTL",
+    "JWT_JWKS_REFETCH_COOLDOWN",
+    "JWT_TOKEN_CACHE_SIZE",
 ];
+
+/// Verified tokens the native server remembers by default (each entry holds the token's claims).
+pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 10_000;
+pub const MAX_TOKEN_CACHE_SIZE: usize = 10_000_000;
 
 /// What the native shell needs besides the service: where to listen and how hard to protect itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +88,10 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Verified tokens remembered (0: no cache).
+    pub token_cache_size: usize,
+    /// How remote key sets are fetched.
+    pub fetch: FetchSettings,
 }
 
 impl Default for ServerSettings {
@@ -78,7 +100,82 @@ impl Default for ServerSettings {
             listen: DEFAULT_LISTEN.to_owned(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
+            fetch: FetchSettings::default(),
         }
+    }
+}
+
+/// The bounds of every remote key-set fetch (`design/security.md`, "Remote key sets").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSettings {
+    /// Plain `http://` is accepted only with this set, and only for a loopback host (tests, sidecars).
+    pub allow_http_loopback: bool,
+    /// Connection, TLS handshake, request and whole response.
+    pub timeout: Duration,
+    /// Largest key-set or discovery document read; reading stops past it.
+    pub max_bytes: usize,
+    /// `Cache-Control: max-age` is clamped to `[min_ttl, max_ttl]`.
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    /// Time to live of a key set served without `max-age`.
+    pub default_ttl: Duration,
+    /// At most one refetch per this interval for tokens naming a `kid` the set does not hold.
+    pub refetch_cooldown: Duration,
+}
+
+impl Default for FetchSettings {
+    fn default() -> FetchSettings {
+        FetchSettings {
+            allow_http_loopback: false,
+            timeout: Duration::from_secs(5),
+            max_bytes: 256 * 1024,
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            default_ttl: Duration::from_secs(600),
+            refetch_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a remote issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteLocation {
+    /// A JWK Set URL.
+    JwksUri(String),
+    /// OIDC discovery: `url` is `{issuer}/.well-known/openid-configuration`; the document's `issuer`
+    /// must equal `issuer` exactly, and its `jwks_uri` is then fetched.
+    Discovery { issuer: String, url: String },
+}
+
+impl RemoteLocation {
+    /// The first URL fetched.
+    pub fn url(&self) -> &str {
+        match self {
+            RemoteLocation::JwksUri(url) => url,
+            RemoteLocation::Discovery { url, .. } => url,
+        }
+    }
+}
+
+/// One issuer whose key set is fetched rather than configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSource {
+    /// Index of the issuer in [`Verifier::policies`] order.
+    pub issuer: usize,
+    pub location: RemoteLocation,
+    /// Where it was configured (`JWT_JWKS_URI`, `issuers[0].jwks_uri`…), for logs.
+    pub configured_at: String,
+}
+
+/// The key sets known at start: one per issuer, in issuer order; `None` for an issuer whose keys are
+/// fetched ([`Loaded::remote`]), so that until a shell provides them the answer is 503, never a verdict.
+#[derive(Debug, Default)]
+pub struct ConfiguredKeys(pub Vec<Option<Arc<KeySet>>>);
+
+impl KeyStore for ConfiguredKeys {
+    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
+        self.0.get(issuer).cloned().flatten()
     }
 }
 
@@ -114,8 +211,10 @@ impl fmt::Debug for HmacSecret {
 /// A configuration ready to serve.
 pub struct Loaded {
     pub verifier: Verifier,
-    /// One key set per issuer, in the order of `verifier.policies()`.
-    pub keys: StaticKeys,
+    /// One key set per issuer, in the order of `verifier.policies()`; none for remote issuers.
+    pub keys: ConfiguredKeys,
+    /// The issuers whose key sets are fetched (the native server fetches them; the component refuses).
+    pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
     /// Things that work but deserve attention at every start (a weak-secret override, ignored variables).
@@ -130,6 +229,7 @@ impl fmt::Debug for Loaded {
     // Summarised: the verifier and keys are large, and the secrets must never be printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loaded")
+            .field("remote", &self.remote)
             .field("server", &self.server)
             .field("warnings", &self.warnings)
             .field("summary", &self.summary)
@@ -201,8 +301,17 @@ fn load_file(path: &str, _: EnvFn<'_>, _: ReadFileFn<'_>) -> Result<Loaded, Conf
 /// One issuer as the front ends (environment, file) produce it.
 pub(crate) struct IssuerConfig {
     pub policy: Policy,
-    pub keys: KeySet,
+    pub keys: IssuerKeys,
     pub secrets: Vec<HmacSecret>,
+}
+
+/// An issuer's keys: configured, or fetched from `location` (configured at `configured_at`).
+pub(crate) enum IssuerKeys {
+    Static(KeySet),
+    Remote {
+        location: RemoteLocation,
+        configured_at: String,
+    },
 }
 
 /// Settings shared by every issuer, with their defaults.
@@ -225,11 +334,28 @@ pub(crate) fn assemble(
     let mut summary = vec![format!("configuration from {source}")];
     let mut policies = Vec::with_capacity(issuers.len());
     let mut sets = Vec::with_capacity(issuers.len());
+    let mut remote = Vec::new();
     let mut hmac_secrets = Vec::new();
     for (index, issuer) in issuers.into_iter().enumerate() {
-        summary.push(keys::describe_issuer(&issuer.policy, &issuer.keys));
+        match issuer.keys {
+            IssuerKeys::Static(set) => {
+                summary.push(keys::describe_issuer(&issuer.policy, &set));
+                sets.push(Some(Arc::new(set)));
+            }
+            IssuerKeys::Remote {
+                location,
+                configured_at,
+            } => {
+                summary.push(keys::describe_remote_issuer(&issuer.policy, &location));
+                sets.push(None);
+                remote.push(RemoteSource {
+                    issuer: index,
+                    location,
+                    configured_at,
+                });
+            }
+        }
         policies.push(issuer.policy);
-        sets.push(std::sync::Arc::new(issuer.keys));
         hmac_secrets.extend(
             issuer
                 .secrets
@@ -248,9 +374,32 @@ pub(crate) fn assemble(
         shared.server.max_connections,
         shared.server.listen,
     ));
+    summary.push(match shared.server.token_cache_size {
+        0 => "token cache: off".to_owned(),
+        n => format!("token cache: up to {n} verified tokens"),
+    });
+    if !remote.is_empty() {
+        let f = &shared.server.fetch;
+        summary.push(format!(
+            "remote key sets: timeout {}s, at most {} bytes, TTL {}s (Cache-Control max-age clamped to \
+             {}s..{}s), unknown-kid refetch at most every {}s{}",
+            f.timeout.as_secs(),
+            f.max_bytes,
+            f.default_ttl.as_secs(),
+            f.min_ttl.as_secs(),
+            f.max_ttl.as_secs(),
+            f.refetch_cooldown.as_secs(),
+            if f.allow_http_loopback {
+                "; plain http allowed for loopback hosts"
+            } else {
+                ""
+            },
+        ));
+    }
     Ok(Loaded {
         verifier,
-        keys: StaticKeys(sets),
+        keys: ConfiguredKeys(sets),
+        remote,
         options: shared.options,
         server: shared.server,
         warnings,
@@ -372,4 +521,246 @@ pub(crate) fn check_allow_list(policy: &Policy, keys: &KeySet) -> Result<Vec<Alg
         ));
     }
     Ok(unserved)
+}
+
+/// Checks a key-set or discovery URL: `https://host[:port]/path`, or `http://` only when
+/// `allow_http_loopback` is set and the host is a loopback address (127.0.0.0/8, ::1, `localhost`).
+/// A URL comes from configuration or from a discovery document, never from a token.
+pub fn check_remote_url(url: &str, allow_http_loopback: bool) -> Result<http::Uri, String> {
+    let shown: String = url.chars().take(200).collect();
+    if url.len() > 2048 {
+        return Err(format!("{shown:?}…: URL longer than 2048 bytes"));
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("{shown:?} is not a URL (expected https://host/path)"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(format!(
+            "{shown:?} is not an absolute URL (expected https://host/path)"
+        ));
+    };
+    // Credentials in the URL would end up in logs and metric labels.
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "{shown:?}: user information (user@host) is not accepted in a key-set URL"
+        ));
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(format!("{shown:?} names no host"));
+    }
+    match scheme {
+        "https" => Ok(uri),
+        "http" if !allow_http_loopback => Err(format!(
+            "{shown:?}: plain http is refused (key sets must come over https); for a loopback test \
+             server, allow it explicitly (JWT_ALLOW_HTTP_LOOPBACK=true, or allow_http_loopback = true \
+             in [fetch])"
+        )),
+        "http" if is_loopback_host(host) => Ok(uri),
+        "http" => Err(format!(
+            "{shown:?}: plain http is allowed only for a loopback host (127.0.0.1, ::1, localhost); \
+             use https"
+        )),
+        other => Err(format!(
+            "{shown:?}: scheme {other:?} is not supported; use https"
+        )),
+    }
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`, written literally: a name that merely resolves to a loopback
+/// address today is not trusted, since what it resolves to can change.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The OIDC discovery URL of an issuer (OpenID Connect Discovery 1.0 §4: the issuer without a trailing
+/// slash, followed by `/.well-known/openid-configuration`).
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// The remote key source of an issuer from its `jwks_uri` and `discovery` settings, as a plain message
+/// on error (with the field the front end should blame). `names` are how the front end calls the
+/// `jwks_uri`, `discovery` and `issuer` settings.
+pub(crate) fn remote_location(
+    jwks_uri: Option<&str>,
+    discovery: bool,
+    issuer: Option<&str>,
+    allow_http_loopback: bool,
+    names: (&str, &str, &str),
+) -> Result<Option<RemoteLocation>, (RemoteField, String)> {
+    let (jwks_name, discovery_name, issuer_name) = names;
+    match (jwks_uri.map(str::trim), discovery) {
+        (Some(_), true) => Err((
+            RemoteField::Discovery,
+            format!("set either {jwks_name} or {discovery_name}, not both"),
+        )),
+        (Some(url), false) => {
+            check_remote_url(url, allow_http_loopback).map_err(|m| (RemoteField::JwksUri, m))?;
+            Ok(Some(RemoteLocation::JwksUri(url.to_owned())))
+        }
+        (None, true) => {
+            let Some(issuer) = issuer else {
+                return Err((
+                    RemoteField::Discovery,
+                    format!(
+                        "OIDC discovery needs the issuer URL: set {issuer_name} (the discovery \
+                         document is {{issuer}}/.well-known/openid-configuration)"
+                    ),
+                ));
+            };
+            let url = discovery_url(issuer);
+            check_remote_url(&url, allow_http_loopback).map_err(|m| {
+                (
+                    RemoteField::Discovery,
+                    format!("the issuer is not a usable discovery URL: {m}"),
+                )
+            })?;
+            Ok(Some(RemoteLocation::Discovery {
+                issuer: issuer.to_owned(),
+                url,
+            }))
+        }
+        (None, false) => Ok(None),
+    }
+}
+
+/// Which of the two remote settings an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteField {
+    JwksUri,
+    Discovery,
+}
+
+/// Fetch settings as the front ends read them; `None` keeps the default.
+#[derive(Default)]
+pub(crate) struct FetchInput {
+    pub allow_http_loopback: Option<bool>,
+    pub timeout_secs: Option<u64>,
+    pub max_bytes: Option<usize>,
+    pub min_ttl_secs: Option<u64>,
+    pub max_ttl_secs: Option<u64>,
+    pub default_ttl_secs: Option<u64>,
+    pub refetch_cooldown_secs: Option<u64>,
+}
+
+/// Which fetch setting a message is about, so each front end can name its variable or field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FetchField {
+    Timeout,
+    MaxBytes,
+    MinTtl,
+    MaxTtl,
+    DefaultTtl,
+    RefetchCooldown,
+}
+
+const WEEK_SECS: u64 = 7 * 24 * 3600;
+
+impl FetchInput {
+    pub(crate) fn settings(&self) -> Result<FetchSettings, (FetchField, String)> {
+        let defaults = FetchSettings::default();
+        let secs = |field: FetchField, value: Option<u64>, hi: u64, default: Duration| match value {
+            None => Ok(default),
+            Some(v) if (1..=hi).contains(&v) => Ok(Duration::from_secs(v)),
+            Some(v) => Err((field, format!("{v} is out of range: use 1 to {hi} seconds"))),
+        };
+        let timeout = secs(
+            FetchField::Timeout,
+            self.timeout_secs,
+            120,
+            defaults.timeout,
+        )?;
+        let max_bytes = match self.max_bytes {
+            None => defaults.max_bytes,
+            Some(n) if (1024..=16 * 1024 * 1024).contains(&n) => n,
+            Some(n) => {
+                return Err((
+                    FetchField::MaxBytes,
+                    format!("{n} is out of range: use 1024 to 16777216 bytes"),
+                ));
+            }
+        };
+        let min_ttl = secs(
+            FetchField::MinTtl,
+            self.min_ttl_secs,
+            WEEK_SECS,
+            defaults.min_ttl,
+        )?;
+        let max_ttl = secs(
+            FetchField::MaxTtl,
+            self.max_ttl_secs,
+            WEEK_SECS,
+            defaults.max_ttl,
+        )?;
+        if min_ttl > max_ttl {
+            let field = match self.max_ttl_secs {
+                Some(_) => FetchField::MaxTtl,
+                None => FetchField::MinTtl,
+            };
+            return Err((
+                field,
+                format!(
+                    "the TTL bounds are inverted: minimum {}s is above maximum {}s",
+                    min_ttl.as_secs(),
+                    max_ttl.as_secs()
+                ),
+            ));
+        }
+        // An explicit default outside the bounds is a mistake worth naming; the built-in default just
+        // follows bounds that were moved.
+        let default_ttl = match self.default_ttl_secs {
+            None => defaults.default_ttl.clamp(min_ttl, max_ttl),
+            Some(v) if (min_ttl.as_secs()..=max_ttl.as_secs()).contains(&v) => {
+                Duration::from_secs(v)
+            }
+            Some(v) => {
+                return Err((
+                    FetchField::DefaultTtl,
+                    format!(
+                        "{v} is outside the TTL bounds: use {} to {} seconds",
+                        min_ttl.as_secs(),
+                        max_ttl.as_secs()
+                    ),
+                ));
+            }
+        };
+        let refetch_cooldown = secs(
+            FetchField::RefetchCooldown,
+            self.refetch_cooldown_secs,
+            3600,
+            defaults.refetch_cooldown,
+        )?;
+        Ok(FetchSettings {
+            allow_http_loopback: self.allow_http_loopback.unwrap_or(false),
+            timeout,
+            max_bytes,
+            min_ttl,
+            max_ttl,
+            default_ttl,
+            refetch_cooldown,
+        })
+    }
+}
+
+/// The token-cache size, checked.
+pub(crate) fn check_token_cache_size(n: usize) -> Result<usize, String> {
+    if n <= MAX_TOKEN_CACHE_SIZE {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range: use 0 (no cache) to {MAX_TOKEN_CACHE_SIZE} entries"
+        ))
+    }
 }

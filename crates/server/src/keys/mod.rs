@@ -1,0 +1,12 @@
+//! Key sets of the native server: the configured ones, and those fetched from identity providers
+//! (`jwks_uri`, OIDC discovery), kept fresh in the background.
+//!
+//! - [`store`]: the [`jwtv_service::verifier::KeyStore`] the service reads, one slot per issuer.
+//! - [`remote`]: one fetched source: its live set, refresh loop, unknown-kid refetch, statistics.
+//! - [`fetch`]: the bounded HTTP(S) GET under all of it.
+
+pub mod fetch;
+pub mod remote;
+pub mod store;
+
+pub use store::Keys;

@@ -1,0 +1,624 @@
+//! Remote key sets (issue 6) against a real key-set / discovery server on 127.0.0.1
+//! (`support::keyserver`): fetch at start with 503 and `/readyz` waiting, rotation picked up by an
+//! unknown-kid refetch, a spray of random kids held to one fetch per cooldown, the last good set kept
+//! through every kind of outage, discovery with its issuer check, the http/https rules, and the token
+//! cache. In every fault the one thing that must never happen is checked: a bad token getting 200.
+//!
+//! Native only (the component cannot fetch and refuses such configurations; see the last test).
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::keyserver::{DISCOVERY_PATH, JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
+use support::{Server, Target, TestConfig, now, run_to_exit};
+
+const AUDIENCE: &str = "api";
+const ISSUER: &str = "https://idp.test";
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A little more than the 2 s refetch cooldown of [`remote_config`].
+const COOLDOWN_PASSED: Duration = Duration::from_millis(2200);
+
+/// Claims valid for ten minutes; `n` makes every token distinct, so a check is never answered from the
+/// token cache unless the test means it.
+fn claims(iss: &str) -> Value {
+    static N: AtomicU64 = AtomicU64::new(0);
+    json!({
+        "iss": iss,
+        "aud": AUDIENCE,
+        "sub": "alice",
+        "exp": now() + 600,
+        "jti": N.fetch_add(1, Ordering::Relaxed),
+    })
+}
+
+/// A JWT_JWKS_URI configuration for `ks`, with short bounds so the tests run in seconds.
+fn remote_config(ks: &KeyServer) -> TestConfig {
+    TestConfig::new()
+        .env("JWT_JWKS_URI", ks.url(JWKS_PATH))
+        .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+        .env("JWT_ISSUER", ISSUER)
+        .env("JWT_AUDIENCE", AUDIENCE)
+        .env("JWT_FETCH_TIMEOUT", "1")
+        .env("JWT_FETCH_MAX_BYTES", "16384")
+        .env("JWT_JWKS_REFETCH_COOLDOWN", "2")
+}
+
+/// Polls until `check` holds or `timeout` passes.
+fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_ready(server: &Server, timeout: Duration) {
+    assert!(
+        eventually(timeout, || server.get("/readyz").status == 200),
+        "not ready within {timeout:?}\n--- stderr ---\n{}",
+        server.stderr_text()
+    );
+}
+
+/// `(status, error code)` of `POST /validate`.
+fn validate(server: &Server, token: &str) -> (u16, Option<String>) {
+    let r = server.validate(token);
+    (r.status, r.error_code())
+}
+
+fn auth(server: &Server, token: &str) -> u16 {
+    let bearer = format!("Bearer {token}");
+    server
+        .request("GET", "/auth", &[("Authorization", &bearer)], b"")
+        .status
+}
+
+fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = server.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn fetches(server: &Server, result: &str) -> f64 {
+    metric(
+        server,
+        &format!("jwtv_key_fetches_total{{issuer=\"{ISSUER}\",result=\"{result}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// Tokens that must never get 200, whatever state the key set is in.
+fn bad_tokens(good: &TestJwk, other: &TestJwk) -> Vec<(&'static str, String)> {
+    let valid = good.token(&claims(ISSUER));
+    let (input, _) = valid.rsplit_once('.').unwrap();
+    let forged = format!("{input}.{}", support::jwt::b64(&[7u8; 64]));
+    let mut expired = claims(ISSUER);
+    expired["exp"] = json!(now() - 3600);
+    let mut other_issuer = claims("https://evil.test");
+    other_issuer["aud"] = json!(AUDIENCE);
+    vec![
+        ("forged signature", forged),
+        ("unpublished key", other.token(&claims(ISSUER))),
+        (
+            "random kid",
+            good.token_with_kid("no-such-kid", &claims(ISSUER)),
+        ),
+        ("expired", good.token(&expired)),
+        ("other issuer", good.token(&other_issuer)),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                support::jwt::b64(br#"{"alg":"none"}"#),
+                support::jwt::b64(claims(ISSUER).to_string().as_bytes())
+            ),
+        ),
+    ]
+}
+
+fn assert_never_allowed(server: &Server, good: &TestJwk, other: &TestJwk, when: &str) {
+    for (what, token) in bad_tokens(good, other) {
+        let (status, code) = validate(server, &token);
+        assert!(
+            status == 401 || status == 503,
+            "{when}: {what} got {status} {code:?}"
+        );
+        let status = auth(server, &token);
+        assert!(
+            status == 401 || status == 503,
+            "{when}: {what} got {status} on /auth"
+        );
+    }
+}
+
+#[test]
+fn before_the_first_fetch_tokens_get_503_and_readyz_waits_through_every_fault() {
+    let key = TestJwk::es256("k1");
+    let other = TestJwk::es256("k2");
+    let ks = KeyServer::start(jwks(&[&key]));
+    ks.set_mode(Mode::Down);
+    // A TTL of 2 s caps the retry backoff at 2 s, so every fault below is met within seconds.
+    let server = Server::start_on(
+        Target::Native,
+        remote_config(&ks)
+            .env("JWT_JWKS_MIN_TTL", "1")
+            .env("JWT_JWKS_DEFAULT_TTL", "2"),
+    );
+    // The listener is up before any key set: alive, not ready.
+    assert_eq!(server.get("/healthz").status, 200);
+
+    let enc_only =
+        json!({"keys": [{"kty": "RSA", "use": "enc", "kid": "e", "n": "AQAB", "e": "AQAB"}]});
+    let faults: Vec<(&str, Mode, Option<String>)> = vec![
+        ("down", Mode::Down, None),
+        ("garbage", Mode::Garbage, None),
+        ("huge", Mode::Huge, None),
+        ("huge declared", Mode::HugeDeclared, None),
+        ("slow", Mode::Slow(Duration::from_secs(3)), None),
+        ("status 500", Mode::Status(500), None),
+        ("redirect", Mode::Status(302), None),
+        ("no usable key", Mode::Normal, Some(enc_only.to_string())),
+    ];
+    for (name, mode, document) in faults {
+        if let Some(document) = document {
+            ks.set_jwks(document);
+        }
+        ks.set_mode(mode);
+        let before = ks.connections();
+        // At least one attempt in this fault, then the answers.
+        assert!(
+            eventually(Duration::from_secs(8), || ks.connections() > before),
+            "{name}: no fetch attempt"
+        );
+        let ready = server.get("/readyz");
+        assert_eq!(ready.status, 503, "{name}: /readyz");
+        let token = key.token(&claims(ISSUER));
+        let r = server.validate(&token);
+        assert_eq!(r.status, 503, "{name}: a valid token before any key set");
+        assert_eq!(r.error_code().as_deref(), Some("temporarily_unavailable"));
+        assert!(r.header("retry-after").is_some(), "{name}: Retry-After");
+        assert_eq!(auth(&server, &token), 503, "{name}: /auth fails closed");
+        assert_never_allowed(&server, &key, &other, name);
+    }
+
+    ks.set_jwks(jwks(&[&key]));
+    ks.set_mode(Mode::Normal);
+    wait_ready(&server, Duration::from_secs(10));
+    assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
+    assert_eq!(auth(&server, &key.token(&claims(ISSUER))), 200);
+    assert_never_allowed(&server, &key, &other, "after the first success");
+
+    for result in [
+        "ok",
+        "timeout",
+        "http",
+        "too_large",
+        "invalid",
+        "status",
+        "no_usable_keys",
+    ] {
+        assert!(fetches(&server, result) >= 1.0, "no {result} fetch counted");
+    }
+    assert_eq!(
+        metric(
+            &server,
+            &format!("jwtv_key_set_loaded{{issuer=\"{ISSUER}\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &server,
+            &format!("jwtv_key_set_keys{{issuer=\"{ISSUER}\"}}")
+        ),
+        Some(1.0)
+    );
+    assert!(
+        metric(
+            &server,
+            &format!("jwtv_key_set_age_seconds{{issuer=\"{ISSUER}\"}}")
+        )
+        .is_some()
+    );
+    assert!(
+        metric(
+            &server,
+            &format!("jwtv_key_fetch_duration_seconds_count{{issuer=\"{ISSUER}\"}}")
+        )
+        .is_some_and(|n| n >= 8.0)
+    );
+    let logs = server.stderr_text();
+    assert!(logs.contains("key set fetch failed"), "{logs}");
+    assert!(logs.contains("key set fetched"), "{logs}");
+    // Logs name kids and sizes, never key material.
+    let x = key.public_jwk()["x"].as_str().unwrap();
+    assert!(
+        !logs.contains(x),
+        "a public key coordinate reached the logs"
+    );
+}
+
+#[test]
+fn a_rotated_key_is_picked_up_by_an_unknown_kid_refetch_and_cached_tokens_follow() {
+    let k1 = TestJwk::es256("k1");
+    let k2 = TestJwk::rs256("k2");
+    let ks = KeyServer::start(jwks(&[&k1]));
+    let server = Server::start_on(Target::Native, remote_config(&ks));
+    wait_ready(&server, Duration::from_secs(10));
+    assert_eq!(ks.requests(JWKS_PATH), 1);
+
+    let old = k1.token(&claims(ISSUER));
+    assert_eq!(validate(&server, &old), (200, None));
+    assert_eq!(
+        validate(&server, &old),
+        (200, None),
+        "again, from the cache"
+    );
+    // The cooldown counts from the last fetch of any kind (the start fetch here), as in panva/jose.
+    thread::sleep(COOLDOWN_PASSED);
+
+    // Not published yet: one refetch finds nothing new.
+    let new = k2.token(&claims(ISSUER));
+    assert_eq!(validate(&server, &new), (401, Some("unknown_kid".into())));
+    assert_eq!(ks.requests(JWKS_PATH), 2, "an unknown kid refetches");
+
+    // The provider rotates: k2 in, k1 out.
+    ks.set_jwks(jwks(&[&k2]));
+    thread::sleep(COOLDOWN_PASSED);
+    assert_eq!(validate(&server, &new), (200, None), "rotation picked up");
+    assert_eq!(ks.requests(JWKS_PATH), 3);
+    // The withdrawn key's token was cached while k1 was published: the new set voids the cache.
+    assert_eq!(validate(&server, &old), (401, Some("unknown_kid".into())));
+    assert_eq!(ks.requests(JWKS_PATH), 3, "within the cooldown: no fetch");
+    assert_eq!(auth(&server, &new), 200);
+    assert_never_allowed(&server, &k2, &k1, "after rotation");
+    assert!(server.stderr_text().contains("unknown kid: refetching"));
+}
+
+#[test]
+fn a_spray_of_random_kids_makes_at_most_one_fetch_per_cooldown() {
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start_on(Target::Native, remote_config(&ks));
+    wait_ready(&server, Duration::from_secs(10));
+    thread::sleep(COOLDOWN_PASSED);
+    let before = ks.requests(JWKS_PATH);
+
+    let started = Instant::now();
+    let server_ref = &server;
+    let key_ref = &key;
+    let answers: Vec<(u16, Option<String>)> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..20)
+            .map(|w| {
+                scope.spawn(move || {
+                    (0..10)
+                        .map(|i| {
+                            let kid = format!("random-{w}-{i}-{}", now());
+                            validate(server_ref, &key_ref.token_with_kid(&kid, &claims(ISSUER)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(answers.len(), 200);
+    for answer in &answers {
+        assert_eq!(answer, &(401, Some("unknown_kid".to_owned())));
+    }
+    let fetched = ks.requests(JWKS_PATH) - before;
+    let allowed = (elapsed.as_secs_f64() / 2.0).floor() as usize + 1;
+    assert!(
+        fetched >= 1 && fetched <= allowed,
+        "{fetched} fetches for 200 random kids in {elapsed:?} (cooldown 2 s: at most {allowed})"
+    );
+    let suppressed = metric(
+        &server,
+        &format!("jwtv_key_unknown_kid_refetches_total{{issuer=\"{ISSUER}\",result=\"cooldown\"}}"),
+    )
+    .unwrap_or(0.0);
+    assert!(
+        suppressed >= (200 - allowed) as f64,
+        "{suppressed} suppressed"
+    );
+    // The real key still works throughout.
+    assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
+}
+
+#[test]
+fn the_last_good_key_set_is_served_through_an_outage() {
+    let key = TestJwk::es256("k1");
+    let other = TestJwk::es256("k2");
+    let ks = KeyServer::start(jwks(&[&key]));
+    // max-age=1 within a 1 s minimum: a background refresh every second or so.
+    ks.set_cache_control(Some("public, max-age=1"));
+    let server = Server::start_on(
+        Target::Native,
+        remote_config(&ks)
+            .env("JWT_JWKS_MIN_TTL", "1")
+            .env("JWT_JWKS_DEFAULT_TTL", "2"),
+    );
+    wait_ready(&server, Duration::from_secs(10));
+    assert!(
+        eventually(Duration::from_secs(5), || ks.requests(JWKS_PATH) >= 2),
+        "max-age=1 refreshes"
+    );
+
+    let empty = json!({"keys": []}).to_string();
+    let faults: Vec<(&str, Mode, Option<String>)> = vec![
+        ("down", Mode::Down, None),
+        ("garbage", Mode::Garbage, None),
+        ("huge", Mode::Huge, None),
+        ("huge declared", Mode::HugeDeclared, None),
+        ("slow", Mode::Slow(Duration::from_secs(3)), None),
+        ("status 503", Mode::Status(503), None),
+        ("redirect", Mode::Status(302), None),
+        ("empty key set", Mode::Normal, Some(empty)),
+    ];
+    for (name, mode, document) in faults {
+        if let Some(document) = document {
+            ks.set_jwks(document);
+        }
+        ks.set_mode(mode);
+        let before = ks.connections();
+        assert!(
+            eventually(Duration::from_secs(8), || ks.connections() > before + 1),
+            "{name}: no refresh attempts"
+        );
+        // Fresh tokens (no cache hit): verified with the last good set.
+        assert_eq!(
+            validate(&server, &key.token(&claims(ISSUER))),
+            (200, None),
+            "{name}"
+        );
+        assert_eq!(
+            auth(&server, &key.token(&claims(ISSUER))),
+            200,
+            "{name}: /auth"
+        );
+        assert_eq!(server.get("/readyz").status, 200, "{name}: still ready");
+        assert_never_allowed(&server, &key, &other, name);
+    }
+    for result in [
+        "timeout",
+        "http",
+        "too_large",
+        "invalid",
+        "status",
+        "no_usable_keys",
+    ] {
+        assert!(fetches(&server, result) >= 1.0, "no {result} fetch counted");
+    }
+    let age = metric(
+        &server,
+        &format!("jwtv_key_set_age_seconds{{issuer=\"{ISSUER}\"}}"),
+    )
+    .expect("age of the set in use");
+    assert!(
+        age >= 5.0,
+        "the set in use is the one from before the outage (age {age})"
+    );
+
+    ks.set_jwks(jwks(&[&key, &other]));
+    ks.set_mode(Mode::Normal);
+    assert!(
+        eventually(Duration::from_secs(6), || validate(
+            &server,
+            &other.token(&claims(ISSUER))
+        )
+        .0 == 200),
+        "recovery: the provider's new key is used"
+    );
+}
+
+#[test]
+fn discovery_finds_the_key_set_and_a_mismatching_issuer_is_refused() {
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let issuer = ks.base();
+    ks.set_discovery(json!({"issuer": issuer, "jwks_uri": ks.url(JWKS_PATH)}));
+    let config = |ks: &KeyServer| {
+        TestConfig::new()
+            .env("JWT_OIDC_DISCOVERY", "true")
+            .env("JWT_ISSUER", ks.base())
+            .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+            .env("JWT_FETCH_TIMEOUT", "1")
+    };
+    let server = Server::start_on(Target::Native, config(&ks));
+    wait_ready(&server, Duration::from_secs(10));
+    assert_eq!(ks.requests(DISCOVERY_PATH), 1);
+    assert_eq!(ks.requests(JWKS_PATH), 1);
+    let mut c = claims(&issuer);
+    c.as_object_mut().unwrap().remove("aud");
+    assert_eq!(validate(&server, &key.token(&c)), (200, None));
+    drop(server);
+
+    // A document for another issuer (or a trailing-slash variant) is not this issuer's.
+    for wrong in [format!("{issuer}/"), "https://evil.test".to_owned()] {
+        let ks2 = KeyServer::start(jwks(&[&key]));
+        ks2.set_discovery(json!({"issuer": wrong, "jwks_uri": ks2.url(JWKS_PATH)}));
+        let server = Server::start_on(Target::Native, config(&ks2));
+        assert!(
+            eventually(Duration::from_secs(8), || ks2.requests(DISCOVERY_PATH) >= 2),
+            "discovery retried"
+        );
+        assert_eq!(server.get("/readyz").status, 503, "{wrong}");
+        let mut c = claims(&ks2.base());
+        c.as_object_mut().unwrap().remove("aud");
+        assert_eq!(validate(&server, &key.token(&c)).0, 503, "{wrong}");
+        assert_eq!(
+            ks2.requests(JWKS_PATH),
+            0,
+            "{wrong}: the key set is never fetched"
+        );
+        let logs = server.stderr_text();
+        assert!(logs.contains("is not the configured issuer"), "{logs}");
+        let series = format!(
+            "jwtv_key_fetches_total{{issuer=\"{}\",result=\"discovery\"}}",
+            ks2.base()
+        );
+        assert!(metric(&server, &series).is_some_and(|n| n >= 1.0));
+    }
+
+    // A discovered jwks_uri must obey the same scheme rule as a configured one.
+    let ks3 = KeyServer::start(jwks(&[&key]));
+    ks3.set_discovery(json!({"issuer": ks3.base(), "jwks_uri": "http://keys.example.com/jwks"}));
+    let server = Server::start_on(Target::Native, config(&ks3));
+    assert!(eventually(Duration::from_secs(8), || ks3
+        .requests(DISCOVERY_PATH)
+        >= 1));
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.get("/readyz").status, 503);
+    assert!(server.stderr_text().contains("only for a loopback host"));
+}
+
+#[test]
+fn plain_http_to_a_non_loopback_host_is_refused_at_configuration() {
+    let cases = [
+        (
+            TestConfig::new()
+                .env("JWT_JWKS_URI", "http://keys.example.com/jwks")
+                .env("JWT_ALLOW_HTTP_LOOPBACK", "true"),
+            "JWT_JWKS_URI: ",
+            "only for a loopback host",
+        ),
+        (
+            TestConfig::new().env("JWT_JWKS_URI", "http://127.0.0.1:9/jwks"),
+            "JWT_JWKS_URI: ",
+            "plain http is refused",
+        ),
+        (
+            TestConfig::new()
+                .env("JWT_OIDC_DISCOVERY", "true")
+                .env("JWT_ISSUER", "http://idp.example.com")
+                .env("JWT_ALLOW_HTTP_LOOPBACK", "true"),
+            "JWT_OIDC_DISCOVERY: ",
+            "only for a loopback host",
+        ),
+        (
+            TestConfig::new()
+                .env("JWT_CONFIG", "{files}/jwtv.toml")
+                .file(
+                    "jwtv.toml",
+                    "[fetch]\nallow_http_loopback = true\n[[issuers]]\njwks_uri = \"http://10.0.0.1/jwks\"\n",
+                ),
+            "issuers[0].jwks_uri: ",
+            "only for a loopback host",
+        ),
+    ];
+    for (config, place, why) in cases {
+        for args in [&["check-config"][..], &["--listen", "127.0.0.1:0"][..]] {
+            let exited = run_to_exit(&config, args, EXIT_TIMEOUT);
+            assert_eq!(exited.status.code(), Some(2), "{args:?}: {exited:?}");
+            let line = exited.stderr.trim();
+            assert!(
+                line.contains(place) && line.contains(why) && !line.contains('\n'),
+                "{args:?}: {line}"
+            );
+        }
+    }
+    let ok = run_to_exit(
+        &TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"),
+        &["check-config"],
+        EXIT_TIMEOUT,
+    );
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        ok.stdout
+            .contains("keys fetched from https://keys.example.com/jwks"),
+        "{}",
+        ok.stdout
+    );
+}
+
+#[test]
+fn https_to_a_server_without_tls_is_a_failed_fetch_not_a_verdict() {
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start_on(
+        Target::Native,
+        remote_config(&ks).env("JWT_JWKS_URI", format!("https://{}{JWKS_PATH}", ks.addr)),
+    );
+    // A plain-HTTP peer never answers a ClientHello with a ServerHello: the handshake fails, or the
+    // fetch times out waiting for it.
+    assert!(
+        eventually(Duration::from_secs(8), || fetches(&server, "tls")
+            + fetches(&server, "timeout")
+            >= 1.0),
+        "{}",
+        server.stderr_text()
+    );
+    assert_eq!(fetches(&server, "ok"), 0.0);
+    assert_eq!(ks.requests(JWKS_PATH), 0, "no plain request was ever sent");
+    assert_eq!(server.get("/readyz").status, 503);
+    assert_eq!(validate(&server, &key.token(&claims(ISSUER))).0, 503);
+}
+
+#[test]
+fn the_token_cache_never_serves_a_token_past_its_exp() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let config = TestConfig::new()
+        .env("JWT_SECRET", secret)
+        .env("JWT_LEEWAY", "0");
+    let server = Server::start_on(Target::Native, config.clone());
+    let exp = now() + 2;
+    let token = support::jwt::hs256(secret.as_bytes(), &json!({"sub": "a", "exp": exp}));
+    assert_eq!(validate(&server, &token).0, 200);
+    assert_eq!(validate(&server, &token).0, 200);
+    assert_eq!(
+        metric(&server, "jwtv_token_cache_requests_total{result=\"hit\"}"),
+        Some(1.0)
+    );
+    assert!(eventually(Duration::from_secs(5), || now() >= exp));
+    assert_eq!(
+        validate(&server, &token),
+        (401, Some("token_expired".into()))
+    );
+    assert_eq!(auth(&server, &token), 401);
+
+    let off = Server::start_on(Target::Native, config.env("JWT_TOKEN_CACHE_SIZE", "0"));
+    assert_eq!(
+        validate(
+            &off,
+            &support::jwt::hs256(secret.as_bytes(), &json!({"exp": now() + 60}))
+        )
+        .0,
+        200
+    );
+    assert!(!off.get("/metrics").text().contains("jwtv_token_cache"));
+}
+
+#[test]
+fn the_component_refuses_remote_key_sets_with_a_clear_error() {
+    if Target::from_env() != Target::Wasm {
+        return;
+    }
+    let server = Server::start_on(
+        Target::Wasm,
+        TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"),
+    );
+    let r = server.get("/healthz");
+    assert_eq!(r.status, 500);
+    assert!(
+        server.stderr().wait_for(
+            "remote key sets (jwks_uri / OIDC discovery) are not supported by the component; \
+             mount a JWKS file and set JWT_JWKS_FILE",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.stderr_text()
+    );
+}

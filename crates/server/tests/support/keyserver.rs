@@ -1,0 +1,347 @@
+//! A key-set and OIDC discovery server for the remote-key tests, on 127.0.0.1, with std only: one
+//! thread accepting, one short-lived thread per connection, `Connection: close` on every answer.
+//!
+//! The test controls what it serves (the JWK Set, the discovery document, `Cache-Control`) and how it
+//! misbehaves ([`Mode`]): down, slow, garbage, huge, an error status. It counts requests per path.
+//! Dropping it stops the accept loop; every wait in it is bounded.
+//!
+//! Also here: [`TestJwk`], signing keys with their public JWK, so a test can publish, rotate and
+//! withdraw keys and mint tokens for them.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtv_signer::SigningKey;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+use serde_json::{Value, json};
+
+/// How the server answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The configured documents.
+    Normal,
+    /// Accepts and closes at once, without reading or answering (a crashed or unreachable provider).
+    Down,
+    /// Waits this long before answering normally.
+    Slow(Duration),
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200, chunked, no Content-Length, far more bytes than any cap (the cap must hold while reading).
+    Huge,
+    /// 200 with a Content-Length far above any cap.
+    HugeDeclared,
+    /// This status (a 302 carries a Location to another scheme).
+    Status(u16),
+}
+
+struct State {
+    mode: Mode,
+    jwks: String,
+    discovery: Option<String>,
+    cache_control: Option<String>,
+    /// Requests per path, counted once the request head was read (not in `Down` mode).
+    requests: HashMap<String, usize>,
+    /// Every accepted connection, `Down` mode included.
+    connections: usize,
+}
+
+pub struct KeyServer {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+/// The key-set path.
+pub const JWKS_PATH: &str = "/jwks";
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+impl KeyServer {
+    /// Serves `jwks` at [`JWKS_PATH`], no discovery document, no Cache-Control.
+    pub fn start(jwks: String) -> KeyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the key server");
+        let addr = listener.local_addr().expect("key server address");
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Normal,
+            jwks,
+            discovery: None,
+            cache_control: None,
+            requests: HashMap::new(),
+            connections: 0,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept_thread = {
+            let state = state.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let state = state.clone();
+                    thread::spawn(move || serve(stream, &state));
+                }
+            })
+        };
+        KeyServer {
+            addr,
+            state,
+            stop,
+            accept_thread: Some(accept_thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (also the issuer for discovery tests).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.state.lock().unwrap().mode = mode;
+    }
+
+    pub fn set_jwks(&self, jwks: String) {
+        self.state.lock().unwrap().jwks = jwks;
+    }
+
+    pub fn set_discovery(&self, document: Value) {
+        self.state.lock().unwrap().discovery = Some(document.to_string());
+    }
+
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.state.lock().unwrap().cache_control = value.map(str::to_owned);
+    }
+
+    /// Requests received for `path`.
+    pub fn requests(&self, path: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+}
+
+impl Drop for KeyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, state: &Mutex<State>) {
+    let mode = {
+        let mut state = state.lock().unwrap();
+        state.connections += 1;
+        state.mode.clone()
+    };
+    if mode == Mode::Down {
+        return;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let Some(path) = read_request_path(&mut stream) else {
+        return;
+    };
+    let (body, cache_control) = {
+        let mut state = state.lock().unwrap();
+        *state.requests.entry(path.clone()).or_insert(0) += 1;
+        let body = if path == JWKS_PATH {
+            Some(state.jwks.clone())
+        } else if path.ends_with(DISCOVERY_PATH) {
+            state.discovery.clone()
+        } else {
+            None
+        };
+        (body, state.cache_control.clone())
+    };
+    let _ = match mode {
+        Mode::Down => Ok(()),
+        Mode::Slow(delay) => {
+            thread::sleep(delay);
+            respond(&mut stream, body, cache_control)
+        }
+        Mode::Normal => respond(&mut stream, body, cache_control),
+        Mode::Garbage => write_response(&mut stream, 200, &[], b"<html><body>It works!</body></html>"),
+        Mode::Huge => huge(&mut stream),
+        Mode::HugeDeclared => stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\nConnection: close\r\n\r\n{\"keys\":[",
+        ),
+        Mode::Status(302) => write_response(
+            &mut stream,
+            302,
+            &[("Location", "file:///etc/passwd")],
+            b"",
+        ),
+        Mode::Status(code) => write_response(&mut stream, code, &[], b"{\"error\":\"oops\"}"),
+    };
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    body: Option<String>,
+    cache_control: Option<String>,
+) -> std::io::Result<()> {
+    match body {
+        Some(body) => {
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(cc) = &cache_control {
+                headers.push(("Cache-Control", cc));
+            }
+            write_response(stream, 200, &headers, body.as_bytes())
+        }
+        None => write_response(stream, 404, &[], b"not found"),
+    }
+}
+
+/// Valid-looking JSON that never ends within any cap: 4 MiB in 16 KiB chunks.
+fn huge(stream: &mut TcpStream) -> std::io::Result<()> {
+    stream.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )?;
+    let chunk = vec![b' '; 16 * 1024];
+    stream.write_all(b"9\r\n{\"keys\":[\r\n")?;
+    for _ in 0..256 {
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+        stream.write_all(&chunk)?;
+        stream.write_all(b"\r\n")?;
+    }
+    stream.write_all(b"0\r\n\r\n")
+}
+
+fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+/// The path of a `GET` request; the head is read up to 16 KiB.
+fn read_request_path(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 || head.len() > 16 * 1024 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut parts = line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(path)) => Some(path.split('?').next().unwrap_or(path).to_owned()),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Keys
+
+/// A signing key with the public JWK an identity provider would publish for it.
+pub struct TestJwk {
+    pub kid: String,
+    pub alg: &'static str,
+    key: SigningKey,
+    public: Value,
+}
+
+impl TestJwk {
+    /// A fresh P-256 key (a new one at every call: rotation gives really new keys).
+    pub fn es256(kid: &str) -> TestJwk {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("generate P-256");
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .expect("P-256 key");
+        let point = pair.public_key().as_ref();
+        let public = json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        TestJwk {
+            kid: kid.to_owned(),
+            alg: "ES256",
+            key: SigningKey::from_pkcs8_der("ES256", pkcs8.as_ref()).expect("signer"),
+            public,
+        }
+    }
+
+    /// The fixed RSA 2048 test key of `crates/verifier/testdata`, for RS256.
+    pub fn rs256(kid: &str) -> TestJwk {
+        let der = super::jwt::testdata("rsa2048.pk8.der");
+        let pair = RsaKeyPair::from_pkcs8(&der).expect("RSA PKCS#8");
+        let components: signature::RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+        let public = json!({
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(&components.n),
+            "e": URL_SAFE_NO_PAD.encode(&components.e),
+        });
+        TestJwk {
+            kid: kid.to_owned(),
+            alg: "RS256",
+            key: SigningKey::from_pkcs8_der("RS256", &der).expect("signer"),
+            public,
+        }
+    }
+
+    pub fn public_jwk(&self) -> &Value {
+        &self.public
+    }
+
+    /// A token signed with this key, naming its kid.
+    pub fn token(&self, claims: &Value) -> String {
+        self.token_with_kid(&self.kid, claims)
+    }
+
+    /// A token signed with this key but naming `kid` (an unknown kid, for a spray).
+    pub fn token_with_kid(&self, kid: &str, claims: &Value) -> String {
+        let header = json!({"alg": self.alg, "typ": "JWT", "kid": kid});
+        jwtv_signer::encode(&header, claims, &self.key).expect("sign")
+    }
+}
+
+/// `{"keys": [...]}` of these keys.
+pub fn jwks(keys: &[&TestJwk]) -> String {
+    json!({ "keys": keys.iter().map(|k| k.public.clone()).collect::<Vec<_>>() }).to_string()
+}

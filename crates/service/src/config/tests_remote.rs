@@ -1,0 +1,377 @@
+//! Remote key sources (`jwks_uri`, OIDC discovery), fetch bounds and the token-cache size, from both
+//! front ends. Nothing is fetched here: the configuration only names and checks what the shell fetches.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtv_verifier::{Code, KeyStore};
+
+use super::{ConfigError, Loaded, RemoteLocation, check_remote_url, is_loopback_host, load};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-and-a-bit";
+
+#[derive(Default)]
+struct Fixture {
+    env: HashMap<String, String>,
+    files: HashMap<PathBuf, Vec<u8>>,
+}
+
+impl Fixture {
+    fn env(mut self, name: &str, value: &str) -> Fixture {
+        self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    #[cfg_attr(not(feature = "toml"), allow(dead_code))]
+    fn config(mut self, toml: &str) -> Fixture {
+        self.files.insert(
+            PathBuf::from("/etc/jwtv/jwtv.toml"),
+            toml.as_bytes().to_vec(),
+        );
+        self.env("JWT_CONFIG", "/etc/jwtv/jwtv.toml")
+    }
+
+    fn load(&self) -> Result<Loaded, ConfigError> {
+        let env = |name: &str| self.env.get(name).cloned();
+        let read = |path: &Path| {
+            self.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| io::Error::from_raw_os_error(2))
+        };
+        load(&env, &read)
+    }
+
+    fn ok(&self) -> Loaded {
+        self.load()
+            .unwrap_or_else(|e| panic!("unexpected configuration error: {e}"))
+    }
+
+    fn err(&self) -> String {
+        let message = match self.load() {
+            Ok(loaded) => panic!("configuration unexpectedly accepted: {loaded:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(!message.contains('\n'), "not one line: {message}");
+        message
+    }
+}
+
+fn env() -> Fixture {
+    Fixture::default()
+}
+
+#[test]
+fn jwks_uri_from_the_environment_makes_a_remote_issuer_without_keys_yet() {
+    let loaded = env()
+        .env("JWT_JWKS_URI", "https://idp.example.com/keys")
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .ok();
+    assert_eq!(loaded.remote.len(), 1);
+    assert_eq!(loaded.remote[0].issuer, 0);
+    assert_eq!(
+        loaded.remote[0].location,
+        RemoteLocation::JwksUri("https://idp.example.com/keys".into())
+    );
+    assert_eq!(loaded.remote[0].configured_at, "JWT_JWKS_URI");
+    // No key set until the shell fetches one: the service answers 503, never a verdict.
+    assert!(loaded.keys.key_set(0).is_none());
+    let service = loaded.into_service();
+    assert!(!service.is_ready());
+    let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256","kid":"k"}"#),
+        b64(r#"{"iss":"https://idp.example.com","exp":1}"#)
+    );
+    let r = service
+        .verifier()
+        .verify(token.as_bytes(), 0, &super::ConfiguredKeys(vec![None]))
+        .unwrap_err();
+    assert_eq!(r.rejection.code, Code::TemporarilyUnavailable);
+}
+
+#[test]
+fn oidc_discovery_needs_the_issuer_and_derives_the_well_known_url() {
+    let loaded = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_ISSUER", "https://idp.example.com/realms/main/")
+        .ok();
+    assert_eq!(
+        loaded.remote[0].location,
+        RemoteLocation::Discovery {
+            issuer: "https://idp.example.com/realms/main/".into(),
+            url: "https://idp.example.com/realms/main/.well-known/openid-configuration".into(),
+        }
+    );
+    let e = env().env("JWT_OIDC_DISCOVERY", "true").err();
+    assert!(
+        e.starts_with("JWT_OIDC_DISCOVERY: OIDC discovery needs the issuer URL: set JWT_ISSUER"),
+        "{e}"
+    );
+    let e = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_ISSUER", "my-service")
+        .err();
+    assert!(
+        e.starts_with("JWT_OIDC_DISCOVERY: the issuer is not a usable discovery URL"),
+        "{e}"
+    );
+    let e = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_JWKS_URI", "https://idp.example.com/keys")
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .err();
+    assert!(
+        e.starts_with("JWT_OIDC_DISCOVERY: set either JWT_JWKS_URI or"),
+        "{e}"
+    );
+}
+
+#[test]
+fn plain_http_needs_the_override_and_a_loopback_host() {
+    let e = env()
+        .env("JWT_JWKS_URI", "http://127.0.0.1:8080/keys")
+        .err();
+    assert!(e.starts_with("JWT_JWKS_URI: "), "{e}");
+    assert!(e.contains("plain http is refused"), "{e}");
+    let e = env()
+        .env("JWT_JWKS_URI", "http://idp.example.com/keys")
+        .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+        .err();
+    assert!(e.contains("only for a loopback host"), "{e}");
+    for url in [
+        "http://127.0.0.1:8080/keys",
+        "http://127.1.2.3/keys",
+        "http://[::1]:9/keys",
+        "http://localhost:9/keys",
+    ] {
+        let loaded = env()
+            .env("JWT_JWKS_URI", url)
+            .env("JWT_ALLOW_HTTP_LOOPBACK", "1")
+            .ok();
+        assert!(loaded.server.fetch.allow_http_loopback, "{url}");
+    }
+}
+
+#[test]
+fn urls_are_checked() {
+    for (url, why) in [
+        ("idp.example.com/keys", "URL"),
+        ("/keys", "not an absolute URL"),
+        ("ftp://idp.example.com/keys", "scheme \"ftp\""),
+        ("https://user:pw@idp.example.com/keys", "user information"),
+        ("https://exa mple.com/", "not a URL"),
+    ] {
+        let e = check_remote_url(url, true).unwrap_err();
+        assert!(e.contains(why), "{url}: {e}");
+    }
+    assert!(check_remote_url(&format!("https://a/{}", "x".repeat(3000)), false).is_err());
+    assert!(check_remote_url("https://idp.example.com:8443/k?x=1", false).is_ok());
+    assert!(
+        is_loopback_host("127.0.0.1") && is_loopback_host("[::1]") && is_loopback_host("LOCALHOST")
+    );
+    // A name that resolves to loopback today is not a loopback host.
+    assert!(!is_loopback_host("localhost.example.com") && !is_loopback_host("10.0.0.1"));
+}
+
+#[test]
+fn a_remote_issuer_takes_no_configured_keys() {
+    let e = env()
+        .env("JWT_JWKS_URI", "https://idp.example.com/keys")
+        .env("JWT_SECRET", SECRET)
+        .err();
+    assert!(
+        e.starts_with("JWT_SECRET: cannot be combined with JWT_JWKS_URI"),
+        "{e}"
+    );
+}
+
+#[test]
+fn fetch_bounds_and_cache_size_from_the_environment() {
+    let loaded = env()
+        .env("JWT_JWKS_URI", "https://idp.example.com/keys")
+        .env("JWT_FETCH_TIMEOUT", "2")
+        .env("JWT_FETCH_MAX_BYTES", "4096")
+        .env("JWT_JWKS_MIN_TTL", "1")
+        .env("JWT_JWKS_MAX_TTL", "120")
+        .env("JWT_JWKS_DEFAULT_TTL", "5")
+        .env("JWT_JWKS_REFETCH_COOLDOWN", "2")
+        .env("JWT_TOKEN_CACHE_SIZE", "0")
+        .ok();
+    let f = &loaded.server.fetch;
+    assert_eq!(f.timeout, Duration::from_secs(2));
+    assert_eq!(f.max_bytes, 4096);
+    assert_eq!(
+        (f.min_ttl, f.max_ttl, f.default_ttl),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(120),
+            Duration::from_secs(5)
+        )
+    );
+    assert_eq!(f.refetch_cooldown, Duration::from_secs(2));
+    assert_eq!(loaded.server.token_cache_size, 0);
+    assert!(loaded.summary.iter().any(|l| l == "token cache: off"));
+
+    let defaults = env().env("JWT_SECRET", SECRET).ok();
+    assert_eq!(defaults.server.token_cache_size, 10_000);
+    assert_eq!(defaults.server.fetch, super::FetchSettings::default());
+    assert!(defaults.remote.is_empty());
+
+    // The built-in default TTL follows bounds that were moved; an explicit one must fit them.
+    let moved = env()
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_JWKS_MIN_TTL", "1200")
+        .ok();
+    assert_eq!(moved.server.fetch.default_ttl, Duration::from_secs(1200));
+
+    for (var, value, why) in [
+        ("JWT_FETCH_TIMEOUT", "0", "out of range"),
+        ("JWT_FETCH_TIMEOUT", "5s", "not a whole number of seconds"),
+        ("JWT_FETCH_MAX_BYTES", "100", "out of range"),
+        ("JWT_JWKS_MAX_TTL", "30", "inverted"),
+        ("JWT_JWKS_DEFAULT_TTL", "30", "outside the TTL bounds"),
+        ("JWT_JWKS_REFETCH_COOLDOWN", "0", "out of range"),
+        (
+            "JWT_TOKEN_CACHE_SIZE",
+            "-1",
+            "not a whole number of entries",
+        ),
+        ("JWT_TOKEN_CACHE_SIZE", "99999999999", "out of range"),
+        ("JWT_ALLOW_HTTP_LOOPBACK", "maybe", "not true or false"),
+    ] {
+        let e = env().env("JWT_SECRET", SECRET).env(var, value).err();
+        assert!(e.starts_with(&format!("{var}: ")), "{var}={value}: {e}");
+        assert!(e.contains(why), "{var}={value}: {e}");
+    }
+}
+
+#[cfg(feature = "toml")]
+mod file {
+    use super::*;
+
+    #[test]
+    fn remote_and_static_issuers_in_one_file() {
+        let loaded = env()
+            .config(&format!(
+                r#"
+[fetch]
+allow_http_loopback = true
+timeout_secs = 3
+refetch_cooldown_secs = 7
+
+[server]
+token_cache_size = 5
+
+[[issuers]]
+issuer = "https://idp.example.com"
+jwks_uri = "https://idp.example.com/keys"
+
+[[issuers]]
+issuer = "http://127.0.0.1:9000/realms/a"
+discovery = true
+
+[[issuers]]
+issuer = "internal"
+secret = "{SECRET}"
+"#
+            ))
+            .ok();
+        assert_eq!(loaded.remote.len(), 2);
+        assert_eq!(loaded.remote[0].issuer, 0);
+        assert_eq!(
+            loaded.remote[0].configured_at,
+            "/etc/jwtv/jwtv.toml: issuers[0].jwks_uri"
+        );
+        assert_eq!(loaded.remote[1].issuer, 1);
+        assert_eq!(
+            loaded.remote[1].location.url(),
+            "http://127.0.0.1:9000/realms/a/.well-known/openid-configuration"
+        );
+        assert!(loaded.keys.key_set(0).is_none() && loaded.keys.key_set(1).is_none());
+        assert!(loaded.keys.key_set(2).is_some());
+        assert_eq!(loaded.server.token_cache_size, 5);
+        assert_eq!(loaded.server.fetch.timeout, Duration::from_secs(3));
+        assert_eq!(loaded.server.fetch.refetch_cooldown, Duration::from_secs(7));
+        assert!(
+            loaded
+                .summary
+                .iter()
+                .any(|l| l.contains("keys fetched through OIDC discovery")),
+            "{:?}",
+            loaded.summary
+        );
+    }
+
+    #[test]
+    fn remote_mistakes_name_the_field() {
+        let cases = [
+            (
+                "[[issuers]]\njwks_uri = \"http://idp.example.com/k\"\n",
+                "issuers[0].jwks_uri: ",
+                "plain http is refused",
+            ),
+            (
+                "[fetch]\nallow_http_loopback = true\n[[issuers]]\njwks_uri = \"http://10.1.2.3/k\"\n",
+                "issuers[0].jwks_uri: ",
+                "only for a loopback host",
+            ),
+            (
+                "[[issuers]]\ndiscovery = true\n",
+                "issuers[0].discovery: ",
+                "set issuer",
+            ),
+            (
+                "[[issuers]]\nissuer = \"https://a\"\ndiscovery = true\njwks_uri = \"https://a/k\"\n",
+                "issuers[0].discovery: ",
+                "not both",
+            ),
+            (
+                "[[issuers]]\njwks_uri = \"https://a/k\"\njwks_file = \"k.json\"\n",
+                "issuers[0].jwks_file: ",
+                "cannot be combined with jwks_uri",
+            ),
+            (
+                "[fetch]\nmax_ttl_secs = 0\n[[issuers]]\njwks_uri = \"https://a/k\"\n",
+                "fetch.max_ttl_secs: ",
+                "out of range",
+            ),
+            (
+                "[fetch]\nretries = 3\n[[issuers]]\njwks_uri = \"https://a/k\"\n",
+                "/etc/jwtv/jwtv.toml:2:1: ",
+                "unknown field",
+            ),
+            (
+                "[server]\ntoken_cache_size = 99999999999\n[[issuers]]\njwks_uri = \"https://a/k\"\n",
+                "server.token_cache_size: ",
+                "out of range",
+            ),
+        ];
+        for (toml, place, why) in cases {
+            let e = env().config(toml).err();
+            assert!(e.contains(place) && e.contains(why), "{toml}\n=> {e}");
+        }
+    }
+
+    #[test]
+    fn remote_variables_are_reported_as_ignored_with_a_file() {
+        let loaded = env()
+            .config("[[issuers]]\njwks_uri = \"https://a/k\"\n")
+            .env("JWT_JWKS_URI", "https://b/k")
+            .env("JWT_TOKEN_CACHE_SIZE", "3")
+            .ok();
+        for var in ["JWT_JWKS_URI", "JWT_TOKEN_CACHE_SIZE"] {
+            assert!(
+                loaded.warnings.iter().any(|w| w.starts_with(var)),
+                "{var}: {:?}",
+                loaded.warnings
+            );
+        }
+        assert_eq!(loaded.server.token_cache_size, 10_000);
+    }
+}
