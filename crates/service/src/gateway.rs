@@ -6,7 +6,7 @@
 //! exist); deny is 401 or 403 only (nginx turns anything else into 500), with the reason in
 //! `X-Auth-Error` because nginx passes upstream nothing else but the status and `WWW-Authenticate`.
 
-use crate::response::{self, ErrorBody};
+use crate::response;
 use crate::{Decision, Handled, Service};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -363,44 +363,17 @@ fn deny(
     kid: Option<String>,
     issuer: Option<usize>,
 ) -> Handled {
-    let expose = service.options.expose_descriptions;
+    // Never 400 here: nginx turns any status but 401/403 into 500.
     let status = match rejection.code {
         Code::InsufficientScope => StatusCode::FORBIDDEN,
         Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     };
-    let body = ErrorBody::new(rejection.code.as_str(), &rejection.description, expose);
-    let mut response = response::json(status, &body);
-    let headers = response.headers_mut();
-    headers.insert(
+    let code = rejection.code;
+    let mut handled = crate::refused(service, status, rejection, iss, kid, issuer);
+    handled.response.headers_mut().insert(
         HeaderName::from_static(X_AUTH_ERROR),
-        HeaderValue::from_static(rejection.code.as_str()),
+        HeaderValue::from_static(code.as_str()),
     );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from_static(response::RETRY_AFTER_SECS),
-        );
-    } else {
-        let description = if expose {
-            rejection.description.as_ref()
-        } else {
-            ""
-        };
-        let challenge = response::bearer_challenge(
-            &service.options.realm,
-            Some((response::challenge_error(rejection.code), description)),
-        );
-        headers.insert(WWW_AUTHENTICATE, challenge);
-    }
-    Handled {
-        response,
-        decision: Some(Decision {
-            allowed: false,
-            code: Some(rejection.code),
-            iss,
-            kid,
-            issuer,
-        }),
-    }
+    handled
 }

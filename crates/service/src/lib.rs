@@ -190,6 +190,44 @@ impl Service {
     }
 }
 
+/// A refused token on either route: the error body, the Bearer challenge on 401/403 (RFC 6750 §3;
+/// `Retry-After` on 503 comes with the body), and the decision for logs.
+fn refused(
+    service: &Service,
+    status: http::StatusCode,
+    rejection: jwtv_verifier::Rejection,
+    iss: Option<String>,
+    kid: Option<String>,
+    issuer: Option<usize>,
+) -> Handled {
+    let expose = service.options.expose_descriptions;
+    let mut response = response::error(status, &rejection, expose);
+    if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+        let description = if expose {
+            rejection.description.as_ref()
+        } else {
+            ""
+        };
+        let challenge = response::bearer_challenge(
+            &service.options.realm,
+            Some((response::challenge_error(rejection.code), description)),
+        );
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, challenge);
+    }
+    Handled {
+        response,
+        decision: Some(Decision {
+            allowed: false,
+            code: Some(rejection.code),
+            iss,
+            kid,
+            issuer,
+        }),
+    }
+}
+
 fn plain(response: Response<Vec<u8>>) -> Handled {
     Handled {
         response,

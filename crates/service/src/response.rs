@@ -1,13 +1,13 @@
 //! Response shapes shared by every route: JSON bodies, error bodies, Bearer challenges.
 
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use jwtv_verifier::{Code, Rejection};
 use serde::Serialize;
 use serde_json::json;
 
 /// Seconds a client should wait before retrying while keys are unavailable.
-pub(crate) const RETRY_AFTER_SECS: &str = "5";
+const RETRY_AFTER_SECS: &str = "5";
 
 /// A JSON response. Every answer of the service is `no-store`: a verdict is about one token at one
 /// moment and must never be replayed by a cache.
@@ -114,15 +114,13 @@ pub(crate) fn quoted_safe(s: &str) -> String {
         .collect()
 }
 
-pub(crate) fn set_header(response: &mut Response<Vec<u8>>, name: HeaderName, value: HeaderValue) {
-    response.headers_mut().insert(name, value);
-}
-
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Vec<u8>> {
     let description = format!("method not allowed; use {allow}");
     let body = ErrorBody::new(Code::InvalidRequest.as_str(), &description, true);
     let mut response = json(StatusCode::METHOD_NOT_ALLOWED, &body);
-    set_header(&mut response, ALLOW, HeaderValue::from_static(allow));
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
     response
 }
 

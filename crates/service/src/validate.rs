@@ -2,7 +2,7 @@
 
 use crate::response;
 use crate::{Decision, Handled, Service};
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use jwtv_verifier::Claims;
 use jwtv_verifier::{Code, Rejection, json as strict_json};
@@ -98,31 +98,8 @@ fn reject(
     kid: Option<String>,
     issuer: Option<usize>,
 ) -> Handled {
-    let expose = service.options.expose_descriptions;
     let status = response::status_for(rejection.code);
-    let mut response = response::error(status, &rejection, expose);
-    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        let description = if expose {
-            rejection.description.as_ref()
-        } else {
-            ""
-        };
-        let challenge = response::bearer_challenge(
-            &service.options.realm,
-            Some((response::challenge_error(rejection.code), description)),
-        );
-        response::set_header(&mut response, WWW_AUTHENTICATE, challenge);
-    }
-    Handled {
-        response,
-        decision: Some(Decision {
-            allowed: false,
-            code: Some(rejection.code),
-            iss,
-            kid,
-            issuer,
-        }),
-    }
+    crate::refused(service, status, rejection, iss, kid, issuer)
 }
 
 /// The old service read `req.body.token` and answered 400 when it was falsy: no body, `{}`, `""` and
