@@ -2,161 +2,208 @@
 //!
 //! Only decoding happens here; size, exponent and on-curve checks are the crypto backend's job when the
 //! key is prepared, so PEM and JWK keys go through the same gate.
+//!
+//! A public key is only of use with an asymmetric family (`rsa`, `ec`, `eddsa`). Without any, the
+//! decoder and its PEM/DER dependencies are left out of the build (the HMAC-only component), and
+//! [`decode_public_key_pem`] refuses every document, so callers compile unchanged.
 
-use spki::ObjectIdentifier;
-use spki::der::Decode;
-
-use crate::alg::Curve;
-use crate::crypto::strip_leading_zeros;
 use crate::key::{KeyError, KeyMaterial};
 
-// Evaluated at compile time, so a typo fails the build rather than panicking at run time.
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+#[cfg(any(feature = "rsa", feature = "ec", feature = "eddsa"))]
+pub use self::decoder::decode_public_key_pem;
 
-/// Decodes one PEM public key into raw key material.
-///
-/// Private keys are refused outright: a verifier never needs one, and accepting it would invite
-/// operators to spread signing keys across every verifying host.
-pub fn decode_public_key_pem(pem: &str) -> Result<KeyMaterial, KeyError> {
-    let pem = pem.trim();
-    let label = match pem_rfc7468::decode_label(pem.as_bytes()) {
-        Ok(label) => label,
-        // Legacy encrypted keys carry headers that strict RFC 7468 parsing rejects; still name the problem.
-        Err(_) if pem.contains("PRIVATE KEY-----") => {
-            return Err(format_error(
-                "PEM document holds a private key; give the public key".to_owned(),
-            ));
-        }
-        Err(e) => return Err(format_error(format!("not a PEM document: {e}"))),
-    };
-    match label {
-        "PUBLIC KEY" | "RSA PUBLIC KEY" => {}
-        label if label.contains("PRIVATE KEY") => {
-            return Err(format_error(format!(
-                "PEM label {label:?} is not a public key; give the public key"
-            )));
-        }
-        "CERTIFICATE" => {
-            return Err(format_error(
-                "PEM label \"CERTIFICATE\" is a certificate, not a public key; \
-                 extract it with `openssl x509 -pubkey -noout`"
-                    .to_owned(),
-            ));
-        }
-        label => {
-            return Err(format_error(format!(
-                "unsupported PEM label {label:?}; expected \"PUBLIC KEY\" or \"RSA PUBLIC KEY\""
-            )));
-        }
-    }
-    let (label, der) = pem_rfc7468::decode_vec(pem.as_bytes())
-        .map_err(|e| format_error(format!("invalid PEM: {e}")))?;
-    if label == "RSA PUBLIC KEY" {
-        decode_pkcs1(&der)
-    } else {
-        decode_spki(&der)
-    }
+/// Decodes one PEM public key into raw key material: never, in a build without public-key families.
+#[cfg(not(any(feature = "rsa", feature = "ec", feature = "eddsa")))]
+pub fn decode_public_key_pem(_pem: &str) -> Result<KeyMaterial, KeyError> {
+    Err(KeyError::Unsupported("PEM public"))
 }
 
-fn decode_spki(der: &[u8]) -> Result<KeyMaterial, KeyError> {
-    let spki = spki::SubjectPublicKeyInfoRef::from_der(der)
-        .map_err(|e| format_error(format!("invalid SubjectPublicKeyInfo: {e}")))?;
-    let key = spki.subject_public_key.as_bytes().ok_or_else(|| {
-        format_error("SubjectPublicKeyInfo key is not a whole number of bytes".to_owned())
-    })?;
-    let algorithm = &spki.algorithm;
-    match algorithm.oid {
-        RSA_ENCRYPTION => {
-            // RFC 3279 §2.3.1 says NULL; absent parameters are a common, harmless deviation.
-            if algorithm.parameters.is_some_and(|p| !p.is_null()) {
+#[cfg(any(feature = "rsa", feature = "ec", feature = "eddsa"))]
+mod decoder {
+    use spki::ObjectIdentifier;
+    use spki::der::Decode;
+
+    use super::{KeyError, KeyMaterial};
+    use crate::alg::Curve;
+    #[cfg(feature = "rsa")]
+    use crate::crypto::strip_leading_zeros;
+
+    // Evaluated at compile time, so a typo fails the build rather than panicking at run time.
+    const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+    const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+    /// Decodes one PEM public key into raw key material.
+    ///
+    /// Private keys are refused outright: a verifier never needs one, and accepting it would invite
+    /// operators to spread signing keys across every verifying host.
+    pub fn decode_public_key_pem(pem: &str) -> Result<KeyMaterial, KeyError> {
+        let pem = pem.trim();
+        let label = match pem_rfc7468::decode_label(pem.as_bytes()) {
+            Ok(label) => label,
+            // Legacy encrypted keys carry headers that strict RFC 7468 parsing rejects; still name the problem.
+            Err(_) if pem.contains("PRIVATE KEY-----") => {
                 return Err(format_error(
-                    "rsaEncryption parameters must be NULL".to_owned(),
+                    "PEM document holds a private key; give the public key".to_owned(),
                 ));
             }
-            decode_pkcs1(key)
+            Err(e) => return Err(format_error(format!("not a PEM document: {e}"))),
+        };
+        match label {
+            "PUBLIC KEY" | "RSA PUBLIC KEY" => {}
+            label if label.contains("PRIVATE KEY") => {
+                return Err(format_error(format!(
+                    "PEM label {label:?} is not a public key; give the public key"
+                )));
+            }
+            "CERTIFICATE" => {
+                return Err(format_error(
+                    "PEM label \"CERTIFICATE\" is a certificate, not a public key; \
+                     extract it with `openssl x509 -pubkey -noout`"
+                        .to_owned(),
+                ));
+            }
+            label => {
+                return Err(format_error(format!(
+                    "unsupported PEM label {label:?}; expected \"PUBLIC KEY\" or \"RSA PUBLIC KEY\""
+                )));
+            }
         }
-        EC_PUBLIC_KEY => {
-            let curve = match algorithm.parameters_oid() {
-                Ok(PRIME256V1) => Curve::P256,
-                Ok(SECP384R1) => Curve::P384,
-                Ok(other) => {
-                    return Err(format_error(format!(
-                        "unsupported EC curve OID {other}; accepted: P-256, P-384"
-                    )));
-                }
-                Err(_) => {
+        let (label, der) = pem_rfc7468::decode_vec(pem.as_bytes())
+            .map_err(|e| format_error(format!("invalid PEM: {e}")))?;
+        if label == "RSA PUBLIC KEY" {
+            decode_pkcs1(&der)
+        } else {
+            decode_spki(&der)
+        }
+    }
+
+    fn decode_spki(der: &[u8]) -> Result<KeyMaterial, KeyError> {
+        let spki = spki::SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| format_error(format!("invalid SubjectPublicKeyInfo: {e}")))?;
+        let key = spki.subject_public_key.as_bytes().ok_or_else(|| {
+            format_error("SubjectPublicKeyInfo key is not a whole number of bytes".to_owned())
+        })?;
+        let algorithm = &spki.algorithm;
+        match algorithm.oid {
+            RSA_ENCRYPTION => {
+                // RFC 3279 §2.3.1 says NULL; absent parameters are a common, harmless deviation.
+                if algorithm.parameters.is_some_and(|p| !p.is_null()) {
                     return Err(format_error(
-                        "EC key parameters must name a curve (namedCurve OID)".to_owned(),
+                        "rsaEncryption parameters must be NULL".to_owned(),
                     ));
                 }
-            };
-            decode_ec_point(curve, key)
-        }
-        ED25519 => {
-            // RFC 8410 §3: parameters MUST be absent.
-            if algorithm.parameters.is_some() {
-                return Err(format_error(
-                    "Ed25519 key must have no algorithm parameters".to_owned(),
-                ));
+                decode_pkcs1(key)
             }
-            let bytes = <[u8; 32]>::try_from(key)
-                .map_err(|_| format_error("Ed25519 public key must be 32 bytes".to_owned()))?;
-            Ok(KeyMaterial::Ed25519(bytes))
+            EC_PUBLIC_KEY => {
+                let curve = match algorithm.parameters_oid() {
+                    Ok(PRIME256V1) => Curve::P256,
+                    Ok(SECP384R1) => Curve::P384,
+                    Ok(other) => {
+                        return Err(format_error(format!(
+                            "unsupported EC curve OID {other}; accepted: P-256, P-384"
+                        )));
+                    }
+                    Err(_) => {
+                        return Err(format_error(
+                            "EC key parameters must name a curve (namedCurve OID)".to_owned(),
+                        ));
+                    }
+                };
+                decode_ec_point(curve, key)
+            }
+            ED25519 => {
+                // RFC 8410 §3: parameters MUST be absent.
+                if algorithm.parameters.is_some() {
+                    return Err(format_error(
+                        "Ed25519 key must have no algorithm parameters".to_owned(),
+                    ));
+                }
+                let bytes = <[u8; 32]>::try_from(key)
+                    .map_err(|_| format_error("Ed25519 public key must be 32 bytes".to_owned()))?;
+                Ok(KeyMaterial::Ed25519(bytes))
+            }
+            other => Err(format_error(format!(
+                "unsupported key algorithm OID {other}"
+            ))),
         }
-        other => Err(format_error(format!(
-            "unsupported key algorithm OID {other}"
-        ))),
+    }
+
+    #[cfg(feature = "rsa")]
+    fn decode_pkcs1(der: &[u8]) -> Result<KeyMaterial, KeyError> {
+        let key = pkcs1::RsaPublicKeyRef::from_der(der)
+            .map_err(|e| format_error(format!("invalid PKCS#1 RSAPublicKey: {e}")))?;
+        Ok(KeyMaterial::Rsa {
+            n: strip_leading_zeros(key.modulus.as_bytes()).to_vec(),
+            e: strip_leading_zeros(key.public_exponent.as_bytes()).to_vec(),
+        })
+    }
+
+    /// Without the `rsa` family the PKCS#1 decoder is left out; the key is refused as the backend
+    /// would refuse it.
+    #[cfg(not(feature = "rsa"))]
+    fn decode_pkcs1(_: &[u8]) -> Result<KeyMaterial, KeyError> {
+        Err(KeyError::Unsupported("RSA"))
+    }
+
+    fn decode_ec_point(curve: Curve, point: &[u8]) -> Result<KeyMaterial, KeyError> {
+        let len = curve.coordinate_len();
+        match point.first() {
+            Some(0x04) if point.len() == 1 + 2 * len => {
+                let (x, y) = point[1..].split_at(len);
+                Ok(KeyMaterial::Ec {
+                    curve,
+                    x: x.to_vec(),
+                    y: y.to_vec(),
+                })
+            }
+            Some(0x02 | 0x03) => Err(format_error(format!(
+                "compressed {} points are not supported; give the uncompressed point",
+                curve.jwk_name()
+            ))),
+            _ => Err(format_error(format!(
+                "{} public key is not an uncompressed point of {} bytes",
+                curve.jwk_name(),
+                1 + 2 * len
+            ))),
+        }
+    }
+
+    fn format_error(message: String) -> KeyError {
+        KeyError::Format(message)
     }
 }
 
-fn decode_pkcs1(der: &[u8]) -> Result<KeyMaterial, KeyError> {
-    let key = pkcs1::RsaPublicKey::from_der(der)
-        .map_err(|e| format_error(format!("invalid PKCS#1 RSAPublicKey: {e}")))?;
-    Ok(KeyMaterial::Rsa {
-        n: strip_leading_zeros(key.modulus.as_bytes()).to_vec(),
-        e: strip_leading_zeros(key.public_exponent.as_bytes()).to_vec(),
-    })
-}
+#[cfg(all(test, not(any(feature = "rsa", feature = "ec", feature = "eddsa"))))]
+mod hmac_only_tests {
+    use super::*;
 
-fn decode_ec_point(curve: Curve, point: &[u8]) -> Result<KeyMaterial, KeyError> {
-    let len = curve.coordinate_len();
-    match point.first() {
-        Some(0x04) if point.len() == 1 + 2 * len => {
-            let (x, y) = point[1..].split_at(len);
-            Ok(KeyMaterial::Ec {
-                curve,
-                x: x.to_vec(),
-                y: y.to_vec(),
-            })
-        }
-        Some(0x02 | 0x03) => Err(format_error(format!(
-            "compressed {} points are not supported; give the uncompressed point",
-            curve.jwk_name()
-        ))),
-        _ => Err(format_error(format!(
-            "{} public key is not an uncompressed point of {} bytes",
-            curve.jwk_name(),
-            1 + 2 * len
-        ))),
+    #[test]
+    fn every_pem_key_is_refused() {
+        let pem = include_str!("../testdata/p256.pub.pem");
+        assert_eq!(
+            decode_public_key_pem(pem),
+            Err(KeyError::Unsupported("PEM public"))
+        );
+        assert_eq!(
+            decode_public_key_pem("").map_err(|e| e.to_string()),
+            Err("PEM public keys are not supported by this build".to_owned())
+        );
     }
 }
 
-fn format_error(message: String) -> KeyError {
-    KeyError::Format(message)
-}
-
-#[cfg(test)]
+#[cfg(all(test, any(feature = "rsa", feature = "ec", feature = "eddsa")))]
 mod tests {
     use super::*;
 
     const RSA2048: &str = include_str!("../testdata/rsa2048.pub.pem");
     const RSA2048_PKCS1: &str = include_str!("../testdata/rsa2048.pkcs1.pub.pem");
+    #[cfg(feature = "rsa")]
     const RSA1024: &str = include_str!("../testdata/rsa1024.pub.pem");
     const P256: &str = include_str!("../testdata/p256.pub.pem");
+    #[cfg(feature = "ec")]
     const P384: &str = include_str!("../testdata/p384.pub.pem");
     const ED25519_PUB: &str = include_str!("../testdata/ed25519.pub.pem");
     const PRIVATE_KEYS: [&str; 5] = [
@@ -179,6 +226,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rsa")]
     fn rsa_spki_and_pkcs1_give_the_same_key() {
         let spki = decode_public_key_pem(RSA2048).unwrap();
         let pkcs1 = decode_public_key_pem(RSA2048_PKCS1).unwrap();
@@ -192,6 +240,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rsa")]
     fn small_rsa_keys_decode_and_are_left_to_prepare() {
         let KeyMaterial::Rsa { n, .. } = decode_public_key_pem(RSA1024).unwrap() else {
             panic!("not RSA");
@@ -200,7 +249,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "ec")]
     fn ec_points_are_split_into_coordinates() {
+        use crate::alg::Curve;
         for (pem, curve) in [(P256, Curve::P256), (P384, Curve::P384)] {
             let KeyMaterial::Ec { curve: c, x, y } = decode_public_key_pem(pem).unwrap() else {
                 panic!("not EC");
@@ -255,8 +306,11 @@ mod tests {
         assert!(message(decode_public_key_pem("not a key")).starts_with("not a PEM document"));
         assert!(message(decode_public_key_pem("")).starts_with("not a PEM document"));
         // SPKI content under the PKCS#1 label.
-        let mislabelled = RSA2048.replace("PUBLIC KEY", "RSA PUBLIC KEY");
-        assert!(message(decode_public_key_pem(&mislabelled)).starts_with("invalid PKCS#1"));
+        #[cfg(feature = "rsa")]
+        {
+            let mislabelled = RSA2048.replace("PUBLIC KEY", "RSA PUBLIC KEY");
+            assert!(message(decode_public_key_pem(&mislabelled)).starts_with("invalid PKCS#1"));
+        }
     }
 
     #[test]
@@ -307,5 +361,16 @@ mod tests {
         let m = message(decode_public_key_pem(&truncated));
         assert!(!m.contains(&lines[1][..16]), "{m}");
         assert!(m.len() < 160, "{m}");
+    }
+
+    #[test]
+    #[cfg(not(feature = "rsa"))]
+    fn rsa_keys_are_refused_without_the_rsa_family() {
+        for pem in [RSA2048, RSA2048_PKCS1] {
+            assert_eq!(
+                decode_public_key_pem(pem),
+                Err(KeyError::Unsupported("RSA"))
+            );
+        }
     }
 }

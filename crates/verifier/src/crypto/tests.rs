@@ -3,8 +3,6 @@
 //! against an independent implementation.
 
 use jwtv_signer::SigningKey;
-use ring::rand::SystemRandom;
-use ring::signature::{self as ring_sig, EcdsaKeyPair};
 
 use super::{Prepared, VerifyingKey};
 use crate::alg::{Algorithm, Curve, Family};
@@ -16,6 +14,7 @@ const P256_PK8: &[u8] = include_bytes!("../../testdata/p256.pk8.der");
 const P384_PK8: &[u8] = include_bytes!("../../testdata/p384.pk8.der");
 const ED25519_PK8: &[u8] = include_bytes!("../../testdata/ed25519.pk8.der");
 const RSA2048_PUB: &str = include_str!("../../testdata/rsa2048.pub.pem");
+#[cfg(feature = "rsa")]
 const RSA1024_PUB: &str = include_str!("../../testdata/rsa1024.pub.pem");
 const P256_PUB: &str = include_str!("../../testdata/p256.pub.pem");
 const P384_PUB: &str = include_str!("../../testdata/p384.pub.pem");
@@ -40,6 +39,21 @@ fn material(family: Family) -> KeyMaterial {
     }
 }
 
+/// Whether this build verifies `alg`: HMAC always, the other families with their feature.
+fn compiled_in(alg: Algorithm) -> bool {
+    match alg.family() {
+        Family::Hmac => true,
+        Family::Rsa => cfg!(feature = "rsa"),
+        Family::Ec(_) => cfg!(feature = "ec"),
+        Family::Okp(_) => cfg!(feature = "eddsa"),
+    }
+}
+
+/// The algorithms this build verifies (all of them by default; HMAC only without the family features).
+fn algorithms() -> impl Iterator<Item = Algorithm> {
+    Algorithm::ALL.into_iter().filter(|&alg| compiled_in(alg))
+}
+
 fn prepared(alg: Algorithm) -> Prepared {
     Prepared::prepare(&material(alg.family())).unwrap()
 }
@@ -61,10 +75,12 @@ fn flip_bit(bytes: &[u8], bit: usize) -> Vec<u8> {
     out
 }
 
+#[cfg_attr(not(any(feature = "rsa", feature = "rustcrypto")), allow(dead_code))]
 fn rsa_material(n: Vec<u8>, e: Vec<u8>) -> KeyMaterial {
     KeyMaterial::Rsa { n, e }
 }
 
+#[cfg(feature = "rsa")]
 fn rsa2048_n() -> Vec<u8> {
     match material(Family::Rsa) {
         KeyMaterial::Rsa { n, .. } => n,
@@ -84,7 +100,7 @@ fn backend_is_the_one_selected() {
 
 #[test]
 fn every_algorithm_verifies_a_valid_signature() {
-    for alg in Algorithm::ALL {
+    for alg in algorithms() {
         let sig = sign(alg, MESSAGE);
         assert!(prepared(alg).verify(alg, MESSAGE, &sig), "{alg}");
     }
@@ -92,7 +108,7 @@ fn every_algorithm_verifies_a_valid_signature() {
 
 #[test]
 fn one_flipped_bit_in_message_or_signature_fails() {
-    for alg in Algorithm::ALL {
+    for alg in algorithms() {
         let key = prepared(alg);
         let sig = sign(alg, MESSAGE);
         for bit in [0, 7, MESSAGE.len() * 4, MESSAGE.len() * 8 - 1] {
@@ -111,7 +127,7 @@ fn one_flipped_bit_in_message_or_signature_fails() {
 
 #[test]
 fn a_signature_for_another_algorithm_of_the_family_fails() {
-    for alg in Algorithm::ALL {
+    for alg in algorithms() {
         let key = prepared(alg);
         let sig = sign(alg, MESSAGE);
         for other in Algorithm::for_family(alg.family()).filter(|&o| o != alg) {
@@ -125,8 +141,9 @@ fn a_signature_for_another_algorithm_of_the_family_fails() {
 
 #[test]
 fn a_key_never_verifies_an_algorithm_of_another_family() {
-    for key_alg in Algorithm::ALL {
+    for key_alg in algorithms() {
         let key = prepared(key_alg);
+        // Signatures of every family, compiled in or not: ring signs them all.
         for alg in Algorithm::ALL
             .into_iter()
             .filter(|a| a.family() != key_alg.family())
@@ -138,6 +155,7 @@ fn a_key_never_verifies_an_algorithm_of_another_family() {
 }
 
 #[test]
+#[cfg(feature = "rsa")]
 fn rsa_public_key_used_as_hmac_secret_fails() {
     // The HS/RS confusion: an attacker MACs with the public key bytes they can download.
     let pem_bytes = RSA2048_PUB.as_bytes();
@@ -149,6 +167,7 @@ fn rsa_public_key_used_as_hmac_secret_fails() {
 }
 
 #[test]
+#[cfg(feature = "ec")]
 fn p384_key_refuses_an_es256_call() {
     let p384 = prepared(Algorithm::ES384);
     let es256 = sign(Algorithm::ES256, MESSAGE);
@@ -159,7 +178,11 @@ fn p384_key_refuses_an_es256_call() {
 }
 
 #[test]
+#[cfg(feature = "ec")]
 fn zero_and_der_ecdsa_signatures_are_refused() {
+    use ring::rand::SystemRandom;
+    use ring::signature::{self as ring_sig, EcdsaKeyPair};
+
     let p256 = prepared(Algorithm::ES256);
     let p384 = prepared(Algorithm::ES384);
     assert!(!p256.verify(Algorithm::ES256, MESSAGE, &[0; 64]));
@@ -199,6 +222,7 @@ fn empty_hmac_secret_is_refused() {
 }
 
 #[test]
+#[cfg(feature = "rsa")]
 fn wrong_length_rsa_signatures_are_refused() {
     let key = prepared(Algorithm::RS256);
     let sig = sign(Algorithm::RS256, MESSAGE);
@@ -210,6 +234,7 @@ fn wrong_length_rsa_signatures_are_refused() {
 }
 
 #[test]
+#[cfg(feature = "rsa")]
 fn rsa_1024_is_refused_at_prepare() {
     let material = decode_public_key_pem(RSA1024_PUB).unwrap();
     assert!(matches!(
@@ -219,6 +244,7 @@ fn rsa_1024_is_refused_at_prepare() {
 }
 
 #[test]
+#[cfg(feature = "rsa")]
 fn rsa_modulus_size_is_counted_in_bits() {
     let e = vec![1, 0, 1];
     let mut n_2047 = vec![0x7f];
@@ -248,6 +274,7 @@ fn rsa_modulus_size_is_counted_in_bits() {
 }
 
 #[test]
+#[cfg(feature = "rsa")]
 fn rsa_leading_zeros_are_ignored() {
     let mut n = vec![0, 0];
     n.extend(rsa2048_n());
@@ -257,6 +284,7 @@ fn rsa_leading_zeros_are_ignored() {
 }
 
 #[test]
+#[cfg(feature = "rsa")]
 fn rsa_exponent_limits() {
     let n = rsa2048_n();
     let two_pow_33 = vec![0x02, 0, 0, 0, 0];
@@ -287,6 +315,7 @@ fn rsa_exponent_limits() {
 }
 
 #[test]
+#[cfg(feature = "ec")]
 fn off_curve_ec_points_are_refused_at_prepare() {
     for (pem, curve) in [(P256_PUB, Curve::P256), (P384_PUB, Curve::P384)] {
         let KeyMaterial::Ec { x, mut y, .. } = decode_public_key_pem(pem).unwrap() else {
@@ -302,6 +331,7 @@ fn off_curve_ec_points_are_refused_at_prepare() {
 }
 
 #[test]
+#[cfg(feature = "ec")]
 fn ec_coordinates_of_the_wrong_length_are_refused() {
     let KeyMaterial::Ec { x, y, .. } = decode_public_key_pem(P256_PUB).unwrap() else {
         panic!("not EC");
@@ -316,6 +346,7 @@ fn ec_coordinates_of_the_wrong_length_are_refused() {
 }
 
 #[test]
+#[cfg(feature = "eddsa")]
 fn ed25519_key_off_the_curve_never_verifies() {
     // y = 2 has no x on edwards25519, so these bytes decode to no point.
     let mut bytes = [0u8; 32];
@@ -329,5 +360,39 @@ fn ed25519_key_off_the_curve_never_verifies() {
             assert!(!key.verify(Algorithm::EdDSA, MESSAGE, &sig));
         }
         Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+/// RustCrypto honours the family features: a key of a family left out of the build is refused when
+/// it is prepared, never half-supported. (ring's backend always has every family.)
+#[test]
+#[cfg(feature = "rustcrypto")]
+fn families_left_out_are_refused_at_prepare() {
+    let refused = [
+        (
+            cfg!(feature = "rsa"),
+            rsa_material(vec![0xc5; 256], vec![1, 0, 1]),
+            "RSA",
+        ),
+        (
+            cfg!(feature = "ec"),
+            KeyMaterial::Ec {
+                curve: Curve::P256,
+                x: vec![1; 32],
+                y: vec![2; 32],
+            },
+            "EC P-256",
+        ),
+        (
+            cfg!(feature = "eddsa"),
+            KeyMaterial::Ed25519([9; 32]),
+            "OKP Ed25519",
+        ),
+    ];
+    for (_, material, label) in refused.into_iter().filter(|(on, ..)| !on) {
+        assert!(
+            matches!(Prepared::prepare(&material), Err(KeyError::Unsupported(l)) if l == label),
+            "{label}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use ::ecdsa::signature::Verifier;
 
 use crate::alg::{Algorithm, Curve};
-use crate::crypto::validate_ec_point;
+use crate::crypto::ec_point;
 use crate::key::KeyError;
 
 pub(super) enum EcKey {
@@ -13,20 +13,18 @@ pub(super) enum EcKey {
 
 impl EcKey {
     pub(super) fn new(curve: Curve, x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
-        validate_ec_point(curve, x, y)?;
-        let mut sec1 = Vec::with_capacity(1 + x.len() + y.len());
-        sec1.push(0x04);
-        sec1.extend_from_slice(x);
-        sec1.extend_from_slice(y);
-        let invalid = |_| KeyError::EcPoint(curve.jwk_name());
+        let invalid = || KeyError::EcPoint(curve.jwk_name());
+        // `ec_point` makes the on-curve and length checks; `from_affine` refuses the identity.
         match curve {
-            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+            Curve::P256 => ec_point(x, y)
+                .and_then(|point| p256::ecdsa::VerifyingKey::from_affine(point).ok())
                 .map(EcKey::P256)
-                .map_err(invalid),
-            Curve::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .ok_or_else(invalid),
+            Curve::P384 => ec_point(x, y)
+                .and_then(|point| p384::ecdsa::VerifyingKey::from_affine(point).ok())
                 .map(EcKey::P384)
-                .map_err(invalid),
-            Curve::Ed25519 => Err(KeyError::EcPoint(curve.jwk_name())),
+                .ok_or_else(invalid),
+            Curve::Ed25519 => Err(invalid()),
         }
     }
 

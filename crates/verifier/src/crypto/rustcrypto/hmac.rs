@@ -1,6 +1,6 @@
 //! HS256/384/512.
 
-use ::hmac::{Hmac, Mac};
+use ::hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 
 use crate::alg::Algorithm;

@@ -1,15 +1,18 @@
 //! RS256/384/512 (PKCS#1 v1.5) and PS256/384/512 (PSS, salt length = hash length).
 
 use ::rsa::signature::Verifier;
-use ::rsa::{BigUint, RsaPublicKey, pkcs1v15, pss};
+use ::rsa::{BoxedUint, PublicKey, pkcs1v15, pss};
 use sha2::{Sha256, Sha384, Sha512};
 
 use crate::alg::Algorithm;
 use crate::crypto::validate_rsa_components;
-use crate::key::{KeyError, RSA_MAX_BITS};
+use crate::key::{KeyError, RSA_MAX_BITS, RSA_MIN_BITS};
 
-/// One verifying key per algorithm, built once: each holds the parsed modulus (and, for PKCS#1 v1.5,
-/// the DigestInfo prefix), so nothing is re-parsed per token. Six copies of a public key are cheap.
+/// Longest signature a key within our limits can produce; longer input is refused before decoding.
+const MAX_SIGNATURE_LEN: usize = RSA_MAX_BITS.div_ceil(8);
+
+/// One verifying key per algorithm, built once: each holds the parsed modulus and its Montgomery
+/// parameters (and, for PKCS#1 v1.5, the DigestInfo prefix), so nothing is re-derived per token.
 pub(super) struct RsaKeys {
     rs256: pkcs1v15::VerifyingKey<Sha256>,
     rs384: pkcs1v15::VerifyingKey<Sha384>,
@@ -22,11 +25,12 @@ pub(super) struct RsaKeys {
 impl RsaKeys {
     pub(super) fn new(n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let (n, e) = validate_rsa_components(n, e)?;
-        // The default cap is 4096 bits; ours (and ring's) is RSA_MAX_BITS.
-        let key = RsaPublicKey::new_with_max_size(
-            BigUint::from_bytes_be(n),
-            BigUint::from_bytes_be(e),
-            RSA_MAX_BITS,
+        // Public values, so the variable-time decoding is fine.
+        let key = PublicKey::new_with_size_limits(
+            BoxedUint::from_be_slice_vartime(n),
+            BoxedUint::from_be_slice_vartime(e),
+            // The crate's defaults differ (1024..=8192); ours are ring's, already checked above.
+            RSA_MIN_BITS..=RSA_MAX_BITS,
         )
         .map_err(|_| KeyError::Format("RSA public key rejected".to_owned()))?;
         Ok(RsaKeys {
@@ -54,9 +58,11 @@ impl RsaKeys {
 }
 
 fn pkcs1v15<K: Verifier<pkcs1v15::Signature>>(key: &K, message: &[u8], signature: &[u8]) -> bool {
-    pkcs1v15::Signature::try_from(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
+    pkcs1v15::Signature::from_bytes_with_max_len(signature, MAX_SIGNATURE_LEN)
+        .is_ok_and(|sig| key.verify(message, &sig).is_ok())
 }
 
 fn pss<K: Verifier<pss::Signature>>(key: &K, message: &[u8], signature: &[u8]) -> bool {
-    pss::Signature::try_from(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
+    pss::Signature::from_bytes_with_max_len(signature, MAX_SIGNATURE_LEN)
+        .is_ok_and(|sig| key.verify(message, &sig).is_ok())
 }
