@@ -154,36 +154,22 @@ fn send(out: ResponseOutparam, response: Response<Vec<u8>>) {
     let _ = OutgoingBody::finish(body, None);
 }
 
-fn json_error(status: StatusCode, code: &str, description: &str) -> Response<Vec<u8>> {
-    let body = format!(r#"{{"valid":false,"error":"{code}","error_description":"{description}"}}"#);
-    let mut response = Response::new(body.into_bytes());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
 /// The configuration cannot be honoured: fail closed on every request (never `valid:true`), and say
 /// why on stderr, where the operator sees it.
 fn misconfigured() -> Response<Vec<u8>> {
-    json_error(
+    jwtv_service::shell_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "server_misconfigured",
         "the validator's configuration is invalid; see its log",
+        true,
     )
 }
 
 fn bad_request() -> Response<Vec<u8>> {
-    json_error(
+    jwtv_service::shell_error(
         StatusCode::BAD_REQUEST,
         "invalid_request",
         "request could not be read",
+        true,
     )
 }

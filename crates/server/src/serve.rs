@@ -256,17 +256,9 @@ impl State {
     /// An answer for a request that never reached the service (timed out, or a broken body). Same
     /// shape as the service's own errors; the connection is closed since its state is unknown.
     fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
-        let mut body = serde_json::json!({"valid": false, "error": "invalid_request"});
-        if self.service.options().expose_descriptions {
-            body["error_description"] = description.into();
-        }
-        let mut response = Response::new(body.to_string().into_bytes());
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let expose = self.service.options().expose_descriptions;
         closing(Handled {
-            response,
+            response: jwtv_service::shell_error(status, "invalid_request", description, expose),
             decision: None,
         })
     }

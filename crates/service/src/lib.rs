@@ -228,6 +228,17 @@ fn refused(
     }
 }
 
+/// A JSON error answer for a shell's own failures (a configuration it cannot serve, a request it cannot
+/// read in time), in the same shape and field order as the service's: never `valid:true`.
+pub fn shell_error(
+    status: http::StatusCode,
+    code: &str,
+    description: &str,
+    expose: bool,
+) -> Response<Vec<u8>> {
+    response::json(status, &response::ErrorBody::new(code, description, expose))
+}
+
 fn plain(response: Response<Vec<u8>>) -> Handled {
     Handled {
         response,
