@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Tests of the showdown harness.
+
+    python3 -m unittest bench.test_showdown        (from the repository root)
+    python3 bench/test_showdown.py
+
+QuickRun runs `bench/showdown.py --quick` end to end into a temporary directory and checks that
+every figure is present and numeric, and that every response had the expected status. It takes a
+minute or two once the builds exist (the first run on a machine also builds the incremental-build
+cache under bench/.cache). StatusChecks shows, against a fake server that answers 200 to anything,
+that an invalid token answered 200 fails the run instead of counting.
+
+A benchmark is never a timed test: nothing here asserts on speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+import showdown  # noqa: E402
+
+CONTENDERS = showdown.CONTENDERS
+EXPECT = showdown.EXPECT
+
+# figures a --quick run leaves out, each with its reason in results.json "skipped"
+ALLOWED_SKIPS = {
+    "build.clean",
+    "build.incremental.node",
+    "verify.other_algorithms",
+    "verify.inside_wasmtime",
+    "size.wasm_jco_opt",  # only when tools/jco is not installed
+}
+
+
+def is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class QuickRun(unittest.TestCase):
+    out: str
+    proc: subprocess.CompletedProcess
+    results: dict
+
+    @classmethod
+    def setUpClass(cls):
+        cls.out = tempfile.mkdtemp(prefix="showdown-test-")
+        cls.proc = subprocess.run(
+            [sys.executable, str(BENCH / "showdown.py"), "--quick", "--out", cls.out],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+        path = Path(cls.out) / "results.json"
+        cls.results = json.loads(path.read_text()) if path.exists() else {}
+        done = [l for l in cls.proc.stdout.splitlines() if "showdown: done" in l]
+        print(f"\n{done[-1].strip() if done else cls.proc.stdout[-2000:]}", file=sys.stderr)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.out, ignore_errors=True)
+
+    def setUp(self):
+        if self.proc.returncode != 0:
+            self.fail(f"showdown --quick exited {self.proc.returncode}:\n{self.proc.stdout[-4000:]}")
+
+    def number(self, value, what):
+        self.assertTrue(is_number(value), f"{what} is not a number: {value!r}")
+        return value
+
+    def positive(self, value, what):
+        self.assertGreater(self.number(value, what), 0, what)
+
+    def test_progress_was_printed(self):
+        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "verify:"):
+            self.assertIn(phase, self.proc.stdout)
+
+    def test_every_figure_is_present_and_numeric(self):
+        r = self.results
+        s = r["summary"]
+        for c in CONTENDERS:
+            self.assertGreaterEqual(len(r["cold_start_ms"][c]), 10, f"cold start samples of {c}")
+            for x in r["cold_start_ms"][c]:
+                self.positive(x, f"cold start sample of {c}")
+            self.positive(s["cold_start_ms"][c]["median"], f"cold start median of {c}")
+            self.assertGreaterEqual(len(r["idle_rss_kib"][c]), 1)
+            self.positive(s["idle_rss_mib"][c], f"idle RSS of {c}")
+            self.positive(s["peak_rss_mib"][c], f"peak RSS of {c}")
+            self.positive(s["size_bytes"][c], f"size of {c}")
+            for key in ("valid@16", "invalid@16"):
+                t = s["throughput"][key][c]
+                for fig in ("rps", "p50_ms", "p99_ms", "req_per_cpu_s"):
+                    self.positive(t[fig], f"{fig} of {c} at {key}")
+            for kind in ("valid", "invalid"):
+                f = s["fixed_rate"][kind][c]
+                self.positive(f["p50_ms"], f"fixed-rate p50 of {c}, {kind}")
+                self.positive(f["p99_ms"], f"fixed-rate p99 of {c}, {kind}")
+        for c in ("native", "wasm"):
+            self.positive(s["build_s"]["incremental"][c], f"incremental build of {c}")
+        for name, e in r["sizes"].items():
+            self.positive(e["bytes"], f"size {name}")
+            if not name.startswith("runtime_"):
+                self.positive(e["gzip_bytes"], f"gzip size {name}")
+        for key in ("native_stripped", "wasm_raw", "cwasm", "node_app_and_modules"):
+            self.assertIn(key, r["sizes"])
+        if "size.wasm_jco_opt" not in r["skipped"]:
+            self.assertIn("wasm_jco_opt", r["sizes"])
+        for backend in ("ring", "rustcrypto"):
+            self.positive(r["verify_ns"][backend]["HS256"]["median_ns"], f"verify cost, {backend}")
+        for how in ("string_secret", "keyobject_secret"):
+            self.positive(r["verify_node_ns"][how]["median_ns"], f"node verify cost, {how}")
+        for other in ("native", "wasm", "wasm-cwasm"):
+            for fig, value in s["ratios_node_over"][other].items():
+                self.positive(value, f"ratio node/{other} {fig}")
+        env = r["environment"]
+        self.assertTrue(env["cpu_model"])
+        self.positive(env["cores"], "cores")
+        self.assertEqual(len(env["loadavg_before"]), 3)
+        self.assertEqual(len(env["loadavg_after"]), 3)
+        for tool in ("rustc", "node", "wasmtime", "wrk"):
+            self.assertNotIn(env["versions"][tool], ("", "?", "not found"), tool)
+
+    def test_every_status_was_the_expected_one(self):
+        r = self.results
+        self.assertTrue(r["status_checks"]["preflight"])
+        for check in r["status_checks"]["preflight"]:
+            self.assertTrue(check["ok"], check)
+            self.assertEqual(check["status"], check["expected"], check)
+        seen = set()
+        for run in r["load"] + r["warmup"]:
+            self.assertEqual(set(run["counts"]), {EXPECT[run["token"]]}, run["counts"])
+            self.assertEqual(sum(run["counts"].values()), run["requests"])
+            self.assertGreater(run["requests"], 0)
+            for kind in ("connect", "read", "write", "timeout"):
+                self.assertEqual(run["errors"][kind], 0, (run["contender"], run["errors"]))
+            seen.add((run["contender"], run["token"]))
+        self.assertEqual(seen, {(c, k) for c in CONTENDERS for k in ("valid", "invalid")})
+        if r["native_token_cache"]["present"]:
+            extra = r["load_native_cached"]
+            self.assertEqual({x["token"] for x in extra}, {"valid", "invalid"})
+            for run in extra:
+                self.assertEqual(run["counts"], {EXPECT[run["token"]]: run["requests"]})
+                self.positive(run["rps"], "native with its token cache on")
+        for fr in r["fixed_rate"]:
+            self.assertEqual(fr["errors"], [])
+            self.assertEqual(fr["counts"], {EXPECT[fr["token"]]: fr["sent"]})
+            self.assertEqual(len(fr["latencies_ms"]), fr["sent"])
+        self.assertGreater(r["status_checks"]["responses_checked"], 0)
+
+    def test_only_known_figures_are_skipped(self):
+        self.assertLessEqual(set(self.results["skipped"]), ALLOWED_SKIPS)
+        for why in self.results["skipped"].values():
+            self.assertTrue(why)
+
+    def test_report_and_chart(self):
+        report = (Path(self.out) / "report.md").read_text()
+        self.assertTrue(report.startswith("# The showdown"))
+        ratios = report.index("## Ratios")
+        self.assertLess(ratios, report.index("## Conditions"), "the report leads with the ratios")
+        self.assertIn("node ÷ native", report)
+        self.assertIn("shared by the load generator", report)
+        self.assertIn("No container engine", report)
+        self.assertIn("chart.svg", report)
+        svg = ET.parse(Path(self.out) / "chart.svg").getroot()
+        self.assertTrue(svg.tag.endswith("svg"))
+        bars = [e for e in svg.iter() if e.tag.endswith("rect") and any(t.tag.endswith("title") for t in e)]
+        self.assertEqual(len(bars), 4 * len(CONTENDERS), "four panels of one bar per contender")
+
+    def test_nothing_left_running_or_behind(self):
+        self.assertFalse((Path(self.out) / ".work").exists(), "the work dir is removed after a run")
+        for c, pid in self.results["load_pids"].items():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # gone
+            self.assertFalse(any(w in cmdline for w in ("jwt-validator", "wasmtime serve", "server.js")),
+                             f"{c} (pid {pid}) still running: {cmdline}")
+
+
+FAKE_SERVER = r'''
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"valid":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+'''
+
+
+class StatusChecks(unittest.TestCase):
+    """A server that says 200 to an invalid token fails the run; it is never counted as fast."""
+
+    def setUp(self):
+        self.port = showdown.free_port()
+        proc = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, str(self.port)], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        showdown.LIVE.append(proc)
+        self.srv = showdown.Server("native", self.port, proc)
+        self.addCleanup(showdown.stop, proc)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                showdown.http_request(self.port, b"{}")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        out = tempfile.mkdtemp(prefix="showdown-unit-")
+        self.addCleanup(shutil.rmtree, out, True)
+        self.bench = showdown.Bench(showdown.parse_args(["--quick", "--out", out]))
+        self.bench.tokens = {"valid": "a.b.c", "invalid": "a.b.d"}
+
+    def test_count_check(self):
+        showdown.check_counts({"401:false": 5}, "invalid", "here", total=5)
+        with self.assertRaisesRegex(showdown.BenchFailure, "unexpected answers"):
+            showdown.check_counts({"401:false": 4, "200:true": 1}, "invalid", "here", total=5)
+        with self.assertRaisesRegex(showdown.BenchFailure, "unexpected answers"):
+            showdown.check_counts({"200:false": 5}, "valid", "here", total=5)
+        with self.assertRaisesRegex(showdown.BenchFailure, "4 answers counted for 5"):
+            showdown.check_counts({"200:true": 4}, "valid", "here", total=5)
+
+    @unittest.skipUnless(shutil.which("wrk"), "wrk is not installed")
+    def test_wrk_run_with_an_invalid_token_answered_200_fails(self):
+        ok = self.bench.wrk(self.srv, "valid", 2, 1)
+        self.assertEqual(set(ok["counts"]), {"200:true"})
+        with self.assertRaisesRegex(showdown.BenchFailure, "unexpected answers.*200:true"):
+            self.bench.wrk(self.srv, "invalid", 2, 1)
+
+    def test_fixed_rate_counts_every_answer(self):
+        r = asyncio.run(showdown.fixed_rate_async(self.port, "a.b.d", 50, 0.4))
+        self.assertEqual(r["errors"], [])
+        self.assertEqual(r["counts"], {"200:true": r["sent"]})
+        with self.assertRaises(showdown.BenchFailure):
+            showdown.check_counts(r["counts"], "invalid", "fixed rate", total=r["sent"])
+
+    def test_contract_check_refuses_a_200_for_the_invalid_token(self):
+        with self.assertRaisesRegex(showdown.BenchFailure, "invalid-signature answered 200"):
+            self.bench.check_contract(self.srv)
+
+
+class EditVariant(unittest.TestCase):
+    def test_one_line_changes_and_the_original_comes_back(self):
+        text = (ROOT / showdown.EDIT_FILE).read_text()
+        for n in (1, 2, 7):
+            changed = showdown.edit_variant(text, n)
+            a, b = text.splitlines(), changed.splitlines()
+            diff = [i for i in range(max(len(a), len(b))) if i >= len(a) or i >= len(b) or a[i] != b[i]]
+            self.assertEqual(len(diff), 1, f"variant {n} changes exactly one line")
+        self.assertEqual(showdown.edit_variant(text, 0), text)
+        self.assertEqual(len(showdown.edit_variant("fn f() {}\n", 3).splitlines()), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,74 @@
+-- wrk script for the showdown: POST /validate with one token, and count every response.
+--
+--   SHOWDOWN_TOKEN=<jwt> wrk -t2 -c16 -d10s -s bench/validate.lua http://127.0.0.1:PORT/validate
+--
+-- Each response is counted by status and by the `valid` field of its body ("200:true", "401:false",
+-- ...), so the harness can fail a run where an invalid token was answered 200 (or anything other
+-- than what was expected) instead of counting it as fast. `done` prints one line,
+-- `SHOWDOWN_RESULT {...json...}`, with wrk's summary, latency percentiles (microseconds) and the
+-- counts summed over all threads.
+
+local token = os.getenv("SHOWDOWN_TOKEN")
+if token == nil or token == "" then
+  error("SHOWDOWN_TOKEN is not set")
+end
+
+wrk.method = "POST"
+wrk.path = "/validate"
+wrk.body = '{"token":"' .. token .. '"}'
+wrk.headers["Content-Type"] = "application/json"
+
+-- main state: the threads, to read their counts in done()
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+-- thread state: this thread's counts (a global, so that thread:get can read it)
+counts = {}
+
+function response(status, headers, body)
+  local valid = "none"
+  if body ~= nil then
+    if string.find(body, '"valid":true', 1, true) then
+      valid = "true"
+    elseif string.find(body, '"valid":false', 1, true) then
+      valid = "false"
+    end
+  end
+  local key = tostring(status) .. ":" .. valid
+  counts[key] = (counts[key] or 0) + 1
+end
+
+local function json_string(s)
+  return '"' .. string.gsub(s, '[%c"\\]', function(c) return string.format("\\u%04x", string.byte(c)) end) .. '"'
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    local c = thread:get("counts")
+    if c ~= nil then
+      for k, v in pairs(c) do
+        total[k] = (total[k] or 0) + v
+      end
+    end
+  end
+  local parts = {}
+  for k, v in pairs(total) do
+    table.insert(parts, json_string(k) .. ":" .. string.format("%d", v))
+  end
+  local e = summary.errors
+  local out = string.format(
+    '{"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"min":%d,"max":%d,"mean":%.3f,"stdev":%.3f,"p50":%d,"p90":%d,"p99":%d,"p999":%d},' ..
+    '"counts":{%s}}',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.max, latency.mean, latency.stdev,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    table.concat(parts, ","))
+  io.write("SHOWDOWN_RESULT " .. out .. "\n")
+end
