@@ -1,6 +1,7 @@
 //! Registered-claim checks (RFC 7519 §4.1) against a [`Policy`] and a caller-supplied time.
 
 use crate::error::{Code, Rejection};
+use crate::json;
 use crate::policy::Policy;
 use serde_json::{Map, Value};
 
@@ -8,7 +9,89 @@ pub type Claims = Map<String, Value>;
 
 /// Applies every claim rule of `policy` at time `now` (seconds since the Unix epoch).
 pub fn check(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection> {
-    check_times(claims, policy, now)?;
+    check_with_dates(claims, Dates::of(claims), policy, now).map(|_| ())
+}
+
+/// What a claims set holds under `exp`, `nbf` and `iat`, read while it is parsed (see [`parse`]) or
+/// looked up afterwards; either way the same rules apply to it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Dates {
+    exp: Date,
+    nbf: Date,
+    iat: Date,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum Date {
+    #[default]
+    Absent,
+    /// A JSON number, and its value when it has one as `f64`.
+    Number(Option<f64>),
+    NotNumber,
+}
+
+impl Date {
+    fn of(value: Option<&Value>) -> Date {
+        match value {
+            None => Date::Absent,
+            Some(Value::Number(n)) => Date::Number(n.as_f64()),
+            Some(_) => Date::NotNumber,
+        }
+    }
+
+    /// Absent, or a JSON number: a string `"exp"` is malformed, not absent.
+    fn get(self, name: &str) -> Result<Option<f64>, Rejection> {
+        match self {
+            Date::Absent => Ok(None),
+            Date::Number(Some(n)) => Ok(Some(n)),
+            Date::Number(None) => Err(Rejection::malformed(format!(
+                "{name} is not a usable number"
+            ))),
+            Date::NotNumber => Err(Rejection::malformed(format!("{name} must be a number"))),
+        }
+    }
+}
+
+impl Dates {
+    fn of(claims: &Claims) -> Dates {
+        Dates {
+            exp: Date::of(claims.get("exp")),
+            nbf: Date::of(claims.get("nbf")),
+            iat: Date::of(claims.get("iat")),
+        }
+    }
+
+    /// Notes a top-level member if it is one of the three.
+    fn observe(&mut self, name: &str, value: &Value) {
+        let slot = match name {
+            "exp" => &mut self.exp,
+            "nbf" => &mut self.nbf,
+            "iat" => &mut self.iat,
+            _ => return,
+        };
+        *slot = Date::of(Some(value));
+    }
+}
+
+/// Parses a payload with the rules of [`json::parse_object`], noting the time claims on the way, so
+/// checking them needs no lookup.
+pub(crate) fn parse(bytes: &[u8], max_depth: usize) -> Result<(Claims, Dates), String> {
+    let mut dates = Dates::default();
+    let claims = json::parse_object_observing(bytes, max_depth, &mut |name, value| {
+        dates.observe(name, value)
+    })?;
+    Ok((claims, dates))
+}
+
+/// [`check`] with the time claims already read; returns `exp` (seconds since the epoch, when
+/// present) for the result.
+pub(crate) fn check_with_dates(
+    claims: &Claims,
+    dates: Dates,
+    policy: &Policy,
+    now: u64,
+) -> Result<Option<f64>, Rejection> {
+    let exp = check_times(dates, policy, now)?;
     if let Some(expected) = &policy.issuer {
         match string_claim(claims, "iss")? {
             Some(iss) if iss == expected => {}
@@ -30,13 +113,16 @@ pub fn check(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection
         }
     }
     check_present(claims, &policy.required_claims)?;
-    check_scopes(claims, &policy.required_scopes)
+    check_scopes(claims, &policy.required_scopes)?;
+    Ok(exp)
 }
 
-fn check_times(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection> {
+/// The time rules; returns `exp`.
+fn check_times(dates: Dates, policy: &Policy, now: u64) -> Result<Option<f64>, Rejection> {
     let now = now as f64;
     let leeway = policy.leeway_secs as f64;
-    match numeric_date(claims, "exp")? {
+    let exp = dates.exp.get("exp")?;
+    match exp {
         // RFC 7519 §4.1.4: the current time must be before exp.
         Some(exp) if now >= exp + leeway => {
             return Err(Rejection::new(Code::TokenExpired, "token has expired"));
@@ -45,7 +131,7 @@ fn check_times(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejecti
         None if policy.require_exp => return Err(missing("exp")),
         None => {}
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")?
+    if let Some(nbf) = dates.nbf.get("nbf")?
         && now + leeway < nbf
     {
         return Err(Rejection::new(
@@ -53,7 +139,7 @@ fn check_times(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejecti
             "token is not valid yet (nbf)",
         ));
     }
-    let iat = numeric_date(claims, "iat")?;
+    let iat = dates.iat.get("iat")?;
     if let Some(iat) = iat
         && iat > now + leeway
     {
@@ -71,7 +157,7 @@ fn check_times(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejecti
             ));
         }
     }
-    Ok(())
+    Ok(exp)
 }
 
 /// `aud` must name one of `accepted` (any-of); with nothing accepted, `aud` is not checked.
@@ -158,14 +244,7 @@ pub fn lookup<'a>(claims: &'a Claims, path: &str) -> Option<&'a Value> {
 
 /// A NumericDate claim: absent, or a JSON number (a string `"exp"` is malformed, not absent).
 pub fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, Rejection> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| Rejection::malformed(format!("{name} is not a usable number"))),
-        Some(_) => Err(Rejection::malformed(format!("{name} must be a number"))),
-    }
+    Date::of(claims.get(name)).get(name)
 }
 
 fn string_claim<'a>(claims: &'a Claims, name: &str) -> Result<Option<&'a str>, Rejection> {
@@ -387,6 +466,53 @@ mod tests {
             Some(Code::InsufficientScope)
         );
         assert_eq!(code(json!({"exp": exp}), &p), Some(Code::InsufficientScope));
+    }
+
+    #[test]
+    fn dates_read_while_parsing_are_the_dates_looked_up() {
+        let policy = Policy {
+            max_age_secs: Some(300),
+            ..Policy::default()
+        };
+        for payload in [
+            json!({}),
+            json!({"exp": NOW + 9, "nbf": NOW - 9, "iat": NOW - 9}),
+            json!({"exp": NOW - 600}),
+            json!({"exp": "9999999999"}),
+            json!({"exp": NOW + 9, "nbf": null}),
+            json!({"exp": NOW + 9, "iat": [NOW]}),
+            json!({"exp": NOW as f64 + 0.5, "iat": NOW - 400}),
+            json!({"exp": NOW + 9, "nbf": NOW + 600}),
+            // Only top-level members are claims; a nested `exp` is just data.
+            json!({"x": {"exp": 1, "nbf": "no"}, "exp": NOW + 9, "iat": NOW}),
+        ] {
+            let bytes = payload.to_string();
+            let (parsed, dates) = parse(bytes.as_bytes(), 8).unwrap();
+            assert_eq!(parsed, claims(payload.clone()));
+            assert_eq!(dates, Dates::of(&parsed), "{payload}");
+            assert_eq!(
+                check_with_dates(&parsed, dates, &policy, NOW).map_err(|e| e.code),
+                check(&parsed, &policy, NOW)
+                    .map(|()| numeric_date(&parsed, "exp").unwrap())
+                    .map_err(|e| e.code),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn parsing_keeps_the_strict_json_rules() {
+        for bad in [
+            &br#"{"exp":1,"exp":2}"#[..],
+            br#"{"a":{"b":1,"b":1}}"#,
+            br#"{"a":[[[[1]]]]}"#,
+            br#"[1]"#,
+            br#"{"exp":1} x"#,
+            b"{\"a\":\"\xff\"}",
+        ] {
+            assert!(parse(bad, 4).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse(br#"{"a":[[[1]]]}"#, 4).is_ok());
     }
 
     #[test]

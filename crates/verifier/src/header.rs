@@ -2,8 +2,13 @@
 
 use crate::alg::Algorithm;
 use crate::error::{Code, Rejection};
+use crate::json::{self, Name, Strict};
 use crate::key::MAX_KID_LEN;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -16,7 +21,75 @@ impl Header {
     /// Reads the members we use. `jku`, `x5u`, `jwk` and `x5c` are ignored on purpose: a key named or
     /// carried by the token would let its author choose the key that verifies it (CVE-2018-0114).
     pub fn from_json(map: &Map<String, Value>) -> Result<Header, Rejection> {
-        if let Some(crit) = map.get("crit") {
+        let member = |name: &str| match map.get(name) {
+            None => Member::Absent,
+            Some(Value::String(s)) => Member::Str(Cow::Borrowed(s.as_str())),
+            Some(_) => Member::Other,
+        };
+        let members = Members {
+            alg: member("alg"),
+            kid: member("kid"),
+            typ: member("typ"),
+            crit: map.get("crit").cloned(),
+        };
+        let header = members.into_header()?;
+        Ok(Header {
+            alg: header.alg,
+            kid: header.kid.map(Cow::into_owned),
+            typ: header.typ.map(Cow::into_owned),
+        })
+    }
+}
+
+/// A header as the verifier uses it: `kid` and `typ` borrowed from the decoded header when they hold
+/// no escape, so only a `kid` that ends up in a result is ever copied.
+#[derive(Debug)]
+pub(crate) struct HeaderRef<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
+}
+
+/// Parses the decoded JOSE header straight into the members we use, with the rules of
+/// [`json::parse_object`] (one object, no duplicate names, bounded depth) and those of
+/// [`Header::from_json`]. No map is built: other members are checked and dropped.
+pub(crate) fn parse(bytes: &[u8], max_depth: usize) -> Result<HeaderRef<'_>, Rejection> {
+    let malformed =
+        |e: &dyn fmt::Display| Rejection::malformed(format!("header is not a JSON object: {e}"));
+    let mut de = json::deserializer(bytes).map_err(|e| malformed(&e))?;
+    let members = HeaderSeed {
+        depth_left: max_depth,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| malformed(&e))?;
+    de.end().map_err(|e| malformed(&e))?;
+    members.into_header()
+}
+
+/// A header member we read: absent, a string, or any other JSON value (a type error for every
+/// member we read).
+#[derive(Debug, Default)]
+enum Member<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Other,
+}
+
+/// The members the rules look at, as found in the header.
+#[derive(Debug, Default)]
+struct Members<'a> {
+    alg: Member<'a>,
+    kid: Member<'a>,
+    typ: Member<'a>,
+    /// Kept whole, only to be named in the refusal.
+    crit: Option<Value>,
+}
+
+impl<'a> Members<'a> {
+    /// The header rules, in one place for both ways of reading a header.
+    fn into_header(self) -> Result<HeaderRef<'a>, Rejection> {
+        if let Some(crit) = self.crit {
             // We implement no extension, so any `crit` (even an empty list, which RFC 7515 forbids)
             // names something we would silently ignore.
             return Err(Rejection::new(
@@ -24,29 +97,161 @@ impl Header {
                 format!("critical header extensions are not supported: {crit}"),
             ));
         }
-        let alg = match map.get("alg") {
-            Some(Value::String(s)) => s
+        let alg = match self.alg {
+            Member::Str(s) => s
                 .parse::<Algorithm>()
-                .map_err(|_| Rejection::new(Code::AlgNotAllowed, alg_refusal(s)))?,
-            Some(_) => return Err(Rejection::malformed("header alg is not a string")),
-            None => return Err(Rejection::malformed("header has no alg")),
+                .map_err(|_| Rejection::new(Code::AlgNotAllowed, alg_refusal(&s)))?,
+            Member::Other => return Err(Rejection::malformed("header alg is not a string")),
+            Member::Absent => return Err(Rejection::malformed("header has no alg")),
         };
-        let kid = match map.get("kid") {
-            None => None,
-            Some(Value::String(s)) if s.len() <= MAX_KID_LEN => Some(s.clone()),
-            Some(Value::String(_)) => {
+        let kid = match self.kid {
+            Member::Absent => None,
+            Member::Str(s) if s.len() <= MAX_KID_LEN => Some(s),
+            Member::Str(_) => {
                 return Err(Rejection::malformed(format!(
                     "header kid is longer than {MAX_KID_LEN} bytes"
                 )));
             }
-            Some(_) => return Err(Rejection::malformed("header kid is not a string")),
+            Member::Other => return Err(Rejection::malformed("header kid is not a string")),
         };
-        let typ = match map.get("typ") {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(Rejection::malformed("header typ is not a string")),
+        let typ = match self.typ {
+            Member::Absent => None,
+            Member::Str(s) => Some(s),
+            Member::Other => return Err(Rejection::malformed("header typ is not a string")),
         };
-        Ok(Header { alg, kid, typ })
+        Ok(HeaderRef { alg, kid, typ })
+    }
+}
+
+/// The header object itself.
+struct HeaderSeed {
+    depth_left: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed {
+    type Value = Members<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Members<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderSeed {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+        let inner = json::enter(self.depth_left)?;
+        let mut members = Members::default();
+        // Names of the members we ignore, only to refuse duplicates among them too. A header rarely
+        // has any, so this usually stays empty and never allocates; it is the map type the parser
+        // already uses, so it adds no code.
+        let mut others = Map::new();
+        while let Some(name) = map.next_key_seed(Name)? {
+            let slot = match &*name {
+                "alg" => &mut members.alg,
+                "kid" => &mut members.kid,
+                "typ" => &mut members.typ,
+                "crit" => {
+                    if members.crit.is_some() {
+                        return Err(json::duplicate(&name));
+                    }
+                    members.crit = Some(map.next_value_seed(Strict { depth_left: inner })?);
+                    continue;
+                }
+                _ => {
+                    match others.entry(name.into_owned()) {
+                        Entry::Occupied(e) => return Err(json::duplicate(e.key())),
+                        Entry::Vacant(e) => {
+                            e.insert(Value::Null);
+                        }
+                    }
+                    // Read like a member we use, so it is checked by the same rules, then dropped.
+                    map.next_value_seed(MemberSeed { depth_left: inner })?;
+                    continue;
+                }
+            };
+            if !matches!(slot, Member::Absent) {
+                return Err(json::duplicate(&name));
+            }
+            *slot = map.next_value_seed(MemberSeed { depth_left: inner })?;
+        }
+        Ok(members)
+    }
+}
+
+/// The value of a member we read: kept when it is a string, otherwise checked like any other value
+/// and remembered only as "not a string".
+struct MemberSeed {
+    depth_left: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Member<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+
+    // Containers are read by the general strict visitor (the code the payload uses) and dropped: only
+    // a member that is not a string, or one we ignore, gets here.
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Member<'de>, A::Error> {
+        Strict {
+            depth_left: self.depth_left,
+        }
+        .visit_seq(seq)
+        .map(|_| Member::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member<'de>, A::Error> {
+        Strict {
+            depth_left: self.depth_left,
+        }
+        .visit_map(map)
+        .map(|_| Member::Other)
     }
 }
 
@@ -74,8 +279,120 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Reads `v` both ways (from a map, and straight from its bytes as the verifier does); the two must
+    /// agree.
     fn header(v: Value) -> Result<Header, Rejection> {
-        Header::from_json(v.as_object().unwrap())
+        let from_map = Header::from_json(v.as_object().unwrap());
+        let bytes = v.to_string();
+        let parsed = parse(bytes.as_bytes(), 8).map(|h| Header {
+            alg: h.alg,
+            kid: h.kid.map(Cow::into_owned),
+            typ: h.typ.map(Cow::into_owned),
+        });
+        assert_eq!(parsed, from_map, "{v}");
+        from_map
+    }
+
+    fn parse_code(bytes: &[u8], depth: usize) -> Code {
+        parse(bytes, depth).unwrap_err().code
+    }
+
+    #[test]
+    fn parse_refuses_duplicate_members_of_any_kind() {
+        for h in [
+            &br#"{"alg":"HS256","alg":"HS256"}"#[..],
+            br#"{"alg":"HS256","kid":"a","kid":"a"}"#,
+            br#"{"alg":"HS256","typ":"JWT","typ":"JWT"}"#,
+            br#"{"alg":"HS256","x5t":"a","x5t":"b"}"#,
+            br#"{"alg":"HS256","jwk":{"k":"a","k":"b"}}"#,
+            br#"{"alg":"HS256","x":[{"a":1,"a":1}]}"#,
+            // Names are compared after unescaping, as a map would compare them.
+            br#"{"alg":"HS256","\u0061lg":"none"}"#,
+            br#"{"alg":"HS256","x\u0074":1,"xt":2}"#,
+        ] {
+            let e = parse(h, 8).unwrap_err();
+            assert_eq!(
+                e.code,
+                Code::MalformedToken,
+                "{}",
+                String::from_utf8_lossy(h)
+            );
+            assert!(e.description.contains("duplicate"), "{}", e.description);
+        }
+        // A duplicate `crit` is malformed before it is unsupported.
+        assert_eq!(
+            parse_code(br#"{"alg":"HS256","crit":[],"crit":[]}"#, 8),
+            Code::MalformedToken
+        );
+    }
+
+    #[test]
+    fn parse_bounds_depth_everywhere() {
+        // The header object is one level; its members' values count from there.
+        assert!(parse(br#"{"alg":"HS256","x":[[1]]}"#, 3).is_ok());
+        for h in [
+            &br#"{"alg":"HS256","x":[[[1]]]}"#[..],
+            br#"{"alg":"HS256","x":{"a":{"b":{}}}}"#,
+            br#"{"alg":[[[1]]]}"#,
+            br#"{"alg":"HS256","kid":{"a":{"b":{}}}}"#,
+            br#"{"alg":"HS256","crit":[[["b64"]]]}"#,
+        ] {
+            let e = parse(h, 3).unwrap_err();
+            assert_eq!(
+                e.code,
+                Code::MalformedToken,
+                "{}",
+                String::from_utf8_lossy(h)
+            );
+            assert!(e.description.contains("deep"), "{}", e.description);
+        }
+        assert_eq!(parse_code(br#"{"alg":"HS256"}"#, 0), Code::MalformedToken);
+        let deep = format!(
+            "{{\"alg\":\"HS256\",\"x\":{}1{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert_eq!(parse_code(deep.as_bytes(), 16), Code::MalformedToken);
+    }
+
+    #[test]
+    fn parse_wants_exactly_one_object() {
+        for h in [
+            &b"[]"[..],
+            b"\"HS256\"",
+            b"1",
+            b"null",
+            b"",
+            b"{",
+            br#"{"alg":"HS256"} {}"#,
+            br#"{"alg":"HS256"}x"#,
+            br#"{"alg":"HS256",}"#,
+            b"{\"alg\":\"HS256\",\"x\":\"\xff\"}",
+        ] {
+            assert_eq!(
+                parse_code(h, 8),
+                Code::MalformedToken,
+                "{}",
+                String::from_utf8_lossy(h)
+            );
+        }
+    }
+
+    #[test]
+    fn parse_reads_escaped_members() {
+        let h = parse(
+            br#"{"\u0061lg":"HS\u0032\u00356","kid":"a\/b","typ":"J\u0057T"}"#,
+            8,
+        )
+        .unwrap();
+        assert_eq!(h.alg, Algorithm::HS256);
+        assert_eq!(h.kid.as_deref(), Some("a/b"));
+        assert_eq!(h.typ.as_deref(), Some("JWT"));
+        let h = parse(br#"{"alg":"HS256","kid":"plain"}"#, 8).unwrap();
+        assert!(
+            matches!(h.kid, Some(Cow::Borrowed("plain"))),
+            "an unescaped kid is borrowed, not copied"
+        );
     }
 
     #[test]

@@ -165,6 +165,68 @@ fn every_algorithm_verifies_and_a_flipped_signature_does_not() {
 // ---- Parsing ----
 
 #[test]
+#[cfg(feature = "rsa")]
+fn segments_too_large_for_the_stack_buffer_still_verify() {
+    // Decoding uses a fixed stack buffer and spills to the heap: a large header, a large payload and
+    // an RSA signature that no longer fit must verify exactly like small ones, and be refused
+    // exactly like them when tampered with.
+    let f = Fixture::new(Policy::default(), all_keys());
+    let pad = "p".repeat(1500);
+    for (header, payload) in [
+        (
+            json!({"alg": "RS256", "kid": "rsa"}),
+            json!({"exp": NOW + 600, "pad": pad}),
+        ),
+        (
+            json!({"alg": "RS256", "kid": "rsa", "x": pad}),
+            json!({"exp": NOW + 600}),
+        ),
+        (
+            json!({"alg": "HS256", "kid": "hs", "x": pad}),
+            json!({"exp": NOW + 600, "pad": pad}),
+        ),
+    ] {
+        let t = token(header.clone(), payload);
+        f.verify(&t).unwrap_or_else(|c| panic!("{header}: {c}"));
+        let (input, s) = t.rsplit_once('.').unwrap();
+        let mut raw = B64.decode(s).unwrap();
+        raw[0] ^= 1;
+        assert_eq!(
+            f.code(&format!("{input}.{}", b64(&raw))),
+            Code::InvalidSignature
+        );
+    }
+}
+
+#[test]
+fn results_carry_the_kid_as_written() {
+    // The verifier reads `kid` without copying it; results still get it, escapes resolved.
+    let f = Fixture::new(
+        Policy::default(),
+        KeySet::new(vec![secret_key(Some("a/b"))]),
+    );
+    let header = br#"{"alg":"HS256","kid":"a\/b"}"#;
+    let payload = json!({"exp": NOW + 600}).to_string();
+    let v = f
+        .verify(&token_raw(header, payload.as_bytes(), "HS256"))
+        .unwrap();
+    assert_eq!(v.kid.as_deref(), Some("a/b"));
+    assert_eq!(v.expires_at, Some((NOW + 600) as f64));
+    let expired = json!({"exp": NOW - 600, "iss": "https://x"}).to_string();
+    let r = f
+        .verifier
+        .verify(
+            token_raw(header, expired.as_bytes(), "HS256").as_bytes(),
+            NOW,
+            &f.keys,
+        )
+        .unwrap_err();
+    assert_eq!(r.rejection.code, Code::TokenExpired);
+    assert_eq!(r.kid.as_deref(), Some("a/b"));
+    assert_eq!(r.iss.as_deref(), Some("https://x"));
+}
+
+#[test]
 fn token_size_is_capped_before_parsing() {
     let f = Fixture::hs();
     let big = hs256(json!({"exp": NOW + 600, "pad": "x".repeat(9000)}));

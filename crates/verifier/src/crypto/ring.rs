@@ -1,6 +1,8 @@
 //! The native backend: ring's assembly-backed primitives.
 
+use ::hmac::{Hmac as RustCryptoHmac, KeyInit, Mac};
 use ring::{hmac, signature};
+use sha2::Sha256;
 
 use crate::alg::{Algorithm, Curve};
 use crate::crypto::{
@@ -28,8 +30,13 @@ enum Material {
 }
 
 /// One precomputed key per hash, so the secret's inner/outer pads are hashed once, at import.
+///
+/// HS256 uses RustCrypto's `hmac` over `sha2` (pure Rust, with the CPU's SHA instructions when it has
+/// them): on a token-sized message it measured about 40 ns cheaper per check than ring's, for the same
+/// per-block cost, which is a few percent of a whole HS256 verification. For SHA-384/512, which have no
+/// such instructions here, ring's assembly is the faster one (by about as much), so it keeps them.
 struct HmacKeys {
-    hs256: hmac::Key,
+    hs256: RustCryptoHmac<Sha256>,
     hs384: hmac::Key,
     hs512: hmac::Key,
 }
@@ -41,8 +48,11 @@ impl VerifyingKey for RingKey {
                 if secret.is_empty() {
                     return Err(KeyError::EmptySecret);
                 }
+                // HMAC takes keys of any length, so this cannot fail; mapped rather than unwrapped.
+                let hs256 = RustCryptoHmac::new_from_slice(secret)
+                    .map_err(|_| KeyError::Format("HMAC secret rejected".to_owned()))?;
                 Material::Hmac(Box::new(HmacKeys {
-                    hs256: hmac::Key::new(hmac::HMAC_SHA256, secret),
+                    hs256,
                     hs384: hmac::Key::new(hmac::HMAC_SHA384, secret),
                     hs512: hmac::Key::new(hmac::HMAC_SHA512, secret),
                 }))
@@ -77,7 +87,10 @@ impl VerifyingKey for RingKey {
         }
         match (&self.material, alg) {
             (Material::Hmac(keys), Algorithm::HS256) => {
-                hmac::verify(&keys.hs256, message, signature).is_ok()
+                let mut mac = keys.hs256.clone();
+                mac.update(message);
+                // Constant-time comparison; the exact tag length was already enforced above.
+                mac.verify_slice(signature).is_ok()
             }
             (Material::Hmac(keys), Algorithm::HS384) => {
                 hmac::verify(&keys.hs384, message, signature).is_ok()
