@@ -245,30 +245,19 @@ pub(crate) fn handle<B>(
         Ok(verified) => verified,
         Err(r) => return deny(service, r.rejection, r.iss, r.kid, r.issuer),
     };
-    let iss = verified
-        .claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let decision = Decision::allowed(&verified);
     if let Some(Err(rejection)) = requirements.map(|r| r.check(&verified.claims)) {
         return deny(
             service,
             rejection,
-            iss,
-            verified.kid.clone(),
-            Some(verified.issuer),
+            decision.iss,
+            decision.kid,
+            decision.issuer,
         );
     }
-    let response = allow(gateway, &verified);
     Handled {
-        response,
-        decision: Some(Decision {
-            allowed: true,
-            code: None,
-            iss,
-            kid: verified.kid.clone(),
-            issuer: Some(verified.issuer),
-        }),
+        response: allow(gateway, &verified),
+        decision: Some(decision),
     }
 }
 

@@ -78,6 +78,22 @@ pub enum Lookup {
     },
 }
 
+impl Decision {
+    fn allowed(verified: &jwtv_verifier::Verified) -> Decision {
+        Decision {
+            allowed: true,
+            code: None,
+            iss: verified
+                .claims
+                .get("iss")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            kid: verified.kid.clone(),
+            issuer: Some(verified.issuer),
+        }
+    }
+}
+
 /// A response plus the decision behind it, when the request asked for one.
 #[derive(Debug)]
 pub struct Handled {

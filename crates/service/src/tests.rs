@@ -10,7 +10,7 @@ use jwtv_verifier::{Key, KeyMaterial, KeyParams, KeySet, KeyStore, Limits, Polic
 use serde_json::{Value, json};
 
 const NOW: u64 = 1_700_000_000;
-const SECRET: &[u8] = b"an-hmac-secret-that-is-32-bytes!";
+pub(crate) const SECRET: &[u8] = b"an-hmac-secret-that-is-32-bytes!";
 
 fn service_with(options: Options, keys: Arc<dyn KeyStore + Send + Sync>) -> Service {
     let policy = Policy {
@@ -30,7 +30,7 @@ fn service() -> Service {
     service_with(Options::default(), static_keys())
 }
 
-fn token(claims: Value) -> String {
+pub(crate) fn token(claims: Value) -> String {
     let input = format!(
         "{}.{}",
         B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),

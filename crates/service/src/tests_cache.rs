@@ -1,6 +1,7 @@
 //! The token-cache contract: the service asks the shell's cache first, stores only verified tokens with
 //! the ticket of the miss, and re-applies the time-dependent claim rules on every hit.
 
+use crate::tests::token;
 use crate::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -13,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const NOW: u64 = 1_700_000_000;
-const SECRET: &[u8] = b"an-hmac-secret-that-is-32-bytes!";
+use crate::tests::SECRET;
 
 /// Keys that count how often the verifier asked for them.
 struct CountingKeys {
@@ -67,19 +68,6 @@ fn setup() -> (Service, Arc<CountingKeys>, Arc<MapCache>) {
     let service =
         Service::new(verifier, keys.clone(), Options::default()).with_token_cache(cache.clone());
     (service, keys, cache)
-}
-
-fn token(claims: serde_json::Value) -> String {
-    let input = format!(
-        "{}.{}",
-        B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
-        B64.encode(claims.to_string())
-    );
-    let mac = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET),
-        input.as_bytes(),
-    );
-    format!("{input}.{}", B64.encode(mac.as_ref()))
 }
 
 fn validate(s: &Service, token: &str, now: u64) -> Handled {

@@ -41,20 +41,9 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
                     .expires_at
                     .map(|exp| (exp - now as f64).floor().max(0.0) as u64),
             };
-            let iss = verified
-                .claims
-                .get("iss")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
             Handled {
                 response: response::json(StatusCode::OK, &body),
-                decision: Some(Decision {
-                    allowed: true,
-                    code: None,
-                    iss,
-                    kid: verified.kid.clone(),
-                    issuer: Some(verified.issuer),
-                }),
+                decision: Some(Decision::allowed(&verified)),
             }
         }
         Err(rejected) => reject(
