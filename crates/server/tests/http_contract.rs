@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::jwt::{self, TestKey};
-use support::{Response, Server, Target, TestConfig, now};
+use support::{Response, Server, Target, TestConfig, assert_no_failures, now};
 
 /// 64 bytes: long enough for every HMAC algorithm.
 const SECRET: &str = "integration-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-012";
@@ -124,15 +124,6 @@ fn unauthorized_problems(r: &Response, code: &str, token: &str) -> Vec<String> {
         }
     }
     problems
-}
-
-fn assert_no_failures(failures: Vec<String>) {
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{Server, TempDir, TestConfig, wait_timeout, workspace_root};
+use support::{Server, TempDir, TestConfig, assert_no_failures, wait_timeout, workspace_root};
 
 const ISSUER: &str = "https://interop.test";
 const AUDIENCE: &str = "interop-api";
@@ -115,15 +115,6 @@ fn check(
             r.text()
         )
     })
-}
-
-fn assert_no_failures(failures: Vec<String>) {
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
 #[test]

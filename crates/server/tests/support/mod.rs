@@ -35,6 +35,16 @@ pub const FILES: &str = "{files}";
 /// Where the files directory is mounted inside the component.
 pub const WASM_FILES_DIR: &str = "/files";
 
+/// Fails once with every collected problem, so one run shows all of them.
+pub fn assert_no_failures(failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// The workspace root (two levels above this package).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

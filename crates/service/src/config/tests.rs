@@ -49,33 +49,33 @@ fn oct_jwks(secret: &str, alg: Option<&str>) -> String {
 }
 
 #[derive(Default)]
-struct Fixture {
+pub(super) struct Fixture {
     env: HashMap<String, String>,
     files: HashMap<PathBuf, Vec<u8>>,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(super) fn new() -> Fixture {
         Fixture::default()
     }
 
-    fn env(mut self, name: &str, value: &str) -> Fixture {
+    pub(super) fn env(mut self, name: &str, value: &str) -> Fixture {
         self.env.insert(name.to_owned(), value.to_owned());
         self
     }
 
-    fn file(mut self, path: &str, content: &str) -> Fixture {
+    pub(super) fn file(mut self, path: &str, content: &str) -> Fixture {
         self.files
             .insert(PathBuf::from(path), content.as_bytes().to_vec());
         self
     }
 
-    fn config(self, toml: &str) -> Fixture {
+    pub(super) fn config(self, toml: &str) -> Fixture {
         self.env("JWT_CONFIG", "/etc/jwtv/jwtv.toml")
             .file("/etc/jwtv/jwtv.toml", toml)
     }
 
-    fn load(&self) -> Result<Loaded, ConfigError> {
+    pub(super) fn load(&self) -> Result<Loaded, ConfigError> {
         let env = |name: &str| self.env.get(name).cloned();
         let read = |path: &Path| {
             self.files
@@ -87,7 +87,7 @@ impl Fixture {
         load(&env, &read)
     }
 
-    fn ok(&self) -> Loaded {
+    pub(super) fn ok(&self) -> Loaded {
         match self.load() {
             Ok(loaded) => loaded,
             Err(e) => panic!("unexpected configuration error: {e}"),
@@ -95,7 +95,7 @@ impl Fixture {
     }
 
     /// The error's one line (asserting it is one line).
-    fn err(&self) -> String {
+    pub(super) fn err(&self) -> String {
         let message = match self.load() {
             Ok(loaded) => panic!("configuration unexpectedly accepted: {loaded:?}"),
             Err(e) => e.to_string(),

@@ -1,65 +1,16 @@
 //! Remote key sources (`jwks_uri`, OIDC discovery), fetch bounds and the token-cache size, from both
 //! front ends. Nothing is fetched here: the configuration only names and checks what the shell fetches.
 
-use std::collections::HashMap;
-use std::io;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwtv_verifier::{Code, KeyStore};
 
-use super::{ConfigError, Loaded, RemoteLocation, check_remote_url, is_loopback_host, load};
+use super::tests::Fixture;
+use super::{RemoteLocation, check_remote_url, is_loopback_host};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-and-a-bit";
-
-#[derive(Default)]
-struct Fixture {
-    env: HashMap<String, String>,
-    files: HashMap<PathBuf, Vec<u8>>,
-}
-
-impl Fixture {
-    fn env(mut self, name: &str, value: &str) -> Fixture {
-        self.env.insert(name.to_owned(), value.to_owned());
-        self
-    }
-
-    #[cfg_attr(not(feature = "toml"), allow(dead_code))]
-    fn config(mut self, toml: &str) -> Fixture {
-        self.files.insert(
-            PathBuf::from("/etc/jwtv/jwtv.toml"),
-            toml.as_bytes().to_vec(),
-        );
-        self.env("JWT_CONFIG", "/etc/jwtv/jwtv.toml")
-    }
-
-    fn load(&self) -> Result<Loaded, ConfigError> {
-        let env = |name: &str| self.env.get(name).cloned();
-        let read = |path: &Path| {
-            self.files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| io::Error::from_raw_os_error(2))
-        };
-        load(&env, &read)
-    }
-
-    fn ok(&self) -> Loaded {
-        self.load()
-            .unwrap_or_else(|e| panic!("unexpected configuration error: {e}"))
-    }
-
-    fn err(&self) -> String {
-        let message = match self.load() {
-            Ok(loaded) => panic!("configuration unexpectedly accepted: {loaded:?}"),
-            Err(e) => e.to_string(),
-        };
-        assert!(!message.contains('\n'), "not one line: {message}");
-        message
-    }
-}
 
 fn env() -> Fixture {
     Fixture::default()
