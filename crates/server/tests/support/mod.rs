@@ -367,55 +367,67 @@ impl Server {
         for (name, bytes) in &config.files {
             dir.write(name, bytes);
         }
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut command = Command::new(wasmtime());
-        command.args(["serve", "-S", "cli", "--addr", &addr.to_string()]);
-        for (k, v) in config.resolved_env(WASM_FILES_DIR) {
-            command.arg("--env").arg(format!("{k}={v}"));
-        }
-        if !config.files.is_empty() {
+        // `wasmtime serve` needs a port up front. Another test may draw the same free port before our
+        // wasmtime binds it; then ours exits and is retried on another port. Only our own process's
+        // "Serving HTTP on <addr>" counts as ready: a connection could reach the other test's server.
+        let mut attempts = 0;
+        let (child, addr, stdout, stderr) = loop {
+            attempts += 1;
+            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let mut command = Command::new(wasmtime());
+            command.args(["serve", "-S", "cli", "--addr", &addr.to_string()]);
+            for (k, v) in config.resolved_env(WASM_FILES_DIR) {
+                command.arg("--env").arg(format!("{k}={v}"));
+            }
+            if !config.files.is_empty() {
+                command
+                    .arg("--dir")
+                    .arg(format!("{}::{WASM_FILES_DIR}", dir.path().display()));
+            }
             command
-                .arg("--dir")
-                .arg(format!("{}::{WASM_FILES_DIR}", dir.path().display()));
-        }
-        command
-            .arg(&component)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e} (run scripts/setup)", wasmtime().display()));
-        let stdout = Captured::default();
-        stdout.drain(child.stdout.take().unwrap());
-        let stderr = Captured::default();
-        stderr.drain(child.stderr.take().unwrap());
+                .arg(&component)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = command.spawn().unwrap_or_else(|e| {
+                panic!("spawn {}: {e} (run scripts/setup)", wasmtime().display())
+            });
+            let stdout = Captured::default();
+            stdout.drain(child.stdout.take().unwrap());
+            let stderr = Captured::default();
+            stderr.drain(child.stderr.take().unwrap());
 
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
+            let ready = format!("Serving HTTP on http://{addr}/");
+            let deadline = Instant::now() + START_TIMEOUT;
+            let exited = loop {
+                if stderr.text().contains(&ready) {
+                    break None;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    break Some(status);
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "wasmtime serve did not listen on {addr} within {START_TIMEOUT:?}\n--- stderr ---\n{}",
+                        stderr.text()
+                    );
+                }
+                thread::sleep(Duration::from_millis(20));
+            };
+            match exited {
+                None => break (child, addr, stdout, stderr),
+                Some(_) if attempts < 5 => continue,
+                Some(status) => panic!(
                     "wasmtime serve exited before listening ({status})\n--- stderr ---\n{}",
                     stderr.text()
-                );
+                ),
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "wasmtime serve did not accept connections on {addr} within {START_TIMEOUT:?}\n--- stderr ---\n{}",
-                    stderr.text()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        };
         Server {
             child,
             addr,
