@@ -11,7 +11,7 @@ use crate::{Decision, Handled, Service};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use jwtv_verifier::claims::{self, Claims};
-use jwtv_verifier::{Code, Rejection, Verified};
+use jwtv_verifier::{Code, Rejection, Verified, json};
 use serde_json::Value;
 
 pub const X_AUTH_ERROR: &str = "x-auth-error";
@@ -151,7 +151,10 @@ impl ClaimRequirement {
             if claim.is_empty() {
                 return Err(format!("{item:?} names no claim"));
             }
-            let value = value.map(|v| serde_json::from_str(v).unwrap_or_else(|_| Value::from(v)));
+            // JSON when the verifier's strict reader takes it (so not with duplicate member names).
+            let value = value.map(|v| {
+                json::parse_value(v.as_bytes(), json::MAX_DEPTH).unwrap_or_else(|_| Value::from(v))
+            });
             match out.iter_mut().find(|r| r.claim == claim) {
                 Some(existing) => existing.values.extend(value),
                 None => out.push(ClaimRequirement {

@@ -4,7 +4,6 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER}
 use http::{Response, StatusCode};
 use jwtv_verifier::{Code, Rejection};
 use serde::Serialize;
-use serde_json::json;
 
 /// Seconds a client should wait before retrying while keys are unavailable.
 const RETRY_AFTER_SECS: &str = "5";
@@ -41,6 +40,13 @@ pub(crate) fn status_for(code: Code) -> StatusCode {
         Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     }
+}
+
+/// The 404 body (no `valid`: it is not a verdict). A struct rather than `json!` (see health.rs).
+#[derive(Serialize)]
+struct NotFound {
+    error: &'static str,
+    error_description: String,
 }
 
 /// The `{"valid":false,"error":…}` body of the drop-in API. A struct, not a map, so the fields keep
@@ -128,6 +134,9 @@ pub(crate) fn not_found(path: &str) -> Response<Vec<u8>> {
     let shown: String = path.chars().take(64).collect();
     json(
         StatusCode::NOT_FOUND,
-        &json!({"error": "not_found", "error_description": format!("no route for {shown}")}),
+        &NotFound {
+            error: "not_found",
+            error_description: format!("no route for {shown}"),
+        },
     )
 }

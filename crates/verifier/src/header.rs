@@ -2,13 +2,11 @@
 
 use crate::alg::Algorithm;
 use crate::error::{Code, Rejection};
-use crate::json::{self, Name, Strict};
+use crate::json;
 use crate::key::MAX_KID_LEN;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::map::Entry;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -54,15 +52,45 @@ pub(crate) struct HeaderRef<'a> {
 /// [`json::parse_object`] (one object, no duplicate names, bounded depth) and those of
 /// [`Header::from_json`]. No map is built: other members are checked and dropped.
 pub(crate) fn parse(bytes: &[u8], max_depth: usize) -> Result<HeaderRef<'_>, Rejection> {
-    let malformed =
-        |e: &dyn fmt::Display| Rejection::malformed(format!("header is not a JSON object: {e}"));
-    let mut de = json::deserializer(bytes).map_err(|e| malformed(&e))?;
-    let members = HeaderSeed {
-        depth_left: max_depth,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| malformed(&e))?;
-    de.end().map_err(|e| malformed(&e))?;
+    let mut members = Members::default();
+    // Names of the members we ignore, only to refuse duplicates among them too. A header rarely has
+    // any, so this usually stays empty and never allocates; it is the map type the parser already
+    // uses, so it adds no code.
+    let mut others = Map::new();
+    json::read_object(bytes, max_depth, &mut |r, name, depth_left| {
+        let slot = match &*name {
+            "alg" => &mut members.alg,
+            "kid" => &mut members.kid,
+            "typ" => &mut members.typ,
+            "crit" => {
+                if members.crit.is_some() {
+                    return Err(r.duplicate());
+                }
+                members.crit = Some(r.value(depth_left)?);
+                return Ok(());
+            }
+            _ => {
+                match others.entry(name.into_owned()) {
+                    Entry::Occupied(_) => return Err(r.duplicate()),
+                    Entry::Vacant(e) => {
+                        e.insert(Value::Null);
+                    }
+                }
+                // Read like a member we use, so it is checked by the same rules, then dropped.
+                r.string_or_other(depth_left)?;
+                return Ok(());
+            }
+        };
+        if !matches!(slot, Member::Absent) {
+            return Err(r.duplicate());
+        }
+        *slot = match r.string_or_other(depth_left)? {
+            Some(s) => Member::Str(s),
+            None => Member::Other,
+        };
+        Ok(())
+    })
+    .map_err(|e| Rejection::malformed(format!("header is not a JSON object: {e}")))?;
     members.into_header()
 }
 
@@ -120,138 +148,6 @@ impl<'a> Members<'a> {
             Member::Other => return Err(Rejection::malformed("header typ is not a string")),
         };
         Ok(HeaderRef { alg, kid, typ })
-    }
-}
-
-/// The header object itself.
-struct HeaderSeed {
-    depth_left: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for HeaderSeed {
-    type Value = Members<'de>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Members<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderSeed {
-    type Value = Members<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-        let inner = json::enter(self.depth_left)?;
-        let mut members = Members::default();
-        // Names of the members we ignore, only to refuse duplicates among them too. A header rarely
-        // has any, so this usually stays empty and never allocates; it is the map type the parser
-        // already uses, so it adds no code.
-        let mut others = Map::new();
-        while let Some(name) = map.next_key_seed(Name)? {
-            let slot = match &*name {
-                "alg" => &mut members.alg,
-                "kid" => &mut members.kid,
-                "typ" => &mut members.typ,
-                "crit" => {
-                    if members.crit.is_some() {
-                        return Err(json::duplicate(&name));
-                    }
-                    members.crit = Some(map.next_value_seed(Strict { depth_left: inner })?);
-                    continue;
-                }
-                _ => {
-                    match others.entry(name.into_owned()) {
-                        Entry::Occupied(e) => return Err(json::duplicate(e.key())),
-                        Entry::Vacant(e) => {
-                            e.insert(Value::Null);
-                        }
-                    }
-                    // Read like a member we use, so it is checked by the same rules, then dropped.
-                    map.next_value_seed(MemberSeed { depth_left: inner })?;
-                    continue;
-                }
-            };
-            if !matches!(slot, Member::Absent) {
-                return Err(json::duplicate(&name));
-            }
-            *slot = map.next_value_seed(MemberSeed { depth_left: inner })?;
-        }
-        Ok(members)
-    }
-}
-
-/// The value of a member we read: kept when it is a string, otherwise checked like any other value
-/// and remembered only as "not a string".
-struct MemberSeed {
-    depth_left: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for MemberSeed {
-    type Value = Member<'de>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Member<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MemberSeed {
-    type Value = Member<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Owned(v)))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-
-    fn visit_unit<E>(self) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-
-    // Containers are read by the general strict visitor (the code the payload uses) and dropped: only
-    // a member that is not a string, or one we ignore, gets here.
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Member<'de>, A::Error> {
-        Strict {
-            depth_left: self.depth_left,
-        }
-        .visit_seq(seq)
-        .map(|_| Member::Other)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member<'de>, A::Error> {
-        Strict {
-            depth_left: self.depth_left,
-        }
-        .visit_map(map)
-        .map(|_| Member::Other)
     }
 }
 
