@@ -720,14 +720,21 @@ fn non_canonical(segment: &str) -> String {
 }
 
 #[test]
-fn a_token_signed_with_the_rsa_public_key_as_hmac_secret_is_refused() {
+fn a_token_signed_with_the_rsa_public_key_pem_as_hmac_secret_is_refused() {
     // CVE-2015-9235: a library that takes `alg` from the token and the configured PEM as an HMAC key
-    // accepts a token anyone can forge from the public key.
+    // accepts a token anyone can forge from the public key. A build without PEM support gets the same
+    // key as a JWK: the forger still has the PEM.
     let pem = TestKey::Rsa2048.public_pem();
-    let server = Server::start(
+    let key_config = if support::pem_keys_supported() {
         TestConfig::new()
             .file("rsa.pub.pem", pem.as_bytes())
             .env("JWT_PUBLIC_KEY_FILE", "{files}/rsa.pub.pem")
+    } else {
+        let jwk = support::keyserver::TestJwk::rs256("rsa");
+        TestConfig::new().env("JWT_JWKS", json!({"keys": [jwk.public_jwk()]}).to_string())
+    };
+    let server = Server::start(
+        key_config
             .env("JWT_ISSUER", ISSUER)
             .env("JWT_AUDIENCE", "api"),
     );
@@ -1105,6 +1112,60 @@ fn fifty_concurrent_requests_are_all_answered() {
                 "request {i}: {status} valid={valid}, expected {expected:?}"
             ));
         }
+    }
+    assert_no_failures(failures);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Configurations the component cannot honour: refused with the reason on stderr, never served half-way
+
+#[test]
+fn the_component_refuses_remote_key_sets_with_a_clear_error() {
+    if Target::from_env() != Target::Wasm {
+        return; // the native binary fetches them (remote_keys.rs)
+    }
+    let server =
+        Server::start(TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"));
+    assert_refused_at_start(
+        &server,
+        "remote key sets (jwks_uri / OIDC discovery) are not supported by the component; \
+         mount a JWKS file and set JWT_JWKS_FILE",
+    );
+}
+
+#[test]
+fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
+    if support::pem_keys_supported() {
+        return; // PEM keys are read: a_token_signed_with_the_rsa_public_key_pem_as_hmac_secret_is_refused
+    }
+    let server = Server::start(
+        TestConfig::new()
+            .file("rsa.pub.pem", TestKey::Rsa2048.public_pem())
+            .env("JWT_PUBLIC_KEY_FILE", "{files}/rsa.pub.pem"),
+    );
+    assert_refused_at_start(
+        &server,
+        "JWT_PUBLIC_KEY_FILE: PEM public keys are not supported by this build; give the key as a JWK",
+    );
+}
+
+/// Every route answers 500 `server_misconfigured` and stderr names the problem.
+fn assert_refused_at_start(server: &Server, reason: &str) {
+    let mut failures = Vec::new();
+    for r in [server.get("/healthz"), server.validate(&token(&claims()))] {
+        if r.status != 500 || r.json()["error"] != "server_misconfigured" {
+            failures.push(format!(
+                "expected 500 server_misconfigured: {} {}",
+                r.status,
+                r.text()
+            ));
+        }
+    }
+    if !server.stderr().wait_for(reason, Duration::from_secs(5)) {
+        failures.push(format!(
+            "stderr lacks {reason:?}:\n{}",
+            server.stderr_text()
+        ));
     }
     assert_no_failures(failures);
 }

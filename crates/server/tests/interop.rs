@@ -161,6 +161,11 @@ fn pyjwt_tokens_verify_with_a_jwks_and_an_hmac_secret_and_tampering_is_refused()
 
 #[test]
 fn pyjwt_tokens_verify_with_pem_public_keys() {
+    if !support::pem_keys_supported() {
+        // The component's default build has no PEM reader (http_contract checks it refuses PEM keys);
+        // scripts/test runs this test again against its `pem` build.
+        return;
+    }
     let fixture = mint();
     let mut failures = Vec::new();
     for case in fixture["cases"].as_array().unwrap() {

@@ -600,25 +600,3 @@ fn the_token_cache_never_serves_a_token_past_its_exp() {
     );
     assert!(!off.get("/metrics").text().contains("jwtv_token_cache"));
 }
-
-#[test]
-fn the_component_refuses_remote_key_sets_with_a_clear_error() {
-    if Target::from_env() != Target::Wasm {
-        return;
-    }
-    let server = Server::start_on(
-        Target::Wasm,
-        TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"),
-    );
-    let r = server.get("/healthz");
-    assert_eq!(r.status, 500);
-    assert!(
-        server.stderr().wait_for(
-            "remote key sets (jwks_uri / OIDC discovery) are not supported by the component; \
-             mount a JWKS file and set JWT_JWKS_FILE",
-            Duration::from_secs(5)
-        ),
-        "{}",
-        server.stderr_text()
-    );
-}

@@ -3,22 +3,32 @@
 //! Only decoding happens here; size, exponent and on-curve checks are the crypto backend's job when the
 //! key is prepared, so PEM and JWK keys go through the same gate.
 //!
-//! A public key is only of use with an asymmetric family (`rsa`, `ec`, `eddsa`). Without any, the
-//! decoder and its PEM/DER dependencies are left out of the build (the HMAC-only component), and
-//! [`decode_public_key_pem`] refuses every document, so callers compile unchanged.
+//! A public key is only of use with an asymmetric family (`rsa`, `ec`, `eddsa`), and the decoder is
+//! behind the `pem` feature: JWKS carries the same keys, and the PEM/DER readers weigh ~40 KB in the
+//! WebAssembly component, whose size is budgeted. Without them [`decode_public_key_pem`] refuses
+//! every document, so callers compile unchanged.
 
 use crate::key::{KeyError, KeyMaterial};
 
-#[cfg(any(feature = "rsa", feature = "ec", feature = "eddsa"))]
+#[cfg(all(
+    feature = "pem",
+    any(feature = "rsa", feature = "ec", feature = "eddsa")
+))]
 pub use self::decoder::decode_public_key_pem;
 
-/// Decodes one PEM public key into raw key material: never, in a build without public-key families.
-#[cfg(not(any(feature = "rsa", feature = "ec", feature = "eddsa")))]
+/// Decodes one PEM public key into raw key material: never, in a build without the PEM decoder.
+#[cfg(not(all(
+    feature = "pem",
+    any(feature = "rsa", feature = "ec", feature = "eddsa")
+)))]
 pub fn decode_public_key_pem(_pem: &str) -> Result<KeyMaterial, KeyError> {
     Err(KeyError::Unsupported("PEM public"))
 }
 
-#[cfg(any(feature = "rsa", feature = "ec", feature = "eddsa"))]
+#[cfg(all(
+    feature = "pem",
+    any(feature = "rsa", feature = "ec", feature = "eddsa")
+))]
 mod decoder {
     use spki::ObjectIdentifier;
     use spki::der::Decode;
@@ -176,8 +186,14 @@ mod decoder {
     }
 }
 
-#[cfg(all(test, not(any(feature = "rsa", feature = "ec", feature = "eddsa"))))]
-mod hmac_only_tests {
+#[cfg(all(
+    test,
+    not(all(
+        feature = "pem",
+        any(feature = "rsa", feature = "ec", feature = "eddsa")
+    ))
+))]
+mod without_decoder_tests {
     use super::*;
 
     #[test]
@@ -194,7 +210,11 @@ mod hmac_only_tests {
     }
 }
 
-#[cfg(all(test, any(feature = "rsa", feature = "ec", feature = "eddsa")))]
+#[cfg(all(
+    test,
+    feature = "pem",
+    any(feature = "rsa", feature = "ec", feature = "eddsa")
+))]
 mod tests {
     use super::*;
 

@@ -4,7 +4,8 @@
 //! One suite, two targets, chosen by `JWTV_TEST_TARGET`:
 //! - `native` (default): the `jwt-validator` binary built by this package;
 //! - `wasm`: the component (`target/wasm32-wasip2/wasm/jwtv_component.wasm`, or `JWTV_COMPONENT`)
-//!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`).
+//!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`);
+//!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature.
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
 
@@ -75,6 +76,16 @@ impl Target {
             Ok("wasm") => Target::Wasm,
             Ok(other) => panic!("JWTV_TEST_TARGET={other:?}: expected `native` or `wasm`"),
         }
+    }
+}
+
+/// Whether the server under test reads PEM public keys: the native binary does; the component only when
+/// built with its `pem` feature, which `JWTV_COMPONENT_PEM=1` declares (scripts/test runs the PEM tests
+/// once more against that build).
+pub fn pem_keys_supported() -> bool {
+    match Target::from_env() {
+        Target::Native => true,
+        Target::Wasm => std::env::var("JWTV_COMPONENT_PEM").as_deref() == Ok("1"),
     }
 }
 

@@ -133,7 +133,10 @@ pub(crate) fn jwks(document: &[u8], allow_weak: bool) -> Result<ImportedSet, Str
 pub(crate) fn pem(text: &[u8], kid: Option<String>, alg: Option<Algorithm>) -> Result<Key, String> {
     let text =
         std::str::from_utf8(text).map_err(|_| "not a PEM document (not UTF-8 text)".to_owned())?;
-    let material = decode_public_key_pem(text).map_err(|e| e.to_string())?;
+    let material = decode_public_key_pem(text).map_err(|e| match e {
+        KeyError::Unsupported(_) => format!("{e}; give the key as a JWK (JWKS) instead"),
+        e => e.to_string(),
+    })?;
     Key::new(
         material,
         KeyParams {
