@@ -386,7 +386,10 @@ impl Server {
             attempts += 1;
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let mut command = Command::new(wasmtime());
-            command.args(["serve", "-S", "cli", "--addr", &addr.to_string()]);
+            // Instances are reused, as the README recommends: each instance then serves many
+            // requests, so anything one request left behind would show in the next.
+            command.args(["serve", "-S", "cli", "--max-instance-reuse-count", "64"]);
+            command.args(["--addr", &addr.to_string()]);
             for (k, v) in config.resolved_env(WASM_FILES_DIR) {
                 command.arg("--env").arg(format!("{k}={v}"));
             }
