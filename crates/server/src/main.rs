@@ -109,12 +109,7 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         &settings.fetch,
     ) {
         Ok(keys) => Arc::new(keys),
-        Err(e) => {
-            return fail(
-                EXIT_RUNTIME,
-                &e.context("cannot prepare the key-set fetcher"),
-            );
-        }
+        Err(e) => return fail(EXIT_CONFIG, &e.context("configuration error")),
     };
     let mut service = Service::new(loaded.verifier, keys.clone(), loaded.options);
     let cache = (settings.token_cache_size > 0).then(|| {

@@ -1,26 +1,36 @@
 //! One bounded HTTP GET for a key set or a discovery document: HTTPS through rustls (ring provider,
-//! Mozilla roots compiled in), or plain HTTP for an explicitly allowed loopback URL (checked at
-//! configuration, and again for a discovered `jwks_uri`).
+//! Mozilla roots compiled in, plus the CA bundle of `JWT_FETCH_CA_FILE` / `fetch.ca_file` when set), or
+//! plain HTTP for an explicitly allowed loopback URL (checked at configuration, and again for a
+//! discovered `jwks_uri`). Through the proxy of `HTTPS_PROXY` / `HTTP_PROXY` unless `NO_PROXY` says
+//! otherwise ([`super::proxy`]): HTTPS in a CONNECT tunnel (TLS end to end, the proxy sees only the
+//! host and port), plain HTTP as an absolute-form request to the proxy.
 //!
 //! Bounds, all enforced here: one timeout over connect, handshake, request and the whole body; a size
 //! cap checked against `Content-Length` and again while reading (reading stops past it); status 200 only,
 //! so redirects are never followed (not to another scheme, not at all); one connection per fetch, closed
-//! afterwards (fetches are minutes apart: a pool would only hold sockets open).
+//! afterwards (fetches are minutes apart: a pool would only hold sockets open). The proxy's part (TCP,
+//! CONNECT) runs under the same timeout, and its answer head under the same header cap.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, HOST, USER_AGENT};
-use http::{Request, StatusCode, Uri};
+use anyhow::{Context as _, anyhow, bail};
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION, USER_AGENT};
+use http::uri::Authority;
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use jwtv_service::config::{CaBundle, FetchSettings};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use super::proxy::{Proxies, Route};
 
 /// Why a fetch failed. `kind` is the metric label; the text is for logs and never holds the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +48,13 @@ pub enum FetchError {
     Discovery(String),
     /// A key set without a single key we can verify with.
     NoUsableKeys(String),
+    /// The proxy refused or failed the CONNECT (its status, or what went wrong).
+    Proxy(String),
 }
 
 impl FetchError {
     /// Every kind, in metric order.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 10] = [
         "timeout",
         "connect",
         "tls",
@@ -52,6 +64,7 @@ impl FetchError {
         "invalid",
         "discovery",
         "no_usable_keys",
+        "proxy",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -69,6 +82,7 @@ impl FetchError {
             FetchError::Invalid(_) => 6,
             FetchError::Discovery(_) => 7,
             FetchError::NoUsableKeys(_) => 8,
+            FetchError::Proxy(_) => 9,
         }
     }
 }
@@ -88,6 +102,7 @@ impl fmt::Display for FetchError {
             FetchError::Invalid(e) => write!(f, "unusable document: {e}"),
             FetchError::Discovery(e) => write!(f, "discovery refused: {e}"),
             FetchError::NoUsableKeys(e) => write!(f, "no usable key: {e}"),
+            FetchError::Proxy(e) => write!(f, "proxy: {e}"),
         }
     }
 }
@@ -103,14 +118,21 @@ pub struct Fetched {
 /// The HTTP client of the key sets, built once.
 pub struct Fetcher {
     tls: TlsConnector,
+    proxies: Proxies,
     timeout: Duration,
     max_bytes: usize,
 }
 
 impl Fetcher {
-    pub fn new(timeout: Duration, max_bytes: usize) -> anyhow::Result<Fetcher> {
+    /// Fails, with one line naming the file, on a CA bundle without a usable certificate.
+    pub fn new(settings: &FetchSettings, proxies: Proxies) -> anyhow::Result<Fetcher> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // Added to the Mozilla roots rather than replacing them: one configuration may name public
+        // and internal identity providers side by side.
+        if let Some(bundle) = &settings.ca_bundle {
+            add_bundle(&mut roots, bundle)?;
+        }
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -120,9 +142,15 @@ impl Fetcher {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Fetcher {
             tls: TlsConnector::from(Arc::new(config)),
-            timeout,
-            max_bytes,
+            proxies,
+            timeout: settings.timeout,
+            max_bytes: settings.max_bytes,
         })
+    }
+
+    /// The proxies in use, for the start-up log line.
+    pub fn proxies(&self) -> &Proxies {
+        &self.proxies
     }
 
     /// GETs `uri` within the timeout and the size cap. The URL was checked by the caller
@@ -150,32 +178,61 @@ impl Fetcher {
             .trim_end_matches(']')
             .to_owned();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let request = Request::get(path)
-            .header(HOST, authority.as_str())
-            .header(ACCEPT, "application/json, application/jwk-set+json")
-            .header(
-                USER_AGENT,
-                concat!("jwt-validator/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Http(e.to_string()))?;
-        if https {
-            let name = ServerName::try_from(host)
-                .map_err(|_| FetchError::Tls("the host is not a valid TLS server name".into()))?;
-            let stream = self
-                .tls
-                .connect(name, tcp)
+        let route = self.proxies.route(uri);
+        let tcp = match &route {
+            Some(proxy) => TcpStream::connect((proxy.host.as_str(), proxy.port))
                 .await
-                .map_err(|e| FetchError::Tls(e.to_string()))?;
-            self.exchange(TokioIo::new(stream), request).await
-        } else {
-            self.exchange(TokioIo::new(tcp), request).await
+                .map_err(|e| FetchError::Proxy(format!("cannot connect to the proxy: {e}")))?,
+            None => TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| FetchError::Connect(e.to_string()))?,
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut request = Request::get(match (&route, https) {
+            // A plain-HTTP proxy forwards absolute-form requests.
+            (Some(_), false) => uri.to_string(),
+            _ => uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        })
+        .header(HOST, authority.as_str())
+        .header(ACCEPT, "application/json, application/jwk-set+json")
+        .header(
+            USER_AGENT,
+            concat!("jwt-validator/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+        if !https {
+            if let Some(auth) = route.and_then(|r| r.authorization) {
+                request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+            }
+            return self.exchange(TokioIo::new(tcp), request).await;
         }
+        let name = ServerName::try_from(host)
+            .map_err(|_| FetchError::Tls("the host is not a valid TLS server name".into()))?;
+        match &route {
+            Some(proxy) => {
+                let tunnel = connect_tunnel(tcp, authority, port, proxy).await?;
+                self.exchange_tls(tunnel, name, request).await
+            }
+            None => self.exchange_tls(tcp, name, request).await,
+        }
+    }
+
+    async fn exchange_tls<S>(
+        &self,
+        io: S,
+        name: ServerName<'static>,
+        request: Request<Empty<Bytes>>,
+    ) -> Result<Fetched, FetchError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let stream = self
+            .tls
+            .connect(name, io)
+            .await
+            .map_err(|e| FetchError::Tls(e.to_string()))?;
+        self.exchange(TokioIo::new(stream), request).await
     }
 
     async fn exchange<T>(
@@ -235,6 +292,69 @@ impl Fetcher {
             max_age,
         })
     }
+}
+
+/// Asks the proxy on `tcp` for a tunnel to `authority` (RFC 9110 §9.3.6) and returns it once the proxy
+/// answered 200. The proxy's answer head is bounded like any other.
+async fn connect_tunnel(
+    tcp: TcpStream,
+    authority: &Authority,
+    port: u16,
+    proxy: &Route,
+) -> Result<TokioIo<hyper::upgrade::Upgraded>, FetchError> {
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+        .await
+        .map_err(|e| FetchError::Proxy(e.to_string()))?;
+    let driver = AbortOnDrop(tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    }));
+    let target = format!("{}:{port}", authority.host());
+    let mut request = Request::builder()
+        .method(Method::CONNECT)
+        .uri(target.as_str())
+        .header(HOST, target.as_str())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| FetchError::Proxy(e.to_string()))?;
+    if let Some(auth) = &proxy.authorization {
+        request
+            .headers_mut()
+            .insert(PROXY_AUTHORIZATION, HeaderValue::clone(auth));
+    }
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| FetchError::Proxy(e.to_string()))?;
+    if response.status() != StatusCode::OK {
+        return Err(FetchError::Proxy(format!(
+            "CONNECT {target} answered {}",
+            response.status().as_u16()
+        )));
+    }
+    let tunnel = hyper::upgrade::on(response)
+        .await
+        .map_err(|e| FetchError::Proxy(e.to_string()))?;
+    // The connection task handed the socket over with the upgrade and has ended.
+    drop(driver);
+    Ok(TokioIo::new(tunnel))
+}
+
+/// Adds every certificate of a PEM bundle as a trust anchor; anything unusable stops the start.
+fn add_bundle(roots: &mut RootCertStore, bundle: &CaBundle) -> anyhow::Result<()> {
+    let at = format!("{} {:?}", bundle.setting, bundle.path);
+    let certs = CertificateDer::pem_slice_iter(&bundle.pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("{at}: not a PEM file of certificates ({e})"))?;
+    if certs.is_empty() {
+        bail!("{at}: no certificate in the file (expected -----BEGIN CERTIFICATE----- blocks)");
+    }
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots
+            .add(cert)
+            .map_err(|e| anyhow!("{at}: certificate {} is not usable as a CA ({e})", i + 1))?;
+    }
+    Ok(())
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -7,6 +7,7 @@ use jwtv_service::config::{ConfiguredKeys, FetchSettings, RemoteSource};
 use jwtv_service::verifier::{KeySet, KeyStore, Policy};
 
 use super::fetch::Fetcher;
+use super::proxy::Proxies;
 use super::remote::Remote;
 
 enum Slot {
@@ -25,7 +26,8 @@ pub struct Keys {
 
 impl Keys {
     /// The configured sets, plus a live slot for every remote source. Nothing is fetched until
-    /// [`Keys::start`].
+    /// [`Keys::start`]. Fails on a fetch setting the configuration could not check (the CA bundle's
+    /// certificates, the proxy variables).
     pub fn new(
         configured: ConfiguredKeys,
         remote: Vec<RemoteSource>,
@@ -36,7 +38,12 @@ impl Keys {
         let mut slots: Vec<Slot> = configured.0.into_iter().map(Slot::Configured).collect();
         let mut remotes = Vec::with_capacity(remote.len());
         if !remote.is_empty() {
-            let fetcher = Arc::new(Fetcher::new(settings.timeout, settings.max_bytes)?);
+            let proxies =
+                Proxies::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
+            let fetcher = Arc::new(Fetcher::new(settings, proxies)?);
+            if let Some(proxies) = fetcher.proxies().describe() {
+                tracing::info!("key-set fetches: {proxies}");
+            }
             for source in remote {
                 let label = policies
                     .get(source.issuer)

@@ -10,8 +10,8 @@ use crate::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
 use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
-    ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded, ReadFileFn,
-    RemoteField, Shared, assemble, check_allow_list, check_listen, check_realm,
+    CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
+    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen, check_realm,
     check_token_cache_size, non_empty, parse_algorithm, read_error, remote_location,
 };
 
@@ -151,12 +151,20 @@ pub(crate) fn strip_final_newline(mut bytes: Vec<u8>) -> Vec<u8> {
 
 pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
     let vars = Vars::new(env);
-    let shared = shared(&vars)?;
+    let mut shared = shared(&vars)?;
     let policy = policy(&vars)?;
     let allow_weak = vars.bool("JWT_ALLOW_WEAK_SECRET")?.unwrap_or(false);
     let read = |var: &str, path: String| {
         read_file(Path::new(&path)).map_err(|e| ConfigError::env(var, read_error(&path, &e)))
     };
+    if let Some(path) = vars.string("JWT_FETCH_CA_FILE") {
+        let pem = read("JWT_FETCH_CA_FILE", path.clone())?;
+        shared.server.fetch.ca_bundle = Some(CaBundle {
+            setting: "JWT_FETCH_CA_FILE".to_owned(),
+            path,
+            pem,
+        });
+    }
 
     let location = remote_location(
         vars.string("JWT_JWKS_URI").as_deref(),

@@ -21,6 +21,7 @@
 //! [fetch]                            # remote key sets
 //! timeout_secs = 5
 //! refetch_cooldown_secs = 30
+//! ca_file = "internal-ca.pem"        # PEM CA certificates trusted beside the Mozilla roots
 //!
 //! [gateway]                          # forward-auth mode (/auth)
 //! claim_headers = { "X-Auth-Email" = "email", "X-Auth-Roles" = "realm_access.roles" }
@@ -42,10 +43,10 @@ use serde::Deserialize;
 use super::env::{Vars, check_size, strip_final_newline};
 use super::keys::{self, SecretError};
 use super::{
-    ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list, check_listen,
-    check_policy_name, check_realm, check_token_cache_size, io_reason, one_line, parse_algorithm,
-    read_error, remote_location,
+    CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
+    Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
+    check_listen, check_policy_name, check_realm, check_token_cache_size, io_reason, one_line,
+    parse_algorithm, read_error, remote_location,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -77,6 +78,8 @@ struct FetchSection {
     max_ttl_secs: Option<u64>,
     default_ttl_secs: Option<u64>,
     refetch_cooldown_secs: Option<u64>,
+    /// PEM CA certificates trusted beside the Mozilla roots; relative to this file.
+    ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +202,15 @@ pub(super) fn load(
         .to_path_buf();
     let (mut shared, allow_weak) = shared(&config.server, &vars, &at)?;
     shared.server.fetch = fetch_settings(&config.fetch, &at)?;
+    if let Some(file) = &config.fetch.ca_file {
+        let pem = read_file(&base.join(file))
+            .map_err(|e| at.err("fetch.ca_file", read_error(file, &e)))?;
+        shared.server.fetch.ca_bundle = Some(CaBundle {
+            setting: format!("fetch.ca_file in {path}"),
+            path: base.join(file).display().to_string(),
+            pem,
+        });
+    }
     shared.options.gateway = gateway(&config.gateway, &config.policies, &at)?;
     if config.issuers.is_empty() {
         return Err(ConfigError::file(

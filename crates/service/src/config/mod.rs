@@ -72,6 +72,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_JWKS_MAX_TTL",
     "JWT_JWKS_DEFAULT_TTL",
     "JWT_JWKS_REFETCH_COOLDOWN",
+    "JWT_FETCH_CA_FILE",
     "JWT_TOKEN_CACHE_SIZE",
 ];
 
@@ -122,6 +123,20 @@ pub struct FetchSettings {
     pub default_ttl: Duration,
     /// At most one refetch per this interval for tokens naming a `kid` the set does not hold.
     pub refetch_cooldown: Duration,
+    /// Trust anchors added to the compiled-in Mozilla roots (an internal identity provider's CA).
+    pub ca_bundle: Option<CaBundle>,
+}
+
+/// A PEM file of CA certificates, read with the configuration. It is only read here, not parsed:
+/// certificates are the TLS shell's business, and it names [`CaBundle::setting`] and
+/// [`CaBundle::path`] when it refuses one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    /// The variable or file field that named it (`JWT_FETCH_CA_FILE`, `fetch.ca_file in FILE`).
+    pub setting: String,
+    /// The path as configured.
+    pub path: String,
+    pub pem: Vec<u8>,
 }
 
 impl Default for FetchSettings {
@@ -134,6 +149,7 @@ impl Default for FetchSettings {
             max_ttl: Duration::from_secs(24 * 3600),
             default_ttl: Duration::from_secs(600),
             refetch_cooldown: Duration::from_secs(30),
+            ca_bundle: None,
         }
     }
 }
@@ -395,6 +411,12 @@ pub(crate) fn assemble(
                 ""
             },
         ));
+        if let Some(ca) = &f.ca_bundle {
+            summary.push(format!(
+                "remote key sets: CA certificates from {:?} trusted beside the Mozilla roots",
+                ca.path
+            ));
+        }
     }
     Ok(Loaded {
         verifier,
@@ -750,6 +772,7 @@ impl FetchInput {
             max_ttl,
             default_ttl,
             refetch_cooldown,
+            ca_bundle: None,
         })
     }
 }
