@@ -345,3 +345,138 @@ impl TestJwk {
 pub fn jwks(keys: &[&TestJwk]) -> String {
     json!({ "keys": keys.iter().map(|k| k.public.clone()).collect::<Vec<_>>() }).to_string()
 }
+
+// ---------------------------------------------------------------------------------------------------
+// HTTPS
+
+/// A certificate authority made for one test (nothing committed), and a server certificate it signed
+/// for `127.0.0.1`: an internal identity provider behind a private CA.
+pub struct TestCa {
+    /// The CA certificate in PEM: what `JWT_FETCH_CA_FILE` names.
+    pub ca_pem: String,
+    server_cert: rustls::pki_types::CertificateDer<'static>,
+    server_key: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "jwt-validator test CA");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca = CertifiedIssuer::self_signed(params, ca_key).expect("CA certificate");
+        let server_key = KeyPair::generate().expect("server key");
+        let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("server certificate parameters")
+            .signed_by(&server_key, &ca)
+            .expect("server certificate");
+        TestCa {
+            ca_pem: ca.pem(),
+            server_cert: server_cert.der().clone(),
+            server_key: server_key.serialize_der(),
+        }
+    }
+}
+
+/// HTTPS in front of a [`KeyServer`]: terminates TLS with a [`TestCa`] server certificate and passes
+/// each request on to the plain server, so its modes and request counts hold over HTTPS too. One
+/// short-lived thread per connection; dropping it stops the accept loop.
+pub struct TlsFront {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+impl TlsFront {
+    pub fn start(backend: &KeyServer, ca: &TestCa) -> TlsFront {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ca.server_key.clone().into());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![ca.server_cert.clone()], key)
+            .expect("TLS server configuration");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the TLS front");
+        let addr = listener.local_addr().expect("TLS front address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let backend = backend.addr;
+        let accept_thread = {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let config = config.clone();
+                    thread::spawn(move || relay(stream, config, backend));
+                }
+            })
+        };
+        TlsFront {
+            addr,
+            stop,
+            accept_thread: Some(accept_thread),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One HTTPS exchange: the request head (a GET has no body) to the plain server, its answer back until
+/// it closes (it always does: `Connection: close`).
+fn relay(tcp: TcpStream, config: Arc<rustls::ServerConfig>, backend: SocketAddr) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
+    let Ok(connection) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf) {
+            Ok(n) if n > 0 && head.len() <= 16 * 1024 => head.extend_from_slice(&buf[..n]),
+            // A refused handshake ends here, before anything reaches the key server.
+            _ => return,
+        }
+    }
+    let Ok(mut upstream) = TcpStream::connect_timeout(&backend, Duration::from_secs(5)) else {
+        return;
+    };
+    let _ = upstream.set_read_timeout(Some(Duration::from_secs(10)));
+    if upstream.write_all(&head).is_err() {
+        return;
+    }
+    let mut answer = [0u8; 16 * 1024];
+    loop {
+        match upstream.read(&mut answer) {
+            Ok(n) if n > 0 => {
+                if tls.write_all(&answer[..n]).is_err() {
+                    return;
+                }
+            }
+            _ => break,
+        }
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+}

@@ -202,9 +202,53 @@ fn fetch_bounds_and_cache_size_from_the_environment() {
     }
 }
 
+#[test]
+fn a_ca_file_is_read_with_the_configuration_and_an_unreadable_one_refused() {
+    let loaded = env()
+        .env("JWT_JWKS_URI", "https://idp.internal/keys")
+        .env("JWT_FETCH_CA_FILE", "/etc/ssl/internal-ca.pem")
+        .file("/etc/ssl/internal-ca.pem", "-----BEGIN CERTIFICATE-----\n")
+        .ok();
+    let ca = loaded.server.fetch.ca_bundle.expect("CA bundle");
+    assert_eq!(
+        (ca.setting.as_str(), ca.path.as_str()),
+        ("JWT_FETCH_CA_FILE", "/etc/ssl/internal-ca.pem")
+    );
+    assert_eq!(ca.pem, b"-----BEGIN CERTIFICATE-----\n");
+    assert!(loaded.summary.iter().any(|l| l.contains("internal-ca.pem")));
+    let e = env()
+        .env("JWT_JWKS_URI", "https://idp.internal/keys")
+        .env("JWT_FETCH_CA_FILE", "/nowhere/ca.pem")
+        .err();
+    assert!(
+        e.starts_with("JWT_FETCH_CA_FILE: cannot read \"/nowhere/ca.pem\""),
+        "{e}"
+    );
+}
+
 #[cfg(feature = "toml")]
 mod file {
     use super::*;
+
+    #[test]
+    fn a_ca_file_in_the_fetch_table_is_relative_to_the_file() {
+        let loaded = env()
+            .config(
+                "[fetch]\nca_file = \"ca/internal.pem\"\n[[issuers]]\njwks_uri = \"https://a/k\"\n",
+            )
+            .file("/etc/jwtv/ca/internal.pem", "PEM")
+            .ok();
+        let ca = loaded.server.fetch.ca_bundle.expect("CA bundle");
+        assert_eq!(ca.setting, "fetch.ca_file in /etc/jwtv/jwtv.toml");
+        assert_eq!(ca.path, "/etc/jwtv/ca/internal.pem");
+        let e = env()
+            .config("[fetch]\nca_file = \"missing.pem\"\n[[issuers]]\njwks_uri = \"https://a/k\"\n")
+            .err();
+        assert!(
+            e.starts_with("/etc/jwtv/jwtv.toml: fetch.ca_file: cannot read \"missing.pem\""),
+            "{e}"
+        );
+    }
 
     #[test]
     fn remote_and_static_issuers_in_one_file() {
