@@ -3,7 +3,8 @@
 //! The rules of `design/security.md` ("Remote key sets"):
 //! - fetched at start in the background, retried with backoff until the first success (until then the
 //!   issuer has no key set: the service answers 503 and `/readyz` waits);
-//! - refreshed in the background when its TTL (`Cache-Control: max-age` within bounds) runs out;
+//! - refreshed in the background when its TTL (`Cache-Control: max-age` within bounds) runs out,
+//!   brought forward by up to a fifth ([`super::jitter`]) so replicas do not refresh in lockstep;
 //! - refetched for a token naming an unknown `kid` at most once per cooldown, in a single flight: every
 //!   fetch of a source holds `flight`, so concurrent unknown kids wait on the fetch under way and then
 //!   find it recent;
@@ -19,6 +20,7 @@ use jwtv_service::verifier::{KeySet, Unusable, parse_jwks};
 use serde_json::Value;
 
 use super::fetch::{FetchError, Fetcher};
+use super::jitter::Jitter;
 
 /// First retry delay after a failure; doubled per failure up to [`MAX_BACKOFF`] (or the default TTL when
 /// that is shorter, so a short-TTL test setup retries as often as it refreshes).
@@ -125,9 +127,10 @@ impl Remote {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Fetches at start, then refreshes at every TTL; retries failures with backoff. Runs until the
-    /// runtime stops.
+    /// Fetches at start, then refreshes at every TTL; retries failures with backoff; both waits
+    /// jittered. Runs until the runtime stops.
     pub async fn run(self: Arc<Self>) {
+        let mut jitter = Jitter::from_system();
         let mut backoff = FIRST_BACKOFF;
         let backoff_cap = MAX_BACKOFF
             .min(self.settings.default_ttl)
@@ -148,7 +151,7 @@ impl Remote {
                     wait
                 }
             };
-            tokio::time::sleep(jitter(wait)).await;
+            tokio::time::sleep(jitter.spread(wait)).await;
         }
     }
 
@@ -388,17 +391,6 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
     out
-}
-
-/// ±10 %, so that replicas which failed together do not retry (or refresh) in lockstep.
-fn jitter(wait: Duration) -> Duration {
-    use ring::rand::SecureRandom as _;
-    let mut byte = [0u8; 1];
-    if ring::rand::SystemRandom::new().fill(&mut byte).is_err() {
-        return wait;
-    }
-    let factor = 0.9 + 0.2 * f64::from(byte[0]) / 255.0;
-    wait.mul_f64(factor)
 }
 
 #[cfg(test)]
