@@ -77,10 +77,10 @@ REMOTE KEY SETS (the native server fetches them; the WebAssembly component refus
                          seconds between two refetches caused by unknown kids (default 30)
   JWT_FETCH_CA_FILE      PEM file of CA certificates trusted for key-set fetches beside the compiled-in
                          Mozilla roots (an internal identity provider's CA); a bad file stops the start
-  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case)
-                         fetches go through an http:// proxy (CONNECT for https), as curl does; NO_PROXY
-                         lists hosts, domains (with their subdomains), IPs or CIDRs reached directly,
-                         or * for all
+  HTTPS_PROXY (else ALL_PROXY), NO_PROXY (or lower case)
+                         https fetches go through this http:// proxy in a CONNECT tunnel, as with curl;
+                         NO_PROXY lists hosts, domains (with their subdomains), IPs or CIDRs reached
+                         directly, or * for all. Plain http (loopback only) is never proxied
 
 FORWARD AUTH (ANY /auth[/...], ANY /policy/NAME/auth[/...]: 200 + X-Auth-* headers, or 401/403)
   JWT_CLAIM_HEADERS      extra claim headers on allow: Header=claim.path,... (arrays joined with ",")

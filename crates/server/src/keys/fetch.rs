@@ -1,9 +1,9 @@
 //! One bounded HTTP GET for a key set or a discovery document: HTTPS through rustls (ring provider,
 //! Mozilla roots compiled in, plus the CA bundle of `JWT_FETCH_CA_FILE` / `fetch.ca_file` when set), or
 //! plain HTTP for an explicitly allowed loopback URL (checked at configuration, and again for a
-//! discovered `jwks_uri`). Through the proxy of `HTTPS_PROXY` / `HTTP_PROXY` unless `NO_PROXY` says
-//! otherwise ([`super::proxy`]): HTTPS in a CONNECT tunnel (TLS end to end, the proxy sees only the
-//! host and port), plain HTTP as an absolute-form request to the proxy.
+//! discovered `jwks_uri`). HTTPS goes through the proxy of `HTTPS_PROXY` unless `NO_PROXY` says
+//! otherwise ([`super::proxy`]), in a CONNECT tunnel: TLS end to end, the proxy sees only the host and
+//! port. Plain HTTP, loopback only, is never proxied.
 //!
 //! Bounds, all enforced here: one timeout over connect, handshake, request and the whole body; a size
 //! cap checked against `Content-Length` and again while reading (reading stops past it); status 200 only,
@@ -178,7 +178,7 @@ impl Fetcher {
             .trim_end_matches(']')
             .to_owned();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let route = self.proxies.route(uri);
+        let route = if https { self.proxies.route(uri) } else { None };
         let tcp = match &route {
             Some(proxy) => TcpStream::connect((proxy.host.as_str(), proxy.port))
                 .await
@@ -188,23 +188,17 @@ impl Fetcher {
                 .map_err(|e| FetchError::Connect(e.to_string()))?,
         };
         let _ = tcp.set_nodelay(true);
-        let mut request = Request::get(match (&route, https) {
-            // A plain-HTTP proxy forwards absolute-form requests.
-            (Some(_), false) => uri.to_string(),
-            _ => uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
-        })
-        .header(HOST, authority.as_str())
-        .header(ACCEPT, "application/json, application/jwk-set+json")
-        .header(
-            USER_AGENT,
-            concat!("jwt-validator/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| FetchError::Http(e.to_string()))?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let request = Request::get(path)
+            .header(HOST, authority.as_str())
+            .header(ACCEPT, "application/json, application/jwk-set+json")
+            .header(
+                USER_AGENT,
+                concat!("jwt-validator/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
         if !https {
-            if let Some(auth) = route.and_then(|r| r.authorization) {
-                request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
-            }
             return self.exchange(TokioIo::new(tcp), request).await;
         }
         let name = ServerName::try_from(host)

@@ -1,5 +1,9 @@
-//! Which proxy, if any, a key-set fetch goes through: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
-//! `NO_PROXY` (or their lower-case forms), read once at start.
+//! Which proxy, if any, a key-set fetch goes through: `HTTPS_PROXY` (else `ALL_PROXY`) and `NO_PROXY`,
+//! upper case first, then lower case, read once at start.
+//!
+//! Only `https://` fetches are proxied. Plain `http://` is allowed for loopback hosts alone, because
+//! such traffic never leaves the machine; through a proxy, "loopback" would be the proxy's and the key
+//! set would cross the network in clear. So `HTTP_PROXY` is not read, and those fetches stay direct.
 //!
 //! The matching is hyper-util's proxy `Matcher`, the code reqwest applies to the same variables, with
 //! curl's rules: `NO_PROXY` lists host names (each also matching its subdomains, a leading dot
@@ -41,23 +45,15 @@ impl Proxies {
                     .map(|v| (name, v.trim().to_owned()))
             })
         };
-        let https = first(["HTTPS_PROXY", "https_proxy"]);
-        let http = first(["HTTP_PROXY", "http_proxy"]);
-        let all = first(["ALL_PROXY", "all_proxy"]);
+        let https =
+            first(["HTTPS_PROXY", "https_proxy"]).or_else(|| first(["ALL_PROXY", "all_proxy"]));
         let no = first(["NO_PROXY", "no_proxy"]);
         let mut builder = Matcher::builder();
         let mut described = Vec::new();
-        for (setting, for_scheme) in [(&https, "https"), (&http, "http"), (&all, "all")] {
-            let Some((name, value)) = setting else {
-                continue;
-            };
+        if let Some((name, value)) = &https {
             let shown = check(name, value)?;
-            described.push(format!("{for_scheme} through {shown} ({name})"));
-            builder = match for_scheme {
-                "https" => builder.https(value.as_str()),
-                "http" => builder.http(value.as_str()),
-                _ => builder.all(value.as_str()),
-            };
+            described.push(format!("https through {shown} ({name})"));
+            builder = builder.https(value.as_str());
         }
         if let Some((name, value)) = &no {
             builder = builder.no(value.as_str());
@@ -71,7 +67,7 @@ impl Proxies {
         })
     }
 
-    /// The proxy for `target`, or `None` to connect directly.
+    /// The proxy for `target`, or `None` to connect directly (always for `http://`).
     pub fn route(&self, target: &Uri) -> Option<Route> {
         let intercept = self.matcher.intercept(target)?;
         let proxy = intercept.uri();
@@ -140,26 +136,34 @@ mod tests {
     }
 
     #[test]
-    fn each_scheme_takes_its_own_proxy_and_upper_case_wins() {
+    fn https_takes_the_https_proxy_upper_case_first_else_all_proxy() {
         let p = proxies(&[
             ("HTTPS_PROXY", "http://egress:3128"),
             ("https_proxy", "http://ignored:1"),
-            ("http_proxy", "plain:8080"),
+            ("ALL_PROXY", "http://ignored:2"),
         ])
         .unwrap();
         assert_eq!(
             via(&p, "https://idp.example.com/k").as_deref(),
             Some("egress:3128")
         );
-        assert_eq!(
-            via(&p, "http://127.0.0.1:9/k").as_deref(),
-            Some("plain:8080")
-        );
         let all = proxies(&[("all_proxy", "http://[::1]:3128")]).unwrap();
         assert_eq!(
             via(&all, "https://a.example/k").as_deref(),
             Some("::1:3128")
         );
+    }
+
+    // Plain http is for loopback hosts only: through a proxy it would leave the machine in clear.
+    #[test]
+    fn plain_http_is_never_proxied_and_http_proxy_is_not_read() {
+        let p = proxies(&[
+            ("HTTPS_PROXY", "http://egress:3128"),
+            ("ALL_PROXY", "http://egress:3128"),
+            ("HTTP_PROXY", "socks5://not-even-checked:1"),
+        ])
+        .unwrap();
+        assert_eq!(via(&p, "http://127.0.0.1:9/k"), None);
     }
 
     #[test]
@@ -207,7 +211,7 @@ mod tests {
         for (name, value, expected) in [
             ("HTTPS_PROXY", "socks5://egress:1080", "socks5:// proxies"),
             ("https_proxy", "https://egress:3128", "https:// proxies"),
-            ("HTTP_PROXY", "http://", "not a proxy URL"),
+            ("HTTPS_PROXY", "http://", "not a proxy URL"),
             ("ALL_PROXY", "http://user:pw@ bad", "not a proxy URL"),
         ] {
             let e = proxies(&[(name, value)]).err().unwrap();
