@@ -3,8 +3,8 @@
 //! A thin shell around [`jwtv_service`]: it reads the configuration (environment, TOML file, CLI),
 //! listens on TCP with hyper, protects itself (connection count, header size, request time, body size),
 //! hands every request to [`jwtv_service::Service::handle`] and writes back the answer. It adds what only
-//! a long-running native process needs: `/metrics`, structured logs, graceful shutdown, and the `mint`
-//! and `check-config` helpers.
+//! a long-running native process needs: `/metrics`, structured logs, graceful shutdown, configuration
+//! reload without a restart, and the `mint` and `check-config` helpers.
 //!
 //! What it must not do: decide anything about a token or shape an answer to one. Every verdict, status
 //! code and body comes from the service and the verifier, which the WebAssembly component shares, so
@@ -17,17 +17,16 @@ mod keys;
 mod logging;
 mod metrics;
 mod mint;
+mod reload;
 mod serve;
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser as _;
-use jwtv_service::Service;
-use jwtv_service::config::{self, ConfigError, Loaded};
+use jwtv_service::config::{ConfigError, Loaded};
 
 use crate::cli::{Cli, Command, GlobalArgs, MintArgs, ServeArgs};
 
@@ -48,17 +47,8 @@ fn main() -> ExitCode {
 }
 
 /// Loads the configuration from the process environment, `--config` standing in for `JWT_CONFIG`.
-fn load(global: &GlobalArgs) -> Result<Loaded, ConfigError> {
-    let config_file = global
-        .config
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
-    let env = |name: &str| match (name, &config_file) {
-        ("JWT_CONFIG", Some(file)) => Some(file.clone()),
-        _ => std::env::var(name).ok(),
-    };
-    let read = |path: &Path| std::fs::read(path);
-    config::load(&env, &read)
+fn load(global: &GlobalArgs) -> (Result<Loaded, ConfigError>, reload::Inputs) {
+    reload::Source::new(global.config.as_deref()).load()
 }
 
 fn config_error(error: &ConfigError) -> ExitCode {
@@ -80,15 +70,15 @@ fn now_secs() -> u64 {
 }
 
 fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
-    let (loaded, demo_token) = if args.demo {
+    let (loaded, inputs, demo_token) = if args.demo {
         match demo::load() {
-            Ok(demo) => (demo.loaded, Some(demo.token)),
+            Ok(demo) => (demo.loaded, reload::Inputs::none(), Some(demo.token)),
             Err(e) => return fail(EXIT_RUNTIME, &e),
         }
     } else {
         match load(global) {
-            Ok(loaded) => (loaded, None),
-            Err(e) => return config_error(&e),
+            (Ok(loaded), inputs) => (loaded, inputs, None),
+            (Err(e), _) => return config_error(&e),
         }
     };
     for warning in &loaded.warnings {
@@ -102,30 +92,17 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         settings.listen = listen;
     }
     let max_token_bytes = loaded.verifier.limits().max_token_bytes;
-    let keys = match keys::Keys::new(
-        loaded.keys,
-        loaded.remote,
-        loaded.verifier.policies(),
-        &settings.fetch,
-    ) {
-        Ok(keys) => Arc::new(keys),
-        Err(e) => {
-            return fail(
-                EXIT_RUNTIME,
-                &e.context("cannot prepare the key-set fetcher"),
-            );
-        }
+    let active = match reload::Active::build(loaded, inputs.digest.clone(), None) {
+        Ok(active) => active,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
     };
-    let mut service = Service::new(loaded.verifier, keys.clone(), loaded.options);
-    let cache = (settings.token_cache_size > 0).then(|| {
-        Arc::new(cache::VerifiedCache::new(
-            settings.token_cache_size,
-            keys.generation_counter(),
-        ))
+    // The demo reads nothing, and a reload would only replace its secret.
+    let reload = (!args.demo).then(|| reload::Plan {
+        source: reload::Source::new(global.config.as_deref()),
+        inputs,
+        interval: (args.reload_interval > 0.0)
+            .then(|| Duration::from_secs_f64(args.reload_interval)),
     });
-    if let Some(cache) = &cache {
-        service = service.with_token_cache(cache.clone());
-    }
     let announce = demo_token.map(|token| {
         Box::new(move |addr: std::net::SocketAddr| {
             format!(
@@ -147,9 +124,8 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         }
     };
     let setup = serve::Setup {
-        service,
-        keys,
-        cache,
+        current: Arc::new(reload::Current::new(active)),
+        reload,
         settings,
         max_token_bytes,
         announce,
@@ -161,7 +137,7 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
 }
 
 fn mint(args: &MintArgs, global: &GlobalArgs) -> ExitCode {
-    let loaded = match load(global) {
+    let loaded = match load(global).0 {
         Ok(loaded) => loaded,
         Err(e) => return config_error(&e),
     };
@@ -188,7 +164,8 @@ fn mint(args: &MintArgs, global: &GlobalArgs) -> ExitCode {
 }
 
 fn check_config(global: &GlobalArgs) -> ExitCode {
-    let loaded = match load(global) {
+    let (loaded, inputs) = load(global);
+    let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return config_error(&e),
     };
@@ -202,6 +179,9 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
         out.push_str(warning);
         out.push('\n');
     }
+    out.push_str("configuration digest: sha256:");
+    out.push_str(&inputs.digest);
+    out.push('\n');
     out.push_str("configuration OK\n");
     let mut stdout = std::io::stdout().lock();
     match stdout
