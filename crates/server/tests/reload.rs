@@ -24,7 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use support::jwt::{hmac_token, hs256};
-use support::keyserver::{TestJwk, jwks};
+use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::{IO_TIMEOUT, Server, Target, TempDir, TestConfig, assert_no_failures, find, now};
 
 /// Between two checks of the watched files: short, so the tests are quick.
@@ -542,5 +542,59 @@ fn rotating_an_hmac_secret_with_overlapping_kids_refuses_no_token() {
     let (served, failures) = load.finish();
     assert!(served > 0);
     assert_eq!(reloads(&server, "applied"), 2);
+    assert_no_failures(failures);
+}
+
+#[test]
+fn a_new_jwks_uri_is_fetched_before_the_swap_and_an_unreachable_one_is_not_swapped_in() {
+    let (k1, k2) = (TestJwk::es256("k1"), TestJwk::es256("k2"));
+    let (a, b) = (
+        KeyServer::start(jwks(&[&k1])),
+        KeyServer::start(jwks(&[&k2])),
+    );
+    let toml = |uri: &str, comment: &str| {
+        format!(
+            "# {comment}\n[fetch]\nallow_http_loopback = true\ntimeout_secs = 1\n\
+             [[issuers]]\nissuer = \"https://issuer.test\"\njwks_uri = \"{uri}\"\n"
+        )
+    };
+    let dir = TempDir::new();
+    let config = dir.write("jwtv.toml", toml(&a.url(JWKS_PATH), "a").as_bytes());
+    let server = start(TestConfig::new().arg("--config").arg(path_str(&config)));
+    let claims = json!({"iss": "https://issuer.test", "sub": "a", "exp": now() + 600});
+    let (t1, t2) = (k1.token(&claims), k2.token(&claims));
+    wait_status(&server, &t1, 200);
+    let load = Load::start(server.addr, vec![(t1.clone(), &[200])]);
+
+    // Another configuration, the same key source: its set and refresh are carried over, unfetched.
+    replace(&config, toml(&a.url(JWKS_PATH), "a, commented").as_bytes());
+    wait_reloads(&server, "applied", 1);
+    assert_eq!(
+        a.requests(JWKS_PATH),
+        1,
+        "no refetch for an unchanged source"
+    );
+
+    // A new source that cannot be fetched: the active configuration stays, ready.
+    b.set_mode(Mode::Down);
+    replace(&config, toml(&b.url(JWKS_PATH), "b").as_bytes());
+    wait_reloads(&server, "failed", 1);
+    assert!(
+        server.stderr_text().contains("was not fetched within"),
+        "{}",
+        server.stderr_text()
+    );
+    assert_eq!(server.get("/readyz").status, 200);
+    assert_eq!(server.validate(&t1).status, 200);
+
+    // Once it answers, the next change swaps it in with its keys already there.
+    load.set(vec![(t1.clone(), &[200, 401]), (t2.clone(), &[200, 401])]);
+    b.set_mode(Mode::Normal);
+    replace(&config, toml(&b.url(JWKS_PATH), "b").as_bytes());
+    wait_reloads(&server, "applied", 2);
+    assert_eq!(server.validate(&t2).status, 200, "fetched before the swap");
+    assert_eq!(server.validate(&t1).status, 401);
+    assert_eq!(server.get("/readyz").status, 200);
+    let (_, failures) = load.finish();
     assert_no_failures(failures);
 }
