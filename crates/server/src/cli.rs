@@ -175,6 +175,15 @@ EXAMPLES
   jwt-validator mint --sub alice --aud api           a test token signed with the configured secret
   jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
   kill -HUP $(pidof jwt-validator)                   reload the configuration now
+  jwt-validator explain "$TOKEN"                     why this token is accepted or refused
+
+EXPLAIN
+  jwt-validator explain [TOKEN|-] [--json] loads the configuration as the service does (remote key sets
+  are fetched once) and prints the decoded header and claims (never the signature), the issuer and
+  policy the token falls under, the key that verifies it, every check in order with its verdict (exp,
+  nbf and iat relative to now, with the leeway), and the answers of POST /validate and GET /auth. The
+  checks are the verifier's own, traced as it runs; the answers are the service's.
+  Exit status: 0 valid, 1 refused, 2 configuration or usage error.
 
 EXIT STATUS
   0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen),
@@ -232,6 +241,20 @@ pub enum Command {
     Mint(MintArgs),
     /// Load the configuration, describe it and exit: 0 when usable, 2 with the error otherwise.
     CheckConfig,
+    /// Explain why a token is accepted or refused with the configuration: exit 0 valid, 1 refused,
+    /// 2 configuration error.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExplainArgs {
+    /// The token; `-` or nothing: read it from stdin.
+    #[arg(value_name = "TOKEN|-")]
+    pub token: Option<String>,
+
+    /// Print the explanation as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -13,6 +13,7 @@
 mod cache;
 mod cli;
 mod demo;
+mod explain;
 mod keys;
 mod logging;
 mod metrics;
@@ -28,12 +29,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser as _;
 use jwtv_service::config::{ConfigError, Loaded};
 
-use crate::cli::{Cli, Command, GlobalArgs, MintArgs, ServeArgs};
+use crate::cli::{Cli, Command, ExplainArgs, GlobalArgs, MintArgs, ServeArgs};
 
 /// A configuration or usage problem: one line on stderr, exit status 2.
 const EXIT_CONFIG: u8 = 2;
 /// A runtime failure (cannot listen, I/O): exit status 1.
 const EXIT_RUNTIME: u8 = 1;
+/// `explain`: the token is refused.
+const EXIT_REFUSED: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args.or(cli.serve), &cli.global),
         Some(Command::Mint(args)) => mint(&args, &cli.global),
         Some(Command::CheckConfig) => check_config(&cli.global),
+        Some(Command::Explain(args)) => explain(&args, &cli.global),
     }
 }
 
@@ -193,5 +197,51 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
             EXIT_RUNTIME,
             &anyhow::Error::new(e).context("cannot write the summary"),
         ),
+    }
+}
+
+fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
+    let token = match args.token.as_deref() {
+        Some(token) if token != "-" => token.to_owned(),
+        _ => {
+            let mut read = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut read) {
+                let e = anyhow::Error::new(e).context("cannot read the token from stdin");
+                return fail(EXIT_CONFIG, &e);
+            }
+            // Piped with its line end.
+            let end = read.trim_end_matches(['\n', '\r']).len();
+            read.truncate(end);
+            read
+        }
+    };
+    let loaded = match load(global).0 {
+        Ok(loaded) => loaded,
+        Err(e) => return config_error(&e),
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let explanation = match explain::explain(loaded, &token, now_secs()) {
+        Ok(explanation) => explanation,
+        Err(e) => return fail(EXIT_CONFIG, &e.context("cannot prepare the keys")),
+    };
+    let text = if args.json {
+        format!("{}\n", explanation.report)
+    } else {
+        explain::render_text(&explanation.report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        let e = anyhow::Error::new(e).context("cannot write the explanation");
+        return fail(EXIT_RUNTIME, &e);
+    }
+    if explanation.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REFUSED)
     }
 }

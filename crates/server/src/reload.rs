@@ -29,10 +29,6 @@ use jwtv_service::config::{self, ConfigError, Loaded, ServerSettings};
 use crate::cache::VerifiedCache;
 use crate::keys::Keys;
 
-/// How long a reload waits for the first fetch of a new remote key set, beyond the fetch timeout (the
-/// fetcher retries a failed first attempt after one second).
-const FIRST_FETCH_GRACE: Duration = Duration::from_secs(2);
-
 /// The identity of what a path resolved to when it was read; `None` in [`Inputs`] when it was absent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
@@ -373,17 +369,13 @@ impl Watcher {
             return Ok(None);
         };
         active.keys.start();
-        let wait = active.keys.fetch_timeout() + FIRST_FETCH_GRACE;
-        let deadline = Instant::now() + wait;
-        while !active.keys.all_fetched() {
-            if Instant::now() >= deadline {
-                // Dropping `active` stops the fetchers it started.
-                return Err(format!(
-                    "a remote key set of the new configuration was not fetched within {}s",
-                    wait.as_secs()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let (fetched, bound) = active.keys.first_fetch().await;
+        if !fetched {
+            // Dropping `active` stops the fetchers it started.
+            return Err(format!(
+                "a remote key set of the new configuration was not fetched within {}s",
+                bound.as_secs()
+            ));
         }
         for warning in &warnings {
             tracing::warn!("{warning}");

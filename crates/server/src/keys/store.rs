@@ -7,12 +7,17 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use jwtv_service::config::{ConfiguredKeys, FetchSettings, RemoteSource};
 use jwtv_service::verifier::{KeySet, KeyStore, Policy};
 
 use super::fetch::Fetcher;
 use super::remote::Remote;
+
+/// How long a first fetch may take beyond the fetch timeout: the fetcher retries a failed first
+/// attempt after one second.
+const FIRST_FETCH_GRACE: Duration = Duration::from_secs(2);
 
 enum Slot {
     Configured(Option<Arc<KeySet>>),
@@ -115,14 +120,18 @@ impl Keys {
         }
     }
 
-    /// The bound of one fetch.
-    pub fn fetch_timeout(&self) -> std::time::Duration {
-        self.settings.timeout
-    }
-
-    /// Whether every remote source has a key set.
-    pub fn all_fetched(&self) -> bool {
-        self.remotes.iter().all(|r| r.key_set().is_some())
+    /// Waits, after [`Keys::start`], until every remote source has a key set, for at most the fetch
+    /// timeout plus [`FIRST_FETCH_GRACE`]. Returns whether they all have one, and the bound.
+    pub async fn first_fetch(&self) -> (bool, Duration) {
+        let bound = self.settings.timeout + FIRST_FETCH_GRACE;
+        let deadline = Instant::now() + bound;
+        while !self.remotes.iter().all(|r| r.key_set().is_some()) {
+            if Instant::now() >= deadline {
+                return (false, bound);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (true, bound)
     }
 
     pub fn generation(&self) -> u64 {
