@@ -460,6 +460,36 @@ fn half_written_and_garbage_files_keep_the_active_configuration_and_are_counted(
 }
 
 #[test]
+fn a_weak_or_missing_secret_keeps_the_active_one() {
+    const WEAK: &str = "weak-secret-xyz";
+    let dir = TempDir::new();
+    let file = dir.write("secret", secret(0).as_bytes());
+    let server = start(TestConfig::new().env("JWT_SECRET_FILE", path_str(&file)));
+    let token = hs256(secret(0).as_bytes(), &claims());
+    assert_eq!(server.validate(&token).status, 200);
+
+    replace(&file, WEAK.as_bytes());
+    wait_reloads(&server, "failed", 1);
+    assert_eq!(server.validate(&token).status, 200, "a weak secret");
+    std::fs::remove_file(&file).unwrap();
+    wait_reloads(&server, "failed", 2);
+    assert_eq!(server.validate(&token).status, 200, "a missing file");
+    assert_eq!(server.get("/readyz").status, 200);
+    // The file back as it was: the configuration serving.
+    replace(&file, secret(0).as_bytes());
+    wait_reloads(&server, "unchanged", 1);
+    assert_eq!(reloads(&server, "applied"), 0);
+    let log = server.stderr_text();
+    let failed = log.lines().filter(|l| l.contains("reload failed"));
+    assert!(
+        failed.clone().all(|l| l.contains("JWT_SECRET_FILE")),
+        "{log}"
+    );
+    assert_eq!(failed.count(), 2, "{log}");
+    server.assert_not_logged(WEAK);
+}
+
+#[test]
 fn sighup_with_an_unchanged_configuration_keeps_digest_and_cache() {
     let dir = TempDir::new();
     let file = dir.write("secret", secret(0).as_bytes());
