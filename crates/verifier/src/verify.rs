@@ -131,7 +131,6 @@ impl Verifier {
     }
 
     /// Verifies `token` at time `now` (seconds since the Unix epoch) with the keys of `keys`.
-    #[inline]
     pub fn verify(
         &self,
         token: &[u8],
