@@ -169,14 +169,6 @@ RELOAD (native server; the component reads its configuration per instance)
   JWK set of both, or issuers[N].public_keys); sign with the new one; remove the old one once the
   last token it signed has expired.
 
-EXAMPLES
-  jwt-validator --demo                               demo configuration and a ready-to-paste curl
-  JWT_SECRET=$(openssl rand -hex 32) jwt-validator   seed-compatible start on port 3000
-  jwt-validator mint --sub alice --aud api           a test token signed with the configured secret
-  jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
-  kill -HUP $(pidof jwt-validator)                   reload the configuration now
-  jwt-validator explain "$TOKEN"                     why this token is accepted or refused
-
 EXPLAIN
   jwt-validator explain [TOKEN|-] [--json] loads the configuration as the service does (remote key sets
   are fetched once) and prints the decoded header and claims (never the signature), the issuer and
@@ -184,6 +176,14 @@ EXPLAIN
   nbf and iat relative to now, with the leeway), and the answers of POST /validate and GET /auth. The
   checks are the verifier's own, traced as it runs; the answers are the service's.
   Exit status: 0 valid, 1 refused, 2 configuration or usage error.
+
+EXAMPLES
+  jwt-validator --demo                               demo configuration and a ready-to-paste curl
+  JWT_SECRET=$(openssl rand -hex 32) jwt-validator   seed-compatible start on port 3000
+  jwt-validator mint --sub alice --aud api           a test token signed with the configured secret
+  jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
+  kill -HUP $(pidof jwt-validator)                   reload the configuration now
+  jwt-validator explain "$TOKEN"                     why this token is accepted or refused
 
 EXIT STATUS
   0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen),

@@ -4,7 +4,7 @@
 //! listens on TCP with hyper, protects itself (connection count, header size, request time, body size),
 //! hands every request to [`jwtv_service::Service::handle`] and writes back the answer. It adds what only
 //! a long-running native process needs: `/metrics`, structured logs, graceful shutdown, configuration
-//! reload without a restart, and the `mint` and `check-config` helpers.
+//! reload without a restart, and the `mint`, `check-config` and `explain` helpers.
 //!
 //! What it must not do: decide anything about a token or shape an answer to one. Every verdict, status
 //! code and body comes from the service and the verifier, which the WebAssembly component shares, so

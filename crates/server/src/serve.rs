@@ -1,7 +1,8 @@
 //! The listener: accepts connections, bounds them (count, header size, time, body size), hands each
 //! request to the service and writes back what it answered. Also `/metrics`, decision logs, graceful
-//! shutdown, configuration reload (see [`crate::reload`]), and the one retry the pure service cannot do itself: after an `unknown_kid` for an issuer
-//! whose keys are fetched, refetch (rate-limited, single flight) and ask the service once more.
+//! shutdown, configuration reload (see [`crate::reload`]), and the one retry the pure service cannot
+//! do itself: after an `unknown_kid` for an issuer whose keys are fetched, refetch (rate-limited,
+//! single flight) and ask the service once more.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
