@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::contract::{accepted_token_cases, claims, config, rejected_token_cases, token, with};
+use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::{Server, Target, TestConfig, assert_no_failures, binary, now, run_to_exit};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -143,4 +144,30 @@ fn a_configuration_error_exits_2_with_one_line() {
     assert_eq!(exited.stderr.lines().count(), 1, "{}", exited.stderr);
     assert!(exited.stderr.contains("JWT_LEEWAY"), "{}", exited.stderr);
     assert!(exited.stdout.is_empty());
+}
+
+#[test]
+fn a_remote_key_set_is_fetched_once_and_an_unreachable_one_is_reported() {
+    let key = TestJwk::es256("k1");
+    let keys = KeyServer::start(jwks(&[&key]));
+    let config = |uri: &str| {
+        TestConfig::new()
+            .env("JWT_ISSUER", "https://issuer.test")
+            .env("JWT_JWKS_URI", uri)
+            .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+            .env("JWT_FETCH_TIMEOUT", "1")
+    };
+    let token = key.token(&serde_json::json!({"iss": "https://issuer.test", "exp": now() + 600}));
+
+    let (exit, report) = explain_json(&config(&keys.url(JWKS_PATH)), &token);
+    assert_eq!(exit, Some(0), "{report}");
+    assert_eq!(report["key"]["kid"], "k1");
+    assert_eq!(keys.requests(JWKS_PATH), 1);
+
+    keys.set_mode(Mode::Down);
+    let (exit, report) = explain_json(&config(&keys.url(JWKS_PATH)), &token);
+    assert_eq!(exit, Some(1), "{report}");
+    assert_eq!(report["validate"]["status"], 503, "{report}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("not fetched"), "{report}");
 }
