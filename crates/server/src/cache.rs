@@ -11,6 +11,8 @@
 //! - Never past its key set: entries are only valid for the key-store generation they were verified
 //!   under, so a fetched key set that changes (rotation, a key withdrawn) empties the cache, and a
 //!   verification that began before the change is not stored after it (the ticket).
+//! - Never past its configuration: a reload that swaps in a new service gives it a new, empty cache
+//!   ([`VerifiedCache::succeeding`]); requests still running on the old service fill only the old one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +83,23 @@ impl VerifiedCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// An empty cache for the service that replaces `previous`'s, its counters carried on so that
+    /// `/metrics` counts across reloads.
+    pub fn succeeding(
+        previous: &VerifiedCache,
+        capacity: usize,
+        generation: Arc<AtomicU64>,
+    ) -> VerifiedCache {
+        let cache = VerifiedCache::new(capacity, generation);
+        cache
+            .hits
+            .store(previous.hits.load(Ordering::Relaxed), Ordering::Relaxed);
+        cache
+            .misses
+            .store(previous.misses.load(Ordering::Relaxed), Ordering::Relaxed);
+        cache
     }
 
     pub fn len(&self) -> usize {

@@ -157,11 +157,39 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   only ever checked against the keys of the issuer it claims. Errors name the place: file:line:column, or the field as issuers[N].field
   (N counts from 0).
 
+RELOAD (native server; the component reads its configuration per instance)
+  The configuration is read again, without a restart, on SIGHUP and when a file it read changes (the
+  TOML file, JWT_SECRET_FILE, JWT_JWKS_FILE, PEM and key files), checked every --reload-interval
+  seconds (default 2; 0: SIGHUP only). Paths are followed through symlinks, so a Kubernetes Secret or
+  ConfigMap updated in place (its ..data symlink swapped) is picked up. Environment variables cannot
+  change; everything read from files can.
+  A new configuration is built completely, then swapped in: requests in flight finish on the old one,
+  the token cache starts empty, remote key sets configured as before keep their keys and refresh, new
+  ones are fetched before the swap. A configuration that does not load (unparsable, a weak secret, a
+  missing or half-written file, a key set that cannot be fetched) never replaces the active one: it is
+  logged as one line and counted, and the old one keeps serving (/readyz stays 200). The listen
+  address, request timeout, connection limit and token size limit take effect at the next restart.
+  /metrics: jwtv_config_reloads_total{result="applied|unchanged|failed"}, jwtv_config_info{digest=...}
+  (SHA-256 of everything read, as check-config prints it) and jwtv_config_age_seconds.
+  Rotating a key with no token refused: publish the new key beside the old one, each with a kid (a
+  JWK set of both, or issuers[N].public_keys); sign with the new one; remove the old one once the
+  last token it signed has expired.
+
+EXPLAIN
+  jwt-validator explain [TOKEN|-] [--json] loads the configuration as the service does (remote key sets
+  are fetched once) and prints the decoded header and claims (never the signature), the issuer and
+  policy the token falls under, the key that verifies it, every check in order with its verdict (exp,
+  nbf and iat relative to now, with the leeway), and the answers of POST /validate and GET /auth. The
+  checks are the verifier's own, traced as it runs; the answers are the service's.
+  Exit status: 0 valid, 1 refused, 2 configuration or usage error.
+
 EXAMPLES
   jwt-validator --demo                               demo configuration and a ready-to-paste curl
   JWT_SECRET=$(openssl rand -hex 32) jwt-validator   seed-compatible start on port 3000
   jwt-validator mint --sub alice --aud api           a test token signed with the configured secret
   jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
+  kill -HUP $(pidof jwt-validator)                   reload the configuration now
+  jwt-validator explain "$TOKEN"                     why this token is accepted or refused
 
 EXIT STATUS
   0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen),
@@ -219,6 +247,20 @@ pub enum Command {
     Mint(MintArgs),
     /// Load the configuration, describe it and exit: 0 when usable, 2 with the error otherwise.
     CheckConfig,
+    /// Explain why a token is accepted or refused with the configuration: exit 0 valid, 1 refused,
+    /// 2 configuration error.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExplainArgs {
+    /// The token; `-` or nothing: read it from stdin.
+    #[arg(value_name = "TOKEN|-")]
+    pub token: Option<String>,
+
+    /// Print the explanation as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -231,14 +273,35 @@ pub struct ServeArgs {
     /// 127.0.0.1:3000 and print a curl command with a valid token. Ignores the environment.
     #[arg(long, conflicts_with = "config")]
     pub demo: bool,
+
+    /// Seconds between two checks of the files the configuration was read from (0: reload on SIGHUP
+    /// only). A change reloads the configuration.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_RELOAD_INTERVAL, value_parser = reload_interval)]
+    pub reload_interval: f64,
+}
+
+const DEFAULT_RELOAD_INTERVAL: f64 = 2.0;
+
+fn reload_interval(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(secs) if (0.0..=86_400.0).contains(&secs) => Ok(secs),
+        _ => Err("expected seconds between 0 and 86400, e.g. 2 or 0.5".to_owned()),
+    }
 }
 
 impl ServeArgs {
     /// These flags, completed by those given before the `serve` word.
     pub fn or(self, outer: ServeArgs) -> ServeArgs {
+        // A default interval defers to one given before the `serve` word.
+        let reload_interval = if self.reload_interval == DEFAULT_RELOAD_INTERVAL {
+            outer.reload_interval
+        } else {
+            self.reload_interval
+        };
         ServeArgs {
             listen: self.listen.or(outer.listen),
             demo: self.demo || outer.demo,
+            reload_interval,
         }
     }
 }

@@ -3,8 +3,8 @@
 //! A thin shell around [`jwtv_service`]: it reads the configuration (environment, TOML file, CLI),
 //! listens on TCP with hyper, protects itself (connection count, header size, request time, body size),
 //! hands every request to [`jwtv_service::Service::handle`] and writes back the answer. It adds what only
-//! a long-running native process needs: `/metrics`, structured logs, graceful shutdown, and the `mint`
-//! and `check-config` helpers.
+//! a long-running native process needs: `/metrics`, structured logs, graceful shutdown, configuration
+//! reload without a restart, and the `mint`, `check-config` and `explain` helpers.
 //!
 //! What it must not do: decide anything about a token or shape an answer to one. Every verdict, status
 //! code and body comes from the service and the verifier, which the WebAssembly component shares, so
@@ -13,28 +13,30 @@
 mod cache;
 mod cli;
 mod demo;
+mod explain;
 mod keys;
 mod logging;
 mod metrics;
 mod mint;
+mod reload;
 mod serve;
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser as _;
-use jwtv_service::Service;
-use jwtv_service::config::{self, ConfigError, Loaded};
+use jwtv_service::config::{ConfigError, Loaded};
 
-use crate::cli::{Cli, Command, GlobalArgs, MintArgs, ServeArgs};
+use crate::cli::{Cli, Command, ExplainArgs, GlobalArgs, MintArgs, ServeArgs};
 
 /// A configuration or usage problem: one line on stderr, exit status 2.
 const EXIT_CONFIG: u8 = 2;
 /// A runtime failure (cannot listen, I/O): exit status 1.
 const EXIT_RUNTIME: u8 = 1;
+/// `explain`: the token is refused.
+const EXIT_REFUSED: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,21 +46,13 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args.or(cli.serve), &cli.global),
         Some(Command::Mint(args)) => mint(&args, &cli.global),
         Some(Command::CheckConfig) => check_config(&cli.global),
+        Some(Command::Explain(args)) => explain(&args, &cli.global),
     }
 }
 
 /// Loads the configuration from the process environment, `--config` standing in for `JWT_CONFIG`.
-fn load(global: &GlobalArgs) -> Result<Loaded, ConfigError> {
-    let config_file = global
-        .config
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
-    let env = |name: &str| match (name, &config_file) {
-        ("JWT_CONFIG", Some(file)) => Some(file.clone()),
-        _ => std::env::var(name).ok(),
-    };
-    let read = |path: &Path| std::fs::read(path);
-    config::load(&env, &read)
+fn load(global: &GlobalArgs) -> (Result<Loaded, ConfigError>, reload::Inputs) {
+    reload::Source::new(global.config.as_deref()).load()
 }
 
 fn config_error(error: &ConfigError) -> ExitCode {
@@ -80,15 +74,15 @@ fn now_secs() -> u64 {
 }
 
 fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
-    let (loaded, demo_token) = if args.demo {
+    let (loaded, inputs, demo_token) = if args.demo {
         match demo::load() {
-            Ok(demo) => (demo.loaded, Some(demo.token)),
+            Ok(demo) => (demo.loaded, reload::Inputs::none(), Some(demo.token)),
             Err(e) => return fail(EXIT_RUNTIME, &e),
         }
     } else {
         match load(global) {
-            Ok(loaded) => (loaded, None),
-            Err(e) => return config_error(&e),
+            (Ok(loaded), inputs) => (loaded, inputs, None),
+            (Err(e), _) => return config_error(&e),
         }
     };
     for warning in &loaded.warnings {
@@ -102,25 +96,17 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         settings.listen = listen;
     }
     let max_token_bytes = loaded.verifier.limits().max_token_bytes;
-    let keys = match keys::Keys::new(
-        loaded.keys,
-        loaded.remote,
-        loaded.verifier.policies(),
-        &settings.fetch,
-    ) {
-        Ok(keys) => Arc::new(keys),
+    let active = match reload::Active::build(loaded, inputs.digest.clone(), None) {
+        Ok(active) => active,
         Err(e) => return fail(EXIT_CONFIG, &e.context("configuration error")),
     };
-    let mut service = Service::new(loaded.verifier, keys.clone(), loaded.options);
-    let cache = (settings.token_cache_size > 0).then(|| {
-        Arc::new(cache::VerifiedCache::new(
-            settings.token_cache_size,
-            keys.generation_counter(),
-        ))
+    // The demo reads nothing, and a reload would only replace its secret.
+    let reload = (!args.demo).then(|| reload::Plan {
+        source: reload::Source::new(global.config.as_deref()),
+        inputs,
+        interval: (args.reload_interval > 0.0)
+            .then(|| Duration::from_secs_f64(args.reload_interval)),
     });
-    if let Some(cache) = &cache {
-        service = service.with_token_cache(cache.clone());
-    }
     let announce = demo_token.map(|token| {
         Box::new(move |addr: std::net::SocketAddr| {
             format!(
@@ -142,9 +128,8 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         }
     };
     let setup = serve::Setup {
-        service,
-        keys,
-        cache,
+        current: Arc::new(reload::Current::new(active)),
+        reload,
         settings,
         max_token_bytes,
         announce,
@@ -156,7 +141,7 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
 }
 
 fn mint(args: &MintArgs, global: &GlobalArgs) -> ExitCode {
-    let loaded = match load(global) {
+    let loaded = match load(global).0 {
         Ok(loaded) => loaded,
         Err(e) => return config_error(&e),
     };
@@ -183,7 +168,8 @@ fn mint(args: &MintArgs, global: &GlobalArgs) -> ExitCode {
 }
 
 fn check_config(global: &GlobalArgs) -> ExitCode {
-    let loaded = match load(global) {
+    let (loaded, inputs) = load(global);
+    let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return config_error(&e),
     };
@@ -197,6 +183,9 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
         out.push_str(warning);
         out.push('\n');
     }
+    out.push_str("configuration digest: sha256:");
+    out.push_str(&inputs.digest);
+    out.push('\n');
     out.push_str("configuration OK\n");
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -208,5 +197,51 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
             EXIT_RUNTIME,
             &anyhow::Error::new(e).context("cannot write the summary"),
         ),
+    }
+}
+
+fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
+    let token = match args.token.as_deref() {
+        Some(token) if token != "-" => token.to_owned(),
+        _ => {
+            let mut read = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut read) {
+                let e = anyhow::Error::new(e).context("cannot read the token from stdin");
+                return fail(EXIT_CONFIG, &e);
+            }
+            // Piped with its line end.
+            let end = read.trim_end_matches(['\n', '\r']).len();
+            read.truncate(end);
+            read
+        }
+    };
+    let loaded = match load(global).0 {
+        Ok(loaded) => loaded,
+        Err(e) => return config_error(&e),
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let explanation = match explain::explain(loaded, &token, now_secs()) {
+        Ok(explanation) => explanation,
+        Err(e) => return fail(EXIT_CONFIG, &e.context("cannot prepare the keys")),
+    };
+    let text = if args.json {
+        format!("{}\n", explanation.report)
+    } else {
+        explain::render_text(&explanation.report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        let e = anyhow::Error::new(e).context("cannot write the explanation");
+        return fail(EXIT_RUNTIME, &e);
+    }
+    if explanation.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REFUSED)
     }
 }

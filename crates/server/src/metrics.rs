@@ -1,6 +1,7 @@
 //! Prometheus metrics, hand-written over atomics: decisions by route and code, request latency, requests
 //! in flight, build information; key-set fetches by issuer and result, fetch duration, key count and age
-//! of the set in use; token-cache hits and misses.
+//! of the set in use; token-cache hits and misses; configuration reloads by result, and the digest and
+//! age of the configuration serving.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use jwtv_service::verifier::Code;
 use crate::cache::VerifiedCache;
 use crate::keys::Keys;
 use crate::keys::fetch::FetchError;
+use crate::reload::{Active, Reloads};
 
 /// Upper bounds of the latency histogram, in microseconds (50 µs … 1 s).
 const BUCKETS_US: [u64; 14] = [
@@ -283,6 +285,28 @@ pub fn render_cache(out: &mut String, cache: &VerifiedCache) {
         cache.hits.load(Ordering::Relaxed),
         cache.misses.load(Ordering::Relaxed),
         cache.len()
+    );
+}
+
+pub fn render_config(out: &mut String, active: &Active, reloads: &Reloads) {
+    let _ = writeln!(
+        out,
+        "# HELP jwtv_config_reloads_total Configuration reloads by result (applied, unchanged, or failed: the active configuration stayed).\n\
+         # TYPE jwtv_config_reloads_total counter\n\
+         jwtv_config_reloads_total{{result=\"applied\"}} {}\n\
+         jwtv_config_reloads_total{{result=\"unchanged\"}} {}\n\
+         jwtv_config_reloads_total{{result=\"failed\"}} {}\n\
+         # HELP jwtv_config_info The configuration serving: SHA-256 of everything it was read from.\n\
+         # TYPE jwtv_config_info gauge\n\
+         jwtv_config_info{{digest=\"{}\"}} 1\n\
+         # HELP jwtv_config_age_seconds Time since the configuration serving was loaded.\n\
+         # TYPE jwtv_config_age_seconds gauge\n\
+         jwtv_config_age_seconds {:.3}",
+        reloads.applied.load(Ordering::Relaxed),
+        reloads.unchanged.load(Ordering::Relaxed),
+        reloads.failed.load(Ordering::Relaxed),
+        active.digest,
+        active.since.elapsed().as_secs_f64()
     );
 }
 

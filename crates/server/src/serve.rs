@@ -1,7 +1,8 @@
 //! The listener: accepts connections, bounds them (count, header size, time, body size), hands each
 //! request to the service and writes back what it answered. Also `/metrics`, decision logs, graceful
-//! shutdown, and the one retry the pure service cannot do itself: after an `unknown_kid` for an issuer
-//! whose keys are fetched, refetch (rate-limited, single flight) and ask the service once more.
+//! shutdown, configuration reload (see [`crate::reload`]), and the one retry the pure service cannot
+//! do itself: after an `unknown_kid` for an issuer whose keys are fetched, refetch (rate-limited,
+//! single flight) and ask the service once more.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -20,15 +21,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use jwtv_service::Handled;
 use jwtv_service::config::ServerSettings;
 use jwtv_service::verifier::Code;
-use jwtv_service::{Handled, Service};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::cache::VerifiedCache;
-use crate::keys::Keys;
 use crate::metrics::{self, Metrics};
+use crate::reload::{self, Active, Current};
 
 /// How long in-flight requests may take to finish once a shutdown signal arrived.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -40,20 +40,18 @@ fn max_header_bytes(max_token_bytes: usize) -> usize {
 }
 
 struct State {
-    service: Service,
-    keys: Arc<Keys>,
-    cache: Option<Arc<VerifiedCache>>,
+    /// Read once per request: a request finishes on the configuration it began on.
+    current: Arc<Current>,
     metrics: Metrics,
     request_timeout: Duration,
 }
 
 /// What `run` needs besides the service.
 pub struct Setup {
-    pub service: Service,
-    /// The key store the service reads (started here: remote sets are fetched in the background).
-    pub keys: Arc<Keys>,
-    /// The token cache the service was given, for `/metrics`.
-    pub cache: Option<Arc<VerifiedCache>>,
+    /// The configuration to serve (its remote key sets are fetched from here, in the background).
+    pub current: Arc<Current>,
+    /// Reloads of the configuration (none for the demo, which reads nothing).
+    pub reload: Option<reload::Plan>,
     pub settings: ServerSettings,
     pub max_token_bytes: usize,
     /// Printed to stdout after the listening line, with the bound address (the demo's curl command).
@@ -65,6 +63,10 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
     // Signal handlers go in before the listening line, so a supervisor that signals right after
     // reading it is obeyed rather than killing the process.
     let mut shutdown = pin!(shutdown_signal()?);
+    let watcher = match setup.reload {
+        Some(plan) => Some(plan.arm(setup.current.clone())?),
+        None => None,
+    };
     let listen = setup.settings.listen.clone();
     let listener = TcpListener::bind(listen.as_str())
         .await
@@ -82,12 +84,13 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
     }
     tracing::info!(address = %local, "listening");
     // After the listening line: `/healthz` answers at once, `/readyz` once every key set arrived.
-    setup.keys.start();
+    setup.current.get().keys.start();
+    if let Some(watcher) = watcher {
+        tokio::spawn(watcher.run());
+    }
 
     let state = Arc::new(State {
-        service: setup.service,
-        keys: setup.keys,
-        cache: setup.cache,
+        current: setup.current,
         metrics: Metrics::default(),
         request_timeout: setup.settings.request_timeout,
     });
@@ -174,20 +177,22 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 impl State {
     async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
+        let active = self.current.get();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
             let mut text = self.metrics.render();
-            metrics::render_keys(&mut text, &self.keys);
-            if let Some(cache) = &self.cache {
+            metrics::render_keys(&mut text, &active.keys);
+            if let Some(cache) = &active.cache {
                 metrics::render_cache(&mut text, cache);
             }
+            metrics::render_config(&mut text, &active, &self.current.reloads);
             return text_response(text);
         }
         let _in_flight = self.metrics.start();
         let route = metrics::route_of(req.uri().path());
         let handled =
-            match tokio::time::timeout(self.request_timeout, self.read_and_handle(req)).await {
+            match tokio::time::timeout(self.request_timeout, active.read_and_handle(req)).await {
                 Ok(handled) => handled,
-                Err(_) => self.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
+                Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
             };
         let elapsed = started.elapsed();
         self.metrics
@@ -208,7 +213,10 @@ impl State {
         }
         handled.response.map(|body| Full::new(Bytes::from(body)))
     }
+}
 
+/// What a request needs of the configuration it began on.
+impl Active {
     async fn read_and_handle(&self, req: Request<Incoming>) -> Handled {
         let max = self.service.max_body_bytes();
         // A declared length over the limit is refused before a byte of the body is read.

@@ -3,13 +3,14 @@
 use crate::error::{Code, Rejection};
 use crate::json;
 use crate::policy::Policy;
+use crate::trace::{Check, NoTrace, Trace};
 use serde_json::{Map, Value};
 
 pub type Claims = Map<String, Value>;
 
 /// Applies every claim rule of `policy` at time `now` (seconds since the Unix epoch).
 pub fn check(claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection> {
-    check_with_dates(claims, Dates::of(claims), policy, now).map(|_| ())
+    check_with_dates(claims, Dates::of(claims), policy, now, &mut NoTrace).map(|_| ())
 }
 
 /// What a claims set holds under `exp`, `nbf` and `iat`, read while it is parsed (see [`parse`]) or
@@ -85,13 +86,14 @@ pub(crate) fn parse(bytes: &[u8], max_depth: usize) -> Result<(Claims, Dates), S
 
 /// [`check`] with the time claims already read; returns `exp` (seconds since the epoch, when
 /// present) for the result.
-pub(crate) fn check_with_dates(
+pub(crate) fn check_with_dates<T: Trace>(
     claims: &Claims,
     dates: Dates,
     policy: &Policy,
     now: u64,
+    trace: &mut T,
 ) -> Result<Option<f64>, Rejection> {
-    let exp = check_times(dates, policy, now)?;
+    let exp = check_times(dates, policy, now, trace)?;
     if let Some(expected) = &policy.issuer {
         match string_claim(claims, "iss")? {
             Some(iss) if iss == expected => {}
@@ -104,7 +106,9 @@ pub(crate) fn check_with_dates(
             None => return Err(missing("iss")),
         }
     }
+    trace.passed(Check::IssuerClaim);
     check_audience(claims, &policy.audiences)?;
+    trace.passed(Check::Audience);
     if let Some(expected) = &policy.subject {
         match string_claim(claims, "sub")? {
             Some(sub) if sub == expected => {}
@@ -112,13 +116,21 @@ pub(crate) fn check_with_dates(
             None => return Err(missing("sub")),
         }
     }
+    trace.passed(Check::Subject);
     check_present(claims, &policy.required_claims)?;
+    trace.passed(Check::RequiredClaims);
     check_scopes(claims, &policy.required_scopes)?;
+    trace.passed(Check::Scopes);
     Ok(exp)
 }
 
 /// The time rules; returns `exp`.
-fn check_times(dates: Dates, policy: &Policy, now: u64) -> Result<Option<f64>, Rejection> {
+fn check_times<T: Trace>(
+    dates: Dates,
+    policy: &Policy,
+    now: u64,
+    trace: &mut T,
+) -> Result<Option<f64>, Rejection> {
     let now = now as f64;
     let leeway = policy.leeway_secs as f64;
     let exp = dates.exp.get("exp")?;
@@ -131,6 +143,7 @@ fn check_times(dates: Dates, policy: &Policy, now: u64) -> Result<Option<f64>, R
         None if policy.require_exp => return Err(missing("exp")),
         None => {}
     }
+    trace.passed(Check::Expiry);
     if let Some(nbf) = dates.nbf.get("nbf")?
         && now + leeway < nbf
     {
@@ -139,6 +152,7 @@ fn check_times(dates: Dates, policy: &Policy, now: u64) -> Result<Option<f64>, R
             "token is not valid yet (nbf)",
         ));
     }
+    trace.passed(Check::NotBefore);
     let iat = dates.iat.get("iat")?;
     if let Some(iat) = iat
         && iat > now + leeway
@@ -148,6 +162,7 @@ fn check_times(dates: Dates, policy: &Policy, now: u64) -> Result<Option<f64>, R
             "token was issued in the future (iat)",
         ));
     }
+    trace.passed(Check::IssuedAt);
     if let Some(max_age) = policy.max_age_secs {
         let iat = iat.ok_or_else(|| missing("iat"))?;
         if now - iat > max_age as f64 + leeway {
@@ -157,6 +172,7 @@ fn check_times(dates: Dates, policy: &Policy, now: u64) -> Result<Option<f64>, R
             ));
         }
     }
+    trace.passed(Check::MaxAge);
     Ok(exp)
 }
 
@@ -491,7 +507,7 @@ mod tests {
             assert_eq!(parsed, claims(payload.clone()));
             assert_eq!(dates, Dates::of(&parsed), "{payload}");
             assert_eq!(
-                check_with_dates(&parsed, dates, &policy, NOW).map_err(|e| e.code),
+                check_with_dates(&parsed, dates, &policy, NOW, &mut NoTrace).map_err(|e| e.code),
                 check(&parsed, &policy, NOW)
                     .map(|()| numeric_date(&parsed, "exp").unwrap())
                     .map_err(|e| e.code),

@@ -19,6 +19,7 @@ pub mod jwk;
 pub mod key;
 pub mod pem;
 pub mod policy;
+pub mod trace;
 pub mod verify;
 
 pub use alg::{Algorithm, Curve, Family};
@@ -28,6 +29,7 @@ pub use jwk::{Unusable, parse_jwks};
 pub use key::{Key, KeyError, KeyMaterial, KeyParams, KeySet};
 pub use pem::decode_public_key_pem;
 pub use policy::Policy;
+pub use trace::{Check, NoTrace, Trace};
 pub use verify::{ConfigError, KeyStore, Limits, Rejected, StaticKeys, Verified, Verifier};
 
 #[cfg(test)]

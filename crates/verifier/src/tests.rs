@@ -856,3 +856,52 @@ fn mutated_tokens_never_panic_and_never_verify() {
         );
     }
 }
+
+/// The trace behind `explain`: a valid token passes every check of `Check::ORDER`, in that order; a
+/// refused one stops the trace right before the check that refused it.
+#[test]
+fn the_trace_reports_checks_in_order_up_to_the_refusal() {
+    #[derive(Default)]
+    struct Seen {
+        passed: Vec<Check>,
+        issuer: Option<usize>,
+        key: bool,
+    }
+    impl Trace for Seen {
+        fn passed(&mut self, check: Check) {
+            self.passed.push(check);
+        }
+        fn issuer(&mut self, index: usize) {
+            self.issuer = Some(index);
+        }
+        fn key(&mut self, _: &Key) {
+            self.key = true;
+        }
+    }
+    let fixture = Fixture::hs();
+    let trace = |token: &str| {
+        let mut seen = Seen::default();
+        let outcome = fixture
+            .verifier
+            .verify_traced(token.as_bytes(), NOW, &fixture.keys, &mut seen)
+            .map_err(|r| r.rejection.code);
+        (outcome, seen)
+    };
+
+    let (outcome, seen) = trace(&hs256(claims()));
+    assert!(outcome.is_ok());
+    assert_eq!(seen.passed, Check::ORDER);
+    assert_eq!((seen.issuer, seen.key), (Some(0), true));
+
+    let (outcome, seen) = trace(&hs256(json!({"exp": NOW - 3600})));
+    assert_eq!(outcome.unwrap_err(), Code::TokenExpired);
+    let expiry = Check::ORDER
+        .iter()
+        .position(|c| *c == Check::Expiry)
+        .unwrap();
+    assert_eq!(seen.passed, Check::ORDER[..expiry]);
+
+    let (outcome, seen) = trace("not.a-token");
+    assert_eq!(outcome.unwrap_err(), Code::MalformedToken);
+    assert!(seen.passed.is_empty() && seen.issuer.is_none() && !seen.key);
+}

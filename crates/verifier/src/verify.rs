@@ -7,6 +7,7 @@ use crate::error::{Code, Rejection};
 use crate::header;
 use crate::key::KeySet;
 use crate::policy::Policy;
+use crate::trace::{Check, NoTrace, Trace};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -136,6 +137,17 @@ impl Verifier {
         now: u64,
         keys: &dyn KeyStore,
     ) -> Result<Verified, Rejected> {
+        self.verify_traced(token, now, keys, &mut NoTrace)
+    }
+
+    /// [`Verifier::verify`], telling `trace` each check that passed (see [`crate::trace`]).
+    pub fn verify_traced<T: Trace>(
+        &self,
+        token: &[u8],
+        now: u64,
+        keys: &dyn KeyStore,
+        trace: &mut T,
+    ) -> Result<Verified, Rejected> {
         let segments = compact::split(token, self.limits.max_token_bytes)?;
         // The decoded segments of a usual token fit here, so decoding them allocates nothing; a larger
         // one spills to the heap.
@@ -162,6 +174,7 @@ impl Verifier {
             Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => return Err(Rejection::malformed("iss must be a string").into()),
         };
+        trace.passed(Check::Format);
         // Only a refusal pays for copying what it reports.
         let rejected = |rejection: Rejection, issuer: Option<usize>| Rejected {
             rejection,
@@ -171,15 +184,19 @@ impl Verifier {
         };
 
         let issuer = self.select_issuer(iss).map_err(|r| rejected(r, None))?;
+        trace.issuer(issuer);
+        trace.passed(Check::Issuer);
         let context = |rejection: Rejection| rejected(rejection, Some(issuer));
         let policy = &self.policies[issuer];
         check_type(header.typ.as_deref(), policy).map_err(context)?;
+        trace.passed(Check::Type);
         if !policy.allows(header.alg) {
             return Err(context(Rejection::new(
                 Code::AlgNotAllowed,
                 format!("alg {} is not allowed", header.alg),
             )));
         }
+        trace.passed(Check::Algorithm);
         // Keys are those of the issuer the token claims, never another issuer's.
         let key_set = keys.key_set(issuer).ok_or_else(|| {
             context(Rejection::new(
@@ -187,16 +204,21 @@ impl Verifier {
                 "the issuer's keys are not available yet",
             ))
         })?;
+        trace.passed(Check::KeySet);
         let key = key_set
             .select(header.alg, header.kid.as_deref())
             .map_err(context)?;
+        trace.key(key);
+        trace.passed(Check::Key);
         if !key.verify(header.alg, segments.signing_input, signature) {
             return Err(context(Rejection::new(
                 Code::InvalidSignature,
                 "signature does not verify",
             )));
         }
-        let expires_at = claims::check_with_dates(&claims, dates, policy, now).map_err(context)?;
+        trace.passed(Check::Signature);
+        let expires_at =
+            claims::check_with_dates(&claims, dates, policy, now, trace).map_err(context)?;
         Ok(Verified {
             issuer,
             alg: header.alg,

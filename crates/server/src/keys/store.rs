@@ -1,7 +1,13 @@
 //! The server's key store: configured key sets as they are, fetched ones swapped in as they arrive.
+//!
+//! A configuration reload builds a new store from the previous one: a remote source configured exactly
+//! as before is carried over with its set and its running refresh (no refetch, no gap), a new one is
+//! fetched by a task of its own, and a source the new store no longer has stops when the last store
+//! holding it is dropped.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use jwtv_service::config::{ConfiguredKeys, FetchSettings, RemoteSource};
 use jwtv_service::verifier::{KeySet, KeyStore, Policy};
@@ -10,15 +16,34 @@ use super::fetch::Fetcher;
 use super::proxy::Proxies;
 use super::remote::Remote;
 
+/// How long a first fetch may take beyond the fetch timeout: the fetcher retries a failed first
+/// attempt after one second.
+const FIRST_FETCH_GRACE: Duration = Duration::from_secs(2);
+
 enum Slot {
     Configured(Option<Arc<KeySet>>),
     Remote(Arc<Remote>),
+}
+
+/// The refresh task of one remote source, aborted when no store holds the source any more.
+#[derive(Default)]
+struct Task(OnceLock<tokio::task::AbortHandle>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.get() {
+            handle.abort();
+        }
+    }
 }
 
 /// One slot per issuer, in issuer order.
 pub struct Keys {
     slots: Vec<Slot>,
     remotes: Vec<Arc<Remote>>,
+    /// The refresh task of each of `remotes`, shared with the store this one replaces or is replaced by.
+    tasks: Vec<Arc<Task>>,
+    settings: FetchSettings,
     /// Bumped after every key set installed by any source. The token cache drops what was verified
     /// before a change; an unknown-kid retry compares against the value read before verifying.
     generation: Arc<AtomicU64>,
@@ -26,17 +51,21 @@ pub struct Keys {
 
 impl Keys {
     /// The configured sets, plus a live slot for every remote source. Nothing is fetched until
-    /// [`Keys::start`]. Fails on a fetch setting the configuration could not check (the CA bundle's
-    /// certificates, the proxy variables).
+    /// [`Keys::start`]. With `previous` (a reload), remote sources configured exactly as there are
+    /// taken over as they are, and the generation counter is shared. Fails on a fetch setting the
+    /// configuration could not check (the CA bundle's certificates, the proxy variables).
     pub fn new(
         configured: ConfiguredKeys,
         remote: Vec<RemoteSource>,
         policies: &[Policy],
         settings: &FetchSettings,
+        previous: Option<&Keys>,
     ) -> anyhow::Result<Keys> {
-        let generation = Arc::new(AtomicU64::new(0));
+        let generation =
+            previous.map_or_else(|| Arc::new(AtomicU64::new(0)), |p| p.generation.clone());
         let mut slots: Vec<Slot> = configured.0.into_iter().map(Slot::Configured).collect();
         let mut remotes = Vec::with_capacity(remote.len());
+        let mut tasks = Vec::with_capacity(remote.len());
         if !remote.is_empty() {
             let proxies =
                 Proxies::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
@@ -45,11 +74,26 @@ impl Keys {
                 tracing::info!("key-set fetches: {proxies}");
             }
             for source in remote {
+                let index = source.issuer;
+                if index >= slots.len() {
+                    slots.resize_with(index + 1, || Slot::Configured(None));
+                }
+                let kept = previous.filter(|p| p.settings == *settings).and_then(|p| {
+                    p.remotes
+                        .iter()
+                        .zip(&p.tasks)
+                        .find(|(r, _)| r.source == source)
+                });
+                if let Some((remote, task)) = kept {
+                    slots[index] = Slot::Remote(remote.clone());
+                    remotes.push(remote.clone());
+                    tasks.push(task.clone());
+                    continue;
+                }
                 let label = policies
                     .get(source.issuer)
                     .and_then(|p| p.issuer.clone())
                     .unwrap_or_else(|| "(default)".to_owned());
-                let index = source.issuer;
                 let remote = Arc::new(Remote::new(
                     source,
                     label,
@@ -57,26 +101,44 @@ impl Keys {
                     fetcher.clone(),
                     generation.clone(),
                 ));
-                if index >= slots.len() {
-                    slots.resize_with(index + 1, || Slot::Configured(None));
-                }
                 slots[index] = Slot::Remote(remote.clone());
                 remotes.push(remote);
+                tasks.push(Arc::new(Task::default()));
             }
         }
         Ok(Keys {
             slots,
             remotes,
+            tasks,
+            settings: settings.clone(),
             generation,
         })
     }
 
-    /// Starts the fetch-and-refresh task of every remote source (inside the runtime). Returns at once:
-    /// the listener does not wait for identity providers, `/readyz` does.
+    /// Starts the fetch-and-refresh task of every remote source not already running (inside the
+    /// runtime). Returns at once: the listener does not wait for identity providers, `/readyz` does.
     pub fn start(&self) {
-        for remote in &self.remotes {
-            tokio::spawn(remote.clone().run());
+        for (remote, task) in self.remotes.iter().zip(&self.tasks) {
+            if task.0.get().is_none() {
+                let _ = task
+                    .0
+                    .set(tokio::spawn(remote.clone().run()).abort_handle());
+            }
         }
+    }
+
+    /// Waits, after [`Keys::start`], until every remote source has a key set, for at most the fetch
+    /// timeout plus [`FIRST_FETCH_GRACE`]. Returns whether they all have one, and the bound.
+    pub async fn first_fetch(&self) -> (bool, Duration) {
+        let bound = self.settings.timeout + FIRST_FETCH_GRACE;
+        let deadline = Instant::now() + bound;
+        while !self.remotes.iter().all(|r| r.key_set().is_some()) {
+            if Instant::now() >= deadline {
+                return (false, bound);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (true, bound)
     }
 
     pub fn generation(&self) -> u64 {

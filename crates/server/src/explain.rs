@@ -1,0 +1,348 @@
+//! `jwt-validator explain [TOKEN|-]`: why a token is accepted or refused, offline, with the service's
+//! configuration.
+//!
+//! Nothing here decides. The checks come from the verifier itself, traced as it verifies
+//! ([`jwtv_service::verifier::Trace`]), and the answers are those of [`Service::handle`] for a
+//! `POST /validate` and a `GET /auth` carrying the token: the very code the server runs. What this
+//! module adds is display: the decoded header and claims (never the signature bytes), the policy in
+//! words, and the times of `exp`, `nbf` and `iat` relative to now.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request};
+use jwtv_service::Service;
+use jwtv_service::config::Loaded;
+use jwtv_service::verifier::{Check, Key, Policy, Rejected, Trace};
+use serde_json::{Value, json};
+
+use crate::keys::Keys;
+
+/// What the verifier reported while verifying.
+#[derive(Default)]
+struct Recorder {
+    passed: Vec<Check>,
+    issuer: Option<usize>,
+    key: Option<Value>,
+}
+
+impl Trace for Recorder {
+    fn passed(&mut self, check: Check) {
+        self.passed.push(check);
+    }
+
+    fn issuer(&mut self, index: usize) {
+        self.issuer = Some(index);
+    }
+
+    fn key(&mut self, key: &Key) {
+        self.key = Some(json!({
+            "kid": key.kid(),
+            "family": format!("{:?}", key.family()),
+            "algorithms": key.algorithms().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        }));
+    }
+}
+
+/// The whole explanation, as `--json` prints it.
+pub struct Explanation {
+    pub report: Value,
+    pub valid: bool,
+}
+
+/// Prepares the keys of `loaded` (remote sets fetched once, bounded) and explains `token` at `now`.
+pub fn explain(loaded: Loaded, token: &str, now: u64) -> anyhow::Result<Explanation> {
+    let keys = Arc::new(Keys::new(
+        loaded.keys,
+        loaded.remote,
+        loaded.verifier.policies(),
+        &loaded.server.fetch,
+        None,
+    )?);
+    let mut notes = Vec::new();
+    if !keys.remotes().is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (fetched, bound) = runtime.block_on(async {
+            keys.start();
+            keys.first_fetch().await
+        });
+        if !fetched {
+            notes.push(format!(
+                "a remote key set was not fetched within {}s: its issuer has no keys here",
+                bound.as_secs()
+            ));
+        }
+    }
+    let service = Service::new(loaded.verifier, keys.clone(), loaded.options);
+    Ok(describe(&service, &keys, token, now, notes))
+}
+
+fn describe(
+    service: &Service,
+    keys: &Keys,
+    token: &str,
+    now: u64,
+    notes: Vec<String>,
+) -> Explanation {
+    let verifier = service.verifier();
+    let mut trace = Recorder::default();
+    let outcome = verifier.verify_traced(token.as_bytes(), now, keys, &mut trace);
+    let refusal = outcome.as_ref().err();
+    let claims = segment(token, 1);
+    let policy = trace.issuer.and_then(|i| verifier.policies().get(i));
+    let checks = checks(&trace.passed, refusal, claims.as_ref(), policy, now);
+    let validate = validate_answer(service, token, now);
+    let auth = auth_answer(service, token, now);
+    let valid = validate["status"] == 200;
+    let report = json!({
+        "header": segment(token, 0),
+        "claims": claims,
+        "signature_bytes": token.split('.').nth(2).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()).map(|s| s.len()),
+        "issuer": trace.issuer.map(|i| json!({
+            "index": i,
+            "iss": policy.and_then(|p| p.issuer.clone()),
+            "policy": policy.map(describe_policy),
+        })),
+        "key": trace.key,
+        "now": now,
+        "checks": checks,
+        "validate": validate,
+        "auth": auth,
+        "valid": valid,
+        "notes": notes,
+    });
+    Explanation { report, valid }
+}
+
+/// A decoded header (0) or payload (1), for display: `None` when it is not base64url JSON.
+fn segment(token: &str, index: usize) -> Option<Value> {
+    let mut parts = token.split('.');
+    if token.split('.').count() != 3 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(parts.nth(index)?).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Every check in order: passed, the one that refused, then those not reached.
+fn checks(
+    passed: &[Check],
+    refusal: Option<&Rejected>,
+    claims: Option<&Value>,
+    policy: Option<&Policy>,
+    now: u64,
+) -> Vec<Value> {
+    let mut refused = refusal;
+    Check::ORDER
+        .iter()
+        .map(|&check| {
+            let mut row = json!({ "check": check.as_str() });
+            if passed.contains(&check) {
+                row["result"] = json!("pass");
+            } else if let Some(rejected) = refused.take() {
+                row["result"] = json!("fail");
+                row["code"] = json!(rejected.rejection.code.as_str());
+                row["description"] = json!(rejected.rejection.description);
+            } else {
+                row["result"] = json!("not_reached");
+            }
+            if let Some(note) = time_note(check, claims, policy, now) {
+                row["note"] = json!(note);
+            }
+            row
+        })
+        .collect()
+}
+
+/// `exp`, `nbf` and `iat` against now, in words, with the leeway.
+fn time_note(
+    check: Check,
+    claims: Option<&Value>,
+    policy: Option<&Policy>,
+    now: u64,
+) -> Option<String> {
+    let name = match check {
+        Check::Expiry => "exp",
+        Check::NotBefore => "nbf",
+        Check::IssuedAt | Check::MaxAge => "iat",
+        _ => return None,
+    };
+    let leeway = policy.map_or(String::new(), |p| format!(", leeway {} s", p.leeway_secs));
+    let Some(at) = claims.and_then(|c| c.get(name)).and_then(Value::as_f64) else {
+        return Some(format!("no numeric {name}"));
+    };
+    let when = relative(at - now as f64);
+    Some(match (check, policy.and_then(|p| p.max_age_secs)) {
+        (Check::MaxAge, Some(max)) => format!("issued {when}, max age {max} s{leeway}"),
+        (Check::MaxAge, None) => "no maximum age configured".to_owned(),
+        _ => format!("{name} {when}{leeway}"),
+    })
+}
+
+/// `in 9m 59s`, `1h 0m ago`, `now`.
+fn relative(delta: f64) -> String {
+    let secs = delta.abs().round() as u64;
+    if secs == 0 {
+        return "now".to_owned();
+    }
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let span = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    };
+    if delta > 0.0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
+fn describe_policy(policy: &Policy) -> Value {
+    json!({
+        "algorithms": if policy.algorithms.is_empty() {
+            json!("those of its keys")
+        } else {
+            json!(policy.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>())
+        },
+        "audiences": policy.audiences,
+        "leeway_secs": policy.leeway_secs,
+        "require_exp": policy.require_exp,
+        "max_age_secs": policy.max_age_secs,
+        "required_claims": policy.required_claims,
+        "subject": policy.subject,
+        "types": policy.types,
+        "required_scopes": policy.required_scopes,
+    })
+}
+
+/// What `POST /validate {"token": …}` answers.
+fn validate_answer(service: &Service, token: &str, now: u64) -> Value {
+    let body = json!({ "token": token }).to_string().into_bytes();
+    let mut request = Request::new(body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = http::Uri::from_static("/validate");
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let response = service.handle(&request, now).response;
+    json!({
+        "status": response.status().as_u16(),
+        "body": serde_json::from_slice::<Value>(response.body()).unwrap_or(Value::Null),
+    })
+}
+
+/// What `GET /auth` with `Authorization: Bearer …` answers (status, and the reason header of a deny).
+fn auth_answer(service: &Service, token: &str, now: u64) -> Value {
+    let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return json!({ "status": null, "error": "the token cannot be sent in a header" });
+    };
+    let mut request = Request::new(Vec::new());
+    *request.uri_mut() = http::Uri::from_static("/auth");
+    request.headers_mut().insert(AUTHORIZATION, value);
+    let response = service.handle(&request, now).response;
+    json!({
+        "status": response.status().as_u16(),
+        "error": response
+            .headers()
+            .get(jwtv_service::gateway::X_AUTH_ERROR)
+            .and_then(|v| v.to_str().ok()),
+    })
+}
+
+/// The explanation for a terminal.
+pub fn render_text(report: &Value) -> String {
+    let mut out = String::new();
+    let shown = |v: &Value| match v {
+        Value::Null => "(not decodable)".to_owned(),
+        v => v.to_string(),
+    };
+    let _ = writeln!(out, "header     {}", shown(&report["header"]));
+    let _ = writeln!(out, "claims     {}", shown(&report["claims"]));
+    if let Some(n) = report["signature_bytes"].as_u64() {
+        let _ = writeln!(out, "signature  {n} bytes (not shown)");
+    }
+    match report["issuer"].as_object() {
+        Some(issuer) => {
+            let name = issuer["iss"]
+                .as_str()
+                .map_or("the default issuer".to_owned(), |s| format!("{s:?}"));
+            let _ = writeln!(out, "issuer     {name} (issuer #{})", issuer["index"]);
+            let _ = writeln!(out, "policy     {}", issuer["policy"]);
+        }
+        None => {
+            let _ = writeln!(out, "issuer     none selected");
+        }
+    }
+    match report["key"].as_object() {
+        Some(key) => {
+            let _ = writeln!(
+                out,
+                "key        kid {}, {}, {}",
+                key["kid"], key["family"], key["algorithms"]
+            );
+        }
+        None => {
+            let _ = writeln!(out, "key        none (see the checks)");
+        }
+    }
+    let _ = writeln!(out, "checks");
+    for row in report["checks"].as_array().into_iter().flatten() {
+        let mark = match row["result"].as_str() {
+            Some("pass") => "pass",
+            Some("fail") => "FAIL",
+            _ => "-   ",
+        };
+        let mut line = format!("  {mark}  {:<16}", row["check"].as_str().unwrap_or(""));
+        if let (Some(code), Some(description)) = (row["code"].as_str(), row["description"].as_str())
+        {
+            let _ = write!(line, "{code}: {description}");
+        } else if row["result"] == "not_reached" {
+            line.push_str("not reached");
+        }
+        if let Some(note) = row["note"].as_str() {
+            let _ = write!(line, "  ({note})");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let validate = &report["validate"];
+    let code = validate["body"]["error"].as_str().unwrap_or("ok");
+    let _ = writeln!(out, "POST /validate  {} {code}", validate["status"]);
+    let auth = &report["auth"];
+    let _ = writeln!(
+        out,
+        "GET  /auth      {} {}",
+        auth["status"],
+        auth["error"].as_str().unwrap_or("ok")
+    );
+    for note in report["notes"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "note: {}", note.as_str().unwrap_or(""));
+    }
+    let verdict = if report["valid"] == true {
+        "valid".to_owned()
+    } else {
+        format!("refused ({code})")
+    };
+    let _ = writeln!(out, "verdict    {verdict}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        assert_eq!(relative(0.2), "now");
+        assert_eq!(relative(599.0), "in 9m 59s");
+        assert_eq!(relative(-3600.0), "1h 0m ago");
+        assert_eq!(relative(-42.0), "42s ago");
+        assert_eq!(relative(90_000.0), "in 1d 1h");
+    }
+}

@@ -1,0 +1,173 @@
+//! `jwt-validator explain`: its verdict is the service's on every token of the HTTP contract suite
+//! (the same list, `support::contract`), its text names the failing check and never shows the
+//! signature, and its exit status says valid (0), refused (1) or configuration error (2).
+//!
+//! These run the native binary whatever `JWTV_TEST_TARGET` says: `explain` is a command of the binary.
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::contract::{accepted_token_cases, claims, config, rejected_token_cases, token, with};
+use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
+use support::{Server, Target, TestConfig, assert_no_failures, binary, now, run_to_exit};
+
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn explain_json(config: &TestConfig, token: &str) -> (Option<i32>, Value) {
+    let exited = run_to_exit(config, &["explain", "--json", token], EXIT_TIMEOUT);
+    let report = serde_json::from_str(&exited.stdout).unwrap_or_else(|e| {
+        panic!(
+            "explain --json printed no JSON ({e}): {}\nstderr: {}",
+            exited.stdout, exited.stderr
+        )
+    });
+    (exited.status.code(), report)
+}
+
+#[test]
+fn explain_agrees_with_the_service_on_every_contract_token() {
+    let server = Server::start_on(Target::Native, config());
+    let mut cases: Vec<(&str, String, Option<&str>)> = rejected_token_cases()
+        .into_iter()
+        .map(|(name, token, code)| (name, token, Some(code)))
+        .collect();
+    cases.extend(
+        accepted_token_cases()
+            .into_iter()
+            .map(|(name, token)| (name, token, None)),
+    );
+    cases.push(("the untouched token", token(&claims()), None));
+
+    let mut failures = Vec::new();
+    for (name, token, code) in &cases {
+        let answer = server.validate(token);
+        let served_code = answer.error_code();
+        let (exit, report) = explain_json(&config(), token);
+        let explained_status = report["validate"]["status"].as_u64();
+        let explained_code = report["validate"]["body"]["error"].as_str();
+        if explained_status != Some(u64::from(answer.status))
+            || explained_code != served_code.as_deref()
+            || explained_code != *code
+        {
+            failures.push(format!(
+                "{name}: served {} {served_code:?}, explained {explained_status:?} \
+                 {explained_code:?}, contract {code:?}",
+                answer.status
+            ));
+        }
+        let valid = answer.status == 200;
+        if exit != Some(if valid { 0 } else { 1 }) || report["valid"] != valid {
+            failures.push(format!("{name}: exit {exit:?}, valid {}", report["valid"]));
+        }
+        // The traced checks tell the same story: all pass, or the one that failed carries the code.
+        let checks = report["checks"].as_array().cloned().unwrap_or_default();
+        let failed: Vec<&Value> = checks.iter().filter(|c| c["result"] == "fail").collect();
+        let consistent = match code {
+            None => checks.iter().all(|c| c["result"] == "pass"),
+            Some(code) => failed.len() == 1 && failed[0]["code"] == *code,
+        };
+        if !consistent {
+            failures.push(format!("{name}: checks {checks:?}"));
+        }
+        // The /auth answer is the service's too.
+        let auth = &report["auth"];
+        if auth["status"].as_u64().is_some_and(|s| (s == 200) != valid) {
+            failures.push(format!("{name}: /auth {auth}"));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn the_text_names_the_failing_check_with_relative_times_and_hides_the_signature() {
+    let expired = token(&with(claims(), "exp", serde_json::json!(now() - 3600)));
+    let exited = run_to_exit(&config(), &["explain", &expired], EXIT_TIMEOUT);
+    assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
+    let text = exited.stdout;
+    let signature = expired.rsplit('.').next().unwrap();
+    assert!(!text.contains(signature), "the signature is shown:\n{text}");
+    for expected in [
+        "pass  signature",
+        "FAIL  exp",
+        "token_expired",
+        "1h 0m ago, leeway 60 s",
+        "not reached",
+        "POST /validate  401 token_expired",
+        "GET  /auth      401 token_expired",
+        "\"https://issuer.test\"",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_token_read_from_stdin_is_explained_and_valid_exits_0() {
+    let config = config();
+    let mut child = Command::new(binary())
+        .args(["explain", "-"])
+        .env_clear()
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn jwt-validator");
+    let token = format!("{}\n", token(&claims()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let Some(status) = support::wait_timeout(&mut child, EXIT_TIMEOUT) else {
+        let _ = child.kill();
+        panic!("explain still running after {EXIT_TIMEOUT:?}");
+    };
+    let output = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("verdict    valid"), "{text}");
+}
+
+#[test]
+fn a_configuration_error_exits_2_with_one_line() {
+    let config = config().env("JWT_LEEWAY", "soon");
+    let exited = run_to_exit(&config, &["explain", "a.b.c"], EXIT_TIMEOUT);
+    assert_eq!(exited.status.code(), Some(2));
+    assert_eq!(exited.stderr.lines().count(), 1, "{}", exited.stderr);
+    assert!(exited.stderr.contains("JWT_LEEWAY"), "{}", exited.stderr);
+    assert!(exited.stdout.is_empty());
+}
+
+#[test]
+fn a_remote_key_set_is_fetched_once_and_an_unreachable_one_is_reported() {
+    let key = TestJwk::es256("k1");
+    let keys = KeyServer::start(jwks(&[&key]));
+    let config = |uri: &str| {
+        TestConfig::new()
+            .env("JWT_ISSUER", "https://issuer.test")
+            .env("JWT_JWKS_URI", uri)
+            .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+            .env("JWT_FETCH_TIMEOUT", "1")
+    };
+    let token = key.token(&serde_json::json!({"iss": "https://issuer.test", "exp": now() + 600}));
+
+    let (exit, report) = explain_json(&config(&keys.url(JWKS_PATH)), &token);
+    assert_eq!(exit, Some(0), "{report}");
+    assert_eq!(report["key"]["kid"], "k1");
+    assert_eq!(keys.requests(JWKS_PATH), 1);
+
+    keys.set_mode(Mode::Down);
+    let (exit, report) = explain_json(&config(&keys.url(JWKS_PATH)), &token);
+    assert_eq!(exit, Some(1), "{report}");
+    assert_eq!(report["validate"]["status"], 503, "{report}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("not fetched"), "{report}");
+}
