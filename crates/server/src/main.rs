@@ -12,7 +12,9 @@
 
 mod cache;
 mod cli;
+mod connections;
 mod demo;
+mod fdlimit;
 mod keys;
 mod logging;
 mod metrics;

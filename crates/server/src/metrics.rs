@@ -1,6 +1,6 @@
 //! Prometheus metrics, hand-written over atomics: decisions by route and code, request latency, requests
 //! in flight, build information; key-set fetches by issuer and result, fetch duration, key count and age
-//! of the set in use; token-cache hits and misses.
+//! of the set in use; token-cache hits and misses; connections open, reclaimed and refused.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use jwtv_service::Decision;
 use jwtv_service::verifier::Code;
 
 use crate::cache::VerifiedCache;
+use crate::connections::Connections;
 use crate::keys::Keys;
 use crate::keys::fetch::FetchError;
 
@@ -283,6 +284,29 @@ pub fn render_cache(out: &mut String, cache: &VerifiedCache) {
         cache.hits.load(Ordering::Relaxed),
         cache.misses.load(Ordering::Relaxed),
         cache.len()
+    );
+}
+
+/// Connection series: what is open against the limit, and what was closed to stay within it.
+pub fn render_connections(out: &mut String, connections: &Connections) {
+    let _ = writeln!(
+        out,
+        "# HELP jwtv_connections_open Client connections open.\n\
+         # TYPE jwtv_connections_open gauge\n\
+         jwtv_connections_open {}\n\
+         # HELP jwtv_connections_limit Client connections allowed at once.\n\
+         # TYPE jwtv_connections_limit gauge\n\
+         jwtv_connections_limit {}\n\
+         # HELP jwtv_connections_reclaimed_total Connections without a request in progress closed at the limit to make room for a new one.\n\
+         # TYPE jwtv_connections_reclaimed_total counter\n\
+         jwtv_connections_reclaimed_total {}\n\
+         # HELP jwtv_connections_refused_total Connections closed unserved: every slot stayed busy for a whole request timeout.\n\
+         # TYPE jwtv_connections_refused_total counter\n\
+         jwtv_connections_refused_total {}",
+        connections.open(),
+        connections.limit(),
+        connections.reclaimed(),
+        connections.refused()
     );
 }
 

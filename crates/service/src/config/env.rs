@@ -11,8 +11,9 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded, ReadFileFn,
-    RemoteField, Shared, assemble, check_allow_list, check_listen, check_realm,
-    check_token_cache_size, non_empty, parse_algorithm, read_error, remote_location,
+    RemoteField, Shared, assemble, check_allow_list, check_listen, check_max_connections,
+    check_realm, check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm, read_error,
+    remote_location, settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -369,6 +370,23 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         })?;
         shared.server.token_cache_size =
             check_token_cache_size(n).map_err(|m| ConfigError::env("JWT_TOKEN_CACHE_SIZE", m))?;
+    }
+    if let Some(secs) = vars.seconds("JWT_REQUEST_TIMEOUT")? {
+        shared.server.request_timeout =
+            check_timeout_secs(secs).map_err(|m| ConfigError::env("JWT_REQUEST_TIMEOUT", m))?;
+    }
+    settle_first_byte_timeout(&mut shared.server, vars.seconds("JWT_FIRST_BYTE_TIMEOUT")?)
+        .map_err(|m| ConfigError::env("JWT_FIRST_BYTE_TIMEOUT", m))?;
+    if let Some(n) = vars.string("JWT_MAX_CONNECTIONS") {
+        let n = n.trim().parse::<usize>().map_err(|_| {
+            ConfigError::env(
+                "JWT_MAX_CONNECTIONS",
+                format!("{n:?} is not a whole number of connections"),
+            )
+        })?;
+        shared.server.max_connections = Some(
+            check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?,
+        );
     }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,

@@ -143,7 +143,8 @@ fn seed_compatible_secret_alone_is_a_working_configuration() {
     let loaded = Fixture::new().env("JWT_SECRET", SECRET).ok();
     assert_eq!(loaded.server.listen, "0.0.0.0:3000");
     assert_eq!(loaded.server.request_timeout, Duration::from_secs(10));
-    assert_eq!(loaded.server.max_connections, 1024);
+    assert_eq!(loaded.server.first_byte_timeout, Duration::from_secs(5));
+    assert_eq!(loaded.server.max_connections, None);
     assert_eq!(loaded.options, crate::Options::default());
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let policy = &loaded.verifier.policies()[0];
@@ -695,7 +696,7 @@ secret = "a-default-secret-for-tokens-without-a-known-issuer"
         let loaded = full().ok();
         assert_eq!(loaded.server.listen, "127.0.0.1:8443");
         assert_eq!(loaded.server.request_timeout, Duration::from_secs(3));
-        assert_eq!(loaded.server.max_connections, 64);
+        assert_eq!(loaded.server.max_connections, Some(64));
         assert_eq!(loaded.options.max_body_bytes, 4096);
         assert!(!loaded.options.expose_descriptions);
         assert_eq!(loaded.options.realm, "corp");
