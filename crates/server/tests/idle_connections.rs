@@ -171,7 +171,9 @@ fn idle_sockets_past_the_limit_do_not_keep_a_new_client_waiting() {
             "round {round}: no idle socket was closed to make room"
         );
     }
-    assert!(metric(&server, "jwtv_connections_open") <= LIMIT as u64);
+    // The `/metrics` request itself took the slot of an idle connection, which may still be closing.
+    let open = metric(&server, "jwtv_connections_open");
+    assert!(open <= LIMIT as u64 + 1, "{open} connections open");
     assert_eq!(metric(&server, "jwtv_connections_refused_total"), 0);
 }
 
