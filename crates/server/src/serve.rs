@@ -146,9 +146,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         });
         let connection = builder.serve_connection(io, service);
         tokio::spawn(async move {
-            let served = slot
-                .serve(connection, |c| c.graceful_shutdown())
-                .await;
+            let served = slot.serve(connection, |c| c.graceful_shutdown()).await;
             if let Err(error) = served {
                 tracing::debug!(%error, "connection closed with an error");
             }

@@ -256,3 +256,80 @@ fn slow_header_clients_at_the_limit_are_cut_and_a_new_client_is_then_answered() 
     assert_eq!(metric(&server, "jwtv_connections_reclaimed_total"), 0);
     assert_eq!(metric(&server, "jwtv_connections_refused_total"), 0);
 }
+
+/// The closing note's figures, by hand (not a timed test): the attack at the limit (1,024
+/// connections, 1,124 idle sockets, reopened as soon as the server closes them) while a new client
+/// sends valid requests one after another, each on a new connection, for `JWTV_MEASURE_SECS` (30).
+/// Prints p50/p99 and the failures. `JWTV_BINARY=path` measures another build (the one before).
+///
+/// `cargo test -p jwtv-server --test idle_connections -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_a_new_clients_latency_under_the_idle_attack() {
+    const LIMIT: usize = 1024;
+    let secs: u64 = std::env::var("JWTV_MEASURE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    // A file, so that a build without the newer variables reads the same configuration.
+    let server = Server::start(
+        TestConfig::new()
+            .file(
+                "jwtv.toml",
+                format!(
+                    "[server]\nmax_connections = {LIMIT}\n[[issuers]]\nsecret = \"{}\"\n",
+                    String::from_utf8(SECRET.to_vec()).unwrap()
+                ),
+            )
+            .env("JWT_CONFIG", format!("{}/jwtv.toml", support::FILES)),
+    );
+    let addr = server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut idle = IdleSockets::open(addr, LIMIT + EXTRA);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                idle.reopen_closed();
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    thread::sleep(Duration::from_secs(1));
+
+    let body = validate_body();
+    let mut request = validate_head(body.len(), true).into_bytes();
+    request.extend_from_slice(&body);
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end && latencies.len() + failures < 10_000 {
+        let started = Instant::now();
+        let answered = TcpStream::connect_timeout(&addr, IO_TIMEOUT).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(60)))?;
+            s.write_all(&request)?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw)?;
+            Ok(raw)
+        });
+        match answered.map(|raw| parse_response(&raw).map(|r| r.status)) {
+            Ok(Ok(200)) => latencies.push(started.elapsed()),
+            _ => failures += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = attacker.join();
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "binary {}: {} answered, {failures} failed in {secs}s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        support::binary().display(),
+        latencies.len(),
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+}

@@ -167,7 +167,11 @@ impl Slot {
     /// Drives `connection` (hyper's) until it ends, asking it to close gracefully (`graceful`, hyper's
     /// `graceful_shutdown`) when it is reclaimed, when it stays without a request for the first-byte
     /// timeout, or at shutdown.
-    pub async fn serve<C: Future>(self, connection: C, graceful: impl Fn(Pin<&mut C>)) -> C::Output {
+    pub async fn serve<C: Future>(
+        self,
+        connection: C,
+        graceful: impl Fn(Pin<&mut C>),
+    ) -> C::Output {
         let mut connection = pin!(connection);
         let mut shutdown = self.conn.owner.shutdown.subscribe();
         let timeout = self.conn.owner.first_byte_timeout;
@@ -268,7 +272,9 @@ impl Conn {
     /// Since when the connection has had no request in progress (`None`: it has one).
     fn quiet_since(&self) -> Option<Instant> {
         match *self.phase() {
-            Phase::Fresh { since } | Phase::Idle { since } | Phase::Answered { since } => Some(since),
+            Phase::Fresh { since } | Phase::Idle { since } | Phase::Answered { since } => {
+                Some(since)
+            }
             Phase::Busy => None,
         }
     }
@@ -301,5 +307,4 @@ impl Conn {
         }
         *phase = next;
     }
-
 }

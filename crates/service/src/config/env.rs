@@ -12,8 +12,8 @@ use super::keys::{self, SecretError};
 use super::{
     ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded, ReadFileFn,
     RemoteField, Shared, assemble, check_allow_list, check_listen, check_max_connections,
-    check_realm, check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm, read_error,
-    remote_location, settle_first_byte_timeout,
+    check_realm, check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm,
+    read_error, remote_location, settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -384,9 +384,8 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
                 format!("{n:?} is not a whole number of connections"),
             )
         })?;
-        shared.server.max_connections = Some(
-            check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?,
-        );
+        shared.server.max_connections =
+            Some(check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?);
     }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,

@@ -45,8 +45,8 @@ use super::{
     ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
     ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list, check_listen,
     check_max_connections, check_policy_name, check_realm, check_timeout_secs,
-    check_token_cache_size, io_reason, one_line, parse_algorithm,
-    read_error, remote_location, settle_first_byte_timeout,
+    check_token_cache_size, io_reason, one_line, parse_algorithm, read_error, remote_location,
+    settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
