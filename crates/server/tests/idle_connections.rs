@@ -324,12 +324,21 @@ fn measure_a_new_clients_latency_under_the_idle_attack() {
             .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     };
+    let over = |ms: u64| {
+        latencies
+            .iter()
+            .filter(|d| **d > Duration::from_millis(ms))
+            .count()
+    };
     println!(
-        "binary {}: {} answered, {failures} failed in {secs}s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "binary {}: {} answered, {failures} failed in {secs}s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+         over 100 ms: {}, over 1 s: {}",
         support::binary().display(),
         latencies.len(),
         at(0.50),
         at(0.99),
-        at(1.0)
+        at(1.0),
+        over(100),
+        over(1000)
     );
 }
