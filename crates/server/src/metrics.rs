@@ -300,7 +300,7 @@ pub fn render_connections(out: &mut String, connections: &Connections) {
          # HELP jwtv_connections_reclaimed_total Connections without a request in progress closed at the limit to make room for a new one.\n\
          # TYPE jwtv_connections_reclaimed_total counter\n\
          jwtv_connections_reclaimed_total {}\n\
-         # HELP jwtv_connections_refused_total Connections closed unserved: every slot stayed busy for a whole request timeout.\n\
+         # HELP jwtv_connections_refused_total Connections closed unserved: every slot stayed busy as long as a request may take.\n\
          # TYPE jwtv_connections_refused_total counter\n\
          jwtv_connections_refused_total {}",
         connections.open(),

@@ -122,11 +122,12 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
             },
         };
         // With every slot busy mid-request, this one waits (the next ones in the backlog) until a
-        // request finishes; it is dropped, unserved, if none does within a request timeout.
+        // request finishes; it is dropped, unserved, if none does within the longest a request may
+        // take: a request timeout for the headers (hyper's), another for the body and the answer.
         let slot = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            slot = connections.admit_within(setup.settings.request_timeout) => match slot {
+            slot = connections.admit_within(2 * setup.settings.request_timeout) => match slot {
                 Some(slot) => slot,
                 None => continue,
             },

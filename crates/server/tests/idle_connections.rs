@@ -257,6 +257,65 @@ fn slow_header_clients_at_the_limit_are_cut_and_a_new_client_is_then_answered() 
     assert_eq!(metric(&server, "jwtv_connections_refused_total"), 0);
 }
 
+/// The start raises a lower soft file-descriptor limit to the hard one, and sizes the default
+/// connection limit from it with headroom; both are logged.
+#[test]
+fn the_start_raises_the_descriptor_limit_and_sizes_the_connection_limit_from_it() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -S -n 256 && exec \"$0\" --listen 127.0.0.1:0"])
+        .arg(support::binary())
+        .env_clear()
+        .env("JWT_SECRET", String::from_utf8(SECRET.to_vec()).unwrap())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logged = Vec::new();
+    let deadline = Instant::now() + support::START_TIMEOUT;
+    while !logged
+        .iter()
+        .any(|l: &String| l.contains("connection limit"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => logged.push(line),
+            Err(_) => break,
+        }
+    }
+    let hard = std::fs::read_to_string(format!("/proc/{}/limits", child.id()))
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(4).map(str::to_owned)
+        });
+    // `Child::kill` signals exactly this child's PID (sh exec'd into the server).
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = logged.join("\n");
+    let hard = hard.expect("the server's /proc limits");
+    assert!(
+        logged.contains(&format!("file-descriptor limit raised from 256 to {hard}")),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("sized from the file-descriptor limit"),
+        "{logged}"
+    );
+}
+
 /// The closing note's figures, by hand (not a timed test): the attack at the limit (1,024
 /// connections, 1,124 idle sockets, reopened as soon as the server closes them) while a new client
 /// sends valid requests one after another, each on a new connection, for `JWTV_MEASURE_SECS` (30).

@@ -5,8 +5,8 @@
 //! (idle after a response, or no byte of a request yet), as nginx reuses its idle keep-alive
 //! connections when it runs out: a client that opens sockets and sends nothing cannot keep real
 //! clients out. A connection with a request in progress (bytes of it read, or its answer being
-//! computed) is never chosen; only when every slot is busy does a new connection wait, for one
-//! request timeout at most, before it is refused.
+//! computed) is never chosen; only when every slot is busy does a new connection wait, as long as a
+//! request may take at most, before it is refused.
 //!
 //! The closing itself is hyper's graceful shutdown, which closes a connection at once when it is
 //! between requests and otherwise lets the request in progress finish first. Each connection also
@@ -79,7 +79,7 @@ impl Connections {
         self.reclaimed.load(Ordering::Relaxed)
     }
 
-    /// Connections closed unserved: every slot stayed busy for a whole request timeout.
+    /// Connections closed unserved: every slot stayed busy as long as a request may take.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }

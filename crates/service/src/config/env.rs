@@ -65,6 +65,17 @@ impl<'a> Vars<'a> {
             .transpose()
     }
 
+    /// A whole number of `what` (entries, connections), unchecked.
+    pub(crate) fn count(&self, name: &str, what: &str) -> Result<Option<usize>, ConfigError> {
+        self.string(name)
+            .map(|v| {
+                v.trim().parse::<usize>().map_err(|_| {
+                    ConfigError::env(name, format!("{v:?} is not a whole number of {what}"))
+                })
+            })
+            .transpose()
+    }
+
     pub(crate) fn size(&self, name: &str) -> Result<Option<usize>, ConfigError> {
         self.string(name)
             .map(|v| {
@@ -361,13 +372,7 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
             .policies
             .push(named_policy(vars, &name)?);
     }
-    if let Some(n) = vars.string("JWT_TOKEN_CACHE_SIZE") {
-        let n = n.trim().parse::<usize>().map_err(|_| {
-            ConfigError::env(
-                "JWT_TOKEN_CACHE_SIZE",
-                format!("{n:?} is not a whole number of entries"),
-            )
-        })?;
+    if let Some(n) = vars.count("JWT_TOKEN_CACHE_SIZE", "entries")? {
         shared.server.token_cache_size =
             check_token_cache_size(n).map_err(|m| ConfigError::env("JWT_TOKEN_CACHE_SIZE", m))?;
     }
@@ -377,13 +382,7 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
     }
     settle_first_byte_timeout(&mut shared.server, vars.seconds("JWT_FIRST_BYTE_TIMEOUT")?)
         .map_err(|m| ConfigError::env("JWT_FIRST_BYTE_TIMEOUT", m))?;
-    if let Some(n) = vars.string("JWT_MAX_CONNECTIONS") {
-        let n = n.trim().parse::<usize>().map_err(|_| {
-            ConfigError::env(
-                "JWT_MAX_CONNECTIONS",
-                format!("{n:?} is not a whole number of connections"),
-            )
-        })?;
+    if let Some(n) = vars.count("JWT_MAX_CONNECTIONS", "connections")? {
         shared.server.max_connections =
             Some(check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?);
     }
