@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::jwt::hs256;
-use support::{IO_TIMEOUT, Response, Server, TestConfig, find, now, parse_response};
+use support::{IO_TIMEOUT, Response, Server, Target, TestConfig, find, now, parse_response};
 
 const SECRET: &[u8] = b"idle-connections-secret-32-bytes";
 /// Sockets an attacker opens beyond the limit.
@@ -148,7 +148,7 @@ fn validate_head(body_len: usize, close: bool) -> String {
 fn idle_sockets_past_the_limit_do_not_keep_a_new_client_waiting() {
     const LIMIT: usize = 16;
     const FIRST_BYTE: Duration = Duration::from_secs(20);
-    let server = Server::start(config(LIMIT, FIRST_BYTE.as_secs(), 30));
+    let server = Server::start_on(Target::Native, config(LIMIT, FIRST_BYTE.as_secs(), 30));
     let mut attacker = IdleSockets::open(server.addr, LIMIT + EXTRA);
     let reclaimed = wait_for_metric(
         &server,
@@ -192,7 +192,7 @@ fn idle_sockets_past_the_limit_do_not_keep_a_new_client_waiting() {
 #[test]
 fn clients_mid_request_are_never_reclaimed() {
     const LIMIT: usize = 5;
-    let server = Server::start(config(LIMIT, 10, 20));
+    let server = Server::start_on(Target::Native, config(LIMIT, 10, 20));
     let body = validate_body();
     let (first_half, second_half) = body.split_at(body.len() / 2);
 
@@ -258,7 +258,7 @@ fn clients_mid_request_are_never_reclaimed() {
 #[test]
 fn slow_header_clients_at_the_limit_are_cut_and_a_new_client_is_then_answered() {
     const LIMIT: usize = 50;
-    let server = Server::start(config(LIMIT, 1, 1));
+    let server = Server::start_on(Target::Native, config(LIMIT, 1, 1));
     let partial = b"POST /validate HTTP/1.1\r\nHost: test\r\nX-Slow: ";
     let slow: Vec<TcpStream> = (0..LIMIT + EXTRA)
         .map(|_| {
@@ -353,7 +353,8 @@ fn measure_a_new_clients_latency_under_the_idle_attack() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     // A file, so that a build without the newer variables reads the same configuration.
-    let server = Server::start(
+    let server = Server::start_on(
+        Target::Native,
         TestConfig::new()
             .file(
                 "jwtv.toml",
