@@ -52,6 +52,13 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
                          at or past the token's exp, nor after a fetched key set changed; the claim
                          rules (exp, nbf, max age) are applied again on every hit. Tokens without exp
                          are not cached.
+  JWT_REQUEST_TIMEOUT    seconds a client may take to send one request, headers and body (default 10)
+  JWT_FIRST_BYTE_TIMEOUT seconds a connection may stay open without a request in progress: before the
+                         first byte of a request, and between requests on a kept-alive connection
+                         (default 5, at most the request timeout)
+  JWT_MAX_CONNECTIONS    connections open at once (default: sized from the file-descriptor limit,
+                         which is raised to the hard limit at start; at most 65536). At the limit, the
+                         connection longest without a request in progress is closed to make room.
 
 REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
   JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
@@ -109,7 +116,8 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   realm = "jwt-validator"
   allow_weak_secrets = false
   request_timeout_secs = 10           # whole request, headers and body
-  max_connections = 1024
+  first_byte_timeout_secs = 5         # no request in progress (new or kept-alive connection)
+  max_connections = 1024              # default: sized from the file-descriptor limit
   token_cache_size = 10000            # verified tokens remembered; 0 disables
 
   [fetch]                             # remote key sets (jwks_uri, discovery)

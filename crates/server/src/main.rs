@@ -12,8 +12,10 @@
 
 mod cache;
 mod cli;
+mod connections;
 mod demo;
 mod explain;
+mod fdlimit;
 mod keys;
 mod logging;
 mod metrics;

@@ -1,7 +1,7 @@
 //! Prometheus metrics, hand-written over atomics: decisions by route and code, request latency, requests
 //! in flight, build information; key-set fetches by issuer and result, fetch duration, key count and age
 //! of the set in use; token-cache hits and misses; configuration reloads by result, and the digest and
-//! age of the configuration serving.
+//! age of the configuration serving; connections open, reclaimed and refused.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use jwtv_service::Decision;
 use jwtv_service::verifier::Code;
 
 use crate::cache::VerifiedCache;
+use crate::connections::Connections;
 use crate::keys::Keys;
 use crate::keys::fetch::FetchError;
 use crate::reload::{Active, Reloads};
@@ -307,6 +308,29 @@ pub fn render_config(out: &mut String, active: &Active, reloads: &Reloads) {
         reloads.failed.load(Ordering::Relaxed),
         active.digest,
         active.since.elapsed().as_secs_f64()
+    );
+}
+
+/// Connection series: what is open against the limit, and what was closed to stay within it.
+pub fn render_connections(out: &mut String, connections: &Connections) {
+    let _ = writeln!(
+        out,
+        "# HELP jwtv_connections_open Client connections open.\n\
+         # TYPE jwtv_connections_open gauge\n\
+         jwtv_connections_open {}\n\
+         # HELP jwtv_connections_limit Client connections allowed at once.\n\
+         # TYPE jwtv_connections_limit gauge\n\
+         jwtv_connections_limit {}\n\
+         # HELP jwtv_connections_reclaimed_total Connections without a request in progress closed at the limit to make room for a new one.\n\
+         # TYPE jwtv_connections_reclaimed_total counter\n\
+         jwtv_connections_reclaimed_total {}\n\
+         # HELP jwtv_connections_refused_total Connections closed unserved: every slot stayed busy as long as a request may take.\n\
+         # TYPE jwtv_connections_refused_total counter\n\
+         jwtv_connections_refused_total {}",
+        connections.open(),
+        connections.limit(),
+        connections.reclaimed(),
+        connections.refused()
     );
 }
 

@@ -155,7 +155,8 @@ fn hex(bytes: &[u8]) -> String {
 struct RestartOnly {
     listen: String,
     request_timeout: Duration,
-    max_connections: usize,
+    first_byte_timeout: Duration,
+    max_connections: Option<usize>,
     max_token_bytes: usize,
 }
 
@@ -164,12 +165,14 @@ impl RestartOnly {
         let ServerSettings {
             listen,
             request_timeout,
+            first_byte_timeout,
             max_connections,
             ..
         } = &loaded.server;
         RestartOnly {
             listen: listen.clone(),
             request_timeout: *request_timeout,
+            first_byte_timeout: *first_byte_timeout,
             max_connections: *max_connections,
             max_token_bytes: loaded.verifier.limits().max_token_bytes,
         }
@@ -383,8 +386,8 @@ impl Watcher {
         let previous = self.current.get();
         if active.restart_only != previous.restart_only {
             tracing::warn!(
-                "the listen address, request timeout, connection limit and token size limit \
-                 take effect at the next restart"
+                "the listen address, request and first-byte timeouts, connection limit and token size \
+                 limit take effect at the next restart"
             );
         }
         let digest = active.digest.clone();

@@ -20,13 +20,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use jwtv_service::Handled;
 use jwtv_service::config::ServerSettings;
 use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
+use crate::connections::Connections;
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, Active, Current};
 
@@ -44,6 +43,7 @@ struct State {
     current: Arc<Current>,
     metrics: Metrics,
     request_timeout: Duration,
+    connections: Arc<Connections>,
 }
 
 /// What `run` needs besides the service.
@@ -89,31 +89,28 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         tokio::spawn(watcher.run());
     }
 
+    let connections = Connections::new(
+        crate::fdlimit::connection_limit(setup.settings.max_connections),
+        setup.settings.first_byte_timeout,
+    );
     let state = Arc::new(State {
         current: setup.current,
         metrics: Metrics::default(),
         request_timeout: setup.settings.request_timeout,
+        connections: connections.clone(),
     });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        // Also bounds how long an idle keep-alive connection may hold a slot.
+        // From the end of the previous answer to the end of the headers; the first-byte timeout
+        // (`Connections`) is the shorter bound on the wait before a request starts.
         .header_read_timeout(setup.settings.request_timeout)
         .max_buf_size(max_header_bytes(setup.max_token_bytes))
         .keep_alive(true);
-    let slots = Arc::new(Semaphore::new(setup.settings.max_connections));
-    let graceful = GracefulShutdown::new();
 
     loop {
-        // A slot first: past the limit, new connections wait in the kernel's backlog.
-        let permit = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
+        // Every connection is accepted, so that at the limit it can take the slot of an idle one
+        // instead of queueing behind it in the kernel's backlog.
         let stream = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -127,25 +124,43 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
                 }
             },
         };
+        // With every slot busy mid-request, this one waits (the next ones in the backlog) until a
+        // request finishes; it is dropped, unserved, if none does within the longest a request may
+        // take: a request timeout for the headers (hyper's), another for the body and the answer.
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = connections.admit_within(2 * setup.settings.request_timeout) => match slot {
+                Some(slot) => slot,
+                None => continue,
+            },
+        };
         let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(slot.watch(stream));
         let state = state.clone();
+        let requests = slot.requests();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(state.respond(req).await) }
+            let request = requests.start();
+            async move {
+                let response = state.respond(req).await;
+                drop(request);
+                Ok::<_, Infallible>(response)
+            }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = builder.serve_connection(io, service);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = slot.serve(connection, |c| c.graceful_shutdown()).await;
+            if let Err(error) = served {
                 tracing::debug!(%error, "connection closed with an error");
             }
-            drop(permit);
         });
     }
 
     drop(listener);
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("shut down cleanly"),
+        () = connections.shutdown() => tracing::info!("shut down cleanly"),
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("requests still in flight after {}s; exiting anyway", SHUTDOWN_GRACE.as_secs());
         }
@@ -180,6 +195,7 @@ impl State {
         let active = self.current.get();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
             let mut text = self.metrics.render();
+            metrics::render_connections(&mut text, &self.connections);
             metrics::render_keys(&mut text, &active.keys);
             if let Some(cache) = &active.cache {
                 metrics::render_cache(&mut text, cache);

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::jwt::hs256;
-use support::{Response, Server, TempDir, TestConfig, free_port, now, request, workspace_root};
+use support::{
+    IO_TIMEOUT, Response, Server, Target, TempDir, TestConfig, free_port, now, request,
+    workspace_root,
+};
 
 const SECRET: &[u8] = b"proxy-suite-secret-32-bytes-long!";
 
@@ -418,4 +421,50 @@ fn caddy_named_policy_needs_its_scope() {
 #[test]
 fn caddy_fails_closed_when_the_validator_is_down() {
     fails_closed_when_the_validator_is_down(Kind::Caddy);
+}
+
+/// The `worker_connections` of `docs/gateway/nginx.conf`.
+fn nginx_worker_connections() -> usize {
+    let conf = std::fs::read_to_string(workspace_root().join("docs/gateway/nginx.conf")).unwrap();
+    conf.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("worker_connections")?
+                .trim()
+                .strip_suffix(';')
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .expect("nginx.conf sets worker_connections")
+}
+
+/// Issue 15's attack made on nginx in front: sockets that send nothing, 100 more than nginx's
+/// `worker_connections`. nginx reuses its connections that wait for a request when it runs out, so a
+/// real client still gets through, and the validator never sees the idle sockets: only the keep-alive
+/// connections nginx opens to it.
+#[test]
+fn nginx_absorbs_idle_sockets_past_its_connection_limit() {
+    let (validator, upstream) = (validator(), Upstream::start());
+    let proxy = Proxy::start(Kind::Nginx, validator.addr, upstream.addr);
+    let idle: Vec<TcpStream> = (0..nginx_worker_connections() + 100)
+        .map(|_| TcpStream::connect_timeout(&proxy.addr, IO_TIMEOUT).expect("connect to nginx"))
+        .collect();
+    let auth = bearer(&token(json!({})));
+    for round in 0..3 {
+        let r = proxy.get("/", &[("Authorization", &auth)]);
+        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+    }
+    assert_eq!(upstream.hits(), 3);
+    if validator.target == Target::Native {
+        let metrics = validator.get("/metrics").text();
+        let open: usize = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("jwtv_connections_open ")?.parse().ok())
+            .expect("jwtv_connections_open in /metrics");
+        // nginx's keep-alive pool to the validator (`keepalive 16`), and this /metrics request.
+        assert!(
+            open <= 17,
+            "{open} connections reached the validator through nginx"
+        );
+    }
+    drop(idle);
 }

@@ -90,9 +90,13 @@ pub fn pem_keys_supported() -> bool {
     }
 }
 
-/// The native binary under test.
+/// The native binary under test: this package's, or `JWTV_BINARY` (another build, for measurements
+/// that compare two versions).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_jwt-validator"))
+    std::env::var_os("JWTV_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_jwt-validator")),
+        PathBuf::from,
+    )
 }
 
 fn wasmtime() -> PathBuf {

@@ -11,8 +11,9 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen, check_realm,
-    check_token_cache_size, non_empty, parse_algorithm, read_error, remote_location,
+    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen,
+    check_max_connections, check_realm, check_timeout_secs, check_token_cache_size, non_empty,
+    parse_algorithm, read_error, remote_location, settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -59,6 +60,17 @@ impl<'a> Vars<'a> {
             .map(|v| {
                 v.trim().parse::<u64>().map_err(|_| {
                     ConfigError::env(name, format!("{v:?} is not a whole number of seconds"))
+                })
+            })
+            .transpose()
+    }
+
+    /// A whole number of `what` (entries, connections), unchecked.
+    pub(crate) fn count(&self, name: &str, what: &str) -> Result<Option<usize>, ConfigError> {
+        self.string(name)
+            .map(|v| {
+                v.trim().parse::<usize>().map_err(|_| {
+                    ConfigError::env(name, format!("{v:?} is not a whole number of {what}"))
                 })
             })
             .transpose()
@@ -368,15 +380,19 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
             .policies
             .push(named_policy(vars, &name)?);
     }
-    if let Some(n) = vars.string("JWT_TOKEN_CACHE_SIZE") {
-        let n = n.trim().parse::<usize>().map_err(|_| {
-            ConfigError::env(
-                "JWT_TOKEN_CACHE_SIZE",
-                format!("{n:?} is not a whole number of entries"),
-            )
-        })?;
+    if let Some(n) = vars.count("JWT_TOKEN_CACHE_SIZE", "entries")? {
         shared.server.token_cache_size =
             check_token_cache_size(n).map_err(|m| ConfigError::env("JWT_TOKEN_CACHE_SIZE", m))?;
+    }
+    if let Some(secs) = vars.seconds("JWT_REQUEST_TIMEOUT")? {
+        shared.server.request_timeout =
+            check_timeout_secs(secs).map_err(|m| ConfigError::env("JWT_REQUEST_TIMEOUT", m))?;
+    }
+    settle_first_byte_timeout(&mut shared.server, vars.seconds("JWT_FIRST_BYTE_TIMEOUT")?)
+        .map_err(|m| ConfigError::env("JWT_FIRST_BYTE_TIMEOUT", m))?;
+    if let Some(n) = vars.count("JWT_MAX_CONNECTIONS", "connections")? {
+        shared.server.max_connections =
+            Some(check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?);
     }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,

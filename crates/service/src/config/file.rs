@@ -45,8 +45,9 @@ use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
     Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
-    check_listen, check_policy_name, check_realm, check_token_cache_size, io_reason, one_line,
-    parse_algorithm, read_error, remote_location,
+    check_listen, check_max_connections, check_policy_name, check_realm, check_timeout_secs,
+    check_token_cache_size, io_reason, one_line, parse_algorithm, read_error, remote_location,
+    settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -115,6 +116,7 @@ struct ServerSection {
     realm: Option<String>,
     allow_weak_secrets: Option<bool>,
     request_timeout_secs: Option<u64>,
+    first_byte_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     token_cache_size: Option<usize>,
 }
@@ -348,22 +350,14 @@ fn shared(
         shared.options.realm = check_realm(realm).map_err(|m| at.err("server.realm", m))?;
     }
     if let Some(secs) = server.request_timeout_secs {
-        if !(1..=3600).contains(&secs) {
-            return Err(at.err(
-                "server.request_timeout_secs",
-                format!("{secs} is out of range: use 1 to 3600 seconds"),
-            ));
-        }
-        shared.server.request_timeout = std::time::Duration::from_secs(secs);
+        shared.server.request_timeout =
+            check_timeout_secs(secs).map_err(|m| at.err("server.request_timeout_secs", m))?;
     }
+    settle_first_byte_timeout(&mut shared.server, server.first_byte_timeout_secs)
+        .map_err(|m| at.err("server.first_byte_timeout_secs", m))?;
     if let Some(n) = server.max_connections {
-        if !(1..=1_000_000).contains(&n) {
-            return Err(at.err(
-                "server.max_connections",
-                format!("{n} is out of range: use 1 to 1000000"),
-            ));
-        }
-        shared.server.max_connections = n;
+        shared.server.max_connections =
+            Some(check_max_connections(n).map_err(|m| at.err("server.max_connections", m))?);
     }
     if let Some(n) = server.token_cache_size {
         shared.server.token_cache_size =

@@ -37,7 +37,12 @@ pub type ReadFileFn<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
 /// Where the server listens when nothing says otherwise (the replaced Express service used `PORT` or 3000).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// As Node's `keepAliveTimeout`, which the replaced Express service had: short enough that idle sockets
+/// do not pile up, long enough for a client's next request on a kept-alive connection.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeouts in seconds are accepted in `1..=MAX_TIMEOUT_SECS`.
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+pub const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// The names of every environment variable read in the single-issuer case. With a configuration file
 /// they are ignored (and reported), except the listen address which the file may leave out.
@@ -74,6 +79,9 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_JWKS_REFETCH_COOLDOWN",
     "JWT_FETCH_CA_FILE",
     "JWT_TOKEN_CACHE_SIZE",
+    "JWT_REQUEST_TIMEOUT",
+    "JWT_FIRST_BYTE_TIMEOUT",
+    "JWT_MAX_CONNECTIONS",
 ];
 
 /// Verified tokens the native server remembers by default (each entry holds the token's claims).
@@ -87,8 +95,12 @@ pub struct ServerSettings {
     pub listen: String,
     /// The longest a client may take to send one request, headers and body.
     pub request_timeout: Duration,
-    /// Connections served at once; more wait in the kernel's backlog.
-    pub max_connections: usize,
+    /// The longest a connection may stay open without a request in progress: before the first byte of
+    /// its first request, and between requests on a kept-alive connection. At most `request_timeout`.
+    pub first_byte_timeout: Duration,
+    /// Connections open at once; at the limit, the connection idle the longest makes room for a new
+    /// one. `None`: sized from the process's file-descriptor limit at start.
+    pub max_connections: Option<usize>,
     /// Verified tokens remembered (0: no cache).
     pub token_cache_size: usize,
     /// How remote key sets are fetched.
@@ -100,7 +112,8 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: DEFAULT_LISTEN.to_owned(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            max_connections: None,
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
         }
@@ -382,12 +395,16 @@ pub(crate) fn assemble(
     let verifier =
         Verifier::new(policies, shared.limits).map_err(|e| verifier_error(e.to_string()))?;
     summary.push(format!(
-        "limits: body {} bytes, token {} bytes, JSON depth {}; request timeout {}s, {} connections; listen {}",
+        "limits: body {} bytes, token {} bytes, JSON depth {}; request timeout {}s, first byte within {}s, {}; listen {}",
         shared.options.max_body_bytes,
         shared.limits.max_token_bytes,
         shared.limits.max_json_depth,
         shared.server.request_timeout.as_secs(),
-        shared.server.max_connections,
+        shared.server.first_byte_timeout.as_secs(),
+        match shared.server.max_connections {
+            Some(n) => format!("{n} connections"),
+            None => "connections sized from the file-descriptor limit".to_owned(),
+        },
         shared.server.listen,
     ));
     summary.push(match shared.server.token_cache_size {
@@ -786,4 +803,45 @@ pub(crate) fn check_token_cache_size(n: usize) -> Result<usize, String> {
             "{n} is out of range: use 0 (no cache) to {MAX_TOKEN_CACHE_SIZE} entries"
         ))
     }
+}
+
+/// A timeout in whole seconds, checked.
+pub(crate) fn check_timeout_secs(secs: u64) -> Result<Duration, String> {
+    if (1..=MAX_TIMEOUT_SECS).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(format!(
+            "{secs} is out of range: use 1 to {MAX_TIMEOUT_SECS} seconds"
+        ))
+    }
+}
+
+/// The connection limit, checked.
+pub(crate) fn check_max_connections(n: usize) -> Result<usize, String> {
+    if (1..=MAX_CONNECTIONS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is out of range: use 1 to {MAX_CONNECTIONS}"))
+    }
+}
+
+/// Sets the first-byte timeout: the given one, or the default shortened to the request timeout. Waiting
+/// for a first byte is part of a request's time, so it cannot be the longer of the two.
+pub(crate) fn settle_first_byte_timeout(
+    server: &mut ServerSettings,
+    secs: Option<u64>,
+) -> Result<(), String> {
+    let Some(secs) = secs else {
+        server.first_byte_timeout = DEFAULT_FIRST_BYTE_TIMEOUT.min(server.request_timeout);
+        return Ok(());
+    };
+    let timeout = check_timeout_secs(secs)?;
+    if timeout > server.request_timeout {
+        return Err(format!(
+            "{secs}s is longer than the request timeout ({}s): use at most that",
+            server.request_timeout.as_secs()
+        ));
+    }
+    server.first_byte_timeout = timeout;
+    Ok(())
 }

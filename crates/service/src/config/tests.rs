@@ -143,7 +143,8 @@ fn seed_compatible_secret_alone_is_a_working_configuration() {
     let loaded = Fixture::new().env("JWT_SECRET", SECRET).ok();
     assert_eq!(loaded.server.listen, "0.0.0.0:3000");
     assert_eq!(loaded.server.request_timeout, Duration::from_secs(10));
-    assert_eq!(loaded.server.max_connections, 1024);
+    assert_eq!(loaded.server.first_byte_timeout, Duration::from_secs(5));
+    assert_eq!(loaded.server.max_connections, None);
     assert_eq!(loaded.options, crate::Options::default());
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let policy = &loaded.verifier.policies()[0];
@@ -643,6 +644,60 @@ fn weak_oct_key_in_jwks_is_accepted_only_with_the_override() {
     );
 }
 
+// ---------------------------------------------------------------- connection settings
+
+#[test]
+fn connection_settings_come_from_the_environment() {
+    let loaded = Fixture::new()
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_REQUEST_TIMEOUT", "20")
+        .env("JWT_FIRST_BYTE_TIMEOUT", "3")
+        .env("JWT_MAX_CONNECTIONS", "500")
+        .ok();
+    assert_eq!(loaded.server.request_timeout, Duration::from_secs(20));
+    assert_eq!(loaded.server.first_byte_timeout, Duration::from_secs(3));
+    assert_eq!(loaded.server.max_connections, Some(500));
+}
+
+#[test]
+fn a_short_request_timeout_shortens_the_default_first_byte_timeout() {
+    let loaded = Fixture::new()
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_REQUEST_TIMEOUT", "2")
+        .ok();
+    assert_eq!(loaded.server.first_byte_timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn bad_connection_settings_name_their_variable() {
+    let with = |var: &str, value: &str| {
+        Fixture::new()
+            .env("JWT_SECRET", SECRET)
+            .env(var, value)
+            .err()
+    };
+    assert_eq!(
+        with("JWT_FIRST_BYTE_TIMEOUT", "11"),
+        "JWT_FIRST_BYTE_TIMEOUT: 11s is longer than the request timeout (10s): use at most that"
+    );
+    assert_eq!(
+        with("JWT_FIRST_BYTE_TIMEOUT", "0"),
+        "JWT_FIRST_BYTE_TIMEOUT: 0 is out of range: use 1 to 3600 seconds"
+    );
+    assert_eq!(
+        with("JWT_REQUEST_TIMEOUT", "4000"),
+        "JWT_REQUEST_TIMEOUT: 4000 is out of range: use 1 to 3600 seconds"
+    );
+    assert_eq!(
+        with("JWT_MAX_CONNECTIONS", "many"),
+        "JWT_MAX_CONNECTIONS: \"many\" is not a whole number of connections"
+    );
+    assert_eq!(
+        with("JWT_MAX_CONNECTIONS", "0"),
+        "JWT_MAX_CONNECTIONS: 0 is out of range: use 1 to 1000000"
+    );
+}
+
 // ---------------------------------------------------------------- TOML file: success
 
 #[cfg(feature = "toml")]
@@ -695,7 +750,7 @@ secret = "a-default-secret-for-tokens-without-a-known-issuer"
         let loaded = full().ok();
         assert_eq!(loaded.server.listen, "127.0.0.1:8443");
         assert_eq!(loaded.server.request_timeout, Duration::from_secs(3));
-        assert_eq!(loaded.server.max_connections, 64);
+        assert_eq!(loaded.server.max_connections, Some(64));
         assert_eq!(loaded.options.max_body_bytes, 4096);
         assert!(!loaded.options.expose_descriptions);
         assert_eq!(loaded.options.realm, "corp");
@@ -1017,6 +1072,10 @@ secret = "a-default-secret-for-tokens-without-a-known-issuer"
         assert_eq!(
             with("request_timeout_secs = 0"),
             "/etc/jwtv/jwtv.toml: server.request_timeout_secs: 0 is out of range: use 1 to 3600 seconds"
+        );
+        assert_eq!(
+            with("first_byte_timeout_secs = 20"),
+            "/etc/jwtv/jwtv.toml: server.first_byte_timeout_secs: 20s is longer than the request timeout (10s): use at most that"
         );
         assert_eq!(
             with("max_connections = 0"),
