@@ -156,9 +156,11 @@ EXAMPLES
   JWT_SECRET=$(openssl rand -hex 32) jwt-validator   seed-compatible start on port 3000
   jwt-validator mint --sub alice --aud api           a test token signed with the configured secret
   jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
+  jwt-validator probe http://127.0.0.1:3000/readyz   exit 0 when the server answers 2xx (health checks)
 
 EXIT STATUS
-  0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen),
+  0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen, or a probe
+  that got no 2xx answer),
   2 configuration or usage error (one line on stderr)."#;
 
 #[derive(Debug, Parser)]
@@ -213,6 +215,20 @@ pub enum Command {
     Mint(MintArgs),
     /// Load the configuration, describe it and exit: 0 when usable, 2 with the error otherwise.
     CheckConfig,
+    /// GET a URL of a running server and exit 0 on a 2xx answer, 1 otherwise (for container
+    /// HEALTHCHECKs and exec probes in an image without curl).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Plain http:// URL to GET.
+    #[arg(default_value = "http://127.0.0.1:3000/readyz")]
+    pub url: String,
+
+    /// Seconds for the whole probe: connect, request and status line.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -17,6 +17,7 @@ mod keys;
 mod logging;
 mod metrics;
 mod mint;
+mod probe;
 mod serve;
 
 use std::io::Write as _;
@@ -29,7 +30,7 @@ use clap::Parser as _;
 use jwtv_service::Service;
 use jwtv_service::config::{self, ConfigError, Loaded};
 
-use crate::cli::{Cli, Command, GlobalArgs, MintArgs, ServeArgs};
+use crate::cli::{Cli, Command, GlobalArgs, MintArgs, ProbeArgs, ServeArgs};
 
 /// A configuration or usage problem: one line on stderr, exit status 2.
 const EXIT_CONFIG: u8 = 2;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args.or(cli.serve), &cli.global),
         Some(Command::Mint(args)) => mint(&args, &cli.global),
         Some(Command::CheckConfig) => check_config(&cli.global),
+        Some(Command::Probe(args)) => probe(&args),
     }
 }
 
@@ -213,5 +215,15 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
             EXIT_RUNTIME,
             &anyhow::Error::new(e).context("cannot write the summary"),
         ),
+    }
+}
+
+fn probe(args: &ProbeArgs) -> ExitCode {
+    match probe::probe(&args.url, std::time::Duration::from_secs(args.timeout)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jwt-validator: probe: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
