@@ -43,7 +43,7 @@ COMMAND_TIMEOUT = 600  # a build; every other command is far quicker
 WAIT = 20.0  # seconds for a container to answer or stop
 
 _store = None  # the throw-away podman store of this run
-_images = {}  # "native" | "wasm" | "wasm-artifact" | "node" -> reference
+_images = {}  # "native" | "wasm" | "wasm-artifact" -> reference
 
 
 def run(*args, timeout=120, check=True, env=None):
@@ -105,12 +105,16 @@ def tampered(token):
 
 
 def images():
-    """The images, built by scripts/image into this run's store the first time a test needs them."""
+    """The images, built by scripts/image into this run's store the first time a test needs them.
+    Not the node baseline's: only the showdown uses it, and its Debian root costs minutes to make on a
+    fresh machine."""
     global _store
     if not _images:
         _store = Path(tempfile.mkdtemp(prefix="jwtv-deploy-"))
         podman_cmd = f"podman --root {_store / 'root'} --runroot {_store / 'runroot'}"
-        out = run(ROOT / "scripts/image", timeout=3 * COMMAND_TIMEOUT, env={"PODMAN": podman_cmd}).stdout
+        out = run(
+            ROOT / "scripts/image", "native", "wasm", timeout=3 * COMMAND_TIMEOUT, env={"PODMAN": podman_cmd}
+        ).stdout
         _images.update(line.split(" ", 1) for line in out.splitlines())
     return _images
 

@@ -169,10 +169,4 @@ mod tests {
         assert_eq!(status_of(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(status_of(b"HTTP/1.1 20\r\n"), None);
     }
-
-    #[test]
-    fn https_urls_are_refused_before_any_connection() {
-        let err = probe("https://127.0.0.1:1/readyz", Duration::from_secs(1)).unwrap_err();
-        assert!(matches!(err, ProbeError::NotHttp { .. }), "{err}");
-    }
 }
