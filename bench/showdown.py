@@ -43,6 +43,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import containers  # image sizes and container cold starts (bench/containers.py)
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 NODE_APP = BENCH / "node"
@@ -1034,6 +1036,15 @@ class Bench:
 
     # ------------------------------------------------------------------ summary
 
+    def containers(self):
+        if self.quick:
+            self.results["skipped"]["containers"] = "--quick builds no images (bench/containers.py measures them alone)"
+            return
+        try:
+            self.results["containers"] = containers.measure(self.cold_runs, lambda m: progress("containers", m))
+        except containers.ContainerFailure as e:
+            raise BenchFailure(f"containers: {e}") from e
+
     def summarise(self):
         r = self.results
         s: dict = {"cold_start_ms": {}, "idle_rss_mib": {}, "peak_rss_mib": {}, "size_bytes": {}, "throughput": {}}
@@ -1102,7 +1113,8 @@ class Bench:
                        "cargo_jobs": int(CARGO_JOBS)}
         r["phase_s"] = {}
         for name, step in (("prepare", self.prepare), ("size", self.sizes), ("build", self.builds),
-                           ("cold_start", self.cold_starts), ("load", self.load), ("verify", self.verify_cost)):
+                           ("cold_start", self.cold_starts), ("load", self.load), ("verify", self.verify_cost),
+                           ("containers", self.containers)):
             t0 = time.monotonic()
             step()
             r["phase_s"][name] = round(time.monotonic() - t0, 1)
@@ -1291,6 +1303,8 @@ def report_md(r) -> str:
              f"(median of {len(r['idle_rss_kib']['node'])}); for wasm it is the `wasmtime serve` process. Peak RSS: VmHWM "
              "after all the load below.")
     L.append("")
+    if r.get("containers"):
+        L += containers.report_lines(r["containers"], {c: cs[c]["median"] for c in ("node", "native", "wasm-cwasm")})
     L.append("## Throughput and latency under load (wrk)")
     L.append("")
     L.append(f"{r['config']['load_seconds']} s per run, after a {r['config']['warmup_seconds']} s warm-up; keep-alive "

@@ -44,6 +44,7 @@ ALLOWED_SKIPS = {
     "verify.other_algorithms",
     "verify.inside_wasmtime",
     "size.wasm_jco_opt",  # only when tools/jco is not installed
+    "containers",  # --quick builds no images
 }
 
 

@@ -198,9 +198,11 @@ EXAMPLES
   jwt-validator check-config --config jwtv.toml      validate a configuration and describe it
   kill -HUP $(pidof jwt-validator)                   reload the configuration now
   jwt-validator explain "$TOKEN"                     why this token is accepted or refused
+  jwt-validator probe http://127.0.0.1:3000/readyz   exit 0 when the server answers 2xx (health checks)
 
 EXIT STATUS
-  0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen),
+  0 clean shutdown (SIGTERM/SIGINT) or success, 1 runtime failure (e.g. cannot listen, or a probe
+  that got no 2xx answer),
   2 configuration or usage error (one line on stderr)."#;
 
 #[derive(Debug, Parser)]
@@ -258,6 +260,9 @@ pub enum Command {
     /// Explain why a token is accepted or refused with the configuration: exit 0 valid, 1 refused,
     /// 2 configuration error.
     Explain(ExplainArgs),
+    /// GET a URL of a running server and exit 0 on a 2xx answer, 1 otherwise (for container
+    /// HEALTHCHECKs and exec probes in an image without curl).
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -269,6 +274,17 @@ pub struct ExplainArgs {
     /// Print the explanation as one JSON document.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Plain http:// URL to GET.
+    #[arg(default_value = "http://127.0.0.1:3000/readyz")]
+    pub url: String,
+
+    /// Seconds for the whole probe: connect, request and status line.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -20,6 +20,7 @@ mod keys;
 mod logging;
 mod metrics;
 mod mint;
+mod probe;
 mod reload;
 mod serve;
 
@@ -31,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser as _;
 use jwtv_service::config::{ConfigError, Loaded};
 
-use crate::cli::{Cli, Command, ExplainArgs, GlobalArgs, MintArgs, ServeArgs};
+use crate::cli::{Cli, Command, ExplainArgs, GlobalArgs, MintArgs, ProbeArgs, ServeArgs};
 
 /// A configuration or usage problem: one line on stderr, exit status 2.
 const EXIT_CONFIG: u8 = 2;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Some(Command::Mint(args)) => mint(&args, &cli.global),
         Some(Command::CheckConfig) => check_config(&cli.global),
         Some(Command::Explain(args)) => explain(&args, &cli.global),
+        Some(Command::Probe(args)) => probe(&args),
     }
 }
 
@@ -245,5 +247,15 @@ fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_REFUSED)
+    }
+}
+
+fn probe(args: &ProbeArgs) -> ExitCode {
+    match probe::probe(&args.url, Duration::from_secs(args.timeout)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jwt-validator: probe: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
