@@ -185,7 +185,10 @@ def report_lines(c: dict, bare_cold_ms: dict) -> list[str]:
     if bare_cold_ms:
         lines.append("| cold start, bare process (above; wasm: `wasmtime serve` of the .cwasm) | "
                      + " | ".join(f"{bare_cold_ms[n]:.1f} ms" for n in ("node", "native", "wasm-cwasm")) + " |")
-    lines += ["", f"- wasm: {c['not_runnable']['wasm']}.", ""]
+    lines += ["", f"- wasm: {c['not_runnable']['wasm']}."]
+    if c.get("run_note"):
+        lines.append(f"- {c['run_note']}")
+    lines.append("")
     return lines
 
 

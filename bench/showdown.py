@@ -763,7 +763,7 @@ class Bench:
         b["edit"] = {"file": str(EDIT_FILE), "change": edit_description(original)}
         self.results["skipped"]["build.incremental.node"] = (
             "node has no build step: a change to server.js needs only a restart "
-            "(the original's ~45 s was a container image rebuild; no container engine here)")
+            "(the original's ~45 s was a container image rebuild; see \"Containers\" for our images)")
 
     # ------------------------------------------------------------------ servers
 
@@ -1248,9 +1248,15 @@ def report_md(r) -> str:
     L.append(f"- Versions: {v['rustc']}; node {v['node']} (express {v.get('npm:express', '?')}, jsonwebtoken "
              f"{v.get('npm:jsonwebtoken', '?')}); {v['wasmtime']}; {v['wrk']}; Python {v['python']}; jco {v['jco']}.")
     L.append(f"- Kernel {env['kernel']}. Only 127.0.0.1.")
-    L.append("- No container engine on this machine: a container's own start-up and image size are not measured. "
-             "The original write-up's figures (Node/Express in a container vs a Rust component on Spin) are theirs: "
-             + "; ".join(f"{k} {v_}" for k, v_ in ORIGINAL.items()) + ".")
+    if r.get("containers"):
+        L.append(f"- Containers: {r['containers']['engine']} (see \"Containers\"). "
+                 "The original write-up's figures (Node/Express in a container vs a Rust component on Spin) are theirs: "
+                 + "; ".join(f"{k} {v_}" for k, v_ in ORIGINAL.items()) + ".")
+    else:
+        L.append("- No container engine in this run (--quick, or no podman): a container's own start-up and image "
+                 "size are not measured here (bench/containers.py). The original write-up's figures (Node/Express in "
+                 "a container vs a Rust component on Spin) are theirs: "
+                 + "; ".join(f"{k} {v_}" for k, v_ in ORIGINAL.items()) + ".")
     L.append("- Token: HS256, 32-byte secret (the same string handed to every contender; node passes it to "
              "`jwt.verify` as a string). Invalid token: one middle character of the signature changed.")
     L.append("- Commands:")
