@@ -64,9 +64,8 @@ COLORS = {"node": "#3c873a", "native": "#c0561d", "wasm": "#654ff0", "wasm-cwasm
 RUST = ["native", "wasm"]  # what cargo builds
 EXPECT = {"valid": "200:true", "invalid": "401:false"}  # status:valid-field of every answer
 CARGO_JOBS = "2"
-# wasm-opt through `jco opt`: size-optimise, with the features rustc's wasm32-wasip2 output uses
-JCO_ARGS = ["-Oz", "--enable-nontrapping-float-to-int", "--enable-bulk-memory", "--enable-sign-ext",
-            "--enable-mutable-globals", "--enable-multivalue", "--enable-reference-types"]
+# wasm-opt through `jco opt` (-Oz): the component that ships (scripts/image) and that scripts/test checks
+COMPONENT_OPT = ROOT / "scripts" / "component-opt"
 
 # The original write-up's figures (Node/Express in a container vs a Rust component on Spin), quoted as theirs.
 ORIGINAL = {
@@ -587,7 +586,7 @@ class Bench:
             what="wasmtime compile")
         if self.jco.exists():
             # cached by the input's digest (jco takes ~10 s): bench/.cache/jco/<sha256>.wasm
-            digest = hashlib.sha256(self.wasm_file.read_bytes() + " ".join(JCO_ARGS).encode()).hexdigest()
+            digest = hashlib.sha256(self.wasm_file.read_bytes() + COMPONENT_OPT.read_bytes()).hexdigest()
             cached = BENCH / ".cache" / "jco" / f"{digest}.wasm"
             if not cached.exists():
                 progress("prepare", "jco opt (binaryen wasm-opt -Oz on the component's core modules)")
@@ -595,7 +594,7 @@ class Bench:
                 for old in cached.parent.glob("*.wasm"):
                     old.unlink()
                 tmp = cached.with_suffix(".tmp")
-                run([str(self.jco), "opt", str(self.wasm_file), "-o", str(tmp), "--", *JCO_ARGS],
+                run([str(COMPONENT_OPT), str(self.wasm_file), str(tmp)],
                     env=self.base_env, log=self.logs / "jco-opt.log", what="jco opt")
                 # the optimised component must still be a valid one
                 run(["wasmtime", "compile", str(tmp), "-o", str(self.work / "opt-check.cwasm")],

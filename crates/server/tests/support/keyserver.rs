@@ -80,16 +80,9 @@ impl KeyServer {
         let stop = Arc::new(AtomicBool::new(false));
         let accept_thread = {
             let state = state.clone();
-            let stop = stop.clone();
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let state = state.clone();
-                    thread::spawn(move || serve(stream, &state));
-                }
+            accept_loop(listener, stop.clone(), move |stream| {
+                let state = state.clone();
+                thread::spawn(move || serve(stream, &state));
             })
         };
         KeyServer {
@@ -405,19 +398,10 @@ impl TlsFront {
         let addr = listener.local_addr().expect("TLS front address");
         let stop = Arc::new(AtomicBool::new(false));
         let backend = backend.addr;
-        let accept_thread = {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let config = config.clone();
-                    thread::spawn(move || relay(stream, config, backend));
-                }
-            })
-        };
+        let accept_thread = accept_loop(listener, stop.clone(), move |stream| {
+            let config = config.clone();
+            thread::spawn(move || relay(stream, config, backend));
+        });
         TlsFront {
             addr,
             stop,
@@ -479,4 +463,23 @@ fn relay(tcp: TcpStream, config: Arc<rustls::ServerConfig>, backend: SocketAddr)
     }
     tls.conn.send_close_notify();
     let _ = tls.flush();
+}
+
+/// Hands every accepted connection to `handle` until `stop` is set (the owner then wakes the loop with
+/// one last connection).
+fn accept_loop(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    handle: impl Fn(TcpStream) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Ok(stream) = stream {
+                handle(stream);
+            }
+        }
+    })
 }
