@@ -19,7 +19,12 @@ fuzz_target!(|data: &[u8]| {
         _ => std::str::from_utf8(other).ok().map(str::to_owned),
     };
     let read = |path: &Path| {
-        Ok(if path == Path::new(CONFIG) { toml } else { other }.to_vec())
+        Ok(if path == Path::new(CONFIG) {
+            toml
+        } else {
+            other
+        }
+        .to_vec())
     };
     if let Err(e) = config::load(&var, &read) {
         assert!(!e.to_string().contains('\n'), "a multi-line error: {e}");

@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     // Both read the same grammar; an object is a value that is an object.
     match (&value, &object) {
         (Ok(serde_json::Value::Object(v)), Ok(o)) => assert_eq!(v, o),
-        (Ok(serde_json::Value::Object(_)), Err(e)) => panic!("object refused only by parse_object: {e}"),
+        (Ok(serde_json::Value::Object(_)), Err(e)) => {
+            panic!("object refused only by parse_object: {e}")
+        }
         (_, Ok(_)) => panic!("parse_object accepted what parse_value did not read as an object"),
         _ => {}
     }

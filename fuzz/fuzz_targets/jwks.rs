@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, document)) = data.split_first() else {
         return;
     };
-    let unusable = if flags & 1 == 0 { Unusable::Skip } else { Unusable::Fail };
+    let unusable = if flags & 1 == 0 {
+        Unusable::Skip
+    } else {
+        Unusable::Fail
+    };
     let allow_weak_secret = flags & 2 != 0;
     if let Ok(set) = parse_jwks(document, unusable, allow_weak_secret) {
         for key in set.keys() {

@@ -25,7 +25,10 @@ fn armour(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|l| std::str::from_utf8(l).expect("base64 is ASCII"))
         .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -72,7 +72,10 @@ enum Name<'a> {
 #[derive(Arbitrary, Debug)]
 enum Token<'a> {
     /// Header and claims as JSON text, signed with the configured secret.
-    Signed { header: &'a str, claims: &'a str },
+    Signed {
+        header: &'a str,
+        claims: &'a str,
+    },
     Raw(&'a str),
 }
 

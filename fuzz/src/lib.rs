@@ -17,10 +17,22 @@ pub fn all_keys() -> KeySet {
     };
     KeySet::new(vec![
         Key::new(KeyMaterial::Hmac(SECRET.to_vec()), params("hs")).expect("secret is usable"),
-        pem(include_str!("../../crates/verifier/testdata/rsa2048.pub.pem"), "rsa"),
-        pem(include_str!("../../crates/verifier/testdata/p256.pub.pem"), "p256"),
-        pem(include_str!("../../crates/verifier/testdata/p384.pub.pem"), "p384"),
-        pem(include_str!("../../crates/verifier/testdata/ed25519.pub.pem"), "ed"),
+        pem(
+            include_str!("../../crates/verifier/testdata/rsa2048.pub.pem"),
+            "rsa",
+        ),
+        pem(
+            include_str!("../../crates/verifier/testdata/p256.pub.pem"),
+            "p256",
+        ),
+        pem(
+            include_str!("../../crates/verifier/testdata/p384.pub.pem"),
+            "p384",
+        ),
+        pem(
+            include_str!("../../crates/verifier/testdata/ed25519.pub.pem"),
+            "ed",
+        ),
     ])
 }
 
