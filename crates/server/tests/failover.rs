@@ -270,7 +270,7 @@ fn client(proxy: SocketAddr, endpoint: Endpoint, token: &str, stop: &AtomicBool)
         && Instant::now() < deadline
         && tally.requests < MAX_REQUESTS_PER_CLIENT
     {
-        let ok = match endpoint {
+        let (passed, status) = match endpoint {
             Endpoint::Auth => {
                 let r = request(
                     proxy,
@@ -294,8 +294,8 @@ fn client(proxy: SocketAddr, endpoint: Endpoint, token: &str, stop: &AtomicBool)
             }
         };
         tally.requests += 1;
-        if !ok.0 {
-            tally.failures.push(ok.1);
+        if !passed {
+            tally.failures.push(status);
         }
         thread::sleep(PACE);
     }
