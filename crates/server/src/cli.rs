@@ -82,6 +82,9 @@ REMOTE KEY SETS (the native server fetches them; the WebAssembly component refus
   JWT_JWKS_MAX_TTL       no-cache / no-store count as 0, so MIN
   JWT_JWKS_REFETCH_COOLDOWN
                          seconds between two refetches caused by unknown kids (default 30)
+  JWT_JWKS_REFETCH_WAIT_MS
+                         longest a request with an unknown kid waits on that refetch, in ms (default
+                         1000; 0 never waits); past it the answer is 401 and the fetch goes on
   JWT_FETCH_CA_FILE      PEM file of CA certificates trusted for key-set fetches beside the compiled-in
                          Mozilla roots (an internal identity provider's CA); a bad file stops the start
   HTTPS_PROXY (else ALL_PROXY), NO_PROXY (or lower case)
@@ -128,6 +131,7 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   min_ttl_secs = 60                   # max-age is clamped to [min, max]
   max_ttl_secs = 86400
   refetch_cooldown_secs = 30          # unknown kid: at most one refetch per cooldown
+  refetch_wait_ms = 1000              # ... and a request waits on it at most this long
 
   [[issuers]]
   issuer = "https://login.example.com"

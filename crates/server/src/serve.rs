@@ -261,7 +261,8 @@ impl Active {
         let seen = self.keys.generation();
         let handled = self.service.handle(&request, now_secs());
         // A key the fetched set lacks may have been published since: refetch (at most once per
-        // cooldown, one fetch for all waiting requests) and decide again with the new set. Only once,
+        // cooldown, one fetch for all waiting requests, waited on at most the refetch wait) and decide
+        // again with the new set. Only once,
         // and only when the set changed, so an unknown kid costs at most one extra verification.
         let unknown_kid_of = handled
             .decision

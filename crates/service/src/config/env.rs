@@ -402,6 +402,9 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         max_ttl_secs: vars.seconds("JWT_JWKS_MAX_TTL")?,
         default_ttl_secs: vars.seconds("JWT_JWKS_DEFAULT_TTL")?,
         refetch_cooldown_secs: vars.seconds("JWT_JWKS_REFETCH_COOLDOWN")?,
+        refetch_wait_ms: vars
+            .count("JWT_JWKS_REFETCH_WAIT_MS", "milliseconds")?
+            .map(|ms| ms as u64),
     };
     shared.server.fetch = fetch.settings().map_err(|(field, m)| {
         let var = match field {
@@ -411,6 +414,7 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
             FetchField::MaxTtl => "JWT_JWKS_MAX_TTL",
             FetchField::DefaultTtl => "JWT_JWKS_DEFAULT_TTL",
             FetchField::RefetchCooldown => "JWT_JWKS_REFETCH_COOLDOWN",
+            FetchField::RefetchWait => "JWT_JWKS_REFETCH_WAIT_MS",
         };
         ConfigError::env(var, m)
     })?;

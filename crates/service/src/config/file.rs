@@ -21,6 +21,7 @@
 //! [fetch]                            # remote key sets
 //! timeout_secs = 5
 //! refetch_cooldown_secs = 30
+//! refetch_wait_ms = 1000
 //! ca_file = "internal-ca.pem"        # PEM CA certificates trusted beside the Mozilla roots
 //!
 //! [gateway]                          # forward-auth mode (/auth)
@@ -79,6 +80,7 @@ struct FetchSection {
     max_ttl_secs: Option<u64>,
     default_ttl_secs: Option<u64>,
     refetch_cooldown_secs: Option<u64>,
+    refetch_wait_ms: Option<u64>,
     /// PEM CA certificates trusted beside the Mozilla roots; relative to this file.
     ca_file: Option<String>,
 }
@@ -378,6 +380,7 @@ fn fetch_settings(
         max_ttl_secs: section.max_ttl_secs,
         default_ttl_secs: section.default_ttl_secs,
         refetch_cooldown_secs: section.refetch_cooldown_secs,
+        refetch_wait_ms: section.refetch_wait_ms,
     };
     input.settings().map_err(|(field, m)| {
         let name = match field {
@@ -387,6 +390,7 @@ fn fetch_settings(
             FetchField::MaxTtl => "fetch.max_ttl_secs",
             FetchField::DefaultTtl => "fetch.default_ttl_secs",
             FetchField::RefetchCooldown => "fetch.refetch_cooldown_secs",
+            FetchField::RefetchWait => "fetch.refetch_wait_ms",
         };
         at.err(name, m)
     })

@@ -77,6 +77,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_JWKS_MAX_TTL",
     "JWT_JWKS_DEFAULT_TTL",
     "JWT_JWKS_REFETCH_COOLDOWN",
+    "JWT_JWKS_REFETCH_WAIT_MS",
     "JWT_FETCH_CA_FILE",
     "JWT_TOKEN_CACHE_SIZE",
     "JWT_REQUEST_TIMEOUT",
@@ -136,6 +137,10 @@ pub struct FetchSettings {
     pub default_ttl: Duration,
     /// At most one refetch per this interval for tokens naming a `kid` the set does not hold.
     pub refetch_cooldown: Duration,
+    /// The longest a request with an unknown `kid` waits on the refetch it caused (or found under way);
+    /// past it the request is answered from the set in hand and the fetch finishes in the background.
+    /// Independent of `timeout`, so a hanging identity provider cannot hold clients for a whole fetch.
+    pub refetch_wait: Duration,
     /// Trust anchors added to the compiled-in Mozilla roots (an internal identity provider's CA).
     pub ca_bundle: Option<CaBundle>,
 }
@@ -162,10 +167,16 @@ impl Default for FetchSettings {
             max_ttl: Duration::from_secs(24 * 3600),
             default_ttl: Duration::from_secs(600),
             refetch_cooldown: Duration::from_secs(30),
+            refetch_wait: DEFAULT_REFETCH_WAIT,
             ca_bundle: None,
         }
     }
 }
+
+/// A provider that answers at all answers a small key set well within this; longer waits only hold
+/// clients while it is in trouble.
+pub const DEFAULT_REFETCH_WAIT: Duration = Duration::from_secs(1);
+pub const MAX_REFETCH_WAIT_MS: u64 = 10_000;
 
 /// Where a remote issuer's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,13 +426,14 @@ pub(crate) fn assemble(
         let f = &shared.server.fetch;
         summary.push(format!(
             "remote key sets: timeout {}s, at most {} bytes, TTL {}s (Cache-Control max-age clamped to \
-             {}s..{}s), unknown-kid refetch at most every {}s{}",
+             {}s..{}s), unknown-kid refetch at most every {}s, waited on for at most {}ms{}",
             f.timeout.as_secs(),
             f.max_bytes,
             f.default_ttl.as_secs(),
             f.min_ttl.as_secs(),
             f.max_ttl.as_secs(),
             f.refetch_cooldown.as_secs(),
+            f.refetch_wait.as_millis(),
             if f.allow_http_loopback {
                 "; plain http allowed for loopback hosts"
             } else {
@@ -692,6 +704,7 @@ pub(crate) struct FetchInput {
     pub max_ttl_secs: Option<u64>,
     pub default_ttl_secs: Option<u64>,
     pub refetch_cooldown_secs: Option<u64>,
+    pub refetch_wait_ms: Option<u64>,
 }
 
 /// Which fetch setting a message is about, so each front end can name its variable or field.
@@ -703,6 +716,7 @@ pub(crate) enum FetchField {
     MaxTtl,
     DefaultTtl,
     RefetchCooldown,
+    RefetchWait,
 }
 
 const WEEK_SECS: u64 = 7 * 24 * 3600;
@@ -781,6 +795,18 @@ impl FetchInput {
             3600,
             defaults.refetch_cooldown,
         )?;
+        let refetch_wait = match self.refetch_wait_ms {
+            None => defaults.refetch_wait,
+            Some(ms) if ms <= MAX_REFETCH_WAIT_MS => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err((
+                    FetchField::RefetchWait,
+                    format!(
+                        "{ms} is out of range: use 0 (never wait) to {MAX_REFETCH_WAIT_MS} milliseconds"
+                    ),
+                ));
+            }
+        };
         Ok(FetchSettings {
             allow_http_loopback: self.allow_http_loopback.unwrap_or(false),
             timeout,
@@ -789,6 +815,7 @@ impl FetchInput {
             max_ttl,
             default_ttl,
             refetch_cooldown,
+            refetch_wait,
             ca_bundle: None,
         })
     }
