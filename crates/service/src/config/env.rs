@@ -11,9 +11,10 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen,
+    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen, check_log_sample,
     check_max_connections, check_realm, check_timeout_secs, check_token_cache_size, non_empty,
-    parse_algorithm, read_error, remote_location, settle_first_byte_timeout,
+    parse_algorithm, parse_logged_decisions, read_error, remote_location,
+    settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -393,6 +394,17 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
     if let Some(n) = vars.count("JWT_MAX_CONNECTIONS", "connections")? {
         shared.server.max_connections =
             Some(check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?);
+    }
+    if let Some(value) = vars.string("JWT_LOG_DECISIONS") {
+        shared.server.decision_log.which =
+            parse_logged_decisions(&value).map_err(|m| ConfigError::env("JWT_LOG_DECISIONS", m))?;
+    }
+    if let Some(value) = vars.string("JWT_LOG_SAMPLE") {
+        let rate = value.trim().parse::<f64>().map_err(|_| {
+            ConfigError::env("JWT_LOG_SAMPLE", format!("{value:?} is not a number"))
+        })?;
+        shared.server.decision_log.sample_per_million =
+            check_log_sample(rate).map_err(|m| ConfigError::env("JWT_LOG_SAMPLE", m))?;
     }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,

@@ -46,9 +46,9 @@ use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
     Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
-    check_listen, check_max_connections, check_policy_name, check_realm, check_timeout_secs,
-    check_token_cache_size, io_reason, one_line, parse_algorithm, read_error, remote_location,
-    settle_first_byte_timeout,
+    check_listen, check_log_sample, check_max_connections, check_policy_name, check_realm,
+    check_timeout_secs, check_token_cache_size, io_reason, one_line, parse_algorithm,
+    parse_logged_decisions, read_error, remote_location, settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -121,6 +121,8 @@ struct ServerSection {
     first_byte_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     token_cache_size: Option<usize>,
+    log_decisions: Option<String>,
+    log_sample: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,6 +366,14 @@ fn shared(
     if let Some(n) = server.token_cache_size {
         shared.server.token_cache_size =
             check_token_cache_size(n).map_err(|m| at.err("server.token_cache_size", m))?;
+    }
+    if let Some(value) = &server.log_decisions {
+        shared.server.decision_log.which =
+            parse_logged_decisions(value).map_err(|m| at.err("server.log_decisions", m))?;
+    }
+    if let Some(rate) = server.log_sample {
+        shared.server.decision_log.sample_per_million =
+            check_log_sample(rate).map_err(|m| at.err("server.log_sample", m))?;
     }
     Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
 }

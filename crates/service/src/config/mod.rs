@@ -83,6 +83,8 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_REQUEST_TIMEOUT",
     "JWT_FIRST_BYTE_TIMEOUT",
     "JWT_MAX_CONNECTIONS",
+    "JWT_LOG_DECISIONS",
+    "JWT_LOG_SAMPLE",
 ];
 
 /// Verified tokens the native server remembers by default (each entry holds the token's claims).
@@ -106,6 +108,55 @@ pub struct ServerSettings {
     pub token_cache_size: usize,
     /// How remote key sets are fetched.
     pub fetch: FetchSettings,
+    /// Which decisions get a log line.
+    pub decision_log: DecisionLog,
+}
+
+/// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
+/// whatever this says; the lines are for looking into single requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionLog {
+    pub which: LoggedDecisions,
+    /// Of the decisions `which` selects, the share logged, in millionths (1,000,000: all of them).
+    pub sample_per_million: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoggedDecisions {
+    All,
+    /// Refusals only: a busy gateway's traffic is mostly allowed requests, whose lines say nothing
+    /// `/metrics` does not, while each refusal (with its reason code) may need looking into.
+    Refusals,
+    None,
+}
+
+impl Default for DecisionLog {
+    fn default() -> DecisionLog {
+        DecisionLog {
+            which: LoggedDecisions::Refusals,
+            sample_per_million: 1_000_000,
+        }
+    }
+}
+
+/// `all`, `refusals` or `none`.
+pub(crate) fn parse_logged_decisions(value: &str) -> Result<LoggedDecisions, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(LoggedDecisions::All),
+        "refusals" => Ok(LoggedDecisions::Refusals),
+        "none" => Ok(LoggedDecisions::None),
+        _ => Err(format!("{value:?} is not one of all, refusals, none")),
+    }
+}
+
+/// A sampling rate from 0 to 1, in millionths.
+pub(crate) fn check_log_sample(rate: f64) -> Result<u32, String> {
+    if (0.0..=1.0).contains(&rate) {
+        // In range, so the product fits.
+        Ok((rate * 1_000_000.0).round() as u32)
+    } else {
+        Err(format!("{rate} is out of range: use 0.0 to 1.0"))
+    }
 }
 
 impl Default for ServerSettings {
@@ -117,6 +168,7 @@ impl Default for ServerSettings {
             max_connections: None,
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
+            decision_log: DecisionLog::default(),
         }
     }
 }

@@ -271,6 +271,8 @@ refetch_wait_ms = 0
 
 [server]
 token_cache_size = 5
+log_decisions = "none"
+log_sample = 0.25
 
 [[issuers]]
 issuer = "https://idp.example.com"
@@ -300,6 +302,13 @@ secret = "{SECRET}"
         assert!(loaded.keys.key_set(0).is_none() && loaded.keys.key_set(1).is_none());
         assert!(loaded.keys.key_set(2).is_some());
         assert_eq!(loaded.server.token_cache_size, 5);
+        assert_eq!(
+            loaded.server.decision_log,
+            crate::config::DecisionLog {
+                which: crate::config::LoggedDecisions::None,
+                sample_per_million: 250_000,
+            }
+        );
         assert_eq!(loaded.server.fetch.timeout, Duration::from_secs(3));
         assert_eq!(loaded.server.fetch.refetch_cooldown, Duration::from_secs(7));
         assert_eq!(loaded.server.fetch.refetch_wait, Duration::ZERO);
