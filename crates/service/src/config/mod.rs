@@ -474,6 +474,19 @@ pub(crate) fn assemble(
         0 => "token cache: off".to_owned(),
         n => format!("token cache: up to {n} verified tokens"),
     });
+    let logged = shared.server.decision_log;
+    summary.push(format!(
+        "decision logs: {}{}",
+        match logged.which {
+            LoggedDecisions::All => "every decision",
+            LoggedDecisions::Refusals => "refusals only",
+            LoggedDecisions::None => "none (counted in /metrics only)",
+        },
+        match logged.sample_per_million {
+            1_000_000 => String::new(),
+            n => format!(", {}% of them", f64::from(n) / 10_000.0),
+        }
+    ));
     if !remote.is_empty() {
         let f = &shared.server.fetch;
         summary.push(format!(
