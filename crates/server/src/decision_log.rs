@@ -57,7 +57,7 @@ mod tests {
     #[test]
     fn sampling_logs_the_exact_share() {
         assert_eq!(logged(LoggedDecisions::All, 100_000, true, 1000), 100);
-        assert_eq!(logged(LoggedDecisions::All, 333_333, true, 3000), 1000);
+        assert_eq!(logged(LoggedDecisions::All, 250_000, true, 4000), 1000);
         assert_eq!(logged(LoggedDecisions::All, 0, true, 1000), 0);
         assert_eq!(logged(LoggedDecisions::All, 1, true, 1000), 0);
     }
