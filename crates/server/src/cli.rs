@@ -59,6 +59,9 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_MAX_CONNECTIONS    connections open at once (default: sized from the file-descriptor limit,
                          which is raised to the hard limit at start; at most 65536). At the limit, the
                          connection longest without a request in progress is closed to make room.
+  JWT_LOG_DECISIONS      all|refusals|none: which decisions get a log line (default refusals; every
+                         decision is counted in /metrics whatever this says)
+  JWT_LOG_SAMPLE         0.0 to 1.0: the share of those logged, every n-th one (default 1.0)
 
 REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
   JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
@@ -82,6 +85,9 @@ REMOTE KEY SETS (the native server fetches them; the WebAssembly component refus
   JWT_JWKS_MAX_TTL       no-cache / no-store count as 0, so MIN
   JWT_JWKS_REFETCH_COOLDOWN
                          seconds between two refetches caused by unknown kids (default 30)
+  JWT_JWKS_REFETCH_WAIT_MS
+                         longest a request with an unknown kid waits on that refetch, in ms (default
+                         1000; 0 never waits); past it the answer is 401 and the fetch goes on
   JWT_FETCH_CA_FILE      PEM file of CA certificates trusted for key-set fetches beside the compiled-in
                          Mozilla roots (an internal identity provider's CA); a bad file stops the start
   HTTPS_PROXY (else ALL_PROXY), NO_PROXY (or lower case)
@@ -119,6 +125,8 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   first_byte_timeout_secs = 5         # no request in progress (new or kept-alive connection)
   max_connections = 1024              # default: sized from the file-descriptor limit
   token_cache_size = 10000            # verified tokens remembered; 0 disables
+  log_decisions = "refusals"          # all | refusals | none
+  log_sample = 1.0                    # share of those decisions logged
 
   [fetch]                             # remote key sets (jwks_uri, discovery)
   allow_http_loopback = false         # http:// only for 127.0.0.0/8, ::1, localhost, and only if true
@@ -128,6 +136,7 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   min_ttl_secs = 60                   # max-age is clamped to [min, max]
   max_ttl_secs = 86400
   refetch_cooldown_secs = 30          # unknown kid: at most one refetch per cooldown
+  refetch_wait_ms = 1000              # ... and a request waits on it at most this long
 
   [[issuers]]
   issuer = "https://login.example.com"

@@ -13,6 +13,7 @@
 mod cache;
 mod cli;
 mod connections;
+mod decision_log;
 mod demo;
 mod explain;
 mod fdlimit;

@@ -270,6 +270,21 @@ pub fn render_keys(out: &mut String, keys: &Keys) {
             remote.stats.unknown_kid_suppressed.load(Ordering::Relaxed)
         );
     }
+    out.push_str(
+        "# HELP jwtv_key_unknown_kid_wait_expired_total Requests with an unknown kid answered from the key set in hand because the refetch outlasted the refetch wait.\n\
+         # TYPE jwtv_key_unknown_kid_wait_expired_total counter\n",
+    );
+    for remote in remotes {
+        let _ = writeln!(
+            out,
+            "jwtv_key_unknown_kid_wait_expired_total{{issuer=\"{}\"}} {}",
+            label(&remote.label),
+            remote
+                .stats
+                .unknown_kid_wait_expired
+                .load(Ordering::Relaxed)
+        );
+    }
 }
 
 /// Token-cache series.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use jwtv_service::Service;
-use jwtv_service::config::{self, ConfigError, Loaded, ServerSettings};
+use jwtv_service::config::{self, ConfigError, DecisionLog, Loaded, ServerSettings};
 
 use crate::cache::VerifiedCache;
 use crate::keys::Keys;
@@ -190,6 +190,8 @@ pub struct Active {
     pub digest: String,
     /// When it started serving.
     pub since: Instant,
+    /// Which decisions get a log line (changes with a reload).
+    pub decision_log: DecisionLog,
     restart_only: RestartOnly,
 }
 
@@ -231,6 +233,7 @@ impl Active {
             cache,
             digest,
             since: Instant::now(),
+            decision_log: settings.decision_log,
             restart_only,
         })
     }

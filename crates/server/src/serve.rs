@@ -26,6 +26,7 @@ use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
 
 use crate::connections::Connections;
+use crate::decision_log::Sampler;
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, Active, Current};
 
@@ -44,6 +45,7 @@ struct State {
     metrics: Metrics,
     request_timeout: Duration,
     connections: Arc<Connections>,
+    decision_logs: Sampler,
 }
 
 /// What `run` needs besides the service.
@@ -98,6 +100,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         request_timeout: setup.settings.request_timeout,
         connections: connections.clone(),
+        decision_logs: Sampler::default(),
     });
     let mut builder = http1::Builder::new();
     builder
@@ -215,8 +218,9 @@ impl State {
             .observe(route, handled.decision.as_ref(), elapsed);
         let status = handled.response.status().as_u16();
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        // Every decision is in `/metrics` (above); a line only for those the configuration asks for.
         match &handled.decision {
-            Some(d) => tracing::info!(
+            Some(d) if self.decision_logs.logs(active.decision_log, d.allowed) => tracing::info!(
                 decision = if d.allowed { "allow" } else { "deny" },
                 code = d.code.map_or("ok", |c| c.as_str()),
                 iss = %printable(d.iss.as_deref()),
@@ -225,6 +229,7 @@ impl State {
                 latency_us,
                 "decision"
             ),
+            Some(_) => {}
             None => tracing::debug!(status, latency_us, "request"),
         }
         handled.response.map(|body| Full::new(Bytes::from(body)))
@@ -261,7 +266,8 @@ impl Active {
         let seen = self.keys.generation();
         let handled = self.service.handle(&request, now_secs());
         // A key the fetched set lacks may have been published since: refetch (at most once per
-        // cooldown, one fetch for all waiting requests) and decide again with the new set. Only once,
+        // cooldown, one fetch for all waiting requests, waited on at most the refetch wait) and decide
+        // again with the new set. Only once,
         // and only when the set changed, so an unknown kid costs at most one extra verification.
         let unknown_kid_of = handled
             .decision

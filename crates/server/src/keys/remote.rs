@@ -7,7 +7,8 @@
 //!   brought forward by up to a fifth ([`super::jitter`]) so replicas do not refresh in lockstep;
 //! - refetched for a token naming an unknown `kid` at most once per cooldown, in a single flight: every
 //!   fetch of a source holds `flight`, so concurrent unknown kids wait on the fetch under way and then
-//!   find it recent;
+//!   find it recent; none waits longer than the refetch wait, after which the fetch goes on in its own
+//!   task for the requests that come next;
 //! - a failed fetch never removes the last good set.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,9 @@ pub struct Stats {
     /// Refetches caused by tokens with an unknown `kid`, and those refused by the cooldown.
     pub unknown_kid_refetches: AtomicU64,
     pub unknown_kid_suppressed: AtomicU64,
+    /// Requests with an unknown `kid` answered from the set in hand because the refetch outlasted the
+    /// refetch wait.
+    pub unknown_kid_wait_expired: AtomicU64,
 }
 
 /// What the last fetches left behind, under one small lock.
@@ -49,6 +53,8 @@ pub struct Stats {
 struct Progress {
     /// Start of the last fetch attempt, whatever caused it: the unknown-kid cooldown counts from here.
     last_attempt: Option<Instant>,
+    /// Start of the fetch under way, if one is: unknown-kid waits are bounded from here.
+    fetching_since: Option<Instant>,
     /// End of the last successful fetch: the age of the set in use counts from here.
     last_success: Option<Instant>,
     /// SHA-256 of the document behind the set in use; an identical document changes nothing.
@@ -159,7 +165,29 @@ impl Remote {
     /// waiting on the fetch already under way if there is one. `seen` is the store generation read
     /// before the token was verified. Returns whether this source's set changed since then (the caller
     /// then verifies once more).
+    ///
+    /// Waits at most the refetch wait from the start of the fetch it joins or starts; past it, answers
+    /// `false`, and the fetch finishes in its own task.
     pub async fn refetch_for_unknown_kid(self: &Arc<Self>, seen: u64) -> bool {
+        if self.changed_since(seen) {
+            return true;
+        }
+        // Counted from the start of the fetch under way, if any: once a fetch has outlasted the
+        // wait, the requests that keep coming are answered at once instead of each waiting again.
+        let since = self.progress().fetching_since.unwrap_or_else(Instant::now);
+        let deadline = since + self.settings.refetch_wait;
+        match tokio::time::timeout_at(deadline.into(), self.refetch_or_join(seen)).await {
+            Ok(changed) => changed,
+            Err(_) => {
+                self.stats
+                    .unknown_kid_wait_expired
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    async fn refetch_or_join(self: &Arc<Self>, seen: u64) -> bool {
         if self.changed_since(seen) {
             return true;
         }
@@ -184,8 +212,8 @@ impl Remote {
             issuer = %self.label,
             "token with an unknown kid: refetching the key set"
         );
-        // The fetch runs in its own task, holding the flight, so a request that times out or whose
-        // client leaves does not cancel the fetch the other waiters rely on.
+        // The fetch runs in its own task, holding the flight, so a request that stops waiting or whose
+        // client leaves does not cancel the fetch the other waiters and the next requests rely on.
         let this = self.clone();
         let task = tokio::spawn(async move {
             let _flight = flight;
@@ -201,8 +229,13 @@ impl Remote {
     /// One fetch; the caller holds `flight`. Returns the outcome and the TTL of the set.
     async fn fetch_in_flight(&self) -> Result<(Outcome, Duration), FetchError> {
         let started = Instant::now();
-        self.progress().last_attempt = Some(started);
+        {
+            let mut progress = self.progress();
+            progress.last_attempt = Some(started);
+            progress.fetching_since = Some(started);
+        }
         let result = self.fetch_and_install().await;
+        self.progress().fetching_since = None;
         let elapsed = started.elapsed();
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.stats.duration_sum_us.fetch_add(us, Ordering::Relaxed);

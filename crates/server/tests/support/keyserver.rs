@@ -2,7 +2,7 @@
 //! thread accepting, one short-lived thread per connection, `Connection: close` on every answer.
 //!
 //! The test controls what it serves (the JWK Set, the discovery document, `Cache-Control`) and how it
-//! misbehaves ([`Mode`]): down, slow, garbage, huge, an error status. It counts requests per path.
+//! misbehaves ([`Mode`]): down, slow, trickling, garbage, huge, an error status. It counts requests per path.
 //! Dropping it stops the accept loop; every wait in it is bounded.
 //!
 //! Also here: [`TestJwk`], signing keys with their public JWK, so a test can publish, rotate and
@@ -32,6 +32,9 @@ pub enum Mode {
     Down,
     /// Waits this long before answering normally.
     Slow(Duration),
+    /// 200 with the configured document sent one byte per this interval (a provider that stalls
+    /// mid-answer); the write timeout ends it.
+    Trickle(Duration),
     /// 200 with a body that is not JSON.
     Garbage,
     /// 200, chunked, no Content-Length, far more bytes than any cap (the cap must hold while reading).
@@ -178,6 +181,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
             respond(&mut stream, body, cache_control)
         }
         Mode::Normal => respond(&mut stream, body, cache_control),
+        Mode::Trickle(interval) => trickle(&mut stream, body.unwrap_or_default(), interval),
         Mode::Garbage => write_response(&mut stream, 200, &[], b"<html><body>It works!</body></html>"),
         Mode::Huge => huge(&mut stream),
         Mode::HugeDeclared => stream.write_all(
@@ -208,6 +212,22 @@ fn respond(
         }
         None => write_response(stream, 404, &[], b"not found"),
     }
+}
+
+fn trickle(stream: &mut TcpStream, body: String, interval: Duration) -> std::io::Result<()> {
+    stream.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    for byte in body.as_bytes() {
+        stream.write_all(&[*byte])?;
+        stream.flush()?;
+        thread::sleep(interval);
+    }
+    Ok(())
 }
 
 /// Valid-looking JSON that never ends within any cap: 4 MiB in 16 KiB chunks.

@@ -11,9 +11,10 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen,
+    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen, check_log_sample,
     check_max_connections, check_realm, check_timeout_secs, check_token_cache_size, non_empty,
-    parse_algorithm, read_error, remote_location, settle_first_byte_timeout,
+    parse_algorithm, parse_logged_decisions, read_error, remote_location,
+    settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -394,6 +395,17 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         shared.server.max_connections =
             Some(check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?);
     }
+    if let Some(value) = vars.string("JWT_LOG_DECISIONS") {
+        shared.server.decision_log.which =
+            parse_logged_decisions(&value).map_err(|m| ConfigError::env("JWT_LOG_DECISIONS", m))?;
+    }
+    if let Some(value) = vars.string("JWT_LOG_SAMPLE") {
+        let rate = value.trim().parse::<f64>().map_err(|_| {
+            ConfigError::env("JWT_LOG_SAMPLE", format!("{value:?} is not a number"))
+        })?;
+        shared.server.decision_log.sample_per_million =
+            check_log_sample(rate).map_err(|m| ConfigError::env("JWT_LOG_SAMPLE", m))?;
+    }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,
         timeout_secs: vars.seconds("JWT_FETCH_TIMEOUT")?,
@@ -402,6 +414,9 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         max_ttl_secs: vars.seconds("JWT_JWKS_MAX_TTL")?,
         default_ttl_secs: vars.seconds("JWT_JWKS_DEFAULT_TTL")?,
         refetch_cooldown_secs: vars.seconds("JWT_JWKS_REFETCH_COOLDOWN")?,
+        refetch_wait_ms: vars
+            .count("JWT_JWKS_REFETCH_WAIT_MS", "milliseconds")?
+            .map(|ms| ms as u64),
     };
     shared.server.fetch = fetch.settings().map_err(|(field, m)| {
         let var = match field {
@@ -411,6 +426,7 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
             FetchField::MaxTtl => "JWT_JWKS_MAX_TTL",
             FetchField::DefaultTtl => "JWT_JWKS_DEFAULT_TTL",
             FetchField::RefetchCooldown => "JWT_JWKS_REFETCH_COOLDOWN",
+            FetchField::RefetchWait => "JWT_JWKS_REFETCH_WAIT_MS",
         };
         ConfigError::env(var, m)
     })?;

@@ -21,6 +21,7 @@
 //! [fetch]                            # remote key sets
 //! timeout_secs = 5
 //! refetch_cooldown_secs = 30
+//! refetch_wait_ms = 1000
 //! ca_file = "internal-ca.pem"        # PEM CA certificates trusted beside the Mozilla roots
 //!
 //! [gateway]                          # forward-auth mode (/auth)
@@ -45,9 +46,9 @@ use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
     Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
-    check_listen, check_max_connections, check_policy_name, check_realm, check_timeout_secs,
-    check_token_cache_size, io_reason, one_line, parse_algorithm, read_error, remote_location,
-    settle_first_byte_timeout,
+    check_listen, check_log_sample, check_max_connections, check_policy_name, check_realm,
+    check_timeout_secs, check_token_cache_size, io_reason, one_line, parse_algorithm,
+    parse_logged_decisions, read_error, remote_location, settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -79,6 +80,7 @@ struct FetchSection {
     max_ttl_secs: Option<u64>,
     default_ttl_secs: Option<u64>,
     refetch_cooldown_secs: Option<u64>,
+    refetch_wait_ms: Option<u64>,
     /// PEM CA certificates trusted beside the Mozilla roots; relative to this file.
     ca_file: Option<String>,
 }
@@ -119,6 +121,8 @@ struct ServerSection {
     first_byte_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     token_cache_size: Option<usize>,
+    log_decisions: Option<String>,
+    log_sample: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +367,14 @@ fn shared(
         shared.server.token_cache_size =
             check_token_cache_size(n).map_err(|m| at.err("server.token_cache_size", m))?;
     }
+    if let Some(value) = &server.log_decisions {
+        shared.server.decision_log.which =
+            parse_logged_decisions(value).map_err(|m| at.err("server.log_decisions", m))?;
+    }
+    if let Some(rate) = server.log_sample {
+        shared.server.decision_log.sample_per_million =
+            check_log_sample(rate).map_err(|m| at.err("server.log_sample", m))?;
+    }
     Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
 }
 
@@ -378,6 +390,7 @@ fn fetch_settings(
         max_ttl_secs: section.max_ttl_secs,
         default_ttl_secs: section.default_ttl_secs,
         refetch_cooldown_secs: section.refetch_cooldown_secs,
+        refetch_wait_ms: section.refetch_wait_ms,
     };
     input.settings().map_err(|(field, m)| {
         let name = match field {
@@ -387,6 +400,7 @@ fn fetch_settings(
             FetchField::MaxTtl => "fetch.max_ttl_secs",
             FetchField::DefaultTtl => "fetch.default_ttl_secs",
             FetchField::RefetchCooldown => "fetch.refetch_cooldown_secs",
+            FetchField::RefetchWait => "fetch.refetch_wait_ms",
         };
         at.err(name, m)
     })

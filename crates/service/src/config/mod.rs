@@ -77,11 +77,14 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_JWKS_MAX_TTL",
     "JWT_JWKS_DEFAULT_TTL",
     "JWT_JWKS_REFETCH_COOLDOWN",
+    "JWT_JWKS_REFETCH_WAIT_MS",
     "JWT_FETCH_CA_FILE",
     "JWT_TOKEN_CACHE_SIZE",
     "JWT_REQUEST_TIMEOUT",
     "JWT_FIRST_BYTE_TIMEOUT",
     "JWT_MAX_CONNECTIONS",
+    "JWT_LOG_DECISIONS",
+    "JWT_LOG_SAMPLE",
 ];
 
 /// Verified tokens the native server remembers by default (each entry holds the token's claims).
@@ -105,6 +108,55 @@ pub struct ServerSettings {
     pub token_cache_size: usize,
     /// How remote key sets are fetched.
     pub fetch: FetchSettings,
+    /// Which decisions get a log line.
+    pub decision_log: DecisionLog,
+}
+
+/// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
+/// whatever this says; the lines are for looking into single requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionLog {
+    pub which: LoggedDecisions,
+    /// Of the decisions `which` selects, the share logged, in millionths (1,000,000: all of them).
+    pub sample_per_million: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoggedDecisions {
+    All,
+    /// Refusals only: a busy gateway's traffic is mostly allowed requests, whose lines say nothing
+    /// `/metrics` does not, while each refusal (with its reason code) may need looking into.
+    Refusals,
+    None,
+}
+
+impl Default for DecisionLog {
+    fn default() -> DecisionLog {
+        DecisionLog {
+            which: LoggedDecisions::Refusals,
+            sample_per_million: 1_000_000,
+        }
+    }
+}
+
+/// `all`, `refusals` or `none`.
+pub(crate) fn parse_logged_decisions(value: &str) -> Result<LoggedDecisions, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(LoggedDecisions::All),
+        "refusals" => Ok(LoggedDecisions::Refusals),
+        "none" => Ok(LoggedDecisions::None),
+        _ => Err(format!("{value:?} is not one of all, refusals, none")),
+    }
+}
+
+/// A sampling rate from 0 to 1, in millionths.
+pub(crate) fn check_log_sample(rate: f64) -> Result<u32, String> {
+    if (0.0..=1.0).contains(&rate) {
+        // In range, so the product fits.
+        Ok((rate * 1_000_000.0).round() as u32)
+    } else {
+        Err(format!("{rate} is out of range: use 0.0 to 1.0"))
+    }
 }
 
 impl Default for ServerSettings {
@@ -116,6 +168,7 @@ impl Default for ServerSettings {
             max_connections: None,
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
+            decision_log: DecisionLog::default(),
         }
     }
 }
@@ -136,6 +189,10 @@ pub struct FetchSettings {
     pub default_ttl: Duration,
     /// At most one refetch per this interval for tokens naming a `kid` the set does not hold.
     pub refetch_cooldown: Duration,
+    /// The longest a request with an unknown `kid` waits on the refetch it caused (or found under way);
+    /// past it the request is answered from the set in hand and the fetch finishes in the background.
+    /// Independent of `timeout`, so a hanging identity provider cannot hold clients for a whole fetch.
+    pub refetch_wait: Duration,
     /// Trust anchors added to the compiled-in Mozilla roots (an internal identity provider's CA).
     pub ca_bundle: Option<CaBundle>,
 }
@@ -162,10 +219,16 @@ impl Default for FetchSettings {
             max_ttl: Duration::from_secs(24 * 3600),
             default_ttl: Duration::from_secs(600),
             refetch_cooldown: Duration::from_secs(30),
+            refetch_wait: DEFAULT_REFETCH_WAIT,
             ca_bundle: None,
         }
     }
 }
+
+/// A provider that answers at all answers a small key set well within this; longer waits only hold
+/// clients while it is in trouble.
+pub const DEFAULT_REFETCH_WAIT: Duration = Duration::from_secs(1);
+pub const MAX_REFETCH_WAIT_MS: u64 = 10_000;
 
 /// Where a remote issuer's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,17 +474,31 @@ pub(crate) fn assemble(
         0 => "token cache: off".to_owned(),
         n => format!("token cache: up to {n} verified tokens"),
     });
+    let logged = shared.server.decision_log;
+    summary.push(format!(
+        "decision logs: {}{}",
+        match logged.which {
+            LoggedDecisions::All => "every decision",
+            LoggedDecisions::Refusals => "refusals only",
+            LoggedDecisions::None => "none (counted in /metrics only)",
+        },
+        match logged.sample_per_million {
+            1_000_000 => String::new(),
+            n => format!(", {}% of them", f64::from(n) / 10_000.0),
+        }
+    ));
     if !remote.is_empty() {
         let f = &shared.server.fetch;
         summary.push(format!(
             "remote key sets: timeout {}s, at most {} bytes, TTL {}s (Cache-Control max-age clamped to \
-             {}s..{}s), unknown-kid refetch at most every {}s{}",
+             {}s..{}s), unknown-kid refetch at most every {}s, waited on for at most {}ms{}",
             f.timeout.as_secs(),
             f.max_bytes,
             f.default_ttl.as_secs(),
             f.min_ttl.as_secs(),
             f.max_ttl.as_secs(),
             f.refetch_cooldown.as_secs(),
+            f.refetch_wait.as_millis(),
             if f.allow_http_loopback {
                 "; plain http allowed for loopback hosts"
             } else {
@@ -692,6 +769,7 @@ pub(crate) struct FetchInput {
     pub max_ttl_secs: Option<u64>,
     pub default_ttl_secs: Option<u64>,
     pub refetch_cooldown_secs: Option<u64>,
+    pub refetch_wait_ms: Option<u64>,
 }
 
 /// Which fetch setting a message is about, so each front end can name its variable or field.
@@ -703,6 +781,7 @@ pub(crate) enum FetchField {
     MaxTtl,
     DefaultTtl,
     RefetchCooldown,
+    RefetchWait,
 }
 
 const WEEK_SECS: u64 = 7 * 24 * 3600;
@@ -781,6 +860,18 @@ impl FetchInput {
             3600,
             defaults.refetch_cooldown,
         )?;
+        let refetch_wait = match self.refetch_wait_ms {
+            None => defaults.refetch_wait,
+            Some(ms) if ms <= MAX_REFETCH_WAIT_MS => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err((
+                    FetchField::RefetchWait,
+                    format!(
+                        "{ms} is out of range: use 0 (never wait) to {MAX_REFETCH_WAIT_MS} milliseconds"
+                    ),
+                ));
+            }
+        };
         Ok(FetchSettings {
             allow_http_loopback: self.allow_http_loopback.unwrap_or(false),
             timeout,
@@ -789,6 +880,7 @@ impl FetchInput {
             max_ttl,
             default_ttl,
             refetch_cooldown,
+            refetch_wait,
             ca_bundle: None,
         })
     }

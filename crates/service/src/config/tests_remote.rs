@@ -152,6 +152,7 @@ fn fetch_bounds_and_cache_size_from_the_environment() {
         .env("JWT_JWKS_MAX_TTL", "120")
         .env("JWT_JWKS_DEFAULT_TTL", "5")
         .env("JWT_JWKS_REFETCH_COOLDOWN", "2")
+        .env("JWT_JWKS_REFETCH_WAIT_MS", "250")
         .env("JWT_TOKEN_CACHE_SIZE", "0")
         .ok();
     let f = &loaded.server.fetch;
@@ -166,6 +167,7 @@ fn fetch_bounds_and_cache_size_from_the_environment() {
         )
     );
     assert_eq!(f.refetch_cooldown, Duration::from_secs(2));
+    assert_eq!(f.refetch_wait, Duration::from_millis(250));
     assert_eq!(loaded.server.token_cache_size, 0);
     assert!(loaded.summary.iter().any(|l| l == "token cache: off"));
 
@@ -188,6 +190,12 @@ fn fetch_bounds_and_cache_size_from_the_environment() {
         ("JWT_JWKS_MAX_TTL", "30", "inverted"),
         ("JWT_JWKS_DEFAULT_TTL", "30", "outside the TTL bounds"),
         ("JWT_JWKS_REFETCH_COOLDOWN", "0", "out of range"),
+        ("JWT_JWKS_REFETCH_WAIT_MS", "10001", "out of range"),
+        (
+            "JWT_JWKS_REFETCH_WAIT_MS",
+            "1s",
+            "not a whole number of milliseconds",
+        ),
         (
             "JWT_TOKEN_CACHE_SIZE",
             "-1",
@@ -259,9 +267,12 @@ mod file {
 allow_http_loopback = true
 timeout_secs = 3
 refetch_cooldown_secs = 7
+refetch_wait_ms = 0
 
 [server]
 token_cache_size = 5
+log_decisions = "none"
+log_sample = 0.25
 
 [[issuers]]
 issuer = "https://idp.example.com"
@@ -291,8 +302,16 @@ secret = "{SECRET}"
         assert!(loaded.keys.key_set(0).is_none() && loaded.keys.key_set(1).is_none());
         assert!(loaded.keys.key_set(2).is_some());
         assert_eq!(loaded.server.token_cache_size, 5);
+        assert_eq!(
+            loaded.server.decision_log,
+            crate::config::DecisionLog {
+                which: crate::config::LoggedDecisions::None,
+                sample_per_million: 250_000,
+            }
+        );
         assert_eq!(loaded.server.fetch.timeout, Duration::from_secs(3));
         assert_eq!(loaded.server.fetch.refetch_cooldown, Duration::from_secs(7));
+        assert_eq!(loaded.server.fetch.refetch_wait, Duration::ZERO);
         assert!(
             loaded
                 .summary
