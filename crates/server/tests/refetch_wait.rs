@@ -8,13 +8,12 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
-use support::{Server, TestConfig, now};
+use serde_json::Value;
+use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, distinct_claims, jwks};
+use support::{Server, TestConfig};
 
 const AUDIENCE: &str = "api";
 const ISSUER: &str = "https://idp.test";
@@ -27,14 +26,7 @@ const SPRAYERS: usize = 4;
 const COOLDOWN_PASSED: Duration = Duration::from_millis(1200);
 
 fn claims() -> Value {
-    static N: AtomicU64 = AtomicU64::new(0);
-    json!({
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "alice",
-        "exp": now() + 600,
-        "jti": N.fetch_add(1, Ordering::Relaxed),
-    })
+    distinct_claims(ISSUER, AUDIENCE)
 }
 
 /// The refetch wait is left at its default; the cooldown is short so the spray starts several fetches.

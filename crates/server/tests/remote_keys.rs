@@ -8,12 +8,13 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::keyserver::{DISCOVERY_PATH, JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
+use support::keyserver::{
+    DISCOVERY_PATH, JWKS_PATH, KeyServer, Mode, TestJwk, distinct_claims, jwks,
+};
 use support::{Server, Target, TestConfig, now, run_to_exit};
 
 const AUDIENCE: &str = "api";
@@ -22,17 +23,8 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A little more than the 2 s refetch cooldown of [`remote_config`].
 const COOLDOWN_PASSED: Duration = Duration::from_millis(2200);
 
-/// Claims valid for ten minutes; `n` makes every token distinct, so a check is never answered from the
-/// token cache unless the test means it.
 fn claims(iss: &str) -> Value {
-    static N: AtomicU64 = AtomicU64::new(0);
-    json!({
-        "iss": iss,
-        "aud": AUDIENCE,
-        "sub": "alice",
-        "exp": now() + 600,
-        "jti": N.fetch_add(1, Ordering::Relaxed),
-    })
+    distinct_claims(iss, AUDIENCE)
 }
 
 /// A JWT_JWKS_URI configuration for `ks`, with short bounds so the tests run in seconds.

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -501,5 +501,18 @@ fn accept_loop(
                 handle(stream);
             }
         }
+    })
+}
+
+/// Claims valid for ten minutes; the `jti` makes every token distinct, so a check is never answered from
+/// the server's token cache unless the test means it.
+pub fn distinct_claims(iss: &str, aud: &str) -> Value {
+    static N: AtomicU64 = AtomicU64::new(0);
+    json!({
+        "iss": iss,
+        "aud": aud,
+        "sub": "alice",
+        "exp": super::now() + 600,
+        "jti": N.fetch_add(1, Ordering::Relaxed),
     })
 }
