@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::keyserver::{JWKS_PATH, KeyServer, TestCa, TestJwk, TlsFront, jwks};
-use support::{Server, Target, TempDir, TestConfig, free_port, now, run_to_exit};
+use support::{Server, Target, TempDir, TestConfig, eventually, free_port, now, run_to_exit};
 
 const ISSUER: &str = "https://idp.internal.test";
 const AUDIENCE: &str = "api";
@@ -128,18 +128,6 @@ impl Drop for Tinyproxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Polls until `check` holds or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    true
 }
 
 fn fetches(server: &Server, result: &str) -> f64 {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, distinct_claims, jwks};
-use support::{Server, TestConfig};
+use support::{Server, TestConfig, eventually};
 
 const AUDIENCE: &str = "api";
 const ISSUER: &str = "https://idp.test";
@@ -47,19 +47,6 @@ fn start(ks: &KeyServer) -> Server {
         server.stderr_text()
     );
     server
-}
-
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// One `POST /validate`: status, error code, and how long the answer took.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::keyserver::{
     DISCOVERY_PATH, JWKS_PATH, KeyServer, Mode, TestJwk, distinct_claims, jwks,
 };
-use support::{Server, Target, TestConfig, now, run_to_exit};
+use support::{Server, Target, TestConfig, eventually, now, run_to_exit};
 
 const AUDIENCE: &str = "api";
 const ISSUER: &str = "https://idp.test";
@@ -37,20 +37,6 @@ fn remote_config(ks: &KeyServer) -> TestConfig {
         .env("JWT_FETCH_TIMEOUT", "1")
         .env("JWT_FETCH_MAX_BYTES", "16384")
         .env("JWT_JWKS_REFETCH_COOLDOWN", "2")
-}
-
-/// Polls until `check` holds or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn wait_ready(server: &Server, timeout: Duration) {

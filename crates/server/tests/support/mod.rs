@@ -47,6 +47,20 @@ pub fn assert_no_failures(failures: Vec<String>) {
     );
 }
 
+/// Polls `check` every 50 ms until it holds (true) or `timeout` passes (false).
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The workspace root (two levels above this package).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
