@@ -13,11 +13,11 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{
-    Captured, Response, TempDir, free_port, parse_response, read_to_close, request, workspace_root,
+    Captured, Response, TempDir, eventually, free_port, parse_response, read_to_close, request,
+    workspace_root,
 };
 
 /// Where the docs' files put the validator replicas (the first one alone in the single-validator
@@ -86,26 +86,22 @@ impl Gateway {
         log.drain(child.stdout.take().expect("piped stdout"));
         log.drain(child.stderr.take().expect("piped stderr"));
         let addr = files.listen;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
+        let routed = eventually(READY_TIMEOUT, || {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "{kind:?} exited before serving ({status})\n--- log ---\n{}",
                     log.text()
                 );
             }
-            if probe(addr).is_some_and(|status| status != 404) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{kind:?} did not route requests on {addr} within {READY_TIMEOUT:?}\n--- log ---\n{}",
-                    log.text()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+            probe(addr).is_some_and(|status| status != 404)
+        });
+        if !routed {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{kind:?} did not route requests on {addr} within {READY_TIMEOUT:?}\n--- log ---\n{}",
+                log.text()
+            );
         }
         Gateway {
             addr,
