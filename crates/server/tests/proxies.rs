@@ -157,7 +157,11 @@ fn allows_with_identity_headers(kind: Kind) {
     // A client-supplied identity header must never reach the upstream.
     let r = proxy.get(
         "/orders/42",
-        &[("Authorization", &auth), ("X-Auth-Subject", "mallory")],
+        &[
+            ("Authorization", &auth),
+            ("X-Auth-Subject", "mallory"),
+            ("X-Auth-Email", "mallory@example.com"),
+        ],
     );
     assert_eq!(r.status, 200, "{kind:?}: {}", r.text());
     assert_eq!(upstream.hits(), 1);
@@ -177,6 +181,15 @@ fn allows_with_identity_headers(kind: Kind) {
         seen.get("x-auth-expires")
             .is_some_and(|e| e.parse::<u64>().is_ok())
     );
+    // A configured claim header: Envoy's and Traefik's files take every X-Auth-* of the answer;
+    // nginx's and Caddy's list the five above, and a user adds theirs (docs/gateway/README.md).
+    if matches!(kind, Kind::Envoy | Kind::Traefik) {
+        assert_eq!(
+            seen.get("x-auth-email").map(String::as_str),
+            Some("alice@example.com"),
+            "{kind:?}: {seen:?}"
+        );
+    }
 }
 
 fn denies_without_reaching_the_upstream(kind: Kind) {
