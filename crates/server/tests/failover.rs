@@ -1,5 +1,5 @@
 //! Failover, as users run it (issue 12): three native replicas on 127.0.0.1 behind a real nginx running
-//! exactly `docs/gateway/nginx-replicas.conf` (+ its includes, only addresses replaced), clients
+//! exactly `docs/gateway/nginx-replicas.conf` (+ its includes, only addresses replaced: `support::gateway`), clients
 //! sending `/auth`-protected requests and `POST /validate` the whole time, one replica killed with
 //! SIGKILL and restarted on its port. Every request a client sees fail is counted.
 //!
@@ -16,22 +16,17 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::gateway::Gateway;
 use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
-use support::{Server, Target, TempDir, TestConfig, free_port, now, request, workspace_root};
+use support::{Server, Target, TestConfig, free_port, now, request};
 
 const ISSUER: &str = "https://idp.test";
-
-/// The addresses written in the docs' file, replaced by the ports a test picked.
-const DOC_REPLICAS: [&str; 3] = ["127.0.0.1:3000", "127.0.0.1:3001", "127.0.0.1:3002"];
-const DOC_APP: &str = "127.0.0.1:9000";
-const DOC_LISTEN: &str = "127.0.0.1:8080";
 
 /// Load while all replicas run, while one is gone, while it runs without keys, and after it is ready
 /// again (past `fail_timeout`, so nginx sends it requests once more).
@@ -142,90 +137,6 @@ impl Drop for App {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// nginx with the docs' replica configuration.
-
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Nginx {
-    /// `edit` changes the failover include before it is written (the baseline measurement drops it).
-    fn start(replicas: [SocketAddr; 3], app: SocketAddr, edit: impl Fn(String) -> String) -> Nginx {
-        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let dir = TempDir::new();
-        let docs = workspace_root().join("docs/gateway");
-        let read = |name: &str| {
-            std::fs::read_to_string(docs.join(name))
-                .unwrap_or_else(|e| panic!("docs/gateway/{name}: {e}"))
-        };
-        let mut conf = read("nginx-replicas.conf");
-        let addresses = DOC_REPLICAS
-            .iter()
-            .zip(replicas.map(|a| a.to_string()))
-            .chain([
-                (&DOC_APP, app.to_string()),
-                (&DOC_LISTEN, listen.to_string()),
-            ]);
-        for (doc, ours) in addresses {
-            assert!(
-                conf.contains(doc),
-                "nginx-replicas.conf no longer names {doc}"
-            );
-            conf = conf.replace(doc, &ours);
-        }
-        let conf = dir.write("nginx-replicas.conf", conf.as_bytes());
-        for include in ["jwt_identity.conf", "jwt_subrequest.conf"] {
-            dir.write(include, read(include).as_bytes());
-        }
-        dir.write(
-            "jwt_failover.conf",
-            edit(read("jwt_failover.conf")).as_bytes(),
-        );
-        std::fs::create_dir_all(dir.path().join("temp")).unwrap();
-        let nginx = ["nginx", "/usr/sbin/nginx"]
-            .into_iter()
-            .find(|n| Command::new(n).arg("-v").output().is_ok())
-            .unwrap_or("nginx");
-        // One process, in the foreground, so it ends with the PID we hold.
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off; master_process off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("nginx cannot start ({e}); run scripts/setup to install it")
-            });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen on {listen}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            addr: listen,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Clients and the kill.
 
 #[derive(Debug, Clone, Copy)]
@@ -305,7 +216,7 @@ fn client(proxy: SocketAddr, endpoint: Endpoint, token: &str, stop: &AtomicBool)
 /// Runs the clients through nginx while replica 1 is killed with SIGKILL, the identity provider goes
 /// down, the replica is restarted on its port (without keys: 503), and the provider comes back;
 /// returns the tallies for `/auth` and `/validate`.
-fn kill_and_restart_under_load(edit: impl Fn(String) -> String) -> (Tally, Tally) {
+fn kill_and_restart_under_load(edit: impl FnOnce(String) -> String) -> (Tally, Tally) {
     let key = TestJwk::es256("k1");
     let ks = KeyServer::start(jwks(&[&key]));
     ks.set_cache_control(Some("public, max-age=1"));
@@ -316,7 +227,7 @@ fn kill_and_restart_under_load(edit: impl Fn(String) -> String) -> (Tally, Tally
         wait_ready(server, READY_TIMEOUT);
     }
     let app = App::start();
-    let nginx = Nginx::start(addrs, app.addr, edit);
+    let nginx = Gateway::nginx_replicas(addrs, app.addr, edit);
     let proxy = nginx.addr;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -369,7 +280,7 @@ fn kill_and_restart_under_load(edit: impl Fn(String) -> String) -> (Tally, Tally
 
 /// One run under `name`: prints the counts (the figures of the docs) and checks that enough requests
 /// ran to span the kill, the outage and the restart.
-fn measure(name: &str, edit: impl Fn(String) -> String) -> (Tally, Tally) {
+fn measure(name: &str, edit: impl FnOnce(String) -> String) -> (Tally, Tally) {
     let (auth, validate) = kill_and_restart_under_load(edit);
     println!(
         "{name}: /auth {}, /validate {}",

@@ -1,6 +1,7 @@
-//! Forward auth through real proxies (issue 5): nginx `auth_request` and Caddy `forward_auth`, run from
-//! Debian's packages with exactly the configuration files in `docs/gateway/` (only their addresses
-//! replaced), in front of an upstream that echoes the headers it receives.
+//! Forward auth through real proxies (issues 5 and 13): nginx `auth_request`, Caddy `forward_auth`,
+//! Traefik `forwardAuth` and Envoy `ext_authz`, each run with exactly the configuration files in
+//! `docs/gateway/` (only their addresses replaced, `support::gateway`), in front of an upstream that
+//! echoes the headers it receives. Every proxy runs the same cases, one module per proxy.
 //!
 //! The validator is the target of `JWTV_TEST_TARGET` (native binary or the component under
 //! `wasmtime serve`), so the same assertions cover both.
@@ -10,25 +11,18 @@ mod support;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use support::gateway::{Gateway, Kind};
 use support::jwt::hs256;
-use support::{
-    IO_TIMEOUT, Response, Server, Target, TempDir, TestConfig, free_port, now, request,
-    workspace_root,
-};
+use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
+use support::{IO_TIMEOUT, Server, Target, TestConfig, now, workspace_root};
 
 const SECRET: &[u8] = b"proxy-suite-secret-32-bytes-long!";
-
-/// The addresses written in the docs' files, replaced by the ports a test picked.
-const DOC_VALIDATOR: &str = "127.0.0.1:3000";
-const DOC_UPSTREAM: &str = "127.0.0.1:9000";
-const DOC_LISTEN: &str = "127.0.0.1:8080";
 
 fn validator() -> Server {
     Server::start(
@@ -150,118 +144,6 @@ fn answer(stream: &mut TcpStream, record: impl FnOnce(&HashMap<String, String>))
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The proxies, from the docs' files.
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Nginx,
-    Caddy,
-}
-
-struct Proxy {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Proxy {
-    fn start(kind: Kind, validator: SocketAddr, upstream: SocketAddr) -> Proxy {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let dir = TempDir::new();
-        let docs = workspace_root().join("docs/gateway");
-        let rewrite = |name: &str| {
-            let text = std::fs::read_to_string(docs.join(name))
-                .unwrap_or_else(|e| panic!("docs/gateway/{name}: {e}"));
-            for doc in [DOC_VALIDATOR, DOC_UPSTREAM, DOC_LISTEN] {
-                assert!(
-                    text.contains(doc) || name.starts_with("jwt_"),
-                    "{name} no longer names {doc}"
-                );
-            }
-            let text = text
-                .replace(DOC_VALIDATOR, &validator.to_string())
-                .replace(DOC_UPSTREAM, &upstream.to_string())
-                .replace(DOC_LISTEN, &listen);
-            dir.write(name, text.as_bytes())
-        };
-        let mut command = match kind {
-            Kind::Nginx => {
-                for include in ["jwt_identity.conf", "jwt_subrequest.conf"] {
-                    rewrite(include);
-                }
-                let conf = rewrite("nginx.conf");
-                std::fs::create_dir_all(dir.path().join("temp")).unwrap();
-                let mut c = Command::new(which("nginx", "/usr/sbin/nginx"));
-                // One process, in the foreground, so it ends with the PID we hold.
-                c.arg("-p")
-                    .arg(dir.path())
-                    .arg("-c")
-                    .arg(&conf)
-                    .args(["-g", "daemon off; master_process off;"]);
-                c
-            }
-            Kind::Caddy => {
-                let conf = rewrite("Caddyfile");
-                let mut c = Command::new(which("caddy", "/usr/bin/caddy"));
-                c.args(["run", "--adapter", "caddyfile", "--config"])
-                    .arg(&conf);
-                c.env("XDG_CONFIG_HOME", dir.path())
-                    .env("XDG_DATA_HOME", dir.path())
-                    .env("HOME", dir.path());
-                c
-            }
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{kind:?} cannot start ({e}); run scripts/setup to install it")
-            });
-        let addr: SocketAddr = listen.parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{kind:?} did not listen on {addr}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        Proxy {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        request(self.addr, "GET", path, headers, b"")
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(name: &str, fallback: &str) -> String {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => p.to_string_lossy().into_owned(),
-        None if std::path::Path::new(fallback).is_file() => fallback.to_owned(),
-        None => panic!("{name} is not installed: run scripts/setup (it installs Debian's {name})"),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
 
 fn bearer(t: &str) -> String {
     format!("Bearer {t}")
@@ -269,13 +151,17 @@ fn bearer(t: &str) -> String {
 
 fn allows_with_identity_headers(kind: Kind) {
     let (validator, upstream) = (validator(), Upstream::start());
-    let proxy = Proxy::start(kind, validator.addr, upstream.addr);
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
     let t = token(json!({"email": "alice@example.com"}));
     let auth = bearer(&t);
     // A client-supplied identity header must never reach the upstream.
     let r = proxy.get(
         "/orders/42",
-        &[("Authorization", &auth), ("X-Auth-Subject", "mallory")],
+        &[
+            ("Authorization", &auth),
+            ("X-Auth-Subject", "mallory"),
+            ("X-Auth-Email", "mallory@example.com"),
+        ],
     );
     assert_eq!(r.status, 200, "{kind:?}: {}", r.text());
     assert_eq!(upstream.hits(), 1);
@@ -295,17 +181,27 @@ fn allows_with_identity_headers(kind: Kind) {
         seen.get("x-auth-expires")
             .is_some_and(|e| e.parse::<u64>().is_ok())
     );
+    // A configured claim header: Envoy's and Traefik's files take every X-Auth-* of the answer;
+    // nginx's and Caddy's list the five above, and a user adds theirs (docs/gateway/README.md).
+    if matches!(kind, Kind::Envoy | Kind::Traefik) {
+        assert_eq!(
+            seen.get("x-auth-email").map(String::as_str),
+            Some("alice@example.com"),
+            "{kind:?}: {seen:?}"
+        );
+    }
 }
 
 fn denies_without_reaching_the_upstream(kind: Kind) {
     let (validator, upstream) = (validator(), Upstream::start());
-    let proxy = Proxy::start(kind, validator.addr, upstream.addr);
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
 
     let r = proxy.get("/orders", &[]);
     assert_eq!(r.status, 401, "{kind:?} missing token");
     assert_eq!(
         r.header("www-authenticate"),
-        Some(r#"Bearer realm="jwt-validator""#)
+        Some(r#"Bearer realm="jwt-validator""#),
+        "{kind:?} missing token"
     );
 
     let t = token(json!({}));
@@ -334,7 +230,7 @@ fn denies_without_reaching_the_upstream(kind: Kind) {
 
 fn named_policy_needs_its_scope(kind: Kind) {
     let (validator, upstream) = (validator(), Upstream::start());
-    let proxy = Proxy::start(kind, validator.addr, upstream.addr);
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
     let reader = bearer(&token(json!({"scope": "read"})));
     let r = proxy.get("/admin/users", &[("Authorization", &reader)]);
     assert_eq!(r.status, 403, "{kind:?}");
@@ -343,12 +239,12 @@ fn named_policy_needs_its_scope(kind: Kind) {
         Some("insufficient_scope"),
         "{kind:?}"
     );
-    // nginx forwards WWW-Authenticate only with 401; Caddy returns the validator's whole answer.
-    if let Kind::Caddy = kind {
+    // nginx forwards WWW-Authenticate only with 401; the others pass it with 403 too.
+    if kind != Kind::Nginx {
         let challenge = r.header("www-authenticate").unwrap_or_default();
         assert!(
             challenge.contains(r#"error="insufficient_scope""#),
-            "{challenge}"
+            "{kind:?}: {challenge}"
         );
     }
     assert_eq!(upstream.hits(), 0);
@@ -363,18 +259,28 @@ fn named_policy_needs_its_scope(kind: Kind) {
     assert_eq!(upstream.hits(), 1);
 }
 
+/// What each proxy answers when it cannot reach the validator, and when the validator answers 503
+/// (no key set yet): the table of `docs/gateway/README.md`. Envoy's is its `status_on_error`.
+fn fail_closed_statuses(kind: Kind) -> (u16, u16) {
+    match kind {
+        Kind::Nginx => (500, 500),
+        Kind::Caddy => (502, 503),
+        Kind::Traefik => (500, 503),
+        Kind::Envoy => (503, 503),
+    }
+}
+
 fn fails_closed_when_the_validator_is_down(kind: Kind) {
     let (validator, upstream) = (validator(), Upstream::start());
-    let addr = validator.addr;
-    let proxy = Proxy::start(kind, addr, upstream.addr);
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
     let auth = bearer(&token(json!({})));
     assert_eq!(proxy.get("/", &[("Authorization", &auth)]).status, 200);
     drop(validator);
     let r = proxy.get("/", &[("Authorization", &auth)]);
-    assert!(
-        r.status >= 500,
-        "{kind:?}: validator down answered {}",
-        r.status
+    assert_eq!(
+        r.status,
+        fail_closed_statuses(kind).0,
+        "{kind:?}: validator down"
     );
     assert_eq!(
         upstream.hits(),
@@ -383,44 +289,87 @@ fn fails_closed_when_the_validator_is_down(kind: Kind) {
     );
 }
 
-#[test]
-fn nginx_allows_with_identity_headers() {
-    allows_with_identity_headers(Kind::Nginx);
+/// A validator whose identity provider has never answered has no keys and answers 503. The native
+/// binary only: the component reads no remote key sets yet, and what is checked here is the proxy.
+fn fails_closed_when_the_validator_has_no_keys(kind: Kind) {
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    ks.set_mode(Mode::Down);
+    let validator = Server::start_on(
+        Target::Native,
+        TestConfig::new()
+            .env("JWT_JWKS_URI", ks.url(JWKS_PATH))
+            .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+            .env("JWT_ISSUER", "https://idp.test")
+            .env("JWT_FETCH_TIMEOUT", "1"),
+    );
+    let upstream = Upstream::start();
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+    let t = key.token(&json!({"iss": "https://idp.test", "sub": "alice", "exp": now() + 600}));
+    let r = proxy.get("/", &[("Authorization", &bearer(&t))]);
+    assert_eq!(
+        r.status,
+        fail_closed_statuses(kind).1,
+        "{kind:?}: validator without keys"
+    );
+    assert_eq!(upstream.hits(), 0, "{kind:?}: the upstream was reached");
 }
 
-#[test]
-fn nginx_denies_without_reaching_the_upstream() {
-    denies_without_reaching_the_upstream(Kind::Nginx);
+/// The cases above for one proxy, as a module named for it.
+macro_rules! gateway_suite {
+    ($name:ident, $kind:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn valid_token_reaches_the_upstream_with_identity_headers() {
+                allows_with_identity_headers($kind);
+            }
+
+            #[test]
+            fn refused_tokens_are_401_without_reaching_the_upstream() {
+                denies_without_reaching_the_upstream($kind);
+            }
+
+            #[test]
+            fn named_policy_without_its_scope_is_403() {
+                named_policy_needs_its_scope($kind);
+            }
+
+            #[test]
+            fn validator_down_fails_closed() {
+                fails_closed_when_the_validator_is_down($kind);
+            }
+
+            #[test]
+            fn validator_without_keys_fails_closed() {
+                fails_closed_when_the_validator_has_no_keys($kind);
+            }
+        }
+    };
 }
 
-#[test]
-fn nginx_named_policy_needs_its_scope() {
-    named_policy_needs_its_scope(Kind::Nginx);
-}
+gateway_suite!(nginx, Kind::Nginx);
+gateway_suite!(caddy, Kind::Caddy);
+gateway_suite!(traefik, Kind::Traefik);
+gateway_suite!(envoy, Kind::Envoy);
 
+/// Issue 14: Envoy warned at every start that `authorization_request.allowed_headers` is deprecated,
+/// and that client connections had no limit.
 #[test]
-fn nginx_fails_closed_when_the_validator_is_down() {
-    fails_closed_when_the_validator_is_down(Kind::Nginx);
-}
-
-#[test]
-fn caddy_allows_with_identity_headers() {
-    allows_with_identity_headers(Kind::Caddy);
-}
-
-#[test]
-fn caddy_denies_without_reaching_the_upstream() {
-    denies_without_reaching_the_upstream(Kind::Caddy);
-}
-
-#[test]
-fn caddy_named_policy_needs_its_scope() {
-    named_policy_needs_its_scope(Kind::Caddy);
-}
-
-#[test]
-fn caddy_fails_closed_when_the_validator_is_down() {
-    fails_closed_when_the_validator_is_down(Kind::Caddy);
+fn envoy_starts_without_warnings() {
+    let (validator, upstream) = (validator(), Upstream::start());
+    let proxy = Gateway::start(Kind::Envoy, validator.addr, upstream.addr);
+    let log = proxy.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[warning]") || l.contains("[error]"))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "Envoy warned:\n{}",
+        warnings.join("\n")
+    );
 }
 
 /// The `worker_connections` of `docs/gateway/nginx.conf`.
@@ -444,7 +393,7 @@ fn nginx_worker_connections() -> usize {
 #[test]
 fn nginx_absorbs_idle_sockets_past_its_connection_limit() {
     let (validator, upstream) = (validator(), Upstream::start());
-    let proxy = Proxy::start(Kind::Nginx, validator.addr, upstream.addr);
+    let proxy = Gateway::start(Kind::Nginx, validator.addr, upstream.addr);
     let idle: Vec<TcpStream> = (0..nginx_worker_connections() + 100)
         .map(|_| TcpStream::connect_timeout(&proxy.addr, IO_TIMEOUT).expect("connect to nginx"))
         .collect();

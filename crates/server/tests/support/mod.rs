@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod gateway;
 pub mod jwt;
 pub mod keyserver;
 
