@@ -130,7 +130,8 @@ pub enum Event {
     Failed { error: FetchError, serving: bool },
     /// An unknown `kid` started a refetch.
     UnknownKidRefetch,
-    /// An unknown `kid` came within the cooldown: no fetch.
+    /// An unknown `kid` made no fetch of its own: within the cooldown, or joining the fetch due or
+    /// under way (single flight).
     UnknownKidSuppressed,
 }
 
@@ -382,13 +383,16 @@ impl Source {
         if self.generation > seen {
             return UnknownKid::Retry;
         }
+        // Joining the fetch due or under way makes no fetch of its own: counted as suppressed.
         if let Some(flight) = &self.flight {
+            self.events.push_back(Event::UnknownKidSuppressed);
             return UnknownKid::Wait {
                 until: flight.started.saturating_add(self.rules.refetch_wait),
             };
         }
         let until = now.saturating_add(self.rules.refetch_wait);
         if self.due.is_some() {
+            self.events.push_back(Event::UnknownKidSuppressed);
             return UnknownKid::Wait { until };
         }
         let recent = self

@@ -214,6 +214,11 @@ fn unknown_kids_within_the_cooldown_make_one_fetch() {
         );
         assert_eq!(source.poll_fetch(later), None, "single flight");
     }
+    assert_eq!(
+        events(&mut source),
+        [Event::UnknownKidSuppressed, Event::UnknownKidSuppressed],
+        "joiners make no fetch of their own"
+    );
     source.handle_fetched(now + 600, &set(&[KEY_A, KEY_B]), None);
     assert!(!source.busy(), "waiters stop waiting");
     assert_eq!(
