@@ -43,6 +43,15 @@ pub fn service_of(loaded: Loaded) -> Result<Service, String> {
     if loaded.remote.is_empty() {
         return Ok(loaded.into_service());
     }
+    // Published key sets hold public keys only (`oct` keys are skipped): without their algorithms every
+    // fetch would end "no usable key" and every token 503.
+    if cfg!(not(feature = "all-algorithms")) {
+        return Err(format!(
+            "{}: remote key sets need RSA, ECDSA or EdDSA, and this component is built HMAC-only \
+             (--no-default-features)",
+            loaded.remote[0].configured_at
+        ));
+    }
     let fetch = &loaded.server.fetch;
     if let Some(bundle) = &fetch.ca_bundle {
         return Err(format!(
