@@ -29,22 +29,10 @@ fn service() -> &'static Result<Service, String> {
         config::load(&env, &read)
             .map_err(|e| e.to_string())
             .and_then(|loaded| {
-                // No outgoing wasi:http here: a remote key set would never arrive, so every token of
-                // that issuer would get 503 forever. Refuse at load, where the operator sees why.
-                if !loaded.remote.is_empty() {
-                    return Err(
-                        "remote key sets (jwks_uri / OIDC discovery) are not supported by the \
-                                component; mount a JWKS file and set JWT_JWKS_FILE"
-                            .to_owned(),
-                    );
-                }
-                Ok(loaded)
-            })
-            .map(|loaded| {
                 for warning in &loaded.warnings {
                     eprintln!("jwt-validator: warning: {warning}");
                 }
-                loaded.into_service()
+                crate::remote::service_of(loaded)
             })
             .map_err(|e| {
                 let line = format!("configuration error: {e}");
@@ -84,7 +72,7 @@ fn answer(service: &Service, incoming: IncomingRequest) -> Response<Vec<u8>> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     match builder.body(body) {
-        Ok(request) => service.handle(&request, now).response,
+        Ok(request) => crate::remote::handle(service, &request, now),
         Err(_) => bad_request(),
     }
 }

@@ -5,8 +5,14 @@
 //! component), turns the incoming request into an [`http::Request`], calls the same
 //! [`jwtv_service::Service`] as the native server and writes the answer back.
 //!
-//! What it must not do: decide anything about a token, or read a configuration file format or remote
-//! key set it cannot honour (those are refused at load with a clear error instead).
+//! What it must not do: decide anything about a token, or read a configuration file format it cannot
+//! honour (refused at load with a clear error instead). Remote key sets are fetched with outgoing
+//! wasi:http under the shared refresh machine ([`jwtv_keyset`]): `remote` drives it, `outgoing` makes
+//! the bounded GET.
 
 #[cfg(target_arch = "wasm32")]
 mod handler;
+#[cfg(target_arch = "wasm32")]
+mod outgoing;
+#[cfg(target_arch = "wasm32")]
+mod remote;

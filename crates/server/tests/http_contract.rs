@@ -718,16 +718,23 @@ fn fifty_concurrent_requests_are_all_answered() {
 // Configurations the component cannot honour: refused with the reason on stderr, never served half-way
 
 #[test]
-fn the_component_refuses_remote_key_sets_with_a_clear_error() {
+fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
     if Target::from_env() != Target::Wasm {
-        return; // the native binary fetches them (remote_keys.rs)
+        return; // the native binary adds it to its roots (fetch_proxy.rs)
     }
-    let server =
-        Server::start(TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"));
+    let server = Server::start(
+        TestConfig::new()
+            .env("JWT_JWKS_URI", "https://keys.example.com/jwks")
+            .file(
+                "ca.pem",
+                "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+            )
+            .env("JWT_FETCH_CA_FILE", "{files}/ca.pem"),
+    );
     assert_refused_at_start(
         &server,
-        "remote key sets (jwks_uri / OIDC discovery) are not supported by the component; \
-         mount a JWKS file and set JWT_JWKS_FILE",
+        "JWT_FETCH_CA_FILE: the component cannot add CA certificates; the host makes the TLS \
+         connections with its own roots",
     );
 }
 

@@ -11,7 +11,6 @@
 //! afterwards (fetches are minutes apart: a pool would only hold sockets open). The proxy's part (TCP,
 //! CONNECT) runs under the same timeout, and its answer head under the same header cap.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,8 @@ use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+pub use jwtv_keyset::FetchError;
+use jwtv_keyset::cache_control;
 use jwtv_service::config::{CaBundle, FetchSettings};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -31,81 +32,6 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::proxy::{Proxies, Route};
-
-/// Why a fetch failed. `kind` is the metric label; the text is for logs and never holds the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchError {
-    Timeout,
-    Connect(String),
-    Tls(String),
-    /// The peer does not speak HTTP/1.1 correctly.
-    Http(String),
-    Status(u16),
-    TooLarge(usize),
-    /// The body is not a usable document (not JSON, not a key set, a key set we cannot read).
-    Invalid(String),
-    /// The discovery document is refused (wrong `issuer`, missing or unacceptable `jwks_uri`).
-    Discovery(String),
-    /// A key set without a single key we can verify with.
-    NoUsableKeys(String),
-    /// The proxy refused or failed the CONNECT (its status, or what went wrong).
-    Proxy(String),
-}
-
-impl FetchError {
-    /// Every kind, in metric order.
-    pub const KINDS: [&'static str; 10] = [
-        "timeout",
-        "connect",
-        "tls",
-        "http",
-        "status",
-        "too_large",
-        "invalid",
-        "discovery",
-        "no_usable_keys",
-        "proxy",
-    ];
-
-    pub fn kind(&self) -> &'static str {
-        Self::KINDS[self.kind_index()]
-    }
-
-    pub fn kind_index(&self) -> usize {
-        match self {
-            FetchError::Timeout => 0,
-            FetchError::Connect(_) => 1,
-            FetchError::Tls(_) => 2,
-            FetchError::Http(_) => 3,
-            FetchError::Status(_) => 4,
-            FetchError::TooLarge(_) => 5,
-            FetchError::Invalid(_) => 6,
-            FetchError::Discovery(_) => 7,
-            FetchError::NoUsableKeys(_) => 8,
-            FetchError::Proxy(_) => 9,
-        }
-    }
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FetchError::Timeout => f.write_str("timed out"),
-            FetchError::Connect(e) => write!(f, "cannot connect: {e}"),
-            FetchError::Tls(e) => write!(f, "TLS: {e}"),
-            FetchError::Http(e) => write!(f, "HTTP: {e}"),
-            FetchError::Status(code) if (300..400).contains(code) => {
-                write!(f, "status {code} (redirects are not followed)")
-            }
-            FetchError::Status(code) => write!(f, "status {code} (expected 200)"),
-            FetchError::TooLarge(max) => write!(f, "response larger than {max} bytes"),
-            FetchError::Invalid(e) => write!(f, "unusable document: {e}"),
-            FetchError::Discovery(e) => write!(f, "discovery refused: {e}"),
-            FetchError::NoUsableKeys(e) => write!(f, "no usable key: {e}"),
-            FetchError::Proxy(e) => write!(f, "proxy: {e}"),
-        }
-    }
-}
 
 /// A successful GET.
 #[derive(Debug)]
@@ -263,12 +189,13 @@ impl Fetcher {
         if declared.is_some_and(|n| n > self.max_bytes as u64) {
             return Err(FetchError::TooLarge(self.max_bytes));
         }
-        let max_age = response
-            .headers()
-            .get_all(CACHE_CONTROL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(max_age);
+        let max_age = cache_control::max_age_of(
+            response
+                .headers()
+                .get_all(CACHE_CONTROL)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let mut body = response.into_body();
         let mut bytes = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -356,46 +283,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// `max-age=N` of one Cache-Control value; `no-store` and `no-cache` count as 0 (the shortest TTL the
-/// configuration allows, rather than refetching on every token).
-fn max_age(value: &str) -> Option<u64> {
-    let mut found = None;
-    for directive in value.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Some(0);
-        }
-        if let Some(n) = lower.strip_prefix("max-age=") {
-            found = n.trim_matches('"').parse::<u64>().ok();
-        }
-    }
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_control_max_age() {
-        assert_eq!(max_age("public, max-age=3600"), Some(3600));
-        assert_eq!(max_age("Max-Age=\"60\", must-revalidate"), Some(60));
-        assert_eq!(max_age("no-cache, max-age=600"), Some(0));
-        assert_eq!(max_age("private"), None);
-        assert_eq!(max_age("max-age=-1"), None);
-    }
-
-    #[test]
-    fn error_kinds_are_stable_labels() {
-        assert_eq!(FetchError::TooLarge(1).kind(), "too_large");
-        assert_eq!(FetchError::Status(302).kind(), "status");
-        assert!(FetchError::Status(302).to_string().contains("redirects"));
-        for (i, kind) in FetchError::KINDS.iter().enumerate() {
-            assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-            assert_eq!(FetchError::KINDS.iter().position(|k| k == kind), Some(i));
-        }
     }
 }

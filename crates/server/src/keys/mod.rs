@@ -2,13 +2,12 @@
 //! (`jwks_uri`, OIDC discovery), kept fresh in the background.
 //!
 //! - [`store`]: the [`jwtv_service::verifier::KeyStore`] the service reads, one slot per issuer.
-//! - [`remote`]: one fetched source: its live set, refresh loop, unknown-kid refetch, statistics.
-//! - [`jitter`]: how far each refresh is brought forward, so replicas do not fetch in lockstep.
+//! - [`remote`]: one fetched source: the tokio driver of its refresh machine (`jwtv_keyset`), its
+//!   live set, unknown-kid waits, statistics.
 //! - [`fetch`]: the bounded HTTP(S) GET under all of it.
 //! - [`proxy`]: whether that GET goes through `HTTPS_PROXY` / `HTTP_PROXY`, per `NO_PROXY`.
 
 pub mod fetch;
-pub mod jitter;
 pub mod proxy;
 pub mod remote;
 pub mod store;

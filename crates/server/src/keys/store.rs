@@ -97,7 +97,7 @@ impl Keys {
                 let remote = Arc::new(Remote::new(
                     source,
                     label,
-                    settings.clone(),
+                    settings,
                     fetcher.clone(),
                     generation.clone(),
                 ));

@@ -6,10 +6,8 @@
 //! (`max-age` is its word on freshness), never sooner than four fifths of it, so N replicas cost the
 //! provider at most 1.25 times the fetches of N refreshing exactly at the TTL (`bench/idp_load.py`
 //! simulates it; figures in `docs/remote-keys.md`). The draws are a pure function of a seed and a
-//! counter (SplitMix64); each source is seeded once from the system's random source, and tests pass
-//! their own seed.
-
-use std::time::Duration;
+//! counter (SplitMix64); each shell seeds a source once from its system's random source, and tests pass
+//! their own seed. Waits are milliseconds, as everywhere in the machine.
 
 /// The earliest point of a jittered wait, as a fraction of it.
 pub const EARLIEST: f64 = 0.8;
@@ -25,17 +23,8 @@ impl Jitter {
         Jitter { seed, draws: 0 }
     }
 
-    /// Seeded from the system's random source; a failing source leaves a fixed seed, which only
-    /// loses the spread, never a bound.
-    pub fn from_system() -> Jitter {
-        use ring::rand::SecureRandom as _;
-        let mut bytes = [0u8; 8];
-        let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-        Jitter::new(u64::from_le_bytes(bytes))
-    }
-
     /// `wait`, brought forward by up to a fifth.
-    pub fn spread(&mut self, wait: Duration) -> Duration {
+    pub fn spread(&mut self, wait: u64) -> u64 {
         let draw = splitmix64(
             self.seed
                 .wrapping_add(self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -45,9 +34,11 @@ impl Jitter {
     }
 }
 
-/// `wait` scaled into `[EARLIEST × wait, wait)` by `unit` in `[0, 1)`.
-pub fn spread(wait: Duration, unit: f64) -> Duration {
-    wait.mul_f64(EARLIEST + (1.0 - EARLIEST) * unit.clamp(0.0, 1.0))
+/// `wait` scaled into `[EARLIEST × wait, wait]` by `unit` in `[0, 1)`.
+pub fn spread(wait: u64, unit: f64) -> u64 {
+    let scaled = wait as f64 * (EARLIEST + (1.0 - EARLIEST) * unit.clamp(0.0, 1.0));
+    // Float rounding may land a hair past `wait`: never later than asked.
+    (scaled as u64).min(wait)
 }
 
 fn splitmix64(x: u64) -> u64 {
@@ -66,7 +57,7 @@ fn unit(x: u64) -> f64 {
 mod tests {
     use super::*;
 
-    const TTL: Duration = Duration::from_secs(600);
+    const TTL: u64 = 600_000;
 
     #[test]
     fn a_refresh_falls_between_four_fifths_of_the_ttl_and_the_ttl() {
@@ -74,22 +65,22 @@ mod tests {
             let mut jitter = Jitter::new(seed);
             for _ in 0..50 {
                 let wait = jitter.spread(TTL);
-                assert!(wait >= Duration::from_secs(480) && wait <= TTL, "{wait:?}");
+                assert!((480_000..=TTL).contains(&wait), "{wait}");
             }
         }
-        assert_eq!(spread(TTL, 0.0), Duration::from_secs(480));
+        assert_eq!(spread(TTL, 0.0), 480_000);
         assert!(spread(TTL, 0.999_999) < TTL);
         assert_eq!(spread(TTL, 7.0), TTL, "out-of-range draws are clamped");
     }
 
     #[test]
     fn replicas_with_their_own_seeds_spread_over_the_whole_window() {
-        let firsts: Vec<Duration> = (0..100u64)
+        let firsts: Vec<u64> = (0..100u64)
             .map(|seed| Jitter::new(seed.wrapping_mul(0x1234_5678_9ABC_DEF1)).spread(TTL))
             .collect();
-        let min = firsts.iter().min().unwrap().as_secs_f64();
-        let max = firsts.iter().max().unwrap().as_secs_f64();
-        assert!(min < 490.0 && max > 590.0, "{min}..{max}");
+        let min = *firsts.iter().min().unwrap();
+        let max = *firsts.iter().max().unwrap();
+        assert!(min < 490_000 && max > 590_000, "{min}..{max}");
         let mut distinct = firsts.clone();
         distinct.sort();
         distinct.dedup();

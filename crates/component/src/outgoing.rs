@@ -1,0 +1,152 @@
+//! One bounded GET for a key set or a discovery document, over outgoing wasi:http: the host makes the
+//! connection and the TLS handshake (with its own trust roots), so this module only bounds it. One
+//! deadline over the whole exchange (the host's connect and first-byte timeouts, then the body read
+//! against a monotonic-clock timer), a size cap checked against `Content-Length` and again while
+//! reading, status 200 only (a host does not follow redirects for us, and we want none).
+
+use http::Uri;
+use jwtv_keyset::{FetchError, cache_control};
+use wasip2::clocks::monotonic_clock;
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasip2::io::poll::poll;
+use wasip2::io::streams::StreamError;
+
+/// A successful GET.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, in seconds.
+    pub max_age: Option<u64>,
+}
+
+/// GETs `uri` (already checked by the refresh machine) within `timeout_ms` and `max_bytes`.
+pub fn get(uri: &Uri, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
+    let timeout_ns = timeout_ms.saturating_mul(1_000_000);
+    let deadline = monotonic_clock::now().saturating_add(timeout_ns);
+    let headers = Fields::from_list(&[
+        (
+            "accept".to_owned(),
+            b"application/json, application/jwk-set+json".to_vec(),
+        ),
+        (
+            "user-agent".to_owned(),
+            concat!("jwt-validator/", env!("CARGO_PKG_VERSION"))
+                .as_bytes()
+                .to_vec(),
+        ),
+    ])
+    .map_err(|e| FetchError::Http(format!("request headers: {e:?}")))?;
+    let request = OutgoingRequest::new(headers);
+    let scheme = match uri.scheme_str() {
+        Some("https") => Scheme::Https,
+        Some("http") => Scheme::Http,
+        _ => return Err(FetchError::Connect("not an http(s) URL".into())),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let built = request.set_method(&Method::Get).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request
+            .set_authority(uri.authority().map(|a| a.as_str()))
+            .is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !built {
+        return Err(FetchError::Http("the host refused the request line".into()));
+    }
+    let options = RequestOptions::new();
+    // A host that does not support one of these keeps its own; the body read below is bounded anyway.
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+    let pending = outgoing_handler::handle(request, Some(options)).map_err(fault)?;
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    let ready = pending.subscribe();
+    if poll(&[&ready, &timer]) == [1] {
+        return Err(FetchError::Timeout);
+    }
+    let response = match pending.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(fault(code)),
+        Some(Err(())) | None => return Err(FetchError::Timeout),
+    };
+    if response.status() != 200 {
+        return Err(FetchError::Status(response.status()));
+    }
+    let headers = response.headers();
+    let declared = headers
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(FetchError::TooLarge(max_bytes));
+    }
+    let cache_control: Vec<String> = headers
+        .get("cache-control")
+        .into_iter()
+        .filter_map(|v| String::from_utf8(v).ok())
+        .collect();
+    let max_age = cache_control::max_age_of(cache_control.iter().map(String::as_str));
+    let body = response
+        .consume()
+        .map_err(|()| FetchError::Http("the response body was already taken".into()))?;
+    let bytes = read_all(&body, &timer, max_bytes);
+    IncomingBody::finish(body);
+    Ok(Fetched {
+        body: bytes?,
+        max_age,
+    })
+}
+
+fn read_all(
+    body: &IncomingBody,
+    timer: &wasip2::io::poll::Pollable,
+    max_bytes: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let stream = body
+        .stream()
+        .map_err(|()| FetchError::Http("the response body stream was already taken".into()))?;
+    let readable = stream.subscribe();
+    let mut bytes = Vec::new();
+    loop {
+        if poll(&[&readable, timer]) == [1] {
+            return Err(FetchError::Timeout);
+        }
+        match stream.read(64 * 1024) {
+            Ok(chunk) => {
+                if bytes.len() + chunk.len() > max_bytes {
+                    return Err(FetchError::TooLarge(max_bytes));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(FetchError::Http(e.to_debug_string()));
+            }
+        }
+    }
+}
+
+/// The host's error for a request that got no response, in the native fetcher's kinds.
+fn fault(code: ErrorCode) -> FetchError {
+    match code {
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => FetchError::Timeout,
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => FetchError::Tls(format!("{code:?}")),
+        ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionTerminated
+        | ErrorCode::ConnectionLimitReached => FetchError::Connect(format!("{code:?}")),
+        other => FetchError::Http(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,212 @@
+//! Remote key sets (`jwks_uri`, OIDC discovery) in the component: the shell of the
+//! [`jwtv_keyset::Source`] refresh machine over outgoing wasi:http ([`crate::outgoing`]).
+//!
+//! A component has no task to refresh in the background, so each request drives the machines first
+//! (`handle_timeout`, then the fetches they ask for, blocking) and verifies after; a token naming an
+//! unknown `kid` asks its source, which refetches at most once per cooldown, within the request and
+//! bounded by the refetch wait. The machines live in the instance (a `static`: the instance is the
+//! state), so a host that reuses instances (`wasmtime serve --max-instance-reuse-count`, Spin) fetches
+//! once per instance and TTL, and one that makes a fresh instance per request fetches on every request
+//! (README, "Remote keys per host mode").
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{Request, Response};
+use jwtv_keyset::{Event, Rules, Source, UnknownKid};
+use jwtv_service::Service;
+use jwtv_service::config::{ConfiguredKeys, Loaded};
+use jwtv_service::verifier::{Code, KeySet, KeyStore};
+
+use crate::outgoing;
+
+/// The key store of an instance with remote sources, kept for [`handle`].
+static REMOTE: OnceLock<Arc<RemoteKeys>> = OnceLock::new();
+
+struct RemoteKeys {
+    configured: ConfiguredKeys,
+    sources: Vec<Remote>,
+    timeout_ms: u64,
+    max_bytes: usize,
+}
+
+struct Remote {
+    issuer: usize,
+    /// Where it was configured (`JWT_JWKS_URI`…), for log lines.
+    configured_at: String,
+    machine: Mutex<Source>,
+}
+
+/// The service of a loaded configuration; with remote sources, their key store is kept for
+/// [`handle`]. Refuses the fetch settings only a native shell can honour.
+pub fn service_of(loaded: Loaded) -> Result<Service, String> {
+    if loaded.remote.is_empty() {
+        return Ok(loaded.into_service());
+    }
+    // Published key sets hold public keys only (`oct` keys are skipped): without their algorithms every
+    // fetch would end "no usable key" and every token 503.
+    if cfg!(not(feature = "all-algorithms")) {
+        return Err(format!(
+            "{}: remote key sets need RSA, ECDSA or EdDSA, and this component is built HMAC-only \
+             (--no-default-features)",
+            loaded.remote[0].configured_at
+        ));
+    }
+    let fetch = &loaded.server.fetch;
+    if let Some(bundle) = &fetch.ca_bundle {
+        return Err(format!(
+            "{}: the component cannot add CA certificates; the host makes the TLS connections with \
+             its own roots (trust the CA in the host instead)",
+            bundle.setting
+        ));
+    }
+    let rules = Rules::from_settings(fetch);
+    let seed = now_ms();
+    let sources = loaded
+        .remote
+        .into_iter()
+        .map(|source| Remote {
+            issuer: source.issuer,
+            machine: Mutex::new(Source::new(
+                source.location,
+                rules.clone(),
+                seed ^ (source.issuer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )),
+            configured_at: source.configured_at,
+        })
+        .collect();
+    let keys = Arc::new(RemoteKeys {
+        configured: loaded.keys,
+        sources,
+        timeout_ms: rules_timeout(fetch.timeout),
+        max_bytes: fetch.max_bytes,
+    });
+    let _ = REMOTE.set(keys.clone());
+    Ok(Service::new(loaded.verifier, keys, loaded.options))
+}
+
+/// Answers `request`: the remote sources first get the fetches they are due, then the service
+/// decides; a token naming a `kid` its fetched set lacks may make one refetch and one more decision.
+pub fn handle(service: &Service, request: &Request<Vec<u8>>, now_secs: u64) -> Response<Vec<u8>> {
+    let Some(keys) = REMOTE.get() else {
+        return service.handle(request, now_secs).response;
+    };
+    let seen: Vec<u64> = keys.sources.iter().map(|s| keys.refresh(s)).collect();
+    let handled = service.handle(request, now_secs);
+    let unknown_kid_of = handled
+        .decision
+        .as_ref()
+        .filter(|d| d.code == Some(Code::UnknownKid))
+        .and_then(|d| d.issuer)
+        .and_then(|issuer| keys.sources.iter().position(|s| s.issuer == issuer));
+    match unknown_kid_of {
+        Some(i) if keys.refetch(&keys.sources[i], seen[i]) => {
+            service.handle(request, now_secs).response
+        }
+        _ => handled.response,
+    }
+}
+
+impl RemoteKeys {
+    /// Makes the fetches `source` is due; returns its generation afterwards.
+    fn refresh(&self, source: &Remote) -> u64 {
+        let mut machine = source.machine();
+        machine.handle_timeout(now_ms());
+        self.fetch_due(source, &mut machine, self.timeout_ms);
+        machine.generation()
+    }
+
+    /// After a token named a `kid` the set lacks, `seen` being the generation it was verified
+    /// against: whether a refetch brought a new set (verify again).
+    fn refetch(&self, source: &Remote, seen: u64) -> bool {
+        let mut machine = source.machine();
+        let now = now_ms();
+        let verdict = machine.handle_unknown_kid(now, seen);
+        match verdict {
+            UnknownKid::Retry => return true,
+            UnknownKid::Suppressed => {}
+            // Nothing runs after the answer here: the wait bounds the fetch itself.
+            UnknownKid::Wait { until } => {
+                let budget = until.saturating_sub(now).min(self.timeout_ms);
+                self.fetch_due(source, &mut machine, budget);
+            }
+        }
+        report(source, &mut machine);
+        machine.generation() > seen
+    }
+
+    fn fetch_due(&self, source: &Remote, machine: &mut Source, timeout_ms: u64) {
+        // Bounded: a discovery and its key set, then the machine asks for nothing until a deadline.
+        for _ in 0..4 {
+            let Some(fetch) = machine.poll_fetch(now_ms()) else {
+                break;
+            };
+            match outgoing::get(&fetch.url, timeout_ms.max(1), self.max_bytes) {
+                Ok(fetched) => machine.handle_fetched(now_ms(), &fetched.body, fetched.max_age),
+                Err(error) => machine.handle_failed(now_ms(), error),
+            }
+        }
+        report(source, machine);
+    }
+}
+
+impl Remote {
+    fn machine(&self) -> MutexGuard<'_, Source> {
+        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl KeyStore for RemoteKeys {
+    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
+        match self.sources.iter().find(|s| s.issuer == issuer) {
+            Some(source) => source.machine().key_set().cloned(),
+            None => self.configured.key_set(issuer),
+        }
+    }
+}
+
+/// The machine's events as log lines on stderr, in the words of the native server's.
+fn report(source: &Remote, machine: &mut Source) {
+    let at = &source.configured_at;
+    while let Some(event) = machine.poll_event() {
+        match event {
+            Event::Discovered { jwks_uri } => {
+                eprintln!("jwt-validator: OIDC discovery ({at}): jwks_uri {jwks_uri}");
+            }
+            Event::Fetched {
+                keys,
+                published,
+                ttl,
+            } => eprintln!(
+                "jwt-validator: key set fetched ({at}): {keys} keys of {published} published, ttl {} s",
+                ttl / 1000
+            ),
+            Event::Unchanged { .. } => {}
+            Event::Failed { error, serving } => eprintln!(
+                "jwt-validator: warning: key set fetch failed ({at}): {} ({error}); serving {}",
+                error.kind(),
+                if serving {
+                    "the last good key set"
+                } else {
+                    "503: no key set yet"
+                }
+            ),
+            Event::UnknownKidRefetch => {
+                eprintln!("jwt-validator: token with an unknown kid: refetching the key set ({at})")
+            }
+            Event::UnknownKidSuppressed => {}
+        }
+    }
+}
+
+fn rules_timeout(timeout: std::time::Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Wall-clock milliseconds: the machine's clock in the component (a snapshot shared between
+/// instances would need one clock for all of them).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
