@@ -287,6 +287,87 @@ fn other_methods_are_405_and_non_json_media_types_415() {
     assert_no_failures(failures);
 }
 
+/// `POST /validate` takes the token from `Authorization: Bearer` when the body carries none; two
+/// different tokens are refused rather than guessed between (issue 13). The rule is the service's,
+/// checked here through each shell.
+#[test]
+fn a_bearer_header_stands_in_for_a_missing_body_token() {
+    let server = Server::start(config());
+    let good = token(&claims());
+    let other = token(&with(claims(), "sub", json!("mallory")));
+    let bearer = format!("Bearer {good}");
+    let json_body = [("Content-Type", "application/json")];
+    let body_of = |t: &str| json!({ "token": t }).to_string();
+    let too_long = format!(
+        "Bearer {}",
+        "a".repeat(support::contract::MAX_TOKEN_BYTES + 1)
+    );
+    let cases: Vec<(&str, Vec<(&str, &str)>, String, u16, &str)> = vec![
+        (
+            "header, no body, no Content-Type",
+            vec![("Authorization", &bearer)],
+            String::new(),
+            200,
+            "",
+        ),
+        (
+            "header, body {}",
+            vec![json_body[0], ("Authorization", &bearer)],
+            "{}".into(),
+            200,
+            "",
+        ),
+        (
+            "the same token in both",
+            vec![json_body[0], ("authorization", &bearer)],
+            body_of(&good),
+            200,
+            "",
+        ),
+        (
+            "different tokens",
+            vec![json_body[0], ("Authorization", &bearer)],
+            body_of(&other),
+            400,
+            "invalid_request",
+        ),
+        (
+            "Basic scheme, no body",
+            vec![("Authorization", "Basic dXNlcjpwYXNz")],
+            String::new(),
+            400,
+            "missing_token",
+        ),
+        (
+            "header over the token cap",
+            vec![("Authorization", &too_long)],
+            String::new(),
+            401,
+            "token_too_large",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, headers, body, status, code) in cases {
+        let r = server.request("POST", "/validate", &headers, body.as_bytes());
+        let problems = if status == 200 {
+            let body = serde_json::from_slice::<Value>(&r.body).unwrap_or_default();
+            match (r.status, body["claims"]["sub"].as_str()) {
+                (200, Some("alice")) => Vec::new(),
+                _ => vec![format!("expected 200 for alice: {} {}", r.status, r.text())],
+            }
+        } else {
+            let mut problems = error_shape_problems(&r, status, code, Some(&good));
+            problems.extend(error_shape_problems(&r, status, code, Some(&other)));
+            problems.dedup();
+            problems
+        };
+        if !problems.is_empty() {
+            failures.push(format!("{name}: {}", problems.join("; ")));
+        }
+    }
+    assert_no_failures(failures);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 401: one stable code per reason
 
