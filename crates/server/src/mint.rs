@@ -219,7 +219,7 @@ fn private_key_der(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Loads `--private-key`; without `--alg`, the key's type decides: Ed25519 → EdDSA, P-256 → ES256,
-/// P-384 → ES384, RSA → RS256.
+/// P-384 → ES384, P-521 → ES512, RSA → RS256.
 fn private_key_signer(
     path: &Path,
     alg: Option<Algorithm>,
@@ -235,12 +235,18 @@ fn private_key_signer(
         Some(alg) => SigningKey::from_pkcs8_der(alg.as_str(), &der)
             .map(|key| (key, alg))
             .map_err(|e| anyhow!("--private-key {shown}: {e}")),
-        None => [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384, Algorithm::RS256]
-            .into_iter()
+        None => [
+            Algorithm::EdDSA,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::ES512,
+            Algorithm::RS256,
+        ]
+        .into_iter()
             .find_map(|alg| SigningKey::from_pkcs8_der(alg.as_str(), &der).ok().map(|key| (key, alg)))
             .ok_or_else(|| {
                 anyhow!(
-                    "--private-key {shown}: not a PKCS#8 Ed25519, P-256, P-384 or RSA (2048 to 8192 bits) \
+                    "--private-key {shown}: not a PKCS#8 Ed25519, P-256, P-384, P-521 or RSA (2048 to 8192 bits) \
                      private key"
                 )
             }),
