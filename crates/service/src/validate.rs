@@ -1,4 +1,5 @@
-//! `POST /validate`: the drop-in for the Express service (`{"token": "…"}` in, `{"valid": …}` out).
+//! `POST /validate`: the drop-in for the Express service (`{"token": "…"}` in, `{"valid": …}` out), which
+//! also takes the token from `Authorization: Bearer` when the body carries none.
 
 use crate::{Decision, Handled, Service};
 use crate::{bearer, response};
