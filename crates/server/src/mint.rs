@@ -276,6 +276,14 @@ mod tests {
     }
 
     #[test]
+    fn a_p521_private_key_signs_es512_without_alg() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../verifier/testdata/p521.pk8.pem");
+        let (key, alg) = private_key_signer(&path, None).expect("a P-521 PKCS#8 key");
+        assert_eq!(alg, Algorithm::ES512);
+        assert_eq!(key.sign("ES512", b"x").expect("signs").len(), 132);
+    }
+
+    #[test]
     fn minted_token_passes_the_configured_validator() {
         let l = loaded(&[
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
