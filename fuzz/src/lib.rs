@@ -30,6 +30,10 @@ pub fn all_keys() -> KeySet {
             "p384",
         ),
         pem(
+            include_str!("../../crates/verifier/testdata/p521.pub.pem"),
+            "p521",
+        ),
+        pem(
             include_str!("../../crates/verifier/testdata/ed25519.pub.pem"),
             "ed",
         ),

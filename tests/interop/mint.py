@@ -55,6 +55,7 @@ SWITCHED = {
     "PS512": "RS512",
     "ES256": "ES384",
     "ES384": "ES256",
+    "ES512": "ES384",
     "EdDSA": "ES256",
 }
 
@@ -130,6 +131,7 @@ def main() -> int:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     p256_key = ec.generate_private_key(ec.SECP256R1())
     p384_key = ec.generate_private_key(ec.SECP384R1())
+    p521_key = ec.generate_private_key(ec.SECP521R1())
     ed_key = ed25519.Ed25519PrivateKey.generate()
 
     # (alg, signing key, JWK of the public key or None for HMAC, public PEM or None)
@@ -138,6 +140,7 @@ def main() -> int:
     specs += [(alg, rsa_key, rsa_jwk, public_pem(rsa_key)) for alg in RSA_ALGS]
     specs.append(("ES256", p256_key, ECAlgorithm.to_jwk(p256_key.public_key(), as_dict=True), public_pem(p256_key)))
     specs.append(("ES384", p384_key, ECAlgorithm.to_jwk(p384_key.public_key(), as_dict=True), public_pem(p384_key)))
+    specs.append(("ES512", p521_key, ECAlgorithm.to_jwk(p521_key.public_key(), as_dict=True), public_pem(p521_key)))
     specs.append(("EdDSA", ed_key, OKPAlgorithm.to_jwk(ed_key.public_key(), as_dict=True), public_pem(ed_key)))
 
     keys, cases = [], []

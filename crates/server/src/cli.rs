@@ -33,8 +33,8 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_ISSUER             required "iss" value (exact match)
   JWT_AUDIENCE           accepted audiences, comma-separated; a token must carry one of them
   JWT_ALGORITHMS         allow-list, comma-separated, case-sensitive (HS256 HS384 HS512 RS256 RS384
-                         RS512 PS256 PS384 PS512 ES256 ES384 EdDSA; "none" never). Default: whatever the
-                         configured keys are bound to.
+                         RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA; "none" never). Default:
+                         whatever the configured keys are bound to.
   JWT_LEEWAY             clock skew tolerance in seconds for exp, nbf and iat (default 60)
   JWT_MAX_AGE            maximum token age in seconds, from iat (iat then required)
   JWT_REQUIRED_CLAIMS    claims that must be present, comma-separated
@@ -370,7 +370,7 @@ pub struct MintArgs {
     pub kid: Option<String>,
 
     /// Signing algorithm (default: the first HS algorithm the secret serves, or inferred from
-    /// --private-key: RS256, ES256, ES384 or EdDSA).
+    /// --private-key: RS256, ES256, ES384, ES512 or EdDSA).
     #[arg(long)]
     pub alg: Option<String>,
 

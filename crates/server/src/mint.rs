@@ -219,7 +219,7 @@ fn private_key_der(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Loads `--private-key`; without `--alg`, the key's type decides: Ed25519 → EdDSA, P-256 → ES256,
-/// P-384 → ES384, RSA → RS256.
+/// P-384 → ES384, P-521 → ES512, RSA → RS256.
 fn private_key_signer(
     path: &Path,
     alg: Option<Algorithm>,
@@ -235,12 +235,18 @@ fn private_key_signer(
         Some(alg) => SigningKey::from_pkcs8_der(alg.as_str(), &der)
             .map(|key| (key, alg))
             .map_err(|e| anyhow!("--private-key {shown}: {e}")),
-        None => [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384, Algorithm::RS256]
-            .into_iter()
+        None => [
+            Algorithm::EdDSA,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::ES512,
+            Algorithm::RS256,
+        ]
+        .into_iter()
             .find_map(|alg| SigningKey::from_pkcs8_der(alg.as_str(), &der).ok().map(|key| (key, alg)))
             .ok_or_else(|| {
                 anyhow!(
-                    "--private-key {shown}: not a PKCS#8 Ed25519, P-256, P-384 or RSA (2048 to 8192 bits) \
+                    "--private-key {shown}: not a PKCS#8 Ed25519, P-256, P-384, P-521 or RSA (2048 to 8192 bits) \
                      private key"
                 )
             }),
@@ -267,6 +273,14 @@ mod tests {
     fn claims(token: &str) -> Map<String, Value> {
         let payload = token.split('.').nth(1).expect("three segments");
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
+    }
+
+    #[test]
+    fn a_p521_private_key_signs_es512_without_alg() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../verifier/testdata/p521.pk8.pem");
+        let (key, alg) = private_key_signer(&path, None).expect("a P-521 PKCS#8 key");
+        assert_eq!(alg, Algorithm::ES512);
+        assert_eq!(key.sign("ES512", b"x").expect("signs").len(), 132);
     }
 
     #[test]

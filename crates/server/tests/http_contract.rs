@@ -287,6 +287,81 @@ fn other_methods_are_405_and_non_json_media_types_415() {
     assert_no_failures(failures);
 }
 
+/// `POST /validate` takes the token from `Authorization: Bearer` when the body carries none; two
+/// different tokens are refused rather than guessed between (issue 13). The rule is the service's,
+/// checked here through each shell.
+#[test]
+fn a_bearer_header_stands_in_for_a_missing_body_token() {
+    let server = Server::start(config());
+    let good = token(&claims());
+    let other = token(&with(claims(), "sub", json!("mallory")));
+    let bearer = format!("Bearer {good}");
+    let too_long = format!(
+        "Bearer {}",
+        "a".repeat(support::contract::MAX_TOKEN_BYTES + 1)
+    );
+    let json = ("Content-Type", "application/json");
+    let mut failures = Vec::new();
+    // `code` empty: the answer must be 200 with alice's claims.
+    let mut check = |name: &str, headers: &[(&str, &str)], body: &str, status: u16, code: &str| {
+        let r = server.request("POST", "/validate", headers, body.as_bytes());
+        let problems = if code.is_empty() {
+            let body = serde_json::from_slice::<Value>(&r.body).unwrap_or_default();
+            match (r.status, body["claims"]["sub"].as_str()) {
+                (200, Some("alice")) => Vec::new(),
+                _ => vec![format!("expected 200 for alice: {} {}", r.status, r.text())],
+            }
+        } else {
+            let mut problems = error_shape_problems(&r, status, code, Some(&good));
+            problems.extend(error_shape_problems(&r, status, code, Some(&other)));
+            problems.dedup();
+            problems
+        };
+        if !problems.is_empty() {
+            failures.push(format!("{name}: {}", problems.join("; ")));
+        }
+    };
+    let with_bearer = [json, ("Authorization", bearer.as_str())];
+    check(
+        "header, no body, no Content-Type",
+        &[("Authorization", &bearer)],
+        "",
+        200,
+        "",
+    );
+    check("header, body {}", &with_bearer, "{}", 200, "");
+    let body_of = |t: &str| json!({ "token": t }).to_string();
+    check(
+        "the same token in both",
+        &with_bearer,
+        &body_of(&good),
+        200,
+        "",
+    );
+    check(
+        "different tokens",
+        &with_bearer,
+        &body_of(&other),
+        400,
+        "invalid_request",
+    );
+    check(
+        "Basic scheme, no body",
+        &[("Authorization", "Basic dXNlcjpwYXNz")],
+        "",
+        400,
+        "missing_token",
+    );
+    check(
+        "header over the token cap",
+        &[("Authorization", &too_long)],
+        "",
+        401,
+        "token_too_large",
+    );
+    assert_no_failures(failures);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 401: one stable code per reason
 

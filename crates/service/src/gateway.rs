@@ -6,10 +6,10 @@
 //! exist); deny is 401 or 403 only (nginx turns anything else into 500), with the reason in
 //! `X-Auth-Error` because nginx passes upstream nothing else but the status and `WWW-Authenticate`.
 
-use crate::response;
 use crate::{Decision, Handled, Service};
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use http::{HeaderMap, Request, Response, StatusCode};
+use crate::{bearer, response};
+use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::{Request, Response, StatusCode};
 use jwtv_verifier::claims::{self, Claims};
 use jwtv_verifier::{Code, Rejection, Verified, json};
 use serde_json::Value;
@@ -239,10 +239,14 @@ pub(crate) fn handle<B>(
             }
         },
     };
-    let token = match bearer_token(req.headers()) {
+    let token = match bearer::token(req.headers()) {
         Ok(Some(token)) => token,
         Ok(None) => return missing_token(service),
-        Err(rejection) => return deny(service, rejection, None, None, None),
+        // 401, never 400 (see `deny`).
+        Err(unreadable) => {
+            let rejection = Rejection::new(Code::MalformedToken, unreadable.to_string());
+            return deny(service, rejection, None, None, None);
+        }
     };
     let verified = match service.verify(token, now) {
         Ok(verified) => verified,
@@ -261,31 +265,6 @@ pub(crate) fn handle<B>(
     Handled {
         response: allow(gateway, &verified),
         decision: Some(decision),
-    }
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1). Several
-/// Authorization headers are refused rather than guessed between.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return match headers.contains_key(AUTHORIZATION) {
-            true => Err(Rejection::new(
-                Code::MalformedToken,
-                "several Authorization headers",
-            )),
-            false => Ok(None),
-        };
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| Rejection::new(Code::MalformedToken, "Authorization header is not ASCII"))?;
-    match value.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let token = token.trim();
-            Ok((!token.is_empty()).then_some(token))
-        }
-        _ => Ok(None),
     }
 }
 

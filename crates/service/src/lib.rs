@@ -8,6 +8,7 @@
 //! runtime. Time comes in as an argument; configuration comes in through injected readers
 //! ([`config::load`]).
 
+mod bearer;
 pub mod config;
 pub mod gateway;
 mod health;

@@ -125,6 +125,124 @@ fn missing_token_and_bad_bodies_are_400() {
     }
 }
 
+/// `POST /validate` with the token in `Authorization: Bearer` (issue 13): the header stands in for a
+/// body that carries no token; it never overrides one.
+mod bearer_on_validate {
+    use super::*;
+    use http::header::AUTHORIZATION;
+
+    fn post_with(body: &str, authorization: &str) -> Request<Vec<u8>> {
+        let mut req = post(body);
+        req.headers_mut()
+            .append(AUTHORIZATION, authorization.parse().unwrap());
+        req
+    }
+
+    #[test]
+    fn a_header_token_without_a_body_token_is_verified() {
+        let s = service();
+        let bearer = format!("Bearer {}", good());
+        for body in ["", "  ", "{}", r#"{"token":null}"#, r#"{"token":""}"#] {
+            let (status, json, _) = call(&s, post_with(body, &bearer));
+            assert_eq!(status, StatusCode::OK, "body {body:?}");
+            assert_eq!(json["claims"]["sub"], "alice");
+        }
+        let bare = Request::post("/validate")
+            .header(AUTHORIZATION, format!("bearer {}", good()))
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(
+            call(&s, bare).0,
+            StatusCode::OK,
+            "no Content-Type, no body, scheme in lower case"
+        );
+    }
+
+    #[test]
+    fn the_same_token_in_body_and_header_is_verified() {
+        let t = good();
+        let req = post_with(&json!({ "token": t }).to_string(), &format!("Bearer {t}"));
+        assert_eq!(call(&service(), req).0, StatusCode::OK);
+    }
+
+    #[test]
+    fn different_tokens_in_body_and_header_are_400_without_echo() {
+        let body_token = good();
+        let header_token = token(json!({"sub": "mallory", "aud": "api", "exp": NOW + 90}));
+        let req = post_with(
+            &json!({ "token": body_token }).to_string(),
+            &format!("Bearer {header_token}"),
+        );
+        let (status, json, handled) = call(&service(), req);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "invalid_request");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("differ")
+        );
+        let text = String::from_utf8_lossy(handled.response.body()).into_owned();
+        for t in [&body_token, &header_token] {
+            let signature = t.rsplit('.').next().unwrap();
+            assert!(!text.contains(signature), "echoed a token: {text}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_bearers_count_as_no_token() {
+        let s = service();
+        for authorization in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "Bearerx.y.z"] {
+            let (status, json, _) = call(&s, post_with("", authorization));
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{authorization}");
+            assert_eq!(json["error"], "missing_token", "{authorization}");
+            let body = json!({ "token": good() }).to_string();
+            let (status, _, _) = call(&s, post_with(&body, authorization));
+            assert_eq!(status, StatusCode::OK, "body token beside {authorization}");
+        }
+    }
+
+    #[test]
+    fn a_bad_body_stays_400_whatever_the_header() {
+        let bearer = format!("Bearer {}", good());
+        for body in ["not json", "[]", r#"{"token":5}"#] {
+            let (status, json, _) = call(&service(), post_with(body, &bearer));
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(json["error"], "invalid_request", "{body}");
+        }
+    }
+
+    #[test]
+    fn several_authorization_headers_are_400() {
+        let mut req = post_with("", &format!("Bearer {}", good()));
+        req.headers_mut()
+            .append(AUTHORIZATION, format!("Bearer {}", good()).parse().unwrap());
+        let (status, json, _) = call(&service(), req);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "invalid_request");
+    }
+
+    #[test]
+    fn a_header_token_over_the_cap_is_401_token_too_large() {
+        let too_long = format!(
+            "Bearer {}",
+            "a".repeat(Limits::default().max_token_bytes + 1)
+        );
+        let (status, json, _) = call(&service(), post_with("", &too_long));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json["error"], "token_too_large");
+    }
+
+    #[test]
+    fn a_header_token_is_refused_like_a_body_token() {
+        let t = token(json!({"aud": "other", "exp": NOW + 90}));
+        let (status, json, handled) = call(&service(), post_with("", &format!("Bearer {t}")));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json["error"], "invalid_audience");
+        assert!(handled.response.headers().contains_key(WWW_AUTHENTICATE));
+    }
+}
+
 #[test]
 fn limits_method_and_content_type() {
     let s = service_with(

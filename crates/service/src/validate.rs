@@ -1,9 +1,10 @@
-//! `POST /validate`: the drop-in for the Express service (`{"token": "…"}` in, `{"valid": …}` out).
+//! `POST /validate`: the drop-in for the Express service (`{"token": "…"}` in, `{"valid": …}` out), which
+//! also takes the token from `Authorization: Bearer` when the body carries none.
 
-use crate::response;
 use crate::{Decision, Handled, Service};
+use crate::{bearer, response};
 use http::header::CONTENT_TYPE;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use jwtv_verifier::Claims;
 use jwtv_verifier::{Code, Rejection, json as strict_json};
 use serde::Serialize;
@@ -28,7 +29,11 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
     if body.len() > service.options.max_body_bytes {
         return plain(too_large(service));
     }
-    let token = match extract_token(body, service.verifier.limits().max_json_depth) {
+    let token = match token_of(
+        body,
+        req.headers(),
+        service.verifier.limits().max_json_depth,
+    ) {
         Ok(token) => token,
         Err(rejection) => return reject(service, rejection, None, None, None),
     };
@@ -91,15 +96,36 @@ fn reject(
     crate::refused(service, status, rejection, iss, kid, issuer)
 }
 
+/// The token from the body or, when the body carries none, from `Authorization: Bearer` (the way many
+/// callers of such services send it). When both carry one they must be the same token: a caller that
+/// sends two different ones has a bug we would hide by picking either, so the request is refused (and
+/// neither token is echoed). A body that is not JSON, or a token of another type, stays a malformed
+/// request whatever the header says; an `Authorization` of another scheme counts as no header.
+fn token_of(body: &[u8], headers: &HeaderMap, max_depth: usize) -> Result<String, Rejection> {
+    let from_body = body_token(body, max_depth)?;
+    let from_header = bearer::token(headers)
+        .map_err(|unreadable| Rejection::new(Code::InvalidRequest, unreadable.to_string()))?;
+    match (from_body, from_header) {
+        (Some(body), None) => Ok(body),
+        (None, Some(header)) => Ok(header.to_owned()),
+        (Some(body), Some(header)) if body == header => Ok(body),
+        (Some(_), Some(_)) => Err(Rejection::new(
+            Code::InvalidRequest,
+            "the body's token and the Authorization header's token differ; send one token",
+        )),
+        (None, None) => Err(Rejection::new(
+            Code::MissingToken,
+            "no token given; send {\"token\": \"<jwt>\"} or Authorization: Bearer <jwt>",
+        )),
+    }
+}
+
 /// The old service read `req.body.token` and answered 400 when it was falsy: no body, `{}`, `""` and
 /// `null` all mean "no token". A body that is not a JSON object, or a token of another type, is a
 /// malformed request.
-fn extract_token(body: &[u8], max_depth: usize) -> Result<String, Rejection> {
+fn body_token(body: &[u8], max_depth: usize) -> Result<Option<String>, Rejection> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Rejection::new(
-            Code::MissingToken,
-            "request body is empty; send {\"token\": \"<jwt>\"}",
-        ));
+        return Ok(None);
     }
     let object = strict_json::parse_object(body, max_depth).map_err(|e| {
         Rejection::new(
@@ -108,10 +134,8 @@ fn extract_token(body: &[u8], max_depth: usize) -> Result<String, Rejection> {
         )
     })?;
     match object.get("token") {
-        Some(Value::String(t)) if !t.is_empty() => Ok(t.clone()),
-        None | Some(Value::Null) | Some(Value::String(_)) => {
-            Err(Rejection::new(Code::MissingToken, "no token given"))
-        }
+        Some(Value::String(t)) if !t.is_empty() => Ok(Some(t.clone())),
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(None),
         Some(_) => Err(Rejection::new(
             Code::InvalidRequest,
             "token must be a string",

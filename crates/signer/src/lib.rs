@@ -1,11 +1,14 @@
 //! Mints signed compact JWS tokens: the `jwt-validator mint` subcommand, the test suites and the
-//! benchmarks all sign through here, with `ring`, independently of the verifier's code.
+//! benchmarks all sign through here, with `ring`, independently of the verifier's code. ring has no
+//! P-521, so ES512 signs with RustCrypto's `p521`; the interop suite checks ES512 against PyJWT.
 //!
 //! What it must not do: verify anything, or be linked into the WebAssembly component (it needs a
 //! source of randomness for ECDSA and PSS, and `ring`'s native code).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use p521::ecdsa::signature::Signer as _;
+use p521::pkcs8::DecodePrivateKey as _;
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 
@@ -29,6 +32,8 @@ pub enum SigningKey {
         alg: &'static str,
         pair: Box<EcdsaKeyPair>,
     },
+    /// ES512.
+    P521(Box<p521::ecdsa::SigningKey>),
     Ed25519(Box<Ed25519KeyPair>),
 }
 
@@ -37,7 +42,7 @@ impl SigningKey {
         SigningKey::Hmac(secret.to_vec())
     }
 
-    /// A PKCS#8 private key (DER) for `alg` (`RS*`/`PS*`, `ES256`, `ES384` or `EdDSA`).
+    /// A PKCS#8 private key (DER) for `alg` (`RS*`/`PS*`, `ES256`, `ES384`, `ES512` or `EdDSA`).
     pub fn from_pkcs8_der(alg: &str, der: &[u8]) -> Result<SigningKey, SignError> {
         let bad = |e: ring::error::KeyRejected| SignError::Key {
             alg: alg.to_owned(),
@@ -62,6 +67,12 @@ impl SigningKey {
                         .map_err(bad)?,
                 ),
             },
+            "ES512" => SigningKey::P521(Box::new(
+                p521::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| SignError::Key {
+                    alg: alg.to_owned(),
+                    reason: e.to_string(),
+                })?,
+            )),
             "EdDSA" => SigningKey::Ed25519(Box::new(
                 Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(bad)?,
             )),
@@ -117,6 +128,10 @@ impl SigningKey {
             SigningKey::Ecdsa { alg: own, pair } if *own == alg => pair
                 .sign(&rng, input)
                 .map(|s| s.as_ref().to_vec())
+                .map_err(|_| SignError::Failed),
+            SigningKey::P521(key) if alg == "ES512" => key
+                .try_sign(input)
+                .map(|s: p521::ecdsa::Signature| s.to_bytes().to_vec())
                 .map_err(|_| SignError::Failed),
             SigningKey::Ed25519(pair) if alg == "EdDSA" => Ok(pair.sign(input).as_ref().to_vec()),
             _ => Err(mismatch()),
@@ -179,6 +194,16 @@ mod tests {
         assert_eq!(ec.sign("ES256", b"x").unwrap().len(), 64);
         assert!(matches!(
             ec.sign("ES384", b"x"),
+            Err(SignError::KeyMismatch(_))
+        ));
+        let p521 = SigningKey::from_pkcs8_pem(
+            "ES512",
+            include_str!("../../verifier/testdata/p521.pk8.pem"),
+        )
+        .unwrap();
+        assert_eq!(p521.sign("ES512", b"x").unwrap().len(), 132);
+        assert!(matches!(
+            p521.sign("ES384", b"x"),
             Err(SignError::KeyMismatch(_))
         ));
         let rsa = SigningKey::from_pkcs8_pem(

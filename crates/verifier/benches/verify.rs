@@ -26,9 +26,13 @@ fn fixture(alg: Algorithm) -> (KeyMaterial, SigningKey) {
             include_str!("../testdata/p256.pub.pem"),
             include_bytes!("../testdata/p256.pk8.der"),
         ),
-        Family::Ec(_) => (
+        Family::Ec(jwtv_verifier::Curve::P384) => (
             include_str!("../testdata/p384.pub.pem"),
             include_bytes!("../testdata/p384.pk8.der"),
+        ),
+        Family::Ec(_) => (
+            include_str!("../testdata/p521.pub.pem"),
+            include_bytes!("../testdata/p521.pk8.der"),
         ),
         Family::Okp(_) => (
             include_str!("../testdata/ed25519.pub.pem"),

@@ -17,6 +17,7 @@ pub enum Algorithm {
     PS512,
     ES256,
     ES384,
+    ES512,
     EdDSA,
 }
 
@@ -25,6 +26,7 @@ pub enum Algorithm {
 pub enum Curve {
     P256,
     P384,
+    P521,
     Ed25519,
 }
 
@@ -39,7 +41,7 @@ pub enum Family {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 12] = [
+    pub const ALL: [Algorithm; 13] = [
         Algorithm::HS256,
         Algorithm::HS384,
         Algorithm::HS512,
@@ -51,6 +53,7 @@ impl Algorithm {
         Algorithm::PS512,
         Algorithm::ES256,
         Algorithm::ES384,
+        Algorithm::ES512,
         Algorithm::EdDSA,
     ];
 
@@ -67,6 +70,7 @@ impl Algorithm {
             Algorithm::PS512 => "PS512",
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
+            Algorithm::ES512 => "ES512",
             Algorithm::EdDSA => "EdDSA",
         }
     }
@@ -82,6 +86,7 @@ impl Algorithm {
             | Algorithm::PS512 => Family::Rsa,
             Algorithm::ES256 => Family::Ec(Curve::P256),
             Algorithm::ES384 => Family::Ec(Curve::P384),
+            Algorithm::ES512 => Family::Ec(Curve::P521),
             Algorithm::EdDSA => Family::Okp(Curve::Ed25519),
         }
     }
@@ -91,7 +96,7 @@ impl Algorithm {
         match self {
             Algorithm::HS256 | Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 => 32,
             Algorithm::HS384 | Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => 48,
-            Algorithm::HS512 | Algorithm::RS512 | Algorithm::PS512 => 64,
+            Algorithm::HS512 | Algorithm::RS512 | Algorithm::PS512 | Algorithm::ES512 => 64,
             Algorithm::EdDSA => 64,
         }
     }
@@ -134,6 +139,7 @@ impl FromStr for Algorithm {
             "PS512" => Algorithm::PS512,
             "ES256" => Algorithm::ES256,
             "ES384" => Algorithm::ES384,
+            "ES512" => Algorithm::ES512,
             "EdDSA" => Algorithm::EdDSA,
             _ => return Err(UnknownAlgorithm(s.to_owned())),
         })
@@ -145,6 +151,7 @@ impl Curve {
         match self {
             Curve::P256 => "P-256",
             Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
             Curve::Ed25519 => "Ed25519",
         }
     }
@@ -154,6 +161,8 @@ impl Curve {
         match self {
             Curve::P256 | Curve::Ed25519 => 32,
             Curve::P384 => 48,
+            // 521 bits, rounded up to whole bytes (RFC 7518 §3.4).
+            Curve::P521 => 66,
         }
     }
 }

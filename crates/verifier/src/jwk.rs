@@ -113,6 +113,7 @@ pub fn parse_jwk(jwk: &Map<String, Value>, allow_weak_secret: bool) -> Result<Ke
             let curve = match req_str(jwk, "crv")? {
                 "P-256" => Curve::P256,
                 "P-384" => Curve::P384,
+                "P-521" => Curve::P521,
                 other => return Err(fmt_err(format!("unsupported EC curve {other:?}"))),
             };
             let (x, y) = (b64(jwk, "x")?, b64(jwk, "y")?);

@@ -190,6 +190,7 @@ fn family_name(f: Family) -> &'static str {
         Family::Rsa => "RSA",
         Family::Ec(Curve::P256) => "EC P-256",
         Family::Ec(Curve::P384) => "EC P-384",
+        Family::Ec(Curve::P521) => "EC P-521",
         Family::Ec(Curve::Ed25519) | Family::Okp(_) => "OKP Ed25519",
     }
 }

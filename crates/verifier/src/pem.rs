@@ -35,6 +35,7 @@ mod decoder {
     const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
     const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
     const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+    const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
     const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
     /// Decodes one PEM public key into raw key material.
@@ -103,9 +104,10 @@ mod decoder {
                 let curve = match algorithm.parameters_oid() {
                     Ok(PRIME256V1) => Curve::P256,
                     Ok(SECP384R1) => Curve::P384,
+                    Ok(SECP521R1) => Curve::P521,
                     Ok(other) => {
                         return Err(format_error(format!(
-                            "unsupported EC curve OID {other}; accepted: P-256, P-384"
+                            "unsupported EC curve OID {other}; accepted: P-256, P-384, P-521"
                         )));
                     }
                     Err(_) => {
@@ -207,12 +209,15 @@ mod tests {
     const P256: &str = include_str!("../testdata/p256.pub.pem");
     #[cfg(feature = "ec")]
     const P384: &str = include_str!("../testdata/p384.pub.pem");
+    #[cfg(feature = "ec")]
+    const P521: &str = include_str!("../testdata/p521.pub.pem");
     const ED25519_PUB: &str = include_str!("../testdata/ed25519.pub.pem");
-    const PRIVATE_KEYS: [&str; 5] = [
+    const PRIVATE_KEYS: [&str; 6] = [
         include_str!("../testdata/rsa2048.pk8.pem"),
         include_str!("../testdata/rsa1024.pk8.pem"),
         include_str!("../testdata/p256.pk8.pem"),
         include_str!("../testdata/p384.pk8.pem"),
+        include_str!("../testdata/p521.pk8.pem"),
         include_str!("../testdata/ed25519.pk8.pem"),
     ];
 
@@ -254,7 +259,11 @@ mod tests {
     #[cfg(feature = "ec")]
     fn ec_points_are_split_into_coordinates() {
         use crate::alg::Curve;
-        for (pem, curve) in [(P256, Curve::P256), (P384, Curve::P384)] {
+        for (pem, curve) in [
+            (P256, Curve::P256),
+            (P384, Curve::P384),
+            (P521, Curve::P521),
+        ] {
             let KeyMaterial::Ec { curve: c, x, y } = decode_public_key_pem(pem).unwrap() else {
                 panic!("not EC");
             };
@@ -328,14 +337,14 @@ mod tests {
 
     #[test]
     fn unsupported_curves_name_the_oid() {
-        // id-ecPublicKey on secp521r1 (1.3.132.0.35).
+        // id-ecPublicKey on secp256k1 (1.3.132.0.10), which JOSE names ES256K and we do not serve.
         let mut der = vec![
             0x30, 0x1c, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
-            0x05, 0x2b, 0x81, 0x04, 0x00, 0x23, 0x03, 0x08, 0x00, 0x04,
+            0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a, 0x03, 0x08, 0x00, 0x04,
         ];
         der.extend([0x11; 6]);
         let m = message(decode_public_key_pem(&spki_pem(&der)));
-        assert!(m.contains("unsupported EC curve OID 1.3.132.0.35"), "{m}");
+        assert!(m.contains("unsupported EC curve OID 1.3.132.0.10"), "{m}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ fn sign(alg: &str, input: &[u8]) -> Vec<u8> {
         "ES384" => {
             SigningKey::from_pkcs8_der(alg, include_bytes!("../testdata/p384.pk8.der")).unwrap()
         }
+        "ES512" => {
+            SigningKey::from_pkcs8_der(alg, include_bytes!("../testdata/p521.pk8.der")).unwrap()
+        }
         "EdDSA" => {
             SigningKey::from_pkcs8_der(alg, include_bytes!("../testdata/ed25519.pk8.der")).unwrap()
         }
@@ -85,6 +88,7 @@ fn all_keys() -> KeySet {
         pem_key(include_str!("../testdata/rsa2048.pub.pem"), Some("rsa")),
         pem_key(include_str!("../testdata/p256.pub.pem"), Some("p256")),
         pem_key(include_str!("../testdata/p384.pub.pem"), Some("p384")),
+        pem_key(include_str!("../testdata/p521.pub.pem"), Some("p521")),
         pem_key(include_str!("../testdata/ed25519.pub.pem"), Some("ed")),
     ])
 }
@@ -134,7 +138,8 @@ fn every_algorithm_verifies_and_a_flipped_signature_does_not() {
             Family::Hmac => "hs",
             Family::Rsa => "rsa",
             Family::Ec(Curve::P256) => "p256",
-            Family::Ec(_) => "p384",
+            Family::Ec(Curve::P384) => "p384",
+            Family::Ec(_) => "p521",
             Family::Okp(_) => "ed",
         };
         let t = token(json!({"alg": alg.as_str(), "kid": kid}), claims());
@@ -448,6 +453,15 @@ fn curves_are_bound_to_their_algorithm() {
     let f = Fixture::new(Policy::default(), KeySet::new(vec![p384]));
     let t = token(json!({"alg": "ES256", "kid": "k"}), claims());
     assert_eq!(f.code(&t), Code::AlgNotAllowed);
+    // An ES512 token against a P-256 key, and an ES256 one against a P-521 key.
+    let p256 = pem_key(include_str!("../testdata/p256.pub.pem"), Some("k"));
+    let f = Fixture::new(Policy::default(), KeySet::new(vec![p256]));
+    let t = token(json!({"alg": "ES512", "kid": "k"}), claims());
+    assert_eq!(f.code(&t), Code::AlgNotAllowed);
+    let p521 = pem_key(include_str!("../testdata/p521.pub.pem"), Some("k"));
+    let f = Fixture::new(Policy::default(), KeySet::new(vec![p521]));
+    let t = token(json!({"alg": "ES256", "kid": "k"}), claims());
+    assert_eq!(f.code(&t), Code::AlgNotAllowed);
     // A JWK that binds an RSA key to an EC algorithm is refused at import.
     let material = decode_public_key_pem(include_str!("../testdata/rsa2048.pub.pem")).unwrap();
     let params = KeyParams {
@@ -565,7 +579,11 @@ fn keys_embedded_in_the_token_are_ignored() {
 #[cfg(all(feature = "rsa", feature = "ec", feature = "eddsa"))]
 fn psychic_ecdsa_signature_is_refused() {
     let f = Fixture::new(Policy::default(), all_keys());
-    for (alg, kid, len) in [("ES256", "p256", 64), ("ES384", "p384", 96)] {
+    for (alg, kid, len) in [
+        ("ES256", "p256", 64),
+        ("ES384", "p384", 96),
+        ("ES512", "p521", 132),
+    ] {
         let input = format!(
             "{}.{}",
             b64(json!({"alg": alg, "kid": kid}).to_string().as_bytes()),
@@ -624,6 +642,31 @@ fn ec_public_keys_are_validated_on_import() {
     assert!(parse_jwks(jwks(false).as_bytes(), Unusable::Fail, false).is_ok());
     let err = parse_jwks(jwks(true).as_bytes(), Unusable::Fail, false).unwrap_err();
     assert!(err.to_string().contains("not a valid point"), "{err}");
+}
+
+/// ES512 keys as a JWK: `crv` "P-521" with 66-byte coordinates (RFC 7518 §6.2.1.2: the full length,
+/// leading zeros kept), verifying a token end to end; a shortened coordinate is refused at import.
+#[test]
+#[cfg(feature = "ec")]
+fn p521_jwk_verifies_es512_and_short_coordinates_are_refused() {
+    let KeyMaterial::Ec { x, y, .. } =
+        decode_public_key_pem(include_str!("../testdata/p521.pub.pem")).unwrap()
+    else {
+        panic!("not EC");
+    };
+    assert_eq!((x.len(), y.len()), (66, 66));
+    let jwks = |x: &[u8]| {
+        json!({"keys": [{"kty": "EC", "crv": "P-521", "kid": "p521", "alg": "ES512",
+            "x": b64(x), "y": b64(&y)}]})
+        .to_string()
+    };
+    let set = parse_jwks(jwks(&x).as_bytes(), Unusable::Fail, false).unwrap();
+    let f = Fixture::new(Policy::default(), set);
+    let t = token(json!({"alg": "ES512", "kid": "p521"}), claims());
+    assert_eq!(f.verify(&t).map(|v| v.alg), Ok(Algorithm::ES512));
+    // The top byte of a P-521 coordinate is 0 or 1: dropping it leaves 65 bytes, never a key.
+    let err = parse_jwks(jwks(&x[1..]).as_bytes(), Unusable::Fail, false).unwrap_err();
+    assert!(err.to_string().contains("P-521"), "{err}");
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod ring;
 mod rustcrypto;
 
 mod ecdsa_sig;
+#[cfg(feature = "ec")]
+mod es512;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +60,7 @@ pub(crate) fn validate_ec_point(curve: Curve, x: &[u8], y: &[u8]) -> Result<(), 
     let on_curve = match curve {
         Curve::P256 => ec_point::<p256::AffinePoint>(x, y).is_some(),
         Curve::P384 => ec_point::<p384::AffinePoint>(x, y).is_some(),
+        Curve::P521 => ec_point::<p521::AffinePoint>(x, y).is_some(),
         Curve::Ed25519 => false,
     };
     if on_curve {

@@ -5,6 +5,8 @@ use ring::{hmac, signature};
 use sha2::Sha256;
 
 use crate::alg::{Algorithm, Curve};
+#[cfg(feature = "ec")]
+use crate::crypto::es512::P521Key;
 use crate::crypto::{
     VerifyingKey, check_signature_shape, validate_ec_point, validate_rsa_components,
 };
@@ -26,6 +28,9 @@ enum Material {
         curve: Curve,
         point: Vec<u8>,
     },
+    /// ring has no P-521: RustCrypto's verifier, prepared once.
+    #[cfg(feature = "ec")]
+    P521(P521Key),
     Ed25519([u8; 32]),
 }
 
@@ -64,6 +69,12 @@ impl VerifyingKey for RingKey {
                     e: e.to_vec(),
                 }
             }
+            #[cfg(feature = "ec")]
+            KeyMaterial::Ec {
+                curve: Curve::P521,
+                x,
+                y,
+            } => Material::P521(P521Key::new(x, y)?),
             KeyMaterial::Ec { curve, x, y } => {
                 validate_ec_point(*curve, x, y)?;
                 let mut point = Vec::with_capacity(1 + x.len() + y.len());
@@ -114,6 +125,8 @@ impl VerifyingKey for RingKey {
                     .verify(message, signature)
                     .is_ok()
             }
+            #[cfg(feature = "ec")]
+            (Material::P521(key), Algorithm::ES512) => key.verify(message, signature),
             (Material::Ed25519(key), Algorithm::EdDSA) => {
                 signature::UnparsedPublicKey::new(&signature::ED25519, key)
                     .verify(message, signature)

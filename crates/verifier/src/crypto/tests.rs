@@ -1,6 +1,7 @@
 //! Backend conformance: the same assertions run against ring (default) and RustCrypto
 //! (`--features rustcrypto`). Signatures always come from ring's signers, so each backend is checked
-//! against an independent implementation.
+//! against an independent implementation; ES512's come from RustCrypto's `p521` signer (ring has no
+//! P-521), and PyJWT checks it independently in the interop suite.
 
 use jwtv_signer::SigningKey;
 
@@ -12,12 +13,14 @@ use crate::pem::decode_public_key_pem;
 const RSA2048_PK8: &[u8] = include_bytes!("../../testdata/rsa2048.pk8.der");
 const P256_PK8: &[u8] = include_bytes!("../../testdata/p256.pk8.der");
 const P384_PK8: &[u8] = include_bytes!("../../testdata/p384.pk8.der");
+const P521_PK8: &[u8] = include_bytes!("../../testdata/p521.pk8.der");
 const ED25519_PK8: &[u8] = include_bytes!("../../testdata/ed25519.pk8.der");
 const RSA2048_PUB: &str = include_str!("../../testdata/rsa2048.pub.pem");
 #[cfg(feature = "rsa")]
 const RSA1024_PUB: &str = include_str!("../../testdata/rsa1024.pub.pem");
 const P256_PUB: &str = include_str!("../../testdata/p256.pub.pem");
 const P384_PUB: &str = include_str!("../../testdata/p384.pub.pem");
+const P521_PUB: &str = include_str!("../../testdata/p521.pub.pem");
 const ED25519_PUB: &str = include_str!("../../testdata/ed25519.pub.pem");
 
 const MESSAGE: &[u8] = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0";
@@ -34,6 +37,7 @@ fn material(family: Family) -> KeyMaterial {
         Family::Rsa => decode_public_key_pem(RSA2048_PUB).unwrap(),
         Family::Ec(Curve::P256) => decode_public_key_pem(P256_PUB).unwrap(),
         Family::Ec(Curve::P384) => decode_public_key_pem(P384_PUB).unwrap(),
+        Family::Ec(Curve::P521) => decode_public_key_pem(P521_PUB).unwrap(),
         Family::Okp(Curve::Ed25519) => decode_public_key_pem(ED25519_PUB).unwrap(),
         other => panic!("no fixture for {other:?}"),
     }
@@ -63,7 +67,8 @@ fn sign(alg: Algorithm, message: &[u8]) -> Vec<u8> {
         Family::Hmac => SigningKey::hmac(&hmac_secret()),
         Family::Rsa => SigningKey::from_pkcs8_der(alg.as_str(), RSA2048_PK8).unwrap(),
         Family::Ec(Curve::P256) => SigningKey::from_pkcs8_der(alg.as_str(), P256_PK8).unwrap(),
-        Family::Ec(_) => SigningKey::from_pkcs8_der(alg.as_str(), P384_PK8).unwrap(),
+        Family::Ec(Curve::P384) => SigningKey::from_pkcs8_der(alg.as_str(), P384_PK8).unwrap(),
+        Family::Ec(_) => SigningKey::from_pkcs8_der(alg.as_str(), P521_PK8).unwrap(),
         Family::Okp(_) => SigningKey::from_pkcs8_der(alg.as_str(), ED25519_PK8).unwrap(),
     };
     key.sign(alg.as_str(), message).unwrap()
@@ -168,13 +173,16 @@ fn rsa_public_key_used_as_hmac_secret_fails() {
 
 #[test]
 #[cfg(feature = "ec")]
-fn p384_key_refuses_an_es256_call() {
-    let p384 = prepared(Algorithm::ES384);
-    let es256 = sign(Algorithm::ES256, MESSAGE);
-    assert!(!p384.verify(Algorithm::ES256, MESSAGE, &es256));
-    let p256 = prepared(Algorithm::ES256);
-    let es384 = sign(Algorithm::ES384, MESSAGE);
-    assert!(!p256.verify(Algorithm::ES384, MESSAGE, &es384));
+fn an_ec_key_refuses_the_algorithms_of_other_curves() {
+    // `design/security.md`: ES256 <-> P-256, ES384 <-> P-384, ES512 <-> P-521.
+    let ecdsa = [Algorithm::ES256, Algorithm::ES384, Algorithm::ES512];
+    for key_alg in ecdsa {
+        let key = prepared(key_alg);
+        for alg in ecdsa.into_iter().filter(|&a| a != key_alg) {
+            let sig = sign(alg, MESSAGE);
+            assert!(!key.verify(alg, MESSAGE, &sig), "{key_alg} key, {alg} call");
+        }
+    }
 }
 
 #[test]
@@ -187,12 +195,40 @@ fn zero_and_der_ecdsa_signatures_are_refused() {
     let p384 = prepared(Algorithm::ES384);
     assert!(!p256.verify(Algorithm::ES256, MESSAGE, &[0; 64]));
     assert!(!p384.verify(Algorithm::ES384, MESSAGE, &[0; 96]));
+    let p521 = prepared(Algorithm::ES512);
+    assert!(!p521.verify(Algorithm::ES512, MESSAGE, &[0; 132]));
 
     let rng = SystemRandom::new();
     let pair = EcdsaKeyPair::from_pkcs8(&ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING, P256_PK8, &rng)
         .unwrap();
     let der = pair.sign(&rng, MESSAGE).unwrap();
     assert!(!p256.verify(Algorithm::ES256, MESSAGE, der.as_ref()));
+
+    // The valid ES512 signature re-encoded as DER: SEQUENCE { INTEGER r, INTEGER s }.
+    let raw = sign(Algorithm::ES512, MESSAGE);
+    let (r, s) = raw.split_at(66);
+    let mut der = vec![0x30, 0x81, 0x88, 0x02, 0x42];
+    der.extend_from_slice(r);
+    der.extend_from_slice(&[0x02, 0x42]);
+    der.extend_from_slice(s);
+    assert!(p521.verify(Algorithm::ES512, MESSAGE, &raw));
+    assert!(!p521.verify(Algorithm::ES512, MESSAGE, &der));
+}
+
+#[test]
+#[cfg(feature = "ec")]
+fn es512_signatures_of_the_wrong_length_are_refused() {
+    let p521 = prepared(Algorithm::ES512);
+    let raw = sign(Algorithm::ES512, MESSAGE);
+    assert_eq!(raw.len(), 132);
+    assert!(!p521.verify(Algorithm::ES512, MESSAGE, &raw[..131]));
+    let mut longer = raw.clone();
+    longer.push(0);
+    assert!(!p521.verify(Algorithm::ES512, MESSAGE, &longer));
+    // r and s each with a leading zero dropped (65 + 65 bytes), as some encoders emit.
+    let mut short = raw[1..66].to_vec();
+    short.extend_from_slice(&raw[67..]);
+    assert!(!p521.verify(Algorithm::ES512, MESSAGE, &short));
 }
 
 #[test]
@@ -317,7 +353,11 @@ fn rsa_exponent_limits() {
 #[test]
 #[cfg(feature = "ec")]
 fn off_curve_ec_points_are_refused_at_prepare() {
-    for (pem, curve) in [(P256_PUB, Curve::P256), (P384_PUB, Curve::P384)] {
+    for (pem, curve) in [
+        (P256_PUB, Curve::P256),
+        (P384_PUB, Curve::P384),
+        (P521_PUB, Curve::P521),
+    ] {
         let KeyMaterial::Ec { x, mut y, .. } = decode_public_key_pem(pem).unwrap() else {
             panic!("not EC");
         };
@@ -343,6 +383,16 @@ fn ec_coordinates_of_the_wrong_length_are_refused() {
         y,
     });
     assert!(matches!(result, Err(KeyError::EcPoint(_))));
+    // A P-384 point labelled P-521 (48-byte coordinates where 66 are due).
+    let KeyMaterial::Ec { x, y, .. } = decode_public_key_pem(P384_PUB).unwrap() else {
+        panic!("not EC");
+    };
+    let result = Prepared::prepare(&KeyMaterial::Ec {
+        curve: Curve::P521,
+        x,
+        y,
+    });
+    assert!(matches!(result, Err(KeyError::EcPoint("P-521"))));
 }
 
 #[test]
