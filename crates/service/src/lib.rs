@@ -8,6 +8,7 @@
 //! runtime. Time comes in as an argument; configuration comes in through injected readers
 //! ([`config::load`]).
 
+pub mod cache;
 pub mod config;
 pub mod gateway;
 mod health;
