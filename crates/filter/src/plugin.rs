@@ -1,0 +1,163 @@
+//! The filter's decisions, without hostcalls: configuration in, verdicts out.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use http::HeaderValue;
+use http::{Request, Response, StatusCode};
+use jwtv_service::Service;
+use jwtv_service::cache::VerifiedCache;
+use jwtv_service::config::{self, ConfigError};
+
+/// How the plugin configuration is named in error lines (there is no file path to give).
+pub const CONFIG_NAME: &str = "plugin configuration";
+
+/// Prefix of the identity headers; every client-sent header starting with it is removed before an
+/// allowed request goes on, so an upstream only ever sees the ones the filter set.
+const IDENTITY_PREFIX: &str = "x-auth-";
+
+/// A configured filter: the service of the `/auth` route and its verified-token cache.
+pub struct Plugin {
+    service: Service,
+    /// Headers removed from every allowed request before the identity headers are set: the configured
+    /// claim headers (the `x-auth-*` ones are matched by prefix).
+    claim_headers: Vec<String>,
+}
+
+/// What to do with one request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Remove these request headers (client-sent identity), then set these, then let it go on.
+    Allow {
+        remove: Vec<String>,
+        set: Vec<(String, Vec<u8>)>,
+    },
+    /// Answer with this instead of forwarding: exactly what `/auth` answers.
+    Deny(Response<Vec<u8>>),
+}
+
+impl Plugin {
+    /// Reads the plugin configuration. Environment variables (`secret_env`) are those Envoy gives the
+    /// VM (`vm_config.environment_variables`); files cannot be read, so `*_file` keys fail with a
+    /// line saying to put the keys inline. Returns the plugin and the warnings to log.
+    pub fn load(text: &[u8], env: config::EnvFn<'_>) -> Result<(Plugin, Vec<String>), ConfigError> {
+        let no_files = |path: &Path| -> io::Result<Vec<u8>> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{}: a proxy-wasm filter cannot read files; put the key inline (secret, jwks)",
+                    path.display()
+                ),
+            ))
+        };
+        let loaded = config::load_toml(CONFIG_NAME, text, env, &no_files)?;
+        if let Some(remote) = loaded.remote.first() {
+            return Err(ConfigError::File {
+                location: CONFIG_NAME.to_owned(),
+                message: format!(
+                    "{}: remote key sets are not supported by the filter yet; put the JWK set inline (jwks)",
+                    remote.configured_at
+                ),
+            });
+        }
+        let claim_headers = loaded
+            .options
+            .gateway
+            .claim_headers
+            .iter()
+            .map(|c| c.header.as_str().to_owned())
+            .collect();
+        // Static keys never change, so the generation the cache checks stays 0.
+        let cache = VerifiedCache::new(loaded.server.token_cache_size, Arc::new(AtomicU64::new(0)));
+        let warnings = loaded.warnings.clone();
+        let service = loaded.into_service().with_token_cache(Arc::new(cache));
+        Ok((
+            Plugin {
+                service,
+                claim_headers,
+            },
+            warnings,
+        ))
+    }
+
+    /// Whether a route's policy name is one this configuration defines.
+    pub fn has_policy(&self, name: &str) -> bool {
+        self.service
+            .options()
+            .gateway
+            .policies
+            .iter()
+            .any(|p| p.name == name)
+    }
+
+    /// Decides on a request with these headers, on a route with `policy` (or none), at `now` (seconds
+    /// since the Unix epoch). A policy the configuration does not define is the caller's to refuse.
+    pub fn decide<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        policy: Option<&str>,
+        now: u64,
+    ) -> Verdict {
+        let path = match policy {
+            Some(name) => format!("/policy/{name}/auth"),
+            None => "/auth".to_owned(),
+        };
+        let mut builder = Request::get(path);
+        let mut remove = Vec::new();
+        for (name, value) in headers {
+            // Only the credential matters to `/auth`; copying the rest would cost for nothing. Envoy
+            // has already refused values with control bytes, the only ones `http` would not take.
+            if name.eq_ignore_ascii_case("authorization") {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    builder = builder.header(http::header::AUTHORIZATION, value);
+                }
+            } else if is_identity(name, &self.claim_headers) {
+                remove.push(name.to_owned());
+            }
+        }
+        // Only a policy name that is not a path segment fails here; `has_policy` comes first.
+        let Ok(request) = builder.body([0u8; 0]) else {
+            return Verdict::Deny(unknown_policy(policy.unwrap_or_default()));
+        };
+        let response = self.service.handle(&request, now).response;
+        if response.status() != StatusCode::OK {
+            return Verdict::Deny(response);
+        }
+        let set = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        Verdict::Allow { remove, set }
+    }
+}
+
+fn is_identity(name: &str, claim_headers: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with(IDENTITY_PREFIX) || claim_headers.contains(&lower)
+}
+
+/// The answer to every request while the configuration cannot be served: fail closed, never
+/// forwarded, the same 500 as the component's (a configuration error is not worth a client's retry).
+pub fn misconfigured() -> Response<Vec<u8>> {
+    jwtv_service::shell_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_misconfigured",
+        "the validator's configuration is invalid; see the proxy's log",
+        true,
+    )
+}
+
+/// A route names a policy the configuration does not define: also the operator's mistake.
+pub fn unknown_policy(name: &str) -> Response<Vec<u8>> {
+    jwtv_service::shell_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_misconfigured",
+        &format!(
+            "this route names the policy {name:?}, which the filter's configuration does not define"
+        ),
+        true,
+    )
+}
