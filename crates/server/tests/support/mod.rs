@@ -15,6 +15,7 @@
 pub mod contract;
 pub mod jwt;
 pub mod keyserver;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -246,7 +247,7 @@ impl Captured {
         }
     }
 
-    fn drain(&self, pipe: impl Read + Send + 'static) -> thread::JoinHandle<()> {
+    pub fn drain(&self, pipe: impl Read + Send + 'static) -> thread::JoinHandle<()> {
         let sink = self.0.clone();
         thread::spawn(move || {
             let mut pipe = pipe;
