@@ -52,7 +52,8 @@ impl Plugin {
                 ),
             ))
         };
-        let loaded = config::load_toml(CONFIG_NAME, text, env, &no_files)?;
+        let text = toml_text(text)?;
+        let loaded = config::load_toml(CONFIG_NAME, &text, env, &no_files)?;
         if let Some(remote) = loaded.remote.first() {
             return Err(ConfigError::File {
                 location: CONFIG_NAME.to_owned(),
@@ -134,6 +135,25 @@ impl Plugin {
     }
 }
 
+/// The TOML text of the plugin configuration: as given, or the `toml` string of a JSON object, the form
+/// Istio's `pluginConfig` and Envoy Gateway's `config` can carry (they hand the filter JSON).
+fn toml_text(text: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    if text.trim_ascii_start().first() != Some(&b'{') {
+        return Ok(text.to_vec());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped {
+        toml: String,
+    }
+    serde_json::from_slice::<Wrapped>(text)
+        .map(|w| w.toml.into_bytes())
+        .map_err(|e| ConfigError::File {
+            location: CONFIG_NAME.to_owned(),
+            message: format!("JSON, so expected {{\"toml\": \"<the TOML configuration>\"}}: {e}"),
+        })
+}
+
 fn is_identity(name: &str, claim_headers: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with(IDENTITY_PREFIX) || claim_headers.contains(&lower)
@@ -160,4 +180,49 @@ pub fn unknown_policy(name: &str) -> Response<Vec<u8>> {
         ),
         true,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str =
+        "[[issuers]]\nissuer = \"i\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+
+    fn load(text: &str) -> Result<Plugin, String> {
+        Plugin::load(text.as_bytes(), &|_| None)
+            .map(|(plugin, _)| plugin)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_json_wrapped_configuration_reads_as_its_toml_text() {
+        let json = serde_json::json!({ "toml": TOML }).to_string();
+        assert!(load(&json).is_ok());
+        let wrong = load(r#"{"issuers": []}"#).err().unwrap_or_default();
+        assert!(
+            wrong.starts_with("plugin configuration: JSON, so expected"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn a_key_file_is_refused_with_a_line_saying_to_put_the_key_inline() {
+        let e = load("[[issuers]]\nissuer = \"i\"\njwks_file = \"keys.json\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("issuers[0]") && e.contains("put the key inline"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn a_remote_key_set_is_refused_at_load_rather_than_never_fetched() {
+        let e = load("[[issuers]]\nissuer = \"https://idp.example.com\"\ndiscovery = true\n")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("not supported by the filter yet"), "{e}");
+    }
 }
