@@ -77,8 +77,11 @@ impl HttpContext for Check {
         let Some(Ok(plugin)) = self.plugin.as_deref() else {
             return self.deny(plugin::misconfigured());
         };
-        let policy = self
-            .get_property(POLICY_PROPERTY.to_vec())
+        // A property lookup is a costly hostcall: only made when there are policies to pick.
+        let policy = plugin
+            .has_policies()
+            .then(|| self.get_property(POLICY_PROPERTY.to_vec()))
+            .flatten()
             .and_then(|bytes| String::from_utf8(bytes).ok());
         if let Some(name) = &policy {
             if !plugin.has_policy(name) {

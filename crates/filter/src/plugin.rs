@@ -83,6 +83,11 @@ impl Plugin {
         ))
     }
 
+    /// Whether the configuration defines named policies at all.
+    pub fn has_policies(&self) -> bool {
+        !self.service.options().gateway.policies.is_empty()
+    }
+
     /// Whether a route's policy name is one this configuration defines.
     pub fn has_policy(&self, name: &str) -> bool {
         self.service
