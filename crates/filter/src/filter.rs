@@ -1,13 +1,19 @@
 //! The proxy-wasm shell: one root context per plugin (it reads the configuration), one HTTP context
 //! per request (it asks [`Plugin::decide`] and carries the verdict out through hostcalls).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::plugin::{self, Plugin, Verdict};
+use crate::remote::{self, Call, Remote};
+
+/// How often each VM looks at its remote key sets (imports, refreshes, retries, unknown-kid refetches).
+const TICK: Duration = Duration::from_millis(200);
 
 /// Where a route names its policy: `metadata.filter_metadata["jwt-validator"].policy` of the route
 /// (Envoy's Wasm filter has no per-route configuration; route metadata is what it lets a filter read).
@@ -21,17 +27,129 @@ const POLICY_PROPERTY: [&str; 5] = [
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { plugin: None }));
+    proxy_wasm::set_root_context(|_| {
+        Box::new(Root {
+            plugin: None,
+            remotes: Rc::default(),
+            calls: HashMap::new(),
+        })
+    });
 }}
 
 /// The plugin as configured: `Err` holds the configuration error, answered on every request.
 type Configured = Rc<Result<Plugin, String>>;
 
+/// The remote key sets, shared by the root context (which fetches) and the requests (which report
+/// unknown kids). A VM is single-threaded.
+type Remotes = Rc<RefCell<Vec<Remote>>>;
+
 struct Root {
     plugin: Option<Configured>,
+    remotes: Remotes,
+    /// Calls under way: token → index in `remotes`.
+    calls: HashMap<u32, usize>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        size: usize,
+        _trailers: usize,
+    ) {
+        let Some(index) = self.calls.remove(&token) else {
+            return;
+        };
+        let Some(configured) = self.plugin.clone() else {
+            return;
+        };
+        let Ok(plugin) = configured.as_ref() else {
+            return;
+        };
+        let result = remote::outcome(
+            self.get_http_call_response_header(":status").as_deref(),
+            self.get_http_call_response_body(0, size.min(plugin.fetch.max_bytes)),
+            size,
+            self.get_http_call_response_header("cache-control"),
+            plugin.fetch.max_bytes,
+        );
+        let now = millis(self.get_current_time());
+        {
+            let mut remotes = self.remotes.borrow_mut();
+            let Some(remote) = remotes.get_mut(index) else {
+                return;
+            };
+            match result {
+                Ok((body, max_age)) => remote.source.handle_fetched(now, &body, max_age),
+                Err(error) => remote.source.handle_failed(now, error),
+            }
+            if let Some(snapshot) = remote.source.export() {
+                let _ = self.set_shared_data(&remote.shared_key, Some(&snapshot.to_bytes()), None);
+            }
+        }
+        self.drive(plugin, index, now);
+    }
+}
+
+impl Root {
+    /// After any input to a source: install a new set, log its events, make the fetch it asks for.
+    fn drive(&mut self, plugin: &Plugin, index: usize, now: u64) {
+        let mut remotes = self.remotes.borrow_mut();
+        let Some(remote) = remotes.get_mut(index) else {
+            return;
+        };
+        if remote.source.generation() != remote.installed {
+            if let Some(set) = remote.source.key_set() {
+                plugin.install(remote.issuer, set.clone());
+            }
+            remote.installed = remote.source.generation();
+        }
+        while let Some(event) = remote.source.poll_event() {
+            if let Some(line) = remote.describe(&event) {
+                match event {
+                    jwtv_keyset::Event::Failed { .. } => log::warn!("{line}"),
+                    _ => log::info!("{line}"),
+                }
+            }
+        }
+        let Some(fetch) = remote.source.poll_fetch(now) else {
+            return;
+        };
+        let dispatched = Call::new(&fetch, &plugin.fetch).and_then(|call| {
+            let headers = call.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            self.dispatch_http_call(&call.cluster, headers, None, vec![], call.timeout)
+                .map_err(|status| {
+                    jwtv_keyset::FetchError::Connect(format!(
+                        "cannot call the Envoy cluster {:?} ({status:?}): define it",
+                        call.cluster
+                    ))
+                })
+        });
+        match dispatched {
+            Ok(token) => {
+                self.calls.insert(token, index);
+            }
+            Err(error) => {
+                remote.source.handle_failed(now, error);
+                drop(remotes);
+                // The failure's event and backoff; the next fetch waits for a tick.
+                self.drive_events(index);
+            }
+        }
+    }
+
+    fn drive_events(&mut self, index: usize) {
+        let mut remotes = self.remotes.borrow_mut();
+        if let Some(remote) = remotes.get_mut(index) {
+            while let Some(event) = remote.source.poll_event() {
+                if let Some(line) = remote.describe(&event) {
+                    log::warn!("{line}");
+                }
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -51,13 +169,45 @@ impl RootContext for Root {
                 Err(e.to_string())
             }
         };
+        if let Ok(plugin) = &plugin {
+            let seed = millis(self.get_current_time());
+            let remotes: Vec<Remote> = plugin
+                .remote
+                .iter()
+                .map(|r| Remote::new(r, &plugin.fetch, seed))
+                .collect();
+            if !remotes.is_empty() {
+                self.set_tick_period(TICK);
+            }
+            *self.remotes.borrow_mut() = remotes;
+        }
         self.plugin = Some(Rc::new(plugin));
         true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(configured) = self.plugin.clone() else {
+            return;
+        };
+        let Ok(plugin) = configured.as_ref() else {
+            return;
+        };
+        let now = millis(self.get_current_time());
+        let count = self.remotes.borrow().len();
+        for index in 0..count {
+            let key = self.remotes.borrow()[index].shared_key.clone();
+            if let (Some(bytes), _) = self.get_shared_data(&key) {
+                self.remotes.borrow_mut()[index].import(&bytes);
+            }
+            self.remotes.borrow_mut()[index].source.handle_timeout(now);
+            self.drive(plugin, index, now);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Check {
             plugin: self.plugin.clone(),
+            remotes: self.remotes.clone(),
         }))
     }
 
@@ -68,6 +218,7 @@ impl RootContext for Root {
 
 struct Check {
     plugin: Option<Configured>,
+    remotes: Remotes,
 }
 
 impl Context for Check {}
@@ -113,8 +264,27 @@ impl HttpContext for Check {
                 Action::Continue
             }
             Verdict::Deny(response) => self.deny(response),
+            // Answered from the set in hand (a request cannot wait here); the refetch, if the cooldown
+            // allows one, goes out on the next tick and serves the requests after it.
+            Verdict::UnknownKid(response, issuer) => {
+                let now = millis(self.get_current_time());
+                for remote in self.remotes.borrow_mut().iter_mut() {
+                    if remote.issuer == issuer {
+                        let seen = remote.source.generation();
+                        let _ = remote.source.handle_unknown_kid(now, seen);
+                    }
+                }
+                self.deny(response)
+            }
         }
     }
+}
+
+/// Wall-clock milliseconds: snapshots in shared data are compared across VMs, so one clock for all.
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl Check {

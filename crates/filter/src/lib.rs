@@ -11,6 +11,7 @@
 //! filters have none: keys go inline in the configuration).
 
 pub mod plugin;
+pub mod remote;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

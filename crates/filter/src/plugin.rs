@@ -2,14 +2,15 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::HeaderValue;
 use http::{Request, Response, StatusCode};
-use jwtv_service::Service;
 use jwtv_service::cache::VerifiedCache;
-use jwtv_service::config::{self, ConfigError};
+use jwtv_service::config::{self, ConfigError, FetchSettings, RemoteSource};
+use jwtv_service::verifier::{Code, KeySet, KeyStore};
+use jwtv_service::{Decision, Service};
 
 /// How the plugin configuration is named in error lines (there is no file path to give).
 pub const CONFIG_NAME: &str = "plugin configuration";
@@ -21,6 +22,10 @@ const IDENTITY_PREFIX: &str = "x-auth-";
 /// A configured filter: the service of the `/auth` route and its verified-token cache.
 pub struct Plugin {
     service: Service,
+    keys: Arc<Slots>,
+    /// The issuers whose key sets the shell fetches, and how.
+    pub remote: Vec<RemoteSource>,
+    pub fetch: FetchSettings,
     /// Headers removed from every allowed request before the identity headers are set: the configured
     /// claim headers (the `x-auth-*` ones are matched by prefix).
     claim_headers: Vec<String>,
@@ -36,6 +41,8 @@ pub enum Verdict {
     },
     /// Answer with this instead of forwarding: exactly what `/auth` answers.
     Deny(Response<Vec<u8>>),
+    /// As `Deny`, for a token whose `kid` the key set of this issuer lacks: the shell may refetch it.
+    UnknownKid(Response<Vec<u8>>, usize),
 }
 
 impl Plugin {
@@ -54,15 +61,6 @@ impl Plugin {
         };
         let text = toml_text(text)?;
         let loaded = config::load_toml(CONFIG_NAME, &text, env, &no_files)?;
-        if let Some(remote) = loaded.remote.first() {
-            return Err(ConfigError::File {
-                location: CONFIG_NAME.to_owned(),
-                message: format!(
-                    "{}: remote key sets are not supported by the filter yet; put the JWK set inline (jwks)",
-                    remote.configured_at
-                ),
-            });
-        }
         let claim_headers = loaded
             .options
             .gateway
@@ -70,17 +68,32 @@ impl Plugin {
             .iter()
             .map(|c| c.header.as_str().to_owned())
             .collect();
-        // Static keys never change, so the generation the cache checks stays 0.
-        let cache = VerifiedCache::new(loaded.server.token_cache_size, Arc::new(AtomicU64::new(0)));
-        let warnings = loaded.warnings.clone();
-        let service = loaded.into_service().with_token_cache(Arc::new(cache));
+        let keys = Arc::new(Slots {
+            sets: loaded.keys.0.into_iter().map(Mutex::new).collect(),
+            generation: Arc::new(AtomicU64::new(0)),
+        });
+        let cache = VerifiedCache::new(loaded.server.token_cache_size, keys.generation.clone());
+        let service = Service::new(loaded.verifier, keys.clone(), loaded.options)
+            .with_token_cache(Arc::new(cache));
         Ok((
             Plugin {
                 service,
                 claim_headers,
+                keys,
+                remote: loaded.remote,
+                fetch: loaded.server.fetch,
             },
-            warnings,
+            loaded.warnings,
         ))
+    }
+
+    /// Installs a fetched key set for issuer `issuer` (an index into the configuration's issuers).
+    /// Tokens verified under the set it replaces leave the cache.
+    pub fn install(&self, issuer: usize, set: Arc<KeySet>) {
+        if let Some(slot) = self.keys.sets.get(issuer) {
+            *lock(slot) = Some(set);
+            self.keys.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Whether the configuration defines named policies at all.
@@ -127,9 +140,17 @@ impl Plugin {
         let Ok(request) = builder.body([0u8; 0]) else {
             return Verdict::Deny(unknown_policy(policy.unwrap_or_default()));
         };
-        let response = self.service.handle(&request, now).response;
+        let handled = self.service.handle(&request, now);
+        let response = handled.response;
         if response.status() != StatusCode::OK {
-            return Verdict::Deny(response);
+            return match handled.decision {
+                Some(Decision {
+                    code: Some(Code::UnknownKid),
+                    issuer: Some(issuer),
+                    ..
+                }) => Verdict::UnknownKid(response, issuer),
+                _ => Verdict::Deny(response),
+            };
         }
         let set = response
             .headers()
@@ -157,6 +178,24 @@ fn toml_text(text: &[u8]) -> Result<Vec<u8>, ConfigError> {
             location: CONFIG_NAME.to_owned(),
             message: format!("JSON, so expected {{\"toml\": \"<the TOML configuration>\"}}: {e}"),
         })
+}
+
+/// One key set per issuer: configured ones fixed, fetched ones installed by the shell. The generation
+/// counts installs, so the token cache forgets what older sets verified.
+struct Slots {
+    sets: Vec<Mutex<Option<Arc<KeySet>>>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl KeyStore for Slots {
+    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
+        self.sets.get(issuer).and_then(|slot| lock(slot).clone())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding it (and a VM is single-threaded); a poisoned slot is still a slot.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn is_identity(name: &str, claim_headers: &[String]) -> bool {
@@ -221,13 +260,5 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains('\n'), "one line: {e}");
-    }
-
-    #[test]
-    fn a_remote_key_set_is_refused_at_load_rather_than_never_fetched() {
-        let e = load("[[issuers]]\nissuer = \"https://idp.example.com\"\ndiscovery = true\n")
-            .err()
-            .unwrap_or_default();
-        assert!(e.contains("not supported by the filter yet"), "{e}");
     }
 }

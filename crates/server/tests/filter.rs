@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::contract::{self, accepted_token_cases, rejected_token_cases};
 use support::jwt::hs256;
+use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::upstream::Upstream;
 use support::{
-    Captured, Response, Server, TempDir, assert_no_failures, free_port, now, request,
+    Captured, Response, Server, TempDir, assert_no_failures, eventually, free_port, now, request,
     workspace_root,
 };
 
@@ -85,6 +86,15 @@ struct Envoy {
 impl Envoy {
     /// Envoy from the docs' file in front of `upstream`; `toml` replaces its plugin configuration.
     fn start(upstream: SocketAddr, toml: Option<&str>) -> Envoy {
+        Envoy::start_with_clusters(upstream, toml, &[])
+    }
+
+    /// As [`Envoy::start`], with more clusters named `host:port` (the filter's key-set fetches).
+    fn start_with_clusters(
+        upstream: SocketAddr,
+        toml: Option<&str>,
+        extra: &[SocketAddr],
+    ) -> Envoy {
         let wasm = filter_wasm();
         assert!(
             wasm.is_file(),
@@ -115,6 +125,19 @@ impl Envoy {
             Some(toml) => with_plugin_configuration(&yaml, toml),
             None => yaml,
         };
+        let clusters: String = extra
+            .iter()
+            .map(|addr| {
+                format!(
+                    "\n    - name: \"{addr}\"\n      connect_timeout: 1s\n      load_assignment:\n        \
+                     cluster_name: \"{addr}\"\n        endpoints:\n          - lb_endpoints:\n              \
+                     - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}",
+                    addr.ip(),
+                    addr.port()
+                )
+            })
+            .collect();
+        let yaml = yaml.replacen("\n  clusters:", &format!("\n  clusters:{clusters}"), 1);
         let dir = TempDir::new();
         let conf = dir.write("envoy.yaml", yaml.as_bytes());
         let mut child = Command::new(envoy_binary())
@@ -375,4 +398,59 @@ fn every_contract_token_case_gets_the_answer_of_the_servers_auth_route() {
     assert_no_failures(failures);
     assert_eq!(allowed, accepted);
     assert_eq!(upstream.hits(), allowed);
+}
+
+#[test]
+fn a_remote_key_set_is_fetched_through_a_cluster_served_after_503_and_followed_through_a_rotation()
+{
+    let k1 = TestJwk::es256("k1");
+    let k2 = TestJwk::rs256("k2");
+    let ks = KeyServer::start(jwks(&[&k1]));
+    ks.set_mode(Mode::Status(500));
+    let upstream = Upstream::start();
+    let toml = format!(
+        "[fetch]\nallow_http_loopback = true\nrefetch_cooldown_secs = 1\n\n[[issuers]]\n\
+         issuer = \"{DOC_ISSUER}\"\naudiences = [\"api\"]\njwks_uri = \"{}\"\n",
+        ks.url(JWKS_PATH)
+    );
+    let envoy = Envoy::start_with_clusters(upstream.addr, Some(&toml), &[ks.addr]);
+    let status = |token: &str| {
+        let auth = bearer(token);
+        let r = envoy.get("/orders", &[("Authorization", &auth)]);
+        (r.status, r.header("x-auth-error").map(str::to_owned))
+    };
+    let old = k1.token(&claims(json!({})));
+    // No set yet: fail closed with 503, never a verdict.
+    assert!(
+        eventually(Duration::from_secs(10), || ks.requests(JWKS_PATH) > 0),
+        "the filter never fetched:\n{}",
+        envoy.log.text()
+    );
+    assert_eq!(status(&old), (503, Some("temporarily_unavailable".into())));
+    ks.set_mode(Mode::Normal);
+    assert!(
+        eventually(Duration::from_secs(20), || status(&old).0 == 200),
+        "the set never arrived:\n{}",
+        envoy.log.text()
+    );
+    // The provider rotates: k2 in, k1 out. The first k2 token makes the refetch, later ones pass.
+    ks.set_jwks(jwks(&[&k2]));
+    let new = k2.token(&claims(json!({})));
+    assert!(
+        eventually(Duration::from_secs(20), || status(&new).0 == 200),
+        "the rotation was never picked up:\n{}",
+        envoy.log.text()
+    );
+    // The withdrawn key's token was verified (and cached) before: the new set voids it.
+    assert_eq!(status(&old), (401, Some("unknown_kid".into())));
+    // Every answer above was the filter's own; only the allowed ones went on.
+    assert!(upstream.hits() >= 2);
+    assert!(
+        envoy
+            .log
+            .text()
+            .contains("issuers[0].jwks_uri: key set fetch failed: status 500"),
+        "{}",
+        envoy.log.text()
+    );
 }
