@@ -105,14 +105,7 @@ impl Root {
             }
             remote.installed = remote.source.generation();
         }
-        while let Some(event) = remote.source.poll_event() {
-            if let Some(line) = remote.describe(&event) {
-                match event {
-                    jwtv_keyset::Event::Failed { .. } => log::warn!("{line}"),
-                    _ => log::info!("{line}"),
-                }
-            }
-        }
+        log_events(remote);
         let Some(fetch) = remote.source.poll_fetch(now) else {
             return;
         };
@@ -131,21 +124,21 @@ impl Root {
                 self.calls.insert(token, index);
             }
             Err(error) => {
+                // Backoff from here; the retry goes out on a later tick.
                 remote.source.handle_failed(now, error);
-                drop(remotes);
-                // The failure's event and backoff; the next fetch waits for a tick.
-                self.drive_events(index);
+                log_events(remote);
             }
         }
     }
+}
 
-    fn drive_events(&mut self, index: usize) {
-        let mut remotes = self.remotes.borrow_mut();
-        if let Some(remote) = remotes.get_mut(index) {
-            while let Some(event) = remote.source.poll_event() {
-                if let Some(line) = remote.describe(&event) {
-                    log::warn!("{line}");
-                }
+/// One log line per event worth one: failures as warnings, the rest as information.
+fn log_events(remote: &mut Remote) {
+    while let Some(event) = remote.source.poll_event() {
+        if let Some(line) = remote.describe(&event) {
+            match event {
+                jwtv_keyset::Event::Failed { .. } => log::warn!("{line}"),
+                _ => log::info!("{line}"),
             }
         }
     }
