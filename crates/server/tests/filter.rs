@@ -86,14 +86,16 @@ struct Envoy {
 impl Envoy {
     /// Envoy from the docs' file in front of `upstream`; `toml` replaces its plugin configuration.
     fn start(upstream: SocketAddr, toml: Option<&str>) -> Envoy {
-        Envoy::start_with_clusters(upstream, toml, &[])
+        Envoy::start_with_clusters(upstream, toml, &[], 1)
     }
 
-    /// As [`Envoy::start`], with more clusters named `host:port` (the filter's key-set fetches).
+    /// As [`Envoy::start`], with more clusters named `host:port` (the filter's key-set fetches) and
+    /// `workers` worker threads (each with its filter VM, besides the main thread's).
     fn start_with_clusters(
         upstream: SocketAddr,
         toml: Option<&str>,
         extra: &[SocketAddr],
+        workers: usize,
     ) -> Envoy {
         let wasm = filter_wasm();
         assert!(
@@ -143,14 +145,10 @@ impl Envoy {
         let mut child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&conf)
-            // One worker (one filter VM), no shared-memory hot restart (tests run in parallel).
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "-l",
-                "warning",
-            ])
+            .arg("--concurrency")
+            .arg(workers.to_string())
+            // No shared-memory hot restart: tests run in parallel.
+            .args(["--disable-hot-restart", "-l", "warning"])
             .env(SECRET_VAR, String::from_utf8(SECRET.to_vec()).unwrap())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -413,7 +411,7 @@ fn a_remote_key_set_is_fetched_through_a_cluster_served_after_503_and_followed_t
          issuer = \"{DOC_ISSUER}\"\naudiences = [\"api\"]\njwks_uri = \"{}\"\n",
         ks.url(JWKS_PATH)
     );
-    let envoy = Envoy::start_with_clusters(upstream.addr, Some(&toml), &[ks.addr]);
+    let envoy = Envoy::start_with_clusters(upstream.addr, Some(&toml), &[ks.addr], 1);
     let status = |token: &str| {
         let auth = bearer(token);
         let r = envoy.get("/orders", &[("Authorization", &auth)]);
@@ -452,5 +450,42 @@ fn a_remote_key_set_is_fetched_through_a_cluster_served_after_503_and_followed_t
             .contains("issuers[0].jwks_uri: key set fetch failed: status 500"),
         "{}",
         envoy.log.text()
+    );
+}
+
+#[test]
+fn worker_vms_share_one_key_set_schedule_through_shared_data() {
+    // Five VMs (four workers and the main thread's), a 1 s TTL: VMs that did not share would make
+    // about five fetches per second; sharing, one VM's refresh serves all, a few races aside.
+    const WORKERS: usize = 4;
+    const WINDOW: Duration = Duration::from_secs(6);
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let upstream = Upstream::start();
+    let toml = format!(
+        "[fetch]\nallow_http_loopback = true\nmin_ttl_secs = 1\ndefault_ttl_secs = 1\n\n\
+         [[issuers]]\nissuer = \"{DOC_ISSUER}\"\naudiences = [\"api\"]\njwks_uri = \"{}\"\n",
+        ks.url(JWKS_PATH)
+    );
+    let envoy = Envoy::start_with_clusters(upstream.addr, Some(&toml), &[ks.addr], WORKERS);
+    let auth = bearer(&key.token(&claims(json!({}))));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            envoy.get("/orders", &[("Authorization", &auth)]).status == 200
+        }),
+        "the set never arrived:\n{}",
+        envoy.log.text()
+    );
+    let before = ks.requests(JWKS_PATH);
+    thread::sleep(WINDOW);
+    let fetches = ks.requests(JWKS_PATH) - before;
+    let unshared = (WORKERS + 1) * WINDOW.as_secs() as usize;
+    assert!(
+        fetches >= 3 && fetches <= unshared / 2,
+        "{fetches} fetches in {WINDOW:?} (unshared VMs: ~{unshared})"
+    );
+    assert_eq!(
+        envoy.get("/orders", &[("Authorization", &auth)]).status,
+        200
     );
 }
