@@ -10,7 +10,6 @@
 //! code and body comes from the service and the verifier, which the WebAssembly component shares, so
 //! both shells behave identically. Logs never carry a token, a secret or a key.
 
-mod cache;
 mod cli;
 mod connections;
 mod decision_log;

@@ -10,11 +10,11 @@ use std::time::Duration;
 use jwtv_service::Decision;
 use jwtv_service::verifier::Code;
 
-use crate::cache::VerifiedCache;
 use crate::connections::Connections;
 use crate::keys::Keys;
 use crate::keys::fetch::FetchError;
 use crate::reload::{Active, Reloads};
+use jwtv_service::cache::VerifiedCache;
 
 /// Upper bounds of the latency histogram, in microseconds (50 µs … 1 s).
 const BUCKETS_US: [u64; 14] = [

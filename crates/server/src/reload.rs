@@ -26,8 +26,8 @@ use anyhow::Context as _;
 use jwtv_service::Service;
 use jwtv_service::config::{self, ConfigError, DecisionLog, Loaded, ServerSettings};
 
-use crate::cache::VerifiedCache;
 use crate::keys::Keys;
+use jwtv_service::cache::VerifiedCache;
 
 /// The identity of what a path resolved to when it was read; `None` in [`Inputs`] when it was absent.
 #[derive(Debug, Clone, PartialEq, Eq)]

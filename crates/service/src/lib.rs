@@ -9,6 +9,7 @@
 //! ([`config::load`]).
 
 mod bearer;
+pub mod cache;
 pub mod config;
 pub mod gateway;
 mod health;

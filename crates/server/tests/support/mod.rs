@@ -16,6 +16,7 @@ pub mod contract;
 pub mod gateway;
 pub mod jwt;
 pub mod keyserver;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -247,7 +248,7 @@ impl Captured {
         }
     }
 
-    fn drain(&self, pipe: impl Read + Send + 'static) -> thread::JoinHandle<()> {
+    pub fn drain(&self, pipe: impl Read + Send + 'static) -> thread::JoinHandle<()> {
         let sink = self.0.clone();
         thread::spawn(move || {
             let mut pipe = pipe;

@@ -186,7 +186,18 @@ pub(super) fn load(
             format!("cannot read the configuration file: {}", io_reason(&e)),
         )
     })?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    load_text(path, &bytes, env, read_file)
+}
+
+/// A configuration whose text is already in hand (the proxy-wasm filter's plugin configuration);
+/// `path` names it in errors and anchors relative key file paths.
+pub(super) fn load_text(
+    path: &str,
+    bytes: &[u8],
+    env: EnvFn<'_>,
+    read_file: ReadFileFn<'_>,
+) -> Result<Loaded, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         ConfigError::file(path, format!("not UTF-8 text (byte {})", e.valid_up_to()))
     })?;
     let config: FileConfig = toml::from_str(text).map_err(|e| {

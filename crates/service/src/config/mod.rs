@@ -383,6 +383,18 @@ fn load_file(path: &str, env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Lo
     file::load(path, env, read_file)
 }
 
+/// Loads a configuration in the TOML file's schema from `text` already in hand (the proxy-wasm
+/// filter's plugin configuration). `name` stands for the file in errors and relative paths.
+#[cfg(feature = "toml")]
+pub fn load_toml(
+    name: &str,
+    text: &[u8],
+    env: EnvFn<'_>,
+    read_file: ReadFileFn<'_>,
+) -> Result<Loaded, ConfigError> {
+    file::load_text(name, text, env, read_file)
+}
+
 #[cfg(not(feature = "toml"))]
 fn load_file(path: &str, _: EnvFn<'_>, _: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
     Err(ConfigError::TomlUnsupported {

@@ -1,5 +1,9 @@
-//! The verified-token cache of the native server: a token seen again skips parsing and the signature
-//! check (the service still re-applies the claim rules at the current time on every hit).
+//! The verified-token cache a shell may give the service (the native server, one per configuration;
+//! the proxy-wasm filter, one per VM): a token seen again skips parsing and the signature check (the
+//! service still re-applies the claim rules at the current time on every hit).
+//!
+//! Clock-free and I/O-free like the rest of the crate: time comes in with each lookup, the key-set
+//! generation through a counter the shell owns.
 //!
 //! - Keyed by the SHA-256 of the whole token: the bearer credential itself is not kept in memory, and
 //!   the key is 32 bytes whatever the token's size. A different token is a different entry; there is
@@ -18,8 +22,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use jwtv_service::verifier::Verified;
-use jwtv_service::{Lookup, TokenCache};
+use jwtv_verifier::Verified;
+use sha2::{Digest as _, Sha256};
+
+use crate::{Lookup, TokenCache};
 
 type Digest = [u8; 32];
 
@@ -106,6 +112,10 @@ impl VerifiedCache {
         self.lock().map.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Nothing in the critical sections can panic, but a poisoned map is still a valid map.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -118,9 +128,7 @@ impl VerifiedCache {
 }
 
 fn digest(token: &str) -> Digest {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
-    out
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl TokenCache for VerifiedCache {
@@ -189,7 +197,7 @@ impl TokenCache for VerifiedCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jwtv_service::verifier::{Algorithm, Claims};
+    use jwtv_verifier::{Algorithm, Claims};
 
     fn verified(exp: Option<f64>) -> Arc<Verified> {
         Arc::new(Verified {

@@ -1,0 +1,264 @@
+//! The filter's decisions, without hostcalls: configuration in, verdicts out.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http::HeaderValue;
+use http::{Request, Response, StatusCode};
+use jwtv_service::cache::VerifiedCache;
+use jwtv_service::config::{self, ConfigError, FetchSettings, RemoteSource};
+use jwtv_service::verifier::{Code, KeySet, KeyStore};
+use jwtv_service::{Decision, Service};
+
+/// How the plugin configuration is named in error lines (there is no file path to give).
+pub const CONFIG_NAME: &str = "plugin configuration";
+
+/// Prefix of the identity headers; every client-sent header starting with it is removed before an
+/// allowed request goes on, so an upstream only ever sees the ones the filter set.
+const IDENTITY_PREFIX: &str = "x-auth-";
+
+/// A configured filter: the service of the `/auth` route and its verified-token cache.
+pub struct Plugin {
+    service: Service,
+    keys: Arc<Slots>,
+    /// The issuers whose key sets the shell fetches, and how.
+    pub remote: Vec<RemoteSource>,
+    pub fetch: FetchSettings,
+    /// Headers removed from every allowed request before the identity headers are set: the configured
+    /// claim headers (the `x-auth-*` ones are matched by prefix).
+    claim_headers: Vec<String>,
+}
+
+/// What to do with one request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Remove these request headers (client-sent identity), then set these, then let it go on.
+    Allow {
+        remove: Vec<String>,
+        set: Vec<(String, Vec<u8>)>,
+    },
+    /// Answer with this instead of forwarding: exactly what `/auth` answers.
+    Deny(Response<Vec<u8>>),
+    /// As `Deny`, for a token whose `kid` the key set of this issuer lacks: the shell may refetch it.
+    UnknownKid(Response<Vec<u8>>, usize),
+}
+
+impl Plugin {
+    /// Reads the plugin configuration. Environment variables (`secret_env`) are those Envoy gives the
+    /// VM (`vm_config.environment_variables`); files cannot be read, so `*_file` keys fail with a
+    /// line saying to put the keys inline. Returns the plugin and the warnings to log.
+    pub fn load(text: &[u8], env: config::EnvFn<'_>) -> Result<(Plugin, Vec<String>), ConfigError> {
+        let no_files = |path: &Path| -> io::Result<Vec<u8>> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{}: a proxy-wasm filter cannot read files; put the key inline (secret, jwks)",
+                    path.display()
+                ),
+            ))
+        };
+        let text = toml_text(text)?;
+        let loaded = config::load_toml(CONFIG_NAME, &text, env, &no_files)?;
+        let claim_headers = loaded
+            .options
+            .gateway
+            .claim_headers
+            .iter()
+            .map(|c| c.header.as_str().to_owned())
+            .collect();
+        let keys = Arc::new(Slots {
+            sets: loaded.keys.0.into_iter().map(Mutex::new).collect(),
+            generation: Arc::new(AtomicU64::new(0)),
+        });
+        let cache = VerifiedCache::new(loaded.server.token_cache_size, keys.generation.clone());
+        let service = Service::new(loaded.verifier, keys.clone(), loaded.options)
+            .with_token_cache(Arc::new(cache));
+        Ok((
+            Plugin {
+                service,
+                claim_headers,
+                keys,
+                remote: loaded.remote,
+                fetch: loaded.server.fetch,
+            },
+            loaded.warnings,
+        ))
+    }
+
+    /// Installs a fetched key set for issuer `issuer` (an index into the configuration's issuers).
+    /// Tokens verified under the set it replaces leave the cache.
+    pub fn install(&self, issuer: usize, set: Arc<KeySet>) {
+        if let Some(slot) = self.keys.sets.get(issuer) {
+            *lock(slot) = Some(set);
+            self.keys.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the configuration defines named policies at all.
+    pub fn has_policies(&self) -> bool {
+        !self.service.options().gateway.policies.is_empty()
+    }
+
+    /// Whether a route's policy name is one this configuration defines.
+    pub fn has_policy(&self, name: &str) -> bool {
+        self.service
+            .options()
+            .gateway
+            .policies
+            .iter()
+            .any(|p| p.name == name)
+    }
+
+    /// Decides on a request with these headers, on a route with `policy` (or none), at `now` (seconds
+    /// since the Unix epoch). A policy the configuration does not define is the caller's to refuse.
+    pub fn decide<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        policy: Option<&str>,
+        now: u64,
+    ) -> Verdict {
+        let path = match policy {
+            Some(name) => format!("/policy/{name}/auth"),
+            None => "/auth".to_owned(),
+        };
+        let mut builder = Request::get(path);
+        let mut remove = Vec::new();
+        for (name, value) in headers {
+            // Only the credential matters to `/auth`; copying the rest would cost for nothing. Envoy
+            // has already refused values with control bytes, the only ones `http` would not take.
+            if name.eq_ignore_ascii_case("authorization") {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    builder = builder.header(http::header::AUTHORIZATION, value);
+                }
+            } else if is_identity(name, &self.claim_headers) {
+                remove.push(name.to_owned());
+            }
+        }
+        // Only a policy name that is not a path segment fails here; `has_policy` comes first.
+        let Ok(request) = builder.body([0u8; 0]) else {
+            return Verdict::Deny(unknown_policy(policy.unwrap_or_default()));
+        };
+        let handled = self.service.handle(&request, now);
+        let response = handled.response;
+        if response.status() != StatusCode::OK {
+            return match handled.decision {
+                Some(Decision {
+                    code: Some(Code::UnknownKid),
+                    issuer: Some(issuer),
+                    ..
+                }) => Verdict::UnknownKid(response, issuer),
+                _ => Verdict::Deny(response),
+            };
+        }
+        let set = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        Verdict::Allow { remove, set }
+    }
+}
+
+/// The TOML text of the plugin configuration: as given, or the `toml` string of a JSON object, the form
+/// Istio's `pluginConfig` and Envoy Gateway's `config` can carry (they hand the filter JSON).
+fn toml_text(text: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    if text.trim_ascii_start().first() != Some(&b'{') {
+        return Ok(text.to_vec());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped {
+        toml: String,
+    }
+    serde_json::from_slice::<Wrapped>(text)
+        .map(|w| w.toml.into_bytes())
+        .map_err(|e| ConfigError::File {
+            location: CONFIG_NAME.to_owned(),
+            message: format!("JSON, so expected {{\"toml\": \"<the TOML configuration>\"}}: {e}"),
+        })
+}
+
+/// One key set per issuer: configured ones fixed, fetched ones installed by the shell. The generation
+/// counts installs, so the token cache forgets what older sets verified.
+struct Slots {
+    sets: Vec<Mutex<Option<Arc<KeySet>>>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl KeyStore for Slots {
+    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
+        self.sets.get(issuer).and_then(|slot| lock(slot).clone())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding it (and a VM is single-threaded); a poisoned slot is still a slot.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_identity(name: &str, claim_headers: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with(IDENTITY_PREFIX) || claim_headers.contains(&lower)
+}
+
+/// The answer to every request while the configuration cannot be served: fail closed, never
+/// forwarded, the same 500 as the component's (a configuration error is not worth a client's retry).
+pub fn misconfigured() -> Response<Vec<u8>> {
+    jwtv_service::shell_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_misconfigured",
+        "the validator's configuration is invalid; see the proxy's log",
+        true,
+    )
+}
+
+/// A route names a policy the configuration does not define: also the operator's mistake.
+pub fn unknown_policy(name: &str) -> Response<Vec<u8>> {
+    jwtv_service::shell_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_misconfigured",
+        &format!(
+            "this route names the policy {name:?}, which the filter's configuration does not define"
+        ),
+        true,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str =
+        "[[issuers]]\nissuer = \"i\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+
+    fn load(text: &str) -> Result<Plugin, String> {
+        Plugin::load(text.as_bytes(), &|_| None)
+            .map(|(plugin, _)| plugin)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_json_wrapped_configuration_reads_as_its_toml_text() {
+        let json = serde_json::json!({ "toml": TOML }).to_string();
+        assert!(load(&json).is_ok());
+        let wrong = load(r#"{"issuers": []}"#).err().unwrap_or_default();
+        assert!(
+            wrong.starts_with("plugin configuration: JSON, so expected"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn a_key_file_is_refused_with_a_line_saying_to_put_the_key_inline() {
+        let e = load("[[issuers]]\nissuer = \"i\"\njwks_file = \"keys.json\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("issuers[0]") && e.contains("put the key inline"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}
