@@ -743,7 +743,8 @@ fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
     );
     assert_refused_at_start(
         &server,
-        "JWT_PUBLIC_KEY_FILE: PEM public keys are not supported by this build; give the key as a JWK",
+        "JWT_PUBLIC_KEY_FILE: PEM public keys are not supported by this build (the component reads \
+         PEM when built with `--features pem`); give the key as a JWK",
     );
 }
 
