@@ -5,7 +5,8 @@
 //! - `native` (default): the `jwt-validator` binary built by this package;
 //! - `wasm`: the component (`target/wasm32-wasip2/wasm/jwtv_component.wasm`, or `JWTV_COMPONENT`)
 //!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`);
-//!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature.
+//!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature, `JWTV_COMPONENT_P3=1` that it
+//!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`).
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
 
@@ -408,6 +409,9 @@ impl Server {
             // Instances are reused, as the README recommends: each instance then serves many
             // requests, so anything one request left behind would show in the next.
             command.args(["serve", "-S", "cli", "--max-instance-reuse-count", "64"]);
+            if std::env::var("JWTV_COMPONENT_P3").as_deref() == Ok("1") {
+                command.args(["-S", "p3", "-W", "component-model-async"]);
+            }
             command.args(["--addr", &addr.to_string()]);
             for (k, v) in config.resolved_env(WASM_FILES_DIR) {
                 command.arg("--env").arg(format!("{k}={v}"));
