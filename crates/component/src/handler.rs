@@ -1,10 +1,8 @@
 //! The `wasi:http/incoming-handler` export.
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use crate::setup::{self, http_method, misconfigured, service};
+use http::Response;
 use jwtv_service::Service;
-use jwtv_service::config;
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
     Fields, IncomingBody, IncomingRequest, Method as WasiMethod, OutgoingBody, OutgoingResponse,
@@ -18,30 +16,6 @@ wasip2::http::proxy::export!(Component);
 /// Largest chunk `blocking-write-and-flush` accepts in one call (WASI 0.2 streams).
 const WRITE_CHUNK: usize = 4096;
 
-/// The service, built once per instance. Hosts such as `wasmtime serve` create an instance per
-/// request, so this is also the per-request set-up cost that pre-initialisation would remove.
-static SERVICE: OnceLock<Result<Service, String>> = OnceLock::new();
-
-fn service() -> &'static Result<Service, String> {
-    SERVICE.get_or_init(|| {
-        let env = |name: &str| std::env::var(name).ok();
-        let read = |path: &std::path::Path| std::fs::read(path);
-        config::load(&env, &read)
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| {
-                for warning in &loaded.warnings {
-                    eprintln!("jwt-validator: warning: {warning}");
-                }
-                crate::remote::service_of(loaded)
-            })
-            .map_err(|e| {
-                let line = format!("configuration error: {e}");
-                eprintln!("jwt-validator: {line}");
-                line
-            })
-    })
-}
-
 impl Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let response = match service() {
@@ -53,43 +27,17 @@ impl Guest for Component {
 }
 
 fn answer(service: &Service, incoming: IncomingRequest) -> Response<Vec<u8>> {
-    let mut builder = Request::builder()
-        .method(method(&incoming.method()))
-        .uri(incoming.path_with_query().unwrap_or_else(|| "/".to_owned()));
-    for (name, value) in incoming.headers().entries() {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&value),
-        ) {
-            builder = builder.header(n, v);
-        }
-    }
+    let headers = incoming.headers().entries();
     let Some(body) = read_body(&incoming, service.max_body_bytes()) else {
         return service.payload_too_large().response;
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match builder.body(body) {
-        Ok(request) => crate::remote::handle(service, &request, now),
-        Err(_) => bad_request(),
-    }
-}
-
-fn method(m: &WasiMethod) -> Method {
-    match m {
-        WasiMethod::Get => Method::GET,
-        WasiMethod::Head => Method::HEAD,
-        WasiMethod::Post => Method::POST,
-        WasiMethod::Put => Method::PUT,
-        WasiMethod::Delete => Method::DELETE,
-        WasiMethod::Connect => Method::CONNECT,
-        WasiMethod::Options => Method::OPTIONS,
-        WasiMethod::Trace => Method::TRACE,
-        WasiMethod::Patch => Method::PATCH,
-        WasiMethod::Other(other) => Method::from_bytes(other.as_bytes()).unwrap_or(Method::GET),
-    }
+    setup::answer(
+        service,
+        http_method!(WasiMethod, incoming.method()),
+        incoming.path_with_query(),
+        headers,
+        body,
+    )
 }
 
 /// Reads the body up to `limit` bytes; `None` once it goes past (the caller answers 413 without
@@ -113,11 +61,7 @@ fn read_body(request: &IncomingRequest, limit: usize) -> Option<Vec<u8>> {
 }
 
 fn send(out: ResponseOutparam, response: Response<Vec<u8>>) {
-    let entries: Vec<(String, Vec<u8>)> = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-        .collect();
+    let entries = setup::header_list(&response);
     let headers = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(headers);
     // Every status the service produces is valid; 500 is the fallback if a host refuses it.
@@ -140,24 +84,4 @@ fn send(out: ResponseOutparam, response: Response<Vec<u8>>) {
         }
     }
     let _ = OutgoingBody::finish(body, None);
-}
-
-/// The configuration cannot be honoured: fail closed on every request (never `valid:true`), and say
-/// why on stderr, where the operator sees it.
-fn misconfigured() -> Response<Vec<u8>> {
-    jwtv_service::shell_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_misconfigured",
-        "the validator's configuration is invalid; see its log",
-        true,
-    )
-}
-
-fn bad_request() -> Response<Vec<u8>> {
-    jwtv_service::shell_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        "request could not be read",
-        true,
-    )
 }

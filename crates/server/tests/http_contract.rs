@@ -794,8 +794,10 @@ fn fifty_concurrent_requests_are_all_answered() {
 
 #[test]
 fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
-    if Target::from_env() != Target::Wasm {
-        return; // the native binary adds it to its roots (fetch_proxy.rs)
+    if Target::from_env() != Target::Wasm || support::wasi_p3() {
+        // The native binary adds it to its roots (fetch_proxy.rs); the WASI 0.3 build refuses
+        // remote key sets before (the next test).
+        return;
     }
     let server = Server::start(
         TestConfig::new()
@@ -814,6 +816,20 @@ fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
 }
 
 #[test]
+fn the_wasi_0_3_component_refuses_remote_key_sets_with_a_clear_error() {
+    if !support::wasi_p3() {
+        return; // the native binary and the WASI 0.2 component fetch them (remote_keys.rs)
+    }
+    let server =
+        Server::start(TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"));
+    assert_refused_at_start(
+        &server,
+        "JWT_JWKS_URI: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
+         build yet",
+    );
+}
+
+#[test]
 fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
     if support::pem_keys_supported() {
         return; // PEM keys are read: a_token_signed_with_the_rsa_public_key_pem_as_hmac_secret_is_refused
@@ -825,7 +841,8 @@ fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
     );
     assert_refused_at_start(
         &server,
-        "JWT_PUBLIC_KEY_FILE: PEM public keys are not supported by this build; give the key as a JWK",
+        "JWT_PUBLIC_KEY_FILE: PEM public keys are not supported by this build (the component reads \
+         PEM when built with `--features pem`); give the key as a JWK",
     );
 }
 

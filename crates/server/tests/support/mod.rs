@@ -5,7 +5,8 @@
 //! - `native` (default): the `jwt-validator` binary built by this package;
 //! - `wasm`: the component (`target/wasm32-wasip2/wasm/jwtv_component.wasm`, or `JWTV_COMPONENT`)
 //!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`);
-//!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature.
+//!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature, `JWTV_COMPONENT_P3=1` that it
+//!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`).
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
 
@@ -99,6 +100,11 @@ impl Target {
 /// Whether the server under test reads PEM public keys: the native binary does; the component only when
 /// built with its `pem` feature, which `JWTV_COMPONENT_PEM=1` declares (scripts/test runs the PEM tests
 /// once more against that build).
+/// Whether the component under test is the WASI 0.3 build (`JWTV_COMPONENT_P3=1`).
+pub fn wasi_p3() -> bool {
+    Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_P3").as_deref() == Ok("1")
+}
+
 pub fn pem_keys_supported() -> bool {
     match Target::from_env() {
         Target::Native => true,
@@ -410,6 +416,9 @@ impl Server {
             // Instances are reused, as the README recommends: each instance then serves many
             // requests, so anything one request left behind would show in the next.
             command.args(["serve", "-S", "cli", "--max-instance-reuse-count", "64"]);
+            if wasi_p3() {
+                command.args(["-S", "p3", "-W", "component-model-async"]);
+            }
             command.args(["--addr", &addr.to_string()]);
             for (k, v) in config.resolved_env(WASM_FILES_DIR) {
                 command.arg("--env").arg(format!("{k}={v}"));

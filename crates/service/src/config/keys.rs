@@ -134,7 +134,11 @@ pub(crate) fn pem(text: &[u8], kid: Option<String>, alg: Option<Algorithm>) -> R
     let text =
         std::str::from_utf8(text).map_err(|_| "not a PEM document (not UTF-8 text)".to_owned())?;
     let material = decode_public_key_pem(text).map_err(|e| match e {
-        KeyError::Unsupported(_) => format!("{e}; give the key as a JWK (JWKS) instead"),
+        // Only a build without the PEM decoder says so: name the feature that brings it back.
+        KeyError::Unsupported(_) => format!(
+            "{e} (the component reads PEM when built with `--features pem`); give the key as a JWK \
+             (JWKS) instead"
+        ),
         e => e.to_string(),
     })?;
     Key::new(

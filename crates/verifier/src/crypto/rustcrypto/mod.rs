@@ -19,7 +19,7 @@ pub(crate) struct RustCryptoKey {
 enum Inner {
     Hmac(Box<hmac::HmacKeys>),
     #[cfg(feature = "rsa")]
-    Rsa(Box<rsa::RsaKeys>),
+    Rsa(rsa::RsaKeys),
     #[cfg(feature = "ec")]
     Ec(ecdsa::EcKey),
     #[cfg(feature = "eddsa")]
@@ -31,7 +31,7 @@ impl VerifyingKey for RustCryptoKey {
         let inner = match material {
             KeyMaterial::Hmac(secret) => Inner::Hmac(Box::new(hmac::HmacKeys::new(secret)?)),
             #[cfg(feature = "rsa")]
-            KeyMaterial::Rsa { n, e } => Inner::Rsa(Box::new(rsa::RsaKeys::new(n, e)?)),
+            KeyMaterial::Rsa { n, e } => Inner::Rsa(rsa::RsaKeys::new(n, e)?),
             #[cfg(feature = "ec")]
             KeyMaterial::Ec { curve, x, y } => Inner::Ec(ecdsa::EcKey::new(*curve, x, y)?),
             #[cfg(feature = "eddsa")]

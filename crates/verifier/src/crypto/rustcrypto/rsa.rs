@@ -1,5 +1,7 @@
 //! RS256/384/512 (PKCS#1 v1.5) and PS256/384/512 (PSS, salt length = hash length).
 
+use std::sync::OnceLock;
+
 use ::rsa::signature::Verifier;
 use ::rsa::{BoxedUint, PublicKey, pkcs1v15, pss};
 use sha2::{Sha256, Sha384, Sha512};
@@ -11,9 +13,21 @@ use crate::key::{KeyError, RSA_MAX_BITS, RSA_MIN_BITS};
 /// Longest signature a key within our limits can produce; longer input is refused before decoding.
 const MAX_SIGNATURE_LEN: usize = RSA_MAX_BITS.div_ceil(8);
 
-/// One verifying key per algorithm, built once: each holds the parsed modulus and its Montgomery
-/// parameters (and, for PKCS#1 v1.5, the DigestInfo prefix), so nothing is re-derived per token.
+/// An RSA public key, checked at import and made ready for arithmetic on its first verification.
+///
+/// Building the Montgomery parameters of a 2048-bit modulus costs more than a verification in Wasm,
+/// and a WebAssembly host may start a fresh instance for every request: done at import, every key of
+/// an identity provider's set would be paid for on each request, whichever key the token names.
 pub(super) struct RsaKeys {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    /// `None` only if the crate refuses components our own checks accepted: then nothing verifies.
+    ready: OnceLock<Option<Box<Ready>>>,
+}
+
+/// One verifying key per algorithm: each holds the parsed modulus and its Montgomery parameters (and,
+/// for PKCS#1 v1.5, the DigestInfo prefix), so nothing is re-derived per token.
+struct Ready {
     rs256: pkcs1v15::VerifyingKey<Sha256>,
     rs384: pkcs1v15::VerifyingKey<Sha384>,
     rs512: pkcs1v15::VerifyingKey<Sha512>,
@@ -23,17 +37,44 @@ pub(super) struct RsaKeys {
 }
 
 impl RsaKeys {
+    /// The checks `PublicKey::new_with_size_limits` would make (size, odd modulus, exponent), without
+    /// its arithmetic.
     pub(super) fn new(n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let (n, e) = validate_rsa_components(n, e)?;
+        Ok(RsaKeys {
+            n: n.to_vec(),
+            e: e.to_vec(),
+            ready: OnceLock::new(),
+        })
+    }
+
+    pub(super) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        let Some(ready) = self.ready.get_or_init(|| Ready::new(&self.n, &self.e)) else {
+            return false;
+        };
+        match alg {
+            Algorithm::RS256 => pkcs1v15(&ready.rs256, message, signature),
+            Algorithm::RS384 => pkcs1v15(&ready.rs384, message, signature),
+            Algorithm::RS512 => pkcs1v15(&ready.rs512, message, signature),
+            Algorithm::PS256 => pss(&ready.ps256, message, signature),
+            Algorithm::PS384 => pss(&ready.ps384, message, signature),
+            Algorithm::PS512 => pss(&ready.ps512, message, signature),
+            _ => false,
+        }
+    }
+}
+
+impl Ready {
+    fn new(n: &[u8], e: &[u8]) -> Option<Box<Ready>> {
         // Public values, so the variable-time decoding is fine.
         let key = PublicKey::new_with_size_limits(
             BoxedUint::from_be_slice_vartime(n),
             BoxedUint::from_be_slice_vartime(e),
-            // The crate's defaults differ (1024..=8192); ours are ring's, already checked above.
+            // The crate's defaults differ (1024..=8192); ours are ring's, already checked at import.
             RSA_MIN_BITS..=RSA_MAX_BITS,
         )
-        .map_err(|_| KeyError::Format("RSA public key rejected".to_owned()))?;
-        Ok(RsaKeys {
+        .ok()?;
+        Some(Box::new(Ready {
             rs256: pkcs1v15::VerifyingKey::new(key.clone()),
             rs384: pkcs1v15::VerifyingKey::new(key.clone()),
             rs512: pkcs1v15::VerifyingKey::new(key.clone()),
@@ -41,19 +82,7 @@ impl RsaKeys {
             ps256: pss::VerifyingKey::new(key.clone()),
             ps384: pss::VerifyingKey::new(key.clone()),
             ps512: pss::VerifyingKey::new(key),
-        })
-    }
-
-    pub(super) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        match alg {
-            Algorithm::RS256 => pkcs1v15(&self.rs256, message, signature),
-            Algorithm::RS384 => pkcs1v15(&self.rs384, message, signature),
-            Algorithm::RS512 => pkcs1v15(&self.rs512, message, signature),
-            Algorithm::PS256 => pss(&self.ps256, message, signature),
-            Algorithm::PS384 => pss(&self.ps384, message, signature),
-            Algorithm::PS512 => pss(&self.ps512, message, signature),
-            _ => false,
-        }
+        }))
     }
 }
 

@@ -1,0 +1,141 @@
+//! What both export shells (WASI 0.2 and 0.3) share: the service, configured once per instance, and
+//! the conversion of a request's parts into an [`http::Request`].
+
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use jwtv_service::Service;
+use jwtv_service::config;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The service, built once per instance. Hosts such as `wasmtime serve` create an instance per
+/// request, so this is also the per-request set-up cost that pre-initialisation would remove.
+static SERVICE: OnceLock<Result<Service, String>> = OnceLock::new();
+
+pub(crate) fn service() -> &'static Result<Service, String> {
+    SERVICE.get_or_init(|| {
+        let env = |name: &str| std::env::var(name).ok();
+        let read = |path: &std::path::Path| std::fs::read(path);
+        config::load(&env, &read)
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| {
+                for warning in &loaded.warnings {
+                    eprintln!("jwt-validator: warning: {warning}");
+                }
+                service_of(loaded)
+            })
+            .map_err(|e| {
+                let line = format!("configuration error: {e}");
+                eprintln!("jwt-validator: {line}");
+                line
+            })
+    })
+}
+
+/// The WASI 0.2 build fetches remote key sets with outgoing wasi:http ([`crate::remote`]).
+#[cfg(not(feature = "p3"))]
+fn service_of(loaded: config::Loaded) -> Result<Service, String> {
+    crate::remote::service_of(loaded)
+}
+
+/// The WASI 0.3 build has no outgoing fetch yet: a remote key set would never arrive, so every token
+/// of that issuer would get 503 forever. Refuse at load, where the operator sees why.
+#[cfg(feature = "p3")]
+fn service_of(loaded: config::Loaded) -> Result<Service, String> {
+    if let Some(source) = loaded.remote.first() {
+        return Err(format!(
+            "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
+             build yet; use the WASI 0.2 component, or mount a JWKS file and set JWT_JWKS_FILE",
+            source.configured_at
+        ));
+    }
+    Ok(loaded.into_service())
+}
+
+/// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.
+macro_rules! http_method {
+    ($wasi:ident, $method:expr) => {
+        match $method {
+            $wasi::Get => http::Method::GET,
+            $wasi::Head => http::Method::HEAD,
+            $wasi::Post => http::Method::POST,
+            $wasi::Put => http::Method::PUT,
+            $wasi::Delete => http::Method::DELETE,
+            $wasi::Connect => http::Method::CONNECT,
+            $wasi::Options => http::Method::OPTIONS,
+            $wasi::Trace => http::Method::TRACE,
+            $wasi::Patch => http::Method::PATCH,
+            $wasi::Other(other) => {
+                http::Method::from_bytes(other.as_bytes()).unwrap_or(http::Method::GET)
+            }
+        }
+    };
+}
+pub(crate) use http_method;
+
+/// Answers a request from its parts (headers the `http` crate cannot represent are left out).
+pub(crate) fn answer(
+    service: &Service,
+    method: Method,
+    uri: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+) -> Response<Vec<u8>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(uri.unwrap_or_else(|| "/".to_owned()));
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            builder = builder.header(n, v);
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match builder.body(body) {
+        Ok(request) => decide(service, &request, now),
+        Err(_) => bad_request(),
+    }
+}
+
+#[cfg(not(feature = "p3"))]
+fn decide(service: &Service, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+    crate::remote::handle(service, request, now)
+}
+
+#[cfg(feature = "p3")]
+fn decide(service: &Service, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+    service.handle(request, now).response
+}
+
+/// The answer's headers as the `(name, value)` list both WASI versions build their fields from.
+pub(crate) fn header_list(response: &Response<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+    response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// The configuration cannot be honoured: fail closed on every request (never `valid:true`), and say
+/// why on stderr, where the operator sees it.
+pub(crate) fn misconfigured() -> Response<Vec<u8>> {
+    jwtv_service::shell_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_misconfigured",
+        "the validator's configuration is invalid; see its log",
+        true,
+    )
+}
+
+fn bad_request() -> Response<Vec<u8>> {
+    jwtv_service::shell_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "request could not be read",
+        true,
+    )
+}
