@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import floors as floors_phase
+from . import gateway as gateway_phase
 from .builds import builds
 from .chart import chart_svg
 from .common import BENCH, CARGO_JOBS, T_START, BenchFailure, loadavg, progress
@@ -30,6 +31,7 @@ PHASES = [
     ("cold_start", cold_starts),
     ("load", load),
     ("floors", floors_phase.floors),
+    ("gateway", gateway_phase.gateway),
     ("verify", verify_cost),
     ("containers", containers),
 ]

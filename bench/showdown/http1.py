@@ -11,10 +11,16 @@ import time
 from .common import percentile
 
 
-def http_request(port: int, body: bytes, *, timeout: float = 5.0, path: str = "/validate") -> tuple[int, str]:
-    """One POST with Connection: close. Returns (status, body). Raises OSError on socket errors."""
-    req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+def http_request(port: int, body: bytes, *, timeout: float = 5.0, path: str = "/validate",
+                 bearer: str | None = None) -> tuple[int, str]:
+    """One POST with Connection: close (with `bearer`: a GET carrying `Authorization: Bearer`, as a
+    gateway's client sends it). Returns (status, body). Raises OSError on socket errors."""
+    if bearer is not None:
+        req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {bearer}\r\n"
+               "Connection: close\r\n\r\n").encode()
+    else:
+        req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.sendall(req)

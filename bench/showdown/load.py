@@ -23,15 +23,15 @@ def wrk(ctx, srv: Server, kind: str, conns: int, seconds: float, *, token: str |
     threads = 1 if conns == 1 else 2
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "5s",
            "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{srv.port}{path}"]
-    groups = [srv.pid] + [o.pid for o in others]
+    groups = [srv, *others]
     env = ctx.env_with(SHOWDOWN_TOKEN=token or ctx.tokens[kind], **({"SHOWDOWN_BEARER": "1"} if bearer else {}))
-    cpu0 = group_cpu_s(groups)
+    cpu0 = [group_cpu_s([g.pid]) for g in groups]
     ru0 = os.times()
     t0 = time.perf_counter()
     p = run(cmd, env=env, timeout=seconds + 60, what=f"wrk against {srv.contender}")
     wall = time.perf_counter() - t0
     ru1 = os.times()
-    cpu1 = group_cpu_s(groups)
+    cpu1 = [group_cpu_s([g.pid]) for g in groups]
     if srv.proc.poll() is not None:
         raise BenchFailure(f"{srv.contender} died during the load (exit {srv.proc.returncode})")
     line = next((l for l in p.stdout.splitlines() if l.startswith("SHOWDOWN_RESULT ")), None)
@@ -44,7 +44,8 @@ def wrk(ctx, srv: Server, kind: str, conns: int, seconds: float, *, token: str |
         raise BenchFailure(f"{where}: socket errors {socket_errors}")
     check_counts(w["counts"], kind, where, total=w["requests"], expect=expect)
     ctx.checks["responses_checked"] += w["requests"]
-    cpu = cpu1 - cpu0
+    by_group = {g.contender: round(b - a, 3) for g, a, b in zip(groups, cpu0, cpu1)}
+    cpu = sum(cpu1) - sum(cpu0)
     secs = w["duration_us"] / 1e6
     return {
         "contender": srv.contender, "token": kind, "connections": conns, "threads": threads,
@@ -53,7 +54,7 @@ def wrk(ctx, srv: Server, kind: str, conns: int, seconds: float, *, token: str |
         "p50_ms": w["latency_us"]["p50"] / 1000, "p90_ms": w["latency_us"]["p90"] / 1000,
         "p99_ms": w["latency_us"]["p99"] / 1000, "p999_ms": w["latency_us"]["p999"] / 1000,
         "latency_us": w["latency_us"], "counts": w["counts"], "errors": w["errors"],
-        "server_cpu_s": round(cpu, 3),
+        "server_cpu_s": round(cpu, 3), **({"cpu_s_by_process": by_group} if others else {}),
         "req_per_cpu_s": round(w["requests"] / cpu, 1) if cpu > 0 else None,
         "client_cpu_s": round((ru1.children_user + ru1.children_system) - (ru0.children_user + ru0.children_system), 3),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import containers as container_images  # bench/containers.py: the images section
 
+from . import gateway
 from .common import fmt_bytes, fmt_num, fmt_ratio, median, ratio
 from .contenders import BASELINE, BY_NAME, label, present
 from .floors import report_lines as floor_lines, summarise_floors
@@ -65,6 +66,8 @@ def summarise(r: dict) -> dict:
     s["ratios_basis"] = {"throughput": head, "size_wasm": "raw .wasm", "size_wasm-cwasm": ".cwasm file"}
     if r.get("floors"):
         s["floors"] = summarise_floors(r["floors"])
+    if r.get("gateway"):
+        s["gateway"] = gateway.summarise(r["gateway"])
     return s
 
 
@@ -281,6 +284,7 @@ def report_md(r) -> str:
                  "`crypto.createPublicKey(secret)`, which throws, on every call: most of the baseline's CPU per request.")
         L.append("")
     L += floor_lines(r, fmt_num, fmt_ratio)
+    L += gateway.report_lines(r, fmt_num, fmt_ratio)
     L.append("## Status checks")
     L.append("")
     L.append(f"{r['status_checks']['responses_checked']:,} responses checked; every one had the expected status "
