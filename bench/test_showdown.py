@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from showdown import builds, cli, common, contenders, floors, http1, load, servers  # noqa: E402
+from showdown import builds, cli, common, contenders, floors, gateway, http1, load, servers  # noqa: E402
 from showdown.context import Ctx  # noqa: E402
 
 CONTENDERS = contenders.CONTENDERS
@@ -86,7 +84,8 @@ class QuickRun(unittest.TestCase):
         self.assertGreater(self.number(value, what), 0, what)
 
     def test_progress_was_printed(self):
-        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "floors:", "verify:"):
+        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "floors:", "gateway:",
+                      "verify:"):
             self.assertIn(phase, self.proc.stdout)
 
     def test_every_figure_is_present_and_numeric(self):
@@ -116,6 +115,11 @@ class QuickRun(unittest.TestCase):
                 x = s["floors"][mode.name][alg]
                 for fig in ("floor_req_per_cpu_s", "ours_req_per_cpu_s", "ours_over_floor_cpu_per_req"):
                     self.positive(x[fig], f"{fig} of {mode.name}, {alg}")
+        for g in gateway.GATEWAYS:
+            for alg in (gateway.ALGORITHMS if g.checks else ["any"]):
+                x = s["gateway"][g.name][alg]
+                for fig in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
+                    self.positive(x[fig], f"{fig} of gateway {g.name}, {alg}")
         for name, e in r["sizes"].items():
             self.positive(e["bytes"], f"size {name}")
             if not name.startswith("runtime_"):
@@ -154,6 +158,11 @@ class QuickRun(unittest.TestCase):
                 self.assertEqual(run["errors"][kind], 0, (run["contender"], run["errors"]))
             seen.add((run["contender"], run["token"]))
         self.assertLessEqual({(c, k) for c in CONTENDERS for k in ("valid", "invalid")}, seen)
+        for run in r["gateway"]:
+            want = "200" if run["token"] == "valid" else "401"
+            self.assertEqual({k.split(":")[0] for k in run["counts"]}, {want}, (run["gateway"], run["counts"]))
+            self.assertEqual(sum(run["counts"].values()), run["requests"])
+        self.assertEqual({r_["gateway"] for r_ in r["gateway"]}, {g.name for g in gateway.GATEWAYS})
         if r["native_token_cache"]["present"]:
             extra = r["load_native_cached"]
             self.assertEqual({x["token"] for x in extra}, {"valid", "invalid"})
@@ -192,7 +201,7 @@ class QuickRun(unittest.TestCase):
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue  # gone
-            self.assertFalse(any(w in cmdline for w in ("jwt-validator", "wasmtime serve", "server.js", "floor-hyper")),
+            self.assertFalse(any(w in cmdline for w in ("jwt-validator", "wasmtime serve", "server.js")),
                              f"{c} (pid {pid}) still running: {cmdline}")
 
 
