@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .common import ROOT, BenchFailure, proc_meminfo_total, version_of
 from .contenders import NODE_APP, NODE_TUNED_APP
+from .gateway import ENVOY, NGINX
 
 
 class Ctx:
@@ -109,7 +110,7 @@ def environment(ctx) -> dict:
                                              text=True).stdout.splitlines() if l.strip()]
     dirty = bool(changed)
     node_pkgs = {}
-    for app, names in ((NODE_APP, ("express", "jsonwebtoken")), (NODE_TUNED_APP, ("fastify", "jose"))):
+    for app, names in ((NODE_APP, ("express", "jsonwebtoken")), (NODE_TUNED_APP, ("fastify",))):
         for name in names:
             pj = app / "node_modules" / name / "package.json"
             if pj.exists():
@@ -133,6 +134,8 @@ def environment(ctx) -> dict:
             "wrk": version_of(["wrk", "-v"]),
             "python": platform.python_version(),
             "jco": version_of([str(ctx.jco), "--version"]) if ctx.jco.exists() else "not installed",
+            "envoy": version_of([str(ENVOY), "--version"]) if ENVOY.exists() else "not installed",
+            "nginx": version_of([NGINX, "-v"]),
             **{f"npm:{k}": v for k, v in node_pkgs.items()},
         },
     }

@@ -222,6 +222,8 @@ def gateway(ctx) -> dict:
     """The results' `gateway` part: per gateway and token, wrk runs (valid, and invalid where it checks)."""
     if not ENVOY.exists():
         raise BenchFailure(f"gateway mode needs Envoy at {ENVOY.relative_to(ROOT)}: scripts/setup proxies")
+    if not Path(NGINX).exists():
+        raise BenchFailure("gateway mode needs nginx (Debian's package): scripts/setup debian")
     seconds, rounds = (1, 1) if ctx.quick else (5, 2)
     runs: list[dict] = []
     for alg in ALGORITHMS:

@@ -150,7 +150,9 @@ def report_md(r) -> str:
     L.append(f"- Load average before / after: {' '.join(map(str, env['loadavg_before']))} / {' '.join(map(str, env['loadavg_after']))} "
              "(the machine is shared with other builds; requests per CPU-second is the figure least affected).")
     L.append(f"- Versions: {v['rustc']}; node {v['node']} (express {v.get('npm:express', '?')}, jsonwebtoken "
-             f"{v.get('npm:jsonwebtoken', '?')}); {v['wasmtime']}; {v['wrk']}; Python {v['python']}; jco {v['jco']}.")
+             f"{v.get('npm:jsonwebtoken', '?')}; tuned: fastify {v.get('npm:fastify', '?')}); {v['wasmtime']}; {v['wrk']}; "
+             f"Python {v['python']}; jco {v['jco']}"
+             + (f"; {v['envoy']}; {v['nginx']}" if "envoy" in v else "") + ".")
     L.append(f"- Kernel {env['kernel']}. Only 127.0.0.1.")
     if r.get("containers"):
         L.append(f"- Containers: {r['containers']['engine']} (see \"Containers\"). "
@@ -162,7 +164,10 @@ def report_md(r) -> str:
                  "a container vs a Rust component on Spin) are theirs: "
                  + "; ".join(f"{k} {v_}" for k, v_ in ORIGINAL.items()) + ".")
     L.append("- Token: HS256, 32-byte secret (the same string handed to every contender; node passes it to "
-             "`jwt.verify` as a string). Invalid token: one middle character of the signature changed.")
+             "`jwt.verify` as a string, node-tuned makes it a `KeyObject` once). Invalid token: one middle character "
+             "of the signature changed."
+             + (" Runtime floors and gateway mode also use RS256, ES256 and EdDSA tokens against a JWKS of seven fresh "
+                "keys (`bench/jwks.js`)." if r.get("tokens", {}).get("jwks") else ""))
     L.append("- Commands:")
     for c, cmd in r["commands"].items():
         L.append(f"  - {label(c)}: `{cmd}`")
