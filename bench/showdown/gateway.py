@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,7 @@ from .contenders import FLOOR_NATIVE_BIN, NATIVE_BIN
 from .http1 import http_request
 from .load import wrk
 from .prepare import jwks_env
-from .servers import Server, spawn, stop
+from .servers import Server, spawn, stop, wait_ready
 
 DOCS = ROOT / "docs" / "gateway"
 ENVOY = ROOT / ".cache" / "bin" / "envoy"
@@ -182,24 +181,6 @@ def start_gateway(ctx, g: Gateway, alg: str, work: Path) -> tuple[Server, list[S
         raise
 
 
-def wait_gateway(srv: Server, token: str, path: str, timeout: float = 30.0) -> None:
-    """Until the valid token gets a 200 through the gateway (the upstream's `{"valid":true}`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if srv.proc.poll() is not None:
-            tail = srv.log.read_text(errors="replace")[-2000:] if srv.log and srv.log.exists() else ""
-            raise BenchFailure(f"gateway {srv.contender} exited with {srv.proc.returncode}\n{tail}")
-        try:
-            status, _ = http_request(srv.port, b"", path=path, bearer=token, timeout=5)
-        except (OSError, ConnectionError, ValueError):
-            status = None
-        if status == 200:
-            return
-        if time.monotonic() > deadline:
-            raise BenchFailure(f"gateway {srv.contender}: no 200 for the valid token within {timeout}s (last: {status})")
-        time.sleep(0.02)
-
-
 def checks_tokens(g: Gateway) -> bool:
     """Whether this gateway looks at the token (a proxy's floor lets everything through)."""
     return g.checks
@@ -235,7 +216,7 @@ def gateway(ctx) -> dict:
             work.mkdir(parents=True, exist_ok=True)
             front, others, path = start_gateway(ctx, g, alg, work)
             try:
-                wait_gateway(front, tokens["valid"], path)
+                wait_ready(ctx, front, token=tokens["valid"], gateway_path=path)
                 check_gateway(ctx, g, front, tokens, path)
                 kinds = ["valid", "invalid"] if checks_tokens(g) else ["valid"]
                 wrk(ctx, front, "valid", CONNECTIONS, 1, token=tokens["valid"], expect="200:*", others=tuple(others),
@@ -295,7 +276,8 @@ def report_lines(r: dict, fmt_num, fmt_ratio) -> list[str]:
              "Envoy's jwt_authn caches verified tokens too); the same token repeated. Configurations: "
              "`docs/gateway/nginx.conf` and `docs/gateway/envoy.yaml` with only their addresses replaced (the nginx "
              "floor without its `auth_request`), Envoy's floor and jwt_authn rendered by `bench/showdown/gateway.py` "
-             "(local JWKS with the same keys). "
+             "(local JWKS with the same keys). The nginx file's `upstream app` has no `keepalive`, so nginx opens a "
+             "connection to the upstream per request, in its floor too. "
              f"wrk, {cfg.get('connections', CONNECTIONS)} connections, {cfg.get('seconds', '?')} s per run, "
              f"{cfg.get('rounds', '?')} round(s); medians.")
     L.append("")
