@@ -123,6 +123,7 @@ def builds(ctx) -> dict:
     ctx.skipped["build.incremental.node"] = (
         "node has no build step: a change to server.js needs only a restart "
         "(the original's ~45 s was a container image rebuild; see \"Containers\" for our images)")
+    return b
 
 
 # --------------------------------------------------------------------------------------------------
