@@ -6,9 +6,10 @@
 
 QuickRun runs `bench/showdown.py --quick` end to end into a temporary directory and checks that
 every figure is present and numeric, and that every response had the expected status. It takes a
-minute or two once the builds exist (the first run on a machine also builds the incremental-build
-cache under bench/.cache). StatusChecks shows, against a fake server that answers 200 to anything,
-that an invalid token answered 200 fails the run instead of counting.
+few minutes once the builds exist (the first run on a machine also builds the incremental-build
+cache under bench/.cache). The other classes need no run: StatusChecks shows, against a fake server
+that answers 200 to anything, that an invalid token answered 200 fails the run instead of counting;
+Rendering redraws the committed results and summarises floor runs.
 
 A benchmark is never a timed test: nothing here asserts on speed.
 """
@@ -18,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-import showdown  # noqa: E402
+from showdown import builds, cli, common, contenders, floors, gateway, http1, load, servers  # noqa: E402
+from showdown.context import Ctx  # noqa: E402
 
-CONTENDERS = showdown.CONTENDERS
-EXPECT = showdown.EXPECT
+CONTENDERS = contenders.CONTENDERS
+EXPECT = common.EXPECT
 
 # figures a --quick run leaves out, each with its reason in results.json "skipped"
 ALLOWED_SKIPS = {
@@ -84,7 +84,8 @@ class QuickRun(unittest.TestCase):
         self.assertGreater(self.number(value, what), 0, what)
 
     def test_progress_was_printed(self):
-        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "verify:"):
+        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "floors:", "gateway:",
+                      "verify:"):
             self.assertIn(phase, self.proc.stdout)
 
     def test_every_figure_is_present_and_numeric(self):
@@ -107,8 +108,18 @@ class QuickRun(unittest.TestCase):
                 f = s["fixed_rate"][kind][c]
                 self.positive(f["p50_ms"], f"fixed-rate p50 of {c}, {kind}")
                 self.positive(f["p99_ms"], f"fixed-rate p99 of {c}, {kind}")
-        for c in ("native", "wasm"):
+        for c in builds.RUST:
             self.positive(s["build_s"]["incremental"][c], f"incremental build of {c}")
+        for mode in contenders.HOST_MODES:
+            for alg in floors.ALGORITHMS:
+                x = s["floors"][mode.name][alg]
+                for fig in ("floor_req_per_cpu_s", "ours_req_per_cpu_s", "ours_over_floor_cpu_per_req"):
+                    self.positive(x[fig], f"{fig} of {mode.name}, {alg}")
+        for g in gateway.GATEWAYS:
+            for alg in (gateway.ALGORITHMS if g.checks else ["any"]):
+                x = s["gateway"][g.name][alg]
+                for fig in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
+                    self.positive(x[fig], f"{fig} of gateway {g.name}, {alg}")
         for name, e in r["sizes"].items():
             self.positive(e["bytes"], f"size {name}")
             if not name.startswith("runtime_"):
@@ -121,7 +132,7 @@ class QuickRun(unittest.TestCase):
             self.positive(r["verify_ns"][backend]["HS256"]["median_ns"], f"verify cost, {backend}")
         for how in ("string_secret", "keyobject_secret"):
             self.positive(r["verify_node_ns"][how]["median_ns"], f"node verify cost, {how}")
-        for other in ("native", "wasm", "wasm-cwasm"):
+        for other in CONTENDERS[1:]:
             for fig, value in s["ratios_node_over"][other].items():
                 self.positive(value, f"ratio node/{other} {fig}")
         env = r["environment"]
@@ -139,14 +150,19 @@ class QuickRun(unittest.TestCase):
             self.assertTrue(check["ok"], check)
             self.assertEqual(check["status"], check["expected"], check)
         seen = set()
-        for run in r["load"] + r["warmup"]:
+        for run in r["load"] + r["warmup"] + r["floors"]:
             self.assertEqual(set(run["counts"]), {EXPECT[run["token"]]}, run["counts"])
             self.assertEqual(sum(run["counts"].values()), run["requests"])
             self.assertGreater(run["requests"], 0)
             for kind in ("connect", "read", "write", "timeout"):
                 self.assertEqual(run["errors"][kind], 0, (run["contender"], run["errors"]))
             seen.add((run["contender"], run["token"]))
-        self.assertEqual(seen, {(c, k) for c in CONTENDERS for k in ("valid", "invalid")})
+        self.assertLessEqual({(c, k) for c in CONTENDERS for k in ("valid", "invalid")}, seen)
+        for run in r["gateway"]:
+            want = "200" if run["token"] == "valid" else "401"
+            self.assertEqual({k.split(":")[0] for k in run["counts"]}, {want}, (run["gateway"], run["counts"]))
+            self.assertEqual(sum(run["counts"].values()), run["requests"])
+        self.assertEqual({r_["gateway"] for r_ in r["gateway"]}, {g.name for g in gateway.GATEWAYS})
         if r["native_token_cache"]["present"]:
             extra = r["load_native_cached"]
             self.assertEqual({x["token"] for x in extra}, {"valid", "invalid"})
@@ -214,16 +230,16 @@ class StatusChecks(unittest.TestCase):
     """A server that says 200 to an invalid token fails the run; it is never counted as fast."""
 
     def setUp(self):
-        self.port = showdown.free_port()
+        self.port = common.free_port()
         proc = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, str(self.port)], start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        showdown.LIVE.append(proc)
-        self.srv = showdown.Server("native", self.port, proc)
-        self.addCleanup(showdown.stop, proc)
+        servers.LIVE.append(proc)
+        self.srv = servers.Server("native", self.port, proc)
+        self.addCleanup(servers.stop, proc)
         deadline = time.monotonic() + 10
         while True:
             try:
-                showdown.http_request(self.port, b"{}")
+                http1.http_request(self.port, b"{}")
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -231,47 +247,80 @@ class StatusChecks(unittest.TestCase):
                 time.sleep(0.05)
         out = tempfile.mkdtemp(prefix="showdown-unit-")
         self.addCleanup(shutil.rmtree, out, True)
-        self.bench = showdown.Bench(showdown.parse_args(["--quick", "--out", out]))
-        self.bench.tokens = {"valid": "a.b.c", "invalid": "a.b.d"}
+        self.ctx = Ctx(cli.parse_args(["--quick", "--out", out]))
+        self.ctx.tokens = {"valid": "a.b.c", "invalid": "a.b.d"}
 
     def test_count_check(self):
-        showdown.check_counts({"401:false": 5}, "invalid", "here", total=5)
-        with self.assertRaisesRegex(showdown.BenchFailure, "unexpected answers"):
-            showdown.check_counts({"401:false": 4, "200:true": 1}, "invalid", "here", total=5)
-        with self.assertRaisesRegex(showdown.BenchFailure, "unexpected answers"):
-            showdown.check_counts({"200:false": 5}, "valid", "here", total=5)
-        with self.assertRaisesRegex(showdown.BenchFailure, "4 answers counted for 5"):
-            showdown.check_counts({"200:true": 4}, "valid", "here", total=5)
+        load.check_counts({"401:false": 5}, "invalid", "here", total=5)
+        with self.assertRaisesRegex(common.BenchFailure, "unexpected answers"):
+            load.check_counts({"401:false": 4, "200:true": 1}, "invalid", "here", total=5)
+        with self.assertRaisesRegex(common.BenchFailure, "unexpected answers"):
+            load.check_counts({"200:false": 5}, "valid", "here", total=5)
+        with self.assertRaisesRegex(common.BenchFailure, "4 answers counted for 5"):
+            load.check_counts({"200:true": 4}, "valid", "here", total=5)
+
+    def test_count_check_with_any_body_still_checks_the_status(self):
+        load.check_counts({"401:none": 3, "401:false": 2}, "invalid", "here", total=5, expect="401:*")
+        with self.assertRaisesRegex(common.BenchFailure, "unexpected answers"):
+            load.check_counts({"401:none": 4, "200:none": 1}, "invalid", "here", total=5, expect="401:*")
 
     @unittest.skipUnless(shutil.which("wrk"), "wrk is not installed")
     def test_wrk_run_with_an_invalid_token_answered_200_fails(self):
-        ok = self.bench.wrk(self.srv, "valid", 2, 1)
+        ok = load.wrk(self.ctx, self.srv, "valid", 2, 1)
         self.assertEqual(set(ok["counts"]), {"200:true"})
-        with self.assertRaisesRegex(showdown.BenchFailure, "unexpected answers.*200:true"):
-            self.bench.wrk(self.srv, "invalid", 2, 1)
+        with self.assertRaisesRegex(common.BenchFailure, "unexpected answers.*200:true"):
+            load.wrk(self.ctx, self.srv, "invalid", 2, 1)
 
     def test_fixed_rate_counts_every_answer(self):
-        r = asyncio.run(showdown.fixed_rate_async(self.port, "a.b.d", 50, 0.4))
+        r = asyncio.run(http1.fixed_rate_async(self.port, "a.b.d", 50, 0.4))
         self.assertEqual(r["errors"], [])
         self.assertEqual(r["counts"], {"200:true": r["sent"]})
-        with self.assertRaises(showdown.BenchFailure):
-            showdown.check_counts(r["counts"], "invalid", "fixed rate", total=r["sent"])
+        with self.assertRaises(common.BenchFailure):
+            load.check_counts(r["counts"], "invalid", "fixed rate", total=r["sent"])
 
     def test_contract_check_refuses_a_200_for_the_invalid_token(self):
-        with self.assertRaisesRegex(showdown.BenchFailure, "invalid-signature answered 200"):
-            self.bench.check_contract(self.srv)
+        with self.assertRaisesRegex(common.BenchFailure, "invalid-signature answered 200"):
+            servers.check_contract(self.ctx, self.srv)
+
+
+class Rendering(unittest.TestCase):
+    """Report and chart are pure: the committed results render again, and floor runs summarise."""
+
+    def test_committed_results_render_without_a_run(self):
+        out = tempfile.mkdtemp(prefix="showdown-render-")
+        self.addCleanup(shutil.rmtree, out, True)
+        shutil.copy(BENCH / "results" / "results.json", out)
+        self.assertEqual(cli.main(["--render-only", "--out", out]), 0)
+        report = (Path(out) / "report.md").read_text()
+        self.assertTrue(report.startswith("# The showdown"))
+        self.assertIn("node ÷ native", report)
+        ET.parse(Path(out) / "chart.svg")
+
+    def test_render_only_without_results_says_so(self):
+        out = tempfile.mkdtemp(prefix="showdown-render-")
+        self.addCleanup(shutil.rmtree, out, True)
+        self.assertEqual(cli.main(["--render-only", "--out", out]), 1)
+
+    def test_floor_summary_is_ours_over_floor_in_cpu_per_request(self):
+        runs = [{"host_mode": "native", "server": "floor", "alg": None, "req_per_cpu_s": 100_000.0, "rps": 1.0},
+                {"host_mode": "native", "server": "ours", "alg": "HS256", "req_per_cpu_s": 80_000.0, "rps": 1.0},
+                {"host_mode": "native", "server": "ours", "alg": "HS256", "req_per_cpu_s": 60_000.0, "rps": 1.0},
+                {"host_mode": "native", "server": "ours", "alg": "HS256", "req_per_cpu_s": 40_000.0, "rps": 1.0}]
+        s = floors.summarise_floors(runs)
+        self.assertEqual(s["native"]["HS256"]["ours_req_per_cpu_s"], 60_000.0)
+        self.assertAlmostEqual(s["native"]["HS256"]["ours_over_floor_cpu_per_req"], 100 / 60)
 
 
 class EditVariant(unittest.TestCase):
     def test_one_line_changes_and_the_original_comes_back(self):
-        text = (ROOT / showdown.EDIT_FILE).read_text()
+        text = (ROOT / builds.EDIT_FILE).read_text()
         for n in (1, 2, 7):
-            changed = showdown.edit_variant(text, n)
+            changed = builds.edit_variant(text, n)
             a, b = text.splitlines(), changed.splitlines()
             diff = [i for i in range(max(len(a), len(b))) if i >= len(a) or i >= len(b) or a[i] != b[i]]
             self.assertEqual(len(diff), 1, f"variant {n} changes exactly one line")
-        self.assertEqual(showdown.edit_variant(text, 0), text)
-        self.assertEqual(len(showdown.edit_variant("fn f() {}\n", 3).splitlines()), 2)
+        self.assertEqual(builds.edit_variant(text, 0), text)
+        self.assertEqual(len(builds.edit_variant("fn f() {}\n", 3).splitlines()), 2)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 --
 --   SHOWDOWN_TOKEN=<jwt> wrk -t2 -c16 -d10s -s bench/validate.lua http://127.0.0.1:PORT/validate
 --
+-- With SHOWDOWN_BEARER=1 it sends the token as a gateway's client would instead: GET with
+-- `Authorization: Bearer <jwt>` to the URL's path (gateway mode: a proxy, or the validator's /auth).
+--
 -- Each response is counted by status and by the `valid` field of its body ("200:true", "401:false",
 -- ...), so the harness can fail a run where an invalid token was answered 200 (or anything other
 -- than what was expected) instead of counting it as fast. `done` prints one line,
@@ -13,10 +16,14 @@ if token == nil or token == "" then
   error("SHOWDOWN_TOKEN is not set")
 end
 
-wrk.method = "POST"
-wrk.path = "/validate"
-wrk.body = '{"token":"' .. token .. '"}'
-wrk.headers["Content-Type"] = "application/json"
+if os.getenv("SHOWDOWN_BEARER") == "1" then
+  wrk.method = "GET"
+  wrk.headers["Authorization"] = "Bearer " .. token
+else
+  wrk.method = "POST"
+  wrk.body = '{"token":"' .. token .. '"}'
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 -- main state: the threads, to read their counts in done()
 local threads = {}
