@@ -251,8 +251,8 @@ impl HttpContext for Check {
                 for name in remove {
                     self.set_http_request_header(&name, None);
                 }
-                for (name, value) in set {
-                    self.set_http_request_header_bytes(&name, Some(&value));
+                for (name, value) in &set {
+                    self.set_http_request_header_bytes(name.as_str(), Some(value.as_bytes()));
                 }
                 Action::Continue
             }

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use http::HeaderValue;
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use jwtv_service::cache::VerifiedCache;
 use jwtv_service::config::{self, ConfigError, FetchSettings, RemoteSource};
 use jwtv_service::verifier::{Code, KeySet, KeyStore};
@@ -35,10 +34,7 @@ pub struct Plugin {
 #[derive(Debug)]
 pub enum Verdict {
     /// Remove these request headers (client-sent identity), then set these, then let it go on.
-    Allow {
-        remove: Vec<String>,
-        set: Vec<(String, Vec<u8>)>,
-    },
+    Allow { remove: Vec<String>, set: HeaderMap },
     /// Answer with this instead of forwarding: exactly what `/auth` answers.
     Deny(Response<Vec<u8>>),
     /// As `Deny`, for a token whose `kid` the key set of this issuer lacks: the shell may refetch it.
@@ -119,11 +115,10 @@ impl Plugin {
         policy: Option<&str>,
         now: u64,
     ) -> Verdict {
-        let path = match policy {
-            Some(name) => format!("/policy/{name}/auth"),
-            None => "/auth".to_owned(),
+        let mut builder = match policy {
+            Some(name) => Request::get(format!("/policy/{name}/auth")),
+            None => Request::get("/auth"),
         };
-        let mut builder = Request::get(path);
         let mut remove = Vec::new();
         for (name, value) in headers {
             // Only the credential matters to `/auth`; copying the rest would cost for nothing. Envoy
@@ -152,12 +147,10 @@ impl Plugin {
                 _ => Verdict::Deny(response),
             };
         }
-        let set = response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect();
-        Verdict::Allow { remove, set }
+        Verdict::Allow {
+            remove,
+            set: response.into_parts().0.headers,
+        }
     }
 }
 
@@ -198,9 +191,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Runs for every request header: compares in place rather than lowercasing a copy of each name.
 fn is_identity(name: &str, claim_headers: &[String]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.starts_with(IDENTITY_PREFIX) || claim_headers.contains(&lower)
+    let prefix = name.get(..IDENTITY_PREFIX.len());
+    prefix.is_some_and(|p| p.eq_ignore_ascii_case(IDENTITY_PREFIX))
+        || claim_headers.iter().any(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// The answer to every request while the configuration cannot be served: fail closed, never

@@ -305,6 +305,13 @@ fn claim_text(value: &Value) -> String {
 /// Control characters (CR/LF above all: header injection) are dropped, and the value is capped at a
 /// character boundary.
 fn header_value(text: &str, cap: usize) -> HeaderValue {
+    // The usual claim (printable ASCII, under the cap) needs no cleaning: this runs for every identity
+    // header of every allowed request, and the loop below was an eighth of a cached check.
+    if text.len() <= cap && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if let Ok(value) = HeaderValue::from_str(text) {
+            return value;
+        }
+    }
     let mut clean = String::with_capacity(text.len().min(cap));
     for c in text.chars().filter(|c| !c.is_control()) {
         if clean.len() + c.len_utf8() > cap {
