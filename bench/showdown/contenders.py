@@ -153,6 +153,6 @@ HOST_MODES = [
     wasm_mode("wasm-fresh", "wasm, a fresh instance per request", WASM_FILE, FLOOR_WASM_FILE,
               ["--max-instance-reuse-count", "1"]),
     # wasmtime's own defaults for a WASI 0.3 component: an instance serves up to 128 requests, 16 at once
-    wasm_mode("wasm-p3", "wasm, WASI 0.3 (wasmtime's default reuse: 128 requests per instance, 16 at once)",
+    wasm_mode("wasm-p3", "wasm, WASI 0.3, an instance per 128 requests, 16 at once",
               P3_WASM_FILE, P3_FLOOR_WASM_FILE, ["-S", "p3", "-W", "component-model-async"]),
 ]
