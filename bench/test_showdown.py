@@ -9,7 +9,8 @@ every figure is present and numeric, and that every response had the expected st
 few minutes once the builds exist (the first run on a machine also builds the incremental-build
 cache under bench/.cache). The other classes need no run: StatusChecks shows, against a fake server
 that answers 200 to anything, that an invalid token answered 200 fails the run instead of counting;
-Rendering redraws the committed results and summarises floor runs.
+Rendering redraws the committed results, summarises floor runs, and renders the proxy-wasm filter's
+configuration and its ratios beside jwt_authn.
 
 A benchmark is never a timed test: nothing here asserts on speed.
 """
@@ -24,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -142,6 +145,16 @@ class QuickRun(unittest.TestCase):
         self.assertEqual(len(env["loadavg_after"]), 3)
         for tool in ("rustc", "node", "wasmtime", "wrk"):
             self.assertNotIn(env["versions"][tool], ("", "?", "not found"), tool)
+
+    def test_wasi_p3_and_the_filter_are_measured_beside_their_floors(self):
+        s = self.results["summary"]
+        for alg in floors.ALGORITHMS:
+            self.positive(s["floors"]["wasm-p3"][alg]["ours_over_floor_cpu_per_req"], f"wasm-p3 ours ÷ floor, {alg}")
+        for alg in gateway.ALGORITHMS:
+            self.positive(gateway.cpu_per_req(s["gateway"], "envoy-filter", alg), f"filter CPU per request, {alg}")
+        report = (Path(self.out) / "report.md").read_text()
+        self.assertIn(contenders.HOST_MODES[-1].label, report)
+        self.assertIn("| filter ÷ jwt_authn | filter ÷ Envoy floor |", report)
 
     def test_every_status_was_the_expected_one(self):
         r = self.results
@@ -284,7 +297,8 @@ class StatusChecks(unittest.TestCase):
 
 
 class Rendering(unittest.TestCase):
-    """Report and chart are pure: the committed results render again, and floor runs summarise."""
+    """Report and chart are pure: the committed results render again, floor runs summarise, and the filter's
+    configuration and ratios come out as meant."""
 
     def test_committed_results_render_without_a_run(self):
         out = tempfile.mkdtemp(prefix="showdown-render-")
@@ -309,6 +323,24 @@ class Rendering(unittest.TestCase):
         s = floors.summarise_floors(runs)
         self.assertEqual(s["native"]["HS256"]["ours_req_per_cpu_s"], 60_000.0)
         self.assertAlmostEqual(s["native"]["HS256"]["ours_over_floor_cpu_per_req"], 100 / 60)
+
+    def test_filter_beside_jwt_authn_is_a_ratio_of_cpu_per_request(self):
+        def row(cpu):
+            return {"rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0, "cpu_us_per_req": cpu, "cpu_us_per_req_without_upstream": cpu}
+        s = {"envoy": {"any": row(50.0)}, "envoy-jwt_authn": {"HS256": row(80.0)}, "envoy-filter": {"HS256": row(120.0)}}
+        lines = gateway.report_lines({"summary": {"gateway": s}}, common.fmt_num, common.fmt_ratio)
+        self.assertIn("| HS256 | **1.50×** | 2.40× | 1.60× |", lines)
+
+    def test_filter_configuration_holds_the_key_material_as_toml(self):
+        ctx = SimpleNamespace(secret='s"e\\cret', jwks={"jwks": '{"keys":[{"kty":"oct","k":"a\'b"}]}'},
+                              filter_wasm=Path("/x/jwtv_filter.wasm"))
+        for alg, key, want in (("HS256", "secret", ctx.secret), ("RS256", "jwks", ctx.jwks["jwks"])):
+            [f] = gateway.filter_config(ctx, alg)
+            config = f["typed_config"]["config"]
+            self.assertEqual(config["vm_config"]["code"]["local"]["filename"], "/x/jwtv_filter.wasm")
+            toml = tomllib.loads(config["configuration"]["value"])
+            self.assertEqual(toml["issuers"], [{key: want}])
+            self.assertEqual(toml["server"]["token_cache_size"], gateway.JWT_CACHE_SIZE)
 
 
 class EditVariant(unittest.TestCase):

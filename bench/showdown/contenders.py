@@ -23,6 +23,9 @@ WASM_FILE = ROOT / "target" / "wasm32-wasip2" / "wasm" / "jwtv_component.wasm"
 NATIVE_BIN = ROOT / "target" / "release" / "jwt-validator"
 FLOOR_NATIVE_BIN = ROOT / "target" / "release" / "floor-hyper"
 FLOOR_WASM_FILE = ROOT / "target" / "wasm32-wasip2" / "wasm" / "floor_component.wasm"
+# The WASI 0.3 builds (`--features p3`), copied aside: cargo writes them under the names above.
+P3_WASM_FILE = WASM_FILE.with_name("jwtv_component_p3.wasm")
+P3_FLOOR_WASM_FILE = FLOOR_WASM_FILE.with_name("floor_component_p3.wasm")
 
 # (args, extra environment) of a server on a port; `jwt_env` is the validator's key configuration
 # (JWT_SECRET=… or JWT_JWKS=…), so the same command serves HS256 and the JWKS tokens.
@@ -149,4 +152,7 @@ HOST_MODES = [
               reuse_flags()),
     wasm_mode("wasm-fresh", "wasm, a fresh instance per request", WASM_FILE, FLOOR_WASM_FILE,
               ["--max-instance-reuse-count", "1"]),
+    # wasmtime's own defaults for a WASI 0.3 component: an instance serves up to 128 requests, 16 at once
+    wasm_mode("wasm-p3", "wasm, WASI 0.3, an instance per 128 requests, 16 at once",
+              P3_WASM_FILE, P3_FLOOR_WASM_FILE, ["-S", "p3", "-W", "component-model-async"]),
 ]

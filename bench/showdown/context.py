@@ -33,6 +33,7 @@ class Ctx:
         self.cwasm_file = self.work / "jwtv_component.cwasm"
         self.opt_file = self.work / "jwtv_component.opt.wasm"
         self.jco = ROOT / "tools" / "jco" / "node_modules" / ".bin" / "jco"
+        self.filter_wasm = ROOT / "target" / "wasm32-wasip1" / "release" / "jwtv_filter.wasm"  # as scripts/filter prints
         self.native_has_cache = False  # set by prepare(): does this build have JWT_TOKEN_CACHE_SIZE?
         self.tokens: dict[str, str] = {}  # HS256: "valid", "invalid" (set by prepare)
         self.jwks: dict = {}  # the JWKS run: "jwks" (JSON text) and "tokens" per algorithm (set by prepare)

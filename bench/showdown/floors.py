@@ -85,8 +85,9 @@ def report_lines(r: dict, fmt_num, fmt_ratio) -> list[str]:
     cfg = r.get("floors_config", {})
     L = ["## Runtime floors (ours ÷ floor, CPU per request)", ""]
     L.append("Each host mode runs our server beside a floor on the same host: a bare hyper 1 + tokio server "
-             "(`bench/floors/hyper`) natively, a hello-world wasi:http component (`bench/floors/component`) under the "
-             "same `wasmtime serve` flags, each answering a fixed `{\"valid\":true}` after reading the body. "
+             "(`bench/floors/hyper`) natively, a hello-world wasi:http component (`bench/floors/component`; for WASI 0.3 "
+             "its `--features p3` build, through the same `wasip3` bindings as ours) under the same `wasmtime serve` "
+             "flags, each answering a fixed `{\"valid\":true}` after reading the body. "
              f"wrk, {cfg.get('connections', CONNECTIONS)} connections, {cfg.get('seconds', '?')} s per run, "
              f"{cfg.get('rounds', '?')} round(s), interleaved; requests per server CPU-second, median of the rounds. "
              "HS256 with the run's secret; RS256, ES256 and EdDSA against a JWKS of seven keys (RSA-2048 under four "

@@ -8,9 +8,9 @@ shipped (token cache on), since Envoy's jwt_authn caches verified tokens too; th
 Envoy: `.cache/bin/envoy` (scripts/setup proxies), `--concurrency 1`; nginx: one worker.
 
 Adding a gateway is one entry in GATEWAYS: which proxy, whether it calls the validator, and its
-configuration. Envoy configurations are built from a list of HTTP filters (`envoy_config`), so Envoy
-with a proxy-wasm filter is `Gateway("envoy-filter", "…", "envoy", False, envoy_with(filter_config))`
-where `filter_config(ctx, alg)` returns the `envoy.filters.http.wasm` filter (a dict) for that token.
+configuration. Envoy configurations are built from a list of HTTP filters (`envoy_config`): jwt_authn
+is `envoy_with(jwt_authn)`, and our proxy-wasm filter `envoy_with(filter_config)`, where
+`filter_config(ctx, alg)` returns the `envoy.filters.http.wasm` filter (a dict) for that token.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbi
 DOC_VALIDATOR, DOC_UPSTREAM, DOC_LISTEN = "127.0.0.1:3000", "127.0.0.1:9000", "127.0.0.1:8080"
 ALGORITHMS = ["HS256", "RS256"]
 CONNECTIONS = 16
+# Entries of the verified-token caches of jwt_authn and our filter (one token is sent over and over)
+JWT_CACHE_SIZE = 100
 
 
 @dataclass
@@ -105,8 +107,23 @@ def jwt_authn(ctx, alg: str) -> list[dict]:
     return [{"name": "envoy.filters.http.jwt_authn", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
         "providers": {"bench": {"local_jwks": {"inline_string": jwks}, "forward": True,
-                                "jwt_cache_config": {"jwt_cache_size": 100}}},
+                                "jwt_cache_config": {"jwt_cache_size": JWT_CACHE_SIZE}}},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}]
+
+
+def filter_config(ctx, alg: str) -> list[dict]:
+    """Our proxy-wasm filter (crates/filter, built by scripts/filter in prepare) with the validator's policy
+    in the gateway phase: the same key material, inline in its TOML (no issuer or audience required, as the
+    validator's environment there), and its verified-token cache on, sized as jwt_authn's jwt_cache."""
+    # JSON strings are TOML basic strings too: the key material goes in escaped
+    key = f"secret = {json.dumps(ctx.secret)}" if alg == "HS256" else f"jwks = {json.dumps(ctx.jwks['jwks'])}"
+    toml = f"[server]\ntoken_cache_size = {JWT_CACHE_SIZE}\n\n[[issuers]]\n{key}\n"
+    return [{"name": "jwt-validator", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": "jwt-validator", "failure_policy": "FAIL_CLOSED",
+                   "vm_config": {"vm_id": "jwt-validator", "runtime": "envoy.wasm.runtime.v8",
+                                 "code": {"local": {"filename": str(ctx.filter_wasm)}}},
+                   "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": toml}}}}]
 
 
 def envoy_ext_authz(_ctx, work: Path, ports: Ports, _alg: str) -> list[str]:
@@ -148,6 +165,7 @@ GATEWAYS = [
     Gateway("envoy", "Envoy, no auth (floor)", "envoy", False, envoy_with(lambda _ctx, _alg: []), checks=False),
     Gateway("envoy-ext_authz", "Envoy `ext_authz` → jwt-validator", "envoy", True, envoy_ext_authz),
     Gateway("envoy-jwt_authn", "Envoy `jwt_authn`", "envoy", False, envoy_with(jwt_authn)),
+    Gateway("envoy-filter", "Envoy + jwt-validator proxy-wasm filter", "envoy", False, envoy_with(filter_config)),
 ]
 
 
@@ -273,22 +291,38 @@ def report_lines(r: dict, fmt_num, fmt_ratio) -> list[str]:
              "proxy a static upstream, the native floor (`bench/floors/hyper`, 200 `{\"valid\":true}`). CPU per "
              "request counts **every process involved** (proxy, validator, upstream), and again without the "
              "upstream. Envoy 1.40 `--concurrency 1`, nginx one worker, jwt-validator as shipped (token cache on: "
-             "Envoy's jwt_authn caches verified tokens too); the same token repeated. Configurations: "
+             "Envoy's jwt_authn and our proxy-wasm filter cache verified tokens too); the same token repeated. Configurations: "
              "`docs/gateway/nginx.conf` and `docs/gateway/envoy.yaml` with only their addresses replaced (the nginx "
-             "floor without its `auth_request`), Envoy's floor and jwt_authn rendered by `bench/showdown/gateway.py` "
-             "(local JWKS with the same keys). The nginx file's `upstream app` has no `keepalive`, so nginx opens a "
+             "floor without its `auth_request`), Envoy's floor, jwt_authn and our filter rendered by "
+             "`bench/showdown/gateway.py` (the same keys inline). The nginx file's `upstream app` has no `keepalive`, so nginx opens a "
              "connection to the upstream per request, in its floor too. "
              f"wrk, {cfg.get('connections', CONNECTIONS)} connections, {cfg.get('seconds', '?')} s per run, "
              f"{cfg.get('rounds', '?')} round(s); medians.")
     L.append("")
     L.append("| gateway | token | req/s | p50 (ms) | p99 (ms) | CPU µs per request, all | without the upstream | ÷ its proxy's floor |")
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    floors = {"nginx-auth_request": "nginx", "envoy-ext_authz": "envoy", "envoy-jwt_authn": "envoy"}
+    floors = {"nginx-auth_request": "nginx", "envoy-ext_authz": "envoy", "envoy-jwt_authn": "envoy",
+              "envoy-filter": "envoy"}
     for name, algs in s.items():
         for alg, x in algs.items():
-            f = s.get(floors.get(name, ""), {}).get("any", {}).get("cpu_us_per_req")
+            f = cpu_per_req(s, floors.get(name, ""), "any")
             L.append(f"| {labels.get(name, name)} | {alg} | {fmt_num(x['rps'])} | {fmt_num(x['p50_ms'])} | "
                      f"{fmt_num(x['p99_ms'])} | {fmt_num(x['cpu_us_per_req'])} | "
                      f"{fmt_num(x['cpu_us_per_req_without_upstream'])} | {fmt_ratio(ratio(x['cpu_us_per_req'], f))} |")
     L.append("")
+    if "envoy-filter" in s:
+        L += ["Our proxy-wasm filter (`crates/filter`, V8) beside Envoy's own `jwt_authn`, both with a verified-token "
+              "cache and the same keys inline: CPU per request, all processes.", "",
+              "| token | filter ÷ jwt_authn | filter ÷ Envoy floor | jwt_authn ÷ Envoy floor |", "| --- | --- | --- | --- |"]
+        floor = cpu_per_req(s, "envoy", "any")
+        for alg in s["envoy-filter"]:
+            ours, theirs = cpu_per_req(s, "envoy-filter", alg), cpu_per_req(s, "envoy-jwt_authn", alg)
+            L.append(f"| {alg} | **{fmt_ratio(ratio(ours, theirs))}** | {fmt_ratio(ratio(ours, floor))} | "
+                     f"{fmt_ratio(ratio(theirs, floor))} |")
+        L.append("")
     return L
+
+
+def cpu_per_req(s: dict, name: str, alg: str) -> float | None:
+    """A gateway's CPU µs per request (all processes) for a token, from the summary; None if not run."""
+    return s.get(name, {}).get(alg, {}).get("cpu_us_per_req")

@@ -7,12 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 from .common import BENCH, CARGO_JOBS, ROOT, BenchFailure, progress, run
-from .contenders import (FLOOR_NATIVE_BIN, FLOOR_WASM_FILE, NATIVE_BIN, NODE_APP, NODE_TUNED_APP, WASM_FILE)
+from .contenders import (FLOOR_NATIVE_BIN, FLOOR_WASM_FILE, NATIVE_BIN, NODE_APP, NODE_TUNED_APP, P3_FLOOR_WASM_FILE,
+                          P3_WASM_FILE, WASM_FILE)
 
 # wasm-opt through `jco opt` (-Oz): the component that ships (scripts/image) and that scripts/test checks
 COMPONENT_OPT = ROOT / "scripts" / "component-opt"
+COMPONENT_P3 = ROOT / "scripts" / "component-p3"
+FILTER = ROOT / "scripts" / "filter"
 JWKS_SCRIPT = BENCH / "jwks.js"
 NODE_APPS = (NODE_APP, NODE_TUNED_APP)
 
@@ -22,10 +26,22 @@ def prepare(ctx) -> dict:
     progress("prepare", "building the native binary and floor (cargo build --release -p jwtv-server -p jwtv-floor-hyper)")
     run(["cargo", "build", "--release", "-p", "jwtv-server", "-p", "jwtv-floor-hyper", "-j", CARGO_JOBS],
         env=ctx.base_env, log=ctx.logs / "build-native.log", what="native build")
+    # The WASI 0.3 builds first, copied aside: the WASI 0.2 build after them writes its own files back.
+    progress("prepare", "building the WASI 0.3 component and floor (scripts/component-p3, --features p3)")
+    run([str(COMPONENT_P3), str(P3_WASM_FILE)], env=ctx.env_with(CARGO_BUILD_JOBS=CARGO_JOBS),
+        log=ctx.logs / "build-wasm-p3.log", what="WASI 0.3 component build")
+    run(["cargo", "build", "-p", "jwtv-floor-component", "--features", "p3", "--target", "wasm32-wasip2",
+         "--profile", "wasm", "-j", CARGO_JOBS], env=ctx.base_env, log=ctx.logs / "build-floor-p3.log",
+        what="WASI 0.3 floor build")
+    shutil.copyfile(FLOOR_WASM_FILE, P3_FLOOR_WASM_FILE)
     progress("prepare", "building the component and floor (cargo build --target wasm32-wasip2 --profile wasm)")
     run(["cargo", "build", "-p", "jwtv-component", "-p", "jwtv-floor-component", "--target", "wasm32-wasip2",
          "--profile", "wasm", "-j", CARGO_JOBS], env=ctx.base_env, log=ctx.logs / "build-wasm.log", what="component build")
-    for f in (NATIVE_BIN, WASM_FILE, FLOOR_NATIVE_BIN, FLOOR_WASM_FILE):
+    progress("prepare", "building the proxy-wasm filter (scripts/filter)")
+    printed = run([str(FILTER)], env=ctx.env_with(JOBS=CARGO_JOBS), what="scripts/filter").stdout.strip().splitlines()
+    ctx.filter_wasm = Path(printed[-1]) if printed else ctx.filter_wasm  # the path it prints
+    for f in (NATIVE_BIN, WASM_FILE, FLOOR_NATIVE_BIN, FLOOR_WASM_FILE, P3_WASM_FILE, P3_FLOOR_WASM_FILE,
+              ctx.filter_wasm):
         if not f.exists():
             raise BenchFailure(f"expected artifact missing after the build: {f}")
     # The native server remembers verified tokens (JWT_TOKEN_CACHE_SIZE, on by default): with one
