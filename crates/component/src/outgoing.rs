@@ -5,6 +5,7 @@
 //! reading, status 200 only (a host does not follow redirects for us, and we want none).
 
 use http::Uri;
+use jwtv_keyset::error::check_head;
 use jwtv_keyset::{FetchError, cache_control};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
@@ -70,18 +71,13 @@ pub fn get(uri: &Uri, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, Fetc
         Some(Ok(Err(code))) => return Err(fault(code)),
         Some(Err(())) | None => return Err(FetchError::Timeout),
     };
-    if response.status() != 200 {
-        return Err(FetchError::Status(response.status()));
-    }
     let headers = response.headers();
     let declared = headers
         .get("content-length")
         .first()
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_bytes as u64) {
-        return Err(FetchError::TooLarge(max_bytes));
-    }
+    check_head(response.status(), declared, max_bytes)?;
     let cache_control: Vec<String> = headers
         .get("cache-control")
         .into_iter()

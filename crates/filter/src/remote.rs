@@ -124,19 +124,19 @@ pub fn outcome(
     cache_control: Option<String>,
     max_bytes: usize,
 ) -> Result<(Vec<u8>, Option<u64>), FetchError> {
-    match status.and_then(|s| s.parse::<u16>().ok()) {
-        None => Err(FetchError::Connect(
+    let Some(status) = status.and_then(|s| s.parse::<u16>().ok()) else {
+        return Err(FetchError::Connect(
             "no answer from the cluster (unreachable, reset or timed out)".to_owned(),
-        )),
-        Some(200) if size > max_bytes => Err(FetchError::TooLarge(max_bytes)),
-        Some(200) => Ok((
-            body.unwrap_or_default(),
-            cache_control
-                .as_deref()
-                .and_then(jwtv_keyset::cache_control::max_age),
-        )),
-        Some(code) => Err(FetchError::Status(code)),
-    }
+        ));
+    };
+    // Envoy hands over the whole body: its size stands in for the declared length.
+    jwtv_keyset::error::check_head(status, Some(size as u64), max_bytes)?;
+    Ok((
+        body.unwrap_or_default(),
+        cache_control
+            .as_deref()
+            .and_then(jwtv_keyset::cache_control::max_age),
+    ))
 }
 
 #[cfg(test)]

@@ -2,6 +2,22 @@
 //! verdicts on the document (invalid, discovery, no usable keys). `kind` is the metric label; the text
 //! is for logs and never holds the body.
 
+/// The answer's head as every shell judges it, before reading the body: only a 200 carries a
+/// document (redirects are not followed), and a declared length over the cap is refused unread.
+pub fn check_head(
+    status: u16,
+    declared_len: Option<u64>,
+    max_bytes: usize,
+) -> Result<(), FetchError> {
+    if status != 200 {
+        return Err(FetchError::Status(status));
+    }
+    if declared_len.is_some_and(|n| n > max_bytes as u64) {
+        return Err(FetchError::TooLarge(max_bytes));
+    }
+    Ok(())
+}
+
 /// A failed fetch, transport fault or refused document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {

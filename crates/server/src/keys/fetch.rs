@@ -23,6 +23,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 pub use jwtv_keyset::FetchError;
 use jwtv_keyset::cache_control;
+use jwtv_keyset::error::check_head;
 use jwtv_service::config::{CaBundle, FetchSettings};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -178,17 +179,12 @@ impl Fetcher {
             .send_request(request)
             .await
             .map_err(|e| FetchError::Http(e.to_string()))?;
-        if response.status() != StatusCode::OK {
-            return Err(FetchError::Status(response.status().as_u16()));
-        }
         let declared = response
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_bytes as u64) {
-            return Err(FetchError::TooLarge(self.max_bytes));
-        }
+        check_head(response.status().as_u16(), declared, self.max_bytes)?;
         let max_age = cache_control::max_age_of(
             response
                 .headers()
