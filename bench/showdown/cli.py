@@ -87,7 +87,7 @@ def write(out: Path, r: dict) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Measure jwt-validator (native and wasm) against the Node baseline.")
     p.add_argument("--quick", action="store_true",
-                   help="a few minutes: 16 connections for 3 s, 1 incremental build, no clean builds, "
+                   help="a few minutes: 16 connections for 3 s, 1 incremental build (wasm-dev only), no clean builds, "
                         "1 s floor runs, HS256-only criterion")
     p.add_argument("--out", default=str(BENCH / "results"), help="output directory (default: bench/results)")
     p.add_argument("--cold-runs", type=int, default=None, help="cold starts per contender (default 20; quick 10; at least 10)")
