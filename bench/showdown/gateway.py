@@ -294,8 +294,8 @@ def report_lines(r: dict, fmt_num, fmt_ratio) -> list[str]:
              "Envoy's jwt_authn and our proxy-wasm filter cache verified tokens too); the same token repeated. Configurations: "
              "`docs/gateway/nginx.conf` and `docs/gateway/envoy.yaml` with only their addresses replaced (the nginx "
              "floor without its `auth_request`), Envoy's floor, jwt_authn and our filter rendered by "
-             "`bench/showdown/gateway.py` (the same keys inline). The nginx file's `upstream app` has no `keepalive`, so nginx opens a "
-             "connection to the upstream per request, in its floor too. "
+             "`bench/showdown/gateway.py` (the same keys inline). nginx keeps its upstream connections "
+             "alive (`keepalive 16`), in its floor too. "
              f"wrk, {cfg.get('connections', CONNECTIONS)} connections, {cfg.get('seconds', '?')} s per run, "
              f"{cfg.get('rounds', '?')} round(s); medians.")
     L.append("")
