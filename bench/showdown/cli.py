@@ -91,11 +91,16 @@ def parse_args(argv=None):
                         "1 s floor runs, HS256-only criterion")
     p.add_argument("--out", default=str(BENCH / "results"), help="output directory (default: bench/results)")
     p.add_argument("--cold-runs", type=int, default=None, help="cold starts per contender (default 20; quick 10; at least 10)")
+    p.add_argument("--build-runs", type=int, default=None,
+                   help="clean and incremental builds per contender (default 3; quick 1): each clean native build "
+                        "takes minutes on 2 cores")
     p.add_argument("--render-only", action="store_true",
                    help="measure nothing: redraw report.md and chart.svg from the out dir's results.json")
     a = p.parse_args(argv)
     if a.cold_runs is not None and a.cold_runs < 10:
         p.error("--cold-runs must be at least 10")
+    if a.build_runs is not None and a.build_runs < 1:
+        p.error("--build-runs must be at least 1")
     return a
 
 

@@ -71,7 +71,7 @@ class Ctx:
 
     @property
     def build_runs(self):
-        return 1 if self.quick else 3
+        return self.args.build_runs or (1 if self.quick else 3)
 
     def env_with(self, **extra) -> dict:
         e = dict(self.base_env)
