@@ -1,33 +1,51 @@
-//! Signature primitives behind one small trait, one backend per target.
+//! Signature primitives behind one small trait, one backend per build.
 //!
 //! Natively the assembly-backed `ring` does the work; on `wasm32` (or with the `rustcrypto` feature)
-//! the pure-Rust RustCrypto crates do. Both receive input that the common checks below have already
-//! shaped, so the rules that matter for security live here once, not per backend.
+//! the pure-Rust RustCrypto crates do, unless the `ring` feature asks for ring's portable C and Rust
+//! there too (see the feature in Cargo.toml for what it saves); `ring` wins over `rustcrypto`. Both
+//! receive input that the common checks below have already shaped, so the rules that matter for
+//! security live here once, not per backend.
 
 use crate::alg::{Algorithm, Curve, Family};
 use crate::key::{KeyError, KeyMaterial, RSA_MAX_BITS, RSA_MIN_BITS};
 
-#[cfg(not(any(feature = "rustcrypto", target_arch = "wasm32")))]
+#[cfg(any(
+    feature = "ring",
+    not(any(feature = "rustcrypto", target_arch = "wasm32"))
+))]
 mod ring;
-#[cfg(any(feature = "rustcrypto", target_arch = "wasm32"))]
+#[cfg(any(
+    feature = "ring",
+    not(any(feature = "rustcrypto", target_arch = "wasm32"))
+))]
+pub use self::ring::BACKEND;
+#[cfg(any(
+    feature = "ring",
+    not(any(feature = "rustcrypto", target_arch = "wasm32"))
+))]
+pub(crate) use self::ring::RingKey as Prepared;
+
+#[cfg(all(
+    not(feature = "ring"),
+    any(feature = "rustcrypto", target_arch = "wasm32")
+))]
 mod rustcrypto;
+#[cfg(all(
+    not(feature = "ring"),
+    any(feature = "rustcrypto", target_arch = "wasm32")
+))]
+pub use self::rustcrypto::BACKEND;
+#[cfg(all(
+    not(feature = "ring"),
+    any(feature = "rustcrypto", target_arch = "wasm32")
+))]
+pub(crate) use self::rustcrypto::RustCryptoKey as Prepared;
 
 mod ecdsa_sig;
 #[cfg(feature = "ec")]
 mod es512;
 #[cfg(test)]
 mod tests;
-
-#[cfg(not(any(feature = "rustcrypto", target_arch = "wasm32")))]
-pub(crate) use self::ring::RingKey as Prepared;
-#[cfg(any(feature = "rustcrypto", target_arch = "wasm32"))]
-pub(crate) use self::rustcrypto::RustCryptoKey as Prepared;
-
-/// Name of the backend compiled in, for logs and benchmark reports.
-#[cfg(not(any(feature = "rustcrypto", target_arch = "wasm32")))]
-pub const BACKEND: &str = "ring";
-#[cfg(any(feature = "rustcrypto", target_arch = "wasm32"))]
-pub const BACKEND: &str = "rustcrypto";
 
 /// A public key (or HMAC secret) made ready for repeated verification.
 pub(crate) trait VerifyingKey: Sized + Send + Sync {

@@ -1,4 +1,5 @@
-//! The native backend: ring's assembly-backed primitives.
+//! The ring backend: its assembly natively; on wasm32 (the `ring` feature) its portable C and Rust,
+//! compiled by clang.
 
 use ::hmac::{Hmac as RustCryptoHmac, KeyInit, Mac};
 use ring::{hmac, signature};
@@ -11,6 +12,9 @@ use crate::crypto::{
     VerifyingKey, check_signature_shape, validate_ec_point, validate_rsa_components,
 };
 use crate::key::{KeyError, KeyMaterial};
+
+/// Name of the backend compiled in, for logs and benchmark reports.
+pub const BACKEND: &str = "ring";
 
 pub(crate) struct RingKey {
     material: Material,

@@ -12,6 +12,9 @@ use crate::alg::Algorithm;
 use crate::crypto::{VerifyingKey, check_signature_shape};
 use crate::key::{KeyError, KeyMaterial};
 
+/// Name of the backend compiled in, for logs and benchmark reports.
+pub const BACKEND: &str = "rustcrypto";
+
 pub(crate) struct RustCryptoKey {
     inner: Inner,
 }
