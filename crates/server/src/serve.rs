@@ -208,11 +208,12 @@ impl State {
         }
         let _in_flight = self.metrics.start();
         let route = metrics::route_of(req.uri().path());
-        let handled =
-            match tokio::time::timeout(self.request_timeout, active.read_and_handle(req)).await {
-                Ok(handled) => handled,
-                Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
-            };
+        // The deadline from the clock reading just taken, rather than reading it again.
+        let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
+        let handled = match tokio::time::timeout_at(deadline, active.read_and_handle(req)).await {
+            Ok(handled) => handled,
+            Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
+        };
         let elapsed = started.elapsed();
         self.metrics
             .observe(route, handled.decision.as_ref(), elapsed);
