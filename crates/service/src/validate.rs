@@ -157,13 +157,12 @@ fn content_type_is_json<B>(req: &Request<B>) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let media = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    media.is_empty() || media == "application/json" || media.ends_with("+json")
+    // Compared without a lowercase copy: this runs for every request.
+    let media = value.split(';').next().unwrap_or("").trim();
+    let suffix = media.len().checked_sub(5).and_then(|at| media.get(at..));
+    media.is_empty()
+        || media.eq_ignore_ascii_case("application/json")
+        || suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json"))
 }
 
 fn plain(response: Response<Vec<u8>>) -> Handled {
