@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::io::Cursor;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -16,7 +17,7 @@ use anyhow::Context as _;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,6 +39,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 fn max_header_bytes(max_token_bytes: usize) -> usize {
     (max_token_bytes + 8 * 1024).max(16 * 1024)
 }
+
+/// An answer's body: the bytes the service wrote, handed to hyper as they are (a `Bytes` made from
+/// a `Vec` with room to spare allocates a shared header besides).
+type Body = Full<Cursor<Vec<u8>>>;
 
 struct State {
     /// Read once per request: a request finishes on the configuration it began on.
@@ -193,7 +198,7 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 impl State {
-    async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(&self, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let active = self.current.get();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
@@ -208,11 +213,12 @@ impl State {
         }
         let _in_flight = self.metrics.start();
         let route = metrics::route_of(req.uri().path());
-        let handled =
-            match tokio::time::timeout(self.request_timeout, active.read_and_handle(req)).await {
-                Ok(handled) => handled,
-                Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
-            };
+        // The deadline from the clock reading just taken, rather than reading it again.
+        let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
+        let handled = match tokio::time::timeout_at(deadline, active.read_and_handle(req)).await {
+            Ok(handled) => handled,
+            Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
+        };
         let elapsed = started.elapsed();
         self.metrics
             .observe(route, handled.decision.as_ref(), elapsed);
@@ -232,7 +238,7 @@ impl State {
             Some(_) => {}
             None => tracing::debug!(status, latency_us, "request"),
         }
-        handled.response.map(|body| Full::new(Bytes::from(body)))
+        handled.response.map(|body| Full::new(Cursor::new(body)))
     }
 }
 
@@ -303,8 +309,8 @@ fn closing(mut handled: Handled) -> Handled {
     handled
 }
 
-fn text_response(text: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(text)));
+fn text_response(text: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Cursor::new(text.into_bytes())));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,

@@ -286,9 +286,23 @@ fn limits_method_and_content_type() {
     );
     let charset = Request::post("/validate")
         .header(CONTENT_TYPE, "Application/JSON; charset=utf-8")
-        .body(body)
+        .body(body.clone())
         .unwrap();
     assert_eq!(call(&service(), charset).0, StatusCode::OK);
+    // Media types compare case-insensitively, a structured `+json` suffix included (RFC 6839).
+    for (media, status) in [
+        ("application/problem+JSON", StatusCode::OK),
+        (" application/json ", StatusCode::OK),
+        ("json", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("+jso", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("application/json+xml", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let request = Request::post("/validate")
+            .header(CONTENT_TYPE, media)
+            .body(body.clone())
+            .unwrap();
+        assert_eq!(call(&service(), request).0, status, "{media:?}");
+    }
 }
 
 #[test]

@@ -6,9 +6,10 @@ use crate::{bearer, response};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use jwtv_verifier::Claims;
-use jwtv_verifier::{Code, Rejection, json as strict_json};
+use jwtv_verifier::json::{self as strict_json, Found};
+use jwtv_verifier::{Code, Rejection};
 use serde::Serialize;
-use serde_json::Value;
+use std::borrow::Cow;
 
 pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u64) -> Handled {
     if req.method() != Method::POST {
@@ -101,13 +102,17 @@ fn reject(
 /// sends two different ones has a bug we would hide by picking either, so the request is refused (and
 /// neither token is echoed). A body that is not JSON, or a token of another type, stays a malformed
 /// request whatever the header says; an `Authorization` of another scheme counts as no header.
-fn token_of(body: &[u8], headers: &HeaderMap, max_depth: usize) -> Result<String, Rejection> {
+fn token_of<'a>(
+    body: &'a [u8],
+    headers: &'a HeaderMap,
+    max_depth: usize,
+) -> Result<Cow<'a, str>, Rejection> {
     let from_body = body_token(body, max_depth)?;
     let from_header = bearer::token(headers)
         .map_err(|unreadable| Rejection::new(Code::InvalidRequest, unreadable.to_string()))?;
     match (from_body, from_header) {
         (Some(body), None) => Ok(body),
-        (None, Some(header)) => Ok(header.to_owned()),
+        (None, Some(header)) => Ok(Cow::Borrowed(header)),
         (Some(body), Some(header)) if body == header => Ok(body),
         (Some(_), Some(_)) => Err(Rejection::new(
             Code::InvalidRequest,
@@ -122,21 +127,21 @@ fn token_of(body: &[u8], headers: &HeaderMap, max_depth: usize) -> Result<String
 
 /// The old service read `req.body.token` and answered 400 when it was falsy: no body, `{}`, `""` and
 /// `null` all mean "no token". A body that is not a JSON object, or a token of another type, is a
-/// malformed request.
-fn body_token(body: &[u8], max_depth: usize) -> Result<Option<String>, Rejection> {
+/// malformed request. The token is borrowed from the body (no map of the body is built).
+fn body_token(body: &[u8], max_depth: usize) -> Result<Option<Cow<'_, str>>, Rejection> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let object = strict_json::parse_object(body, max_depth).map_err(|e| {
+    let token = strict_json::find_member(body, "token", max_depth).map_err(|e| {
         Rejection::new(
             Code::InvalidRequest,
             format!("request body is not a JSON object: {e}"),
         )
     })?;
-    match object.get("token") {
-        Some(Value::String(t)) if !t.is_empty() => Ok(Some(t.clone())),
-        None | Some(Value::Null) | Some(Value::String(_)) => Ok(None),
-        Some(_) => Err(Rejection::new(
+    match token {
+        Found::Str(t) if !t.is_empty() => Ok(Some(t)),
+        Found::Absent | Found::Null | Found::Str(_) => Ok(None),
+        Found::Other => Err(Rejection::new(
             Code::InvalidRequest,
             "token must be a string",
         )),
@@ -152,13 +157,12 @@ fn content_type_is_json<B>(req: &Request<B>) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let media = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    media.is_empty() || media == "application/json" || media.ends_with("+json")
+    // Compared without a lowercase copy: this runs for every request.
+    let media = value.split(';').next().unwrap_or("").trim();
+    let suffix = media.len().checked_sub(5).and_then(|at| media.get(at..));
+    media.is_empty()
+        || media.eq_ignore_ascii_case("application/json")
+        || suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json"))
 }
 
 fn plain(response: Response<Vec<u8>>) -> Handled {

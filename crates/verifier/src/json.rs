@@ -35,6 +35,51 @@ pub fn parse_value(bytes: &[u8], max_depth: usize) -> Result<Value, String> {
     Ok(value)
 }
 
+/// What a JSON object holds under one member name (see [`find_member`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<'a> {
+    Absent,
+    Null,
+    /// Borrowed from the input when it holds no escape.
+    Str(Cow<'a, str>),
+    /// Any other kind of value.
+    Other,
+}
+
+/// The member `wanted` of the JSON object `bytes`, which is read and checked whole by the rules of
+/// [`parse_object`] (duplicates refused, depth bounded) but not kept: for a caller that needs one
+/// string of a document (the token of a request body) and would otherwise build, copy and drop a map.
+pub fn find_member<'a>(
+    bytes: &'a [u8],
+    wanted: &str,
+    max_depth: usize,
+) -> Result<Found<'a>, String> {
+    let mut found = Found::Absent;
+    // The other names, only to refuse duplicates among them too; usually empty, never allocating.
+    let mut others = Map::new();
+    read_object(bytes, max_depth, &mut |r, name, depth_left| {
+        if name != wanted {
+            if others.insert(name.into_owned(), Value::Null).is_some() {
+                return Err(r.duplicate());
+            }
+            r.value(depth_left)?;
+            return Ok(());
+        }
+        if found != Found::Absent {
+            return Err(r.duplicate());
+        }
+        r.skip_whitespace();
+        let null = r.peek() == Some(b'n');
+        found = match r.string_or_other(depth_left)? {
+            Some(s) => Found::Str(s),
+            None if null => Found::Null,
+            None => Found::Other,
+        };
+        Ok(())
+    })?;
+    Ok(found)
+}
+
 /// Sees each top-level member of an object as it is read.
 pub(crate) type Observer<'a> = dyn FnMut(&str, &Value) + 'a;
 

@@ -565,3 +565,36 @@ fn strings_are_read_alike_wherever_their_special_bytes_fall() {
         }
     }
 }
+
+#[test]
+fn find_member_reads_the_whole_object_and_keeps_one_member() {
+    let found = find_member(br#"{"a":[1,{"b":2}],"token":"x.y.z"}"#, "token", 8).unwrap();
+    assert_eq!(found, Found::Str(Cow::Borrowed("x.y.z")));
+    assert_eq!(find_member(br#"{"a":1}"#, "token", 8), Ok(Found::Absent));
+    assert_eq!(
+        find_member(br#"{"token":null}"#, "token", 8),
+        Ok(Found::Null)
+    );
+    assert_eq!(
+        find_member(br#"{"token":nul}"#, "token", 8)
+            .map(|_| ())
+            .unwrap_err(),
+        "expected a value at byte 9"
+    );
+    assert_eq!(
+        find_member(br#"{"token":[1]}"#, "token", 8),
+        Ok(Found::Other)
+    );
+    // The rules of parse_object hold for every member, kept or not.
+    for doc in [
+        &br#"{"token":"a","token":"a"}"#[..],
+        br#"{"a":1,"a":1,"token":"t"}"#,
+        br#"{"token":"t","a":{"k":1,"k":2}}"#,
+    ] {
+        let e = find_member(doc, "token", 8).unwrap_err();
+        assert!(e.contains("duplicate"), "{e}");
+    }
+    assert!(find_member(br#"{"a":[[[1]]],"token":"t"}"#, "token", 3).is_err());
+    assert!(find_member(br#"{"token":"t"} x"#, "token", 8).is_err());
+    assert!(find_member(br#"["token"]"#, "token", 8).is_err());
+}
