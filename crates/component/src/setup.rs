@@ -1,5 +1,6 @@
-//! What both export shells (WASI 0.2 and 0.3) share: the service, configured once per instance, and
-//! the conversion of a request's parts into an [`http::Request`].
+//! What both export shells (WASI 0.2 and 0.3) share: the service, configured once per instance (or
+//! once for all instances, by `scripts/bake`), and the conversion of a request's parts into an
+//! [`http::Request`].
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use jwtv_service::Service;
