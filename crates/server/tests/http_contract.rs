@@ -913,6 +913,26 @@ fn a_baked_component_ignores_the_serving_environment() {
     assert_eq!(r.json()["error"], "invalid_signature", "{}", r.text());
 }
 
+/// The bake prints nothing (a stream opened then would be stale in every instance): each baked
+/// instance prints the configuration's warnings at its first request instead.
+#[test]
+fn a_baked_component_prints_its_configuration_warnings_when_serving() {
+    if !bakeable() {
+        return;
+    }
+    let baked = TestConfig::new()
+        .env("JWT_SECRET", "short-secret")
+        .env("JWT_ALLOW_WEAK_SECRET", "1");
+    let server = Server::start_baked(baked, TestConfig::new());
+    assert_eq!(server.get("/healthz").status, 200);
+    let warning = "jwt-validator: warning: JWT_SECRET: HMAC secret is 12 bytes";
+    assert!(
+        server.stderr().wait_for(warning, Duration::from_secs(5)),
+        "stderr lacks {warning:?}:\n{}",
+        server.stderr_text()
+    );
+}
+
 #[test]
 fn a_remote_key_set_is_refused_by_the_bake_in_one_line() {
     if !bakeable() {
