@@ -64,11 +64,10 @@ fn send(out: ResponseOutparam, response: Response<Vec<u8>>) {
     let entries = setup::header_list(&response);
     let headers = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(headers);
-    // Every status the service produces is valid; 500 is the fallback if a host refuses it.
-    if outgoing
-        .set_status_code(response.status().as_u16())
-        .is_err()
-    {
+    // A new response is 200 already: one host call fewer for every valid token. Every status the
+    // service produces is valid; 500 is the fallback if a host refuses it.
+    let status = response.status().as_u16();
+    if status != 200 && outgoing.set_status_code(status).is_err() {
         let _ = outgoing.set_status_code(500);
     }
     let Ok(body) = outgoing.body() else {

@@ -1,5 +1,6 @@
-//! What both export shells (WASI 0.2 and 0.3) share: the service, configured once per instance, and
-//! the conversion of a request's parts into an [`http::Request`].
+//! What both export shells (WASI 0.2 and 0.3) share: the service, configured once per instance (or
+//! once for all instances, by `scripts/bake`), and the conversion of a request's parts into an
+//! [`http::Request`].
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use jwtv_service::Service;
@@ -7,28 +8,63 @@ use jwtv_service::config;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The service, built once per instance. Hosts such as `wasmtime serve` create an instance per
-/// request, so this is also the per-request set-up cost that pre-initialisation would remove.
-static SERVICE: OnceLock<Result<Service, String>> = OnceLock::new();
+/// The configuration as loaded: the service (or the line saying why there is none) and the warnings
+/// to print. Built once per instance, or once for all of them by `scripts/bake` ([`bake`]).
+struct Configured {
+    service: Result<Service, String>,
+    warnings: Vec<String>,
+}
 
+static CONFIGURED: OnceLock<Configured> = OnceLock::new();
+
+/// Set once an instance has printed its configuration's warnings or error: at its load, or at the
+/// first request of a baked instance (the bake prints nothing).
+static ANNOUNCED: OnceLock<()> = OnceLock::new();
+
+/// The service of this instance. Hosts such as `wasmtime serve` and Spin create an instance per
+/// request (WASI 0.2), so unless the component was baked this is per-request set-up too.
 pub(crate) fn service() -> &'static Result<Service, String> {
-    SERVICE.get_or_init(|| {
-        let env = |name: &str| std::env::var(name).ok();
-        let read = |path: &std::path::Path| std::fs::read(path);
-        config::load(&env, &read)
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| {
-                for warning in &loaded.warnings {
-                    eprintln!("jwt-validator: warning: {warning}");
-                }
-                service_of(loaded)
-            })
-            .map_err(|e| {
-                let line = format!("configuration error: {e}");
-                eprintln!("jwt-validator: {line}");
-                line
-            })
-    })
+    let configured = CONFIGURED.get_or_init(|| configure(false));
+    ANNOUNCED.get_or_init(|| {
+        for warning in &configured.warnings {
+            eprintln!("jwt-validator: warning: {warning}");
+        }
+        if let Err(line) = &configured.service {
+            eprintln!("jwt-validator: {line}");
+        }
+    });
+    &configured.service
+}
+
+/// Configures the instance for a snapshot (`scripts/bake`), printing nothing: the error line, if any.
+#[cfg(not(feature = "p3"))]
+pub(crate) fn bake() -> Result<(), String> {
+    match &CONFIGURED.get_or_init(|| configure(true)).service {
+        Ok(_) => Ok(()),
+        Err(line) => Err(line.clone()),
+    }
+}
+
+fn configure(baking: bool) -> Configured {
+    let env = |name: &str| std::env::var(name).ok();
+    let read = |path: &std::path::Path| std::fs::read(path);
+    let mut warnings = Vec::new();
+    let service = config::load(&env, &read)
+        .map_err(|e| e.to_string())
+        .and_then(|loaded| {
+            warnings.clone_from(&loaded.warnings);
+            let remote = loaded.remote.first().map(|s| s.configured_at.clone());
+            let service = service_of(loaded)?;
+            match remote.filter(|_| baking) {
+                Some(at) => Err(format!(
+                    "{at}: a remote key set is fetched while serving and cannot be baked; bake a \
+                     JWKS file (JWT_JWKS_FILE) or serve the component unbaked"
+                )),
+                None => Ok(service),
+            }
+        })
+        .map_err(|e| format!("configuration error: {e}"));
+    Configured { service, warnings }
 }
 
 /// The WASI 0.2 build fetches remote key sets with outgoing wasi:http ([`crate::remote`]).

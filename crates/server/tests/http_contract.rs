@@ -13,7 +13,7 @@ use support::contract::{
     signed, token, with,
 };
 use support::jwt::{self, TestKey};
-use support::{Response, Server, Target, TestConfig, assert_no_failures};
+use support::{Response, Server, Target, TempDir, TestConfig, assert_no_failures};
 
 fn is_json_content_type(r: &Response) -> bool {
     r.header("content-type")
@@ -799,7 +799,7 @@ fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
         // remote key sets before (the next test).
         return;
     }
-    let server = Server::start(
+    refused_at_start(
         TestConfig::new()
             .env("JWT_JWKS_URI", "https://keys.example.com/jwks")
             .file(
@@ -807,9 +807,6 @@ fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
                 "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
             )
             .env("JWT_FETCH_CA_FILE", "{files}/ca.pem"),
-    );
-    assert_refused_at_start(
-        &server,
         "JWT_FETCH_CA_FILE: the component cannot add CA certificates; the host makes the TLS \
          connections with its own roots",
     );
@@ -820,10 +817,8 @@ fn the_wasi_0_3_component_refuses_remote_key_sets_with_a_clear_error() {
     if !support::wasi_p3() {
         return; // the native binary and the WASI 0.2 component fetch them (remote_keys.rs)
     }
-    let server =
-        Server::start(TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"));
-    assert_refused_at_start(
-        &server,
+    refused_at_start(
+        TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"),
         "JWT_JWKS_URI: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
          build yet",
     );
@@ -834,20 +829,29 @@ fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
     if support::pem_keys_supported() {
         return; // PEM keys are read: a_token_signed_with_the_rsa_public_key_pem_as_hmac_secret_is_refused
     }
-    let server = Server::start(
+    refused_at_start(
         TestConfig::new()
             .file("rsa.pub.pem", TestKey::Rsa2048.public_pem())
             .env("JWT_PUBLIC_KEY_FILE", "{files}/rsa.pub.pem"),
-    );
-    assert_refused_at_start(
-        &server,
         "JWT_PUBLIC_KEY_FILE: PEM public keys are not supported by this build (the component reads \
          PEM when built with `--features pem`); give the key as a JWK",
     );
 }
 
-/// Every route answers 500 `server_misconfigured` and stderr names the problem.
-fn assert_refused_at_start(server: &Server, reason: &str) {
+/// Every route answers 500 `server_misconfigured` and stderr names the problem; a component baked per
+/// test (`JWTV_COMPONENT_BAKE=1`) is refused by the bake instead, with the same reason.
+fn refused_at_start(config: TestConfig, reason: &str) {
+    if support::baked() {
+        match support::bake(&config, &TempDir::new()) {
+            Ok(_) => panic!("scripts/bake baked a configuration it must refuse ({reason:?})"),
+            Err(refusal) => assert!(
+                refusal.contains(reason) && refusal.trim_end().lines().count() == 1,
+                "expected one line with {reason:?}, got:\n{refusal}"
+            ),
+        }
+        return;
+    }
+    let server = Server::start(config);
     let mut failures = Vec::new();
     for r in [server.get("/healthz"), server.validate(&token(&claims()))] {
         if r.status != 500 || r.json()["error"] != "server_misconfigured" {
@@ -865,4 +869,96 @@ fn assert_refused_at_start(server: &Server, reason: &str) {
         ));
     }
     assert_no_failures(failures);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A baked component (scripts/bake): configured once, before serving
+
+/// The WASI 0.2 component under `JWTV_TEST_TARGET=wasm`, the one scripts/bake pre-initialises.
+fn bakeable() -> bool {
+    Target::from_env() == Target::Wasm && !support::wasi_p3()
+}
+
+#[test]
+fn a_baked_component_answers_with_its_baked_keys_without_environment_or_files() {
+    if !bakeable() {
+        return;
+    }
+    let secret = "a-secret-baked-into-the-component-32b";
+    let baked = TestConfig::new()
+        .file("secret", format!("{secret}\n"))
+        .env("JWT_SECRET_FILE", "{files}/secret");
+    let server = Server::start_baked(baked, TestConfig::new());
+    let r = server.validate(&jwt::hs256(secret.as_bytes(), &claims()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["valid"], true, "{}", r.text());
+    let r = server.validate(&token(&claims()));
+    assert_eq!(r.json()["error"], "invalid_signature", "{}", r.text());
+}
+
+#[test]
+fn a_baked_component_ignores_the_serving_environment() {
+    if !bakeable() {
+        return;
+    }
+    let baked = TestConfig::new().env("JWT_SECRET", SECRET);
+    let serving = TestConfig::new().env("JWT_SECRET", "another-secret-given-only-when-serving");
+    let server = Server::start_baked(baked, serving);
+    let r = server.validate(&token(&claims()));
+    assert_eq!(r.json()["valid"], true, "{}", r.text());
+    let r = server.validate(&jwt::hs256(
+        b"another-secret-given-only-when-serving",
+        &claims(),
+    ));
+    assert_eq!(r.json()["error"], "invalid_signature", "{}", r.text());
+}
+
+/// The bake prints nothing (a stream opened then would be stale in every instance): each baked
+/// instance prints the configuration's warnings at its first request instead.
+#[test]
+fn a_baked_component_prints_its_configuration_warnings_when_serving() {
+    if !bakeable() {
+        return;
+    }
+    let baked = TestConfig::new()
+        .env("JWT_SECRET", "short-secret")
+        .env("JWT_ALLOW_WEAK_SECRET", "1");
+    let server = Server::start_baked(baked, TestConfig::new());
+    assert_eq!(server.get("/healthz").status, 200);
+    let warning = "jwt-validator: warning: JWT_SECRET: HMAC secret is 12 bytes";
+    assert!(
+        server.stderr().wait_for(warning, Duration::from_secs(5)),
+        "stderr lacks {warning:?}:\n{}",
+        server.stderr_text()
+    );
+}
+
+#[test]
+fn a_remote_key_set_is_refused_by_the_bake_in_one_line() {
+    if !bakeable() {
+        return;
+    }
+    let config = TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks");
+    let refusal = support::bake(&config, &TempDir::new()).expect_err("a remote key set was baked");
+    assert_eq!(refusal.trim_end().lines().count(), 1, "{refusal}");
+    assert!(
+        refusal.contains(
+            "JWT_JWKS_URI: a remote key set is fetched while serving and cannot be baked"
+        ),
+        "{refusal}"
+    );
+}
+
+#[test]
+fn a_misconfiguration_is_refused_by_the_bake_in_one_line() {
+    if !bakeable() {
+        return;
+    }
+    let config = TestConfig::new().env("JWT_SECRET", "short");
+    let refusal = support::bake(&config, &TempDir::new()).expect_err("a short secret was baked");
+    assert_eq!(refusal.trim_end().lines().count(), 1, "{refusal}");
+    assert!(
+        refusal.contains("cannot bake: configuration error: JWT_SECRET: HMAC secret is 5 bytes"),
+        "{refusal}"
+    );
 }

@@ -6,7 +6,9 @@
 //! - `wasm`: the component (`target/wasm32-wasip2/wasm/jwtv_component.wasm`, or `JWTV_COMPONENT`)
 //!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`);
 //!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature, `JWTV_COMPONENT_P3=1` that it
-//!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`).
+//!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`), and
+//!   `JWTV_COMPONENT_BAKE=1` that each server's configuration is baked into it (`scripts/bake`) and
+//!   the baked component served with no environment and no directory.
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
 
@@ -105,6 +107,11 @@ pub fn wasi_p3() -> bool {
     Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_P3").as_deref() == Ok("1")
 }
 
+/// Whether each component under test is baked for its configuration (`JWTV_COMPONENT_BAKE=1`).
+pub fn baked() -> bool {
+    Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_BAKE").as_deref() == Ok("1")
+}
+
 pub fn pem_keys_supported() -> bool {
     match Target::from_env() {
         Target::Native => true,
@@ -149,6 +156,52 @@ fn component() -> PathBuf {
     workspace_root()
         .join(target_dir)
         .join("wasm32-wasip2/wasm/jwtv_component.wasm")
+}
+
+/// Bakes the component under test for `config` (`scripts/bake`, its files written to `dir` and mounted
+/// as for `wasmtime serve`): the baked component's path, or the bake's stderr when it refuses.
+pub fn bake(config: &TestConfig, dir: &TempDir) -> Result<PathBuf, String> {
+    for (name, bytes) in &config.files {
+        dir.write(name, bytes);
+    }
+    let out = dir.path().join("baked.wasm");
+    let mut command = Command::new(workspace_root().join("scripts/bake"));
+    command.arg(component()).arg(&out);
+    for (k, v) in config.resolved_env(WASM_FILES_DIR) {
+        command.arg("--env").arg(format!("{k}={v}"));
+    }
+    if !config.files.is_empty() {
+        command
+            .arg("--dir")
+            .arg(format!("{}::{WASM_FILES_DIR}", dir.path().display()));
+    }
+    let mut child = command
+        .env("JWTV_WASMTIME", wasmtime())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn scripts/bake: {e}"));
+    let stderr = Captured::default();
+    let drained = stderr.drain(child.stderr.take().unwrap());
+    let deadline = Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scripts/bake did not finish within {START_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = drained.join();
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(stderr.text())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -389,7 +442,24 @@ impl Server {
     }
 
     fn start_wasm(config: TestConfig) -> Server {
-        let component = component();
+        if baked() {
+            return Server::start_baked(config, TestConfig::new());
+        }
+        let dir = TempDir::new();
+        Server::serve_wasm(&component(), config, dir)
+    }
+
+    /// Bakes the component under test for `baked` (`scripts/bake`), then serves the baked component
+    /// with `serving`'s environment and files; panics with the bake's error if it refuses.
+    pub fn start_baked(baked: TestConfig, serving: TestConfig) -> Server {
+        let dir = TempDir::new();
+        match bake(&baked, &dir) {
+            Ok(component) => Server::serve_wasm(&component, serving, dir),
+            Err(refusal) => panic!("scripts/bake refused the configuration: {refusal}"),
+        }
+    }
+
+    fn serve_wasm(component: &Path, config: TestConfig, dir: TempDir) -> Server {
         assert!(
             component.is_file(),
             "JWTV_TEST_TARGET=wasm but the component {} is missing: build it with \
@@ -401,7 +471,6 @@ impl Server {
             "command-line arguments are native only: {:?}",
             config.args
         );
-        let dir = TempDir::new();
         for (name, bytes) in &config.files {
             dir.write(name, bytes);
         }
@@ -429,7 +498,7 @@ impl Server {
                     .arg(format!("{}::{WASM_FILES_DIR}", dir.path().display()));
             }
             command
-                .arg(&component)
+                .arg(component)
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("HOME", std::env::var_os("HOME").unwrap_or_default())
