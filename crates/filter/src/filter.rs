@@ -148,7 +148,10 @@ impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let text = self.get_plugin_configuration().unwrap_or_default();
         let env = |name: &str| std::env::var(name).ok();
-        let plugin = match Plugin::load(&text, &env) {
+        // A VM that cannot draw a secret keeps the SHA-256 cache key: slower, just as safe.
+        let mut secret = [0u8; 16];
+        let secret = getrandom::getrandom(&mut secret).ok().map(|()| secret);
+        let plugin = match Plugin::load(&text, &env, secret) {
             Ok((plugin, warnings)) => {
                 for warning in warnings {
                     log::warn!("jwt-validator: warning: {warning}");
@@ -247,13 +250,18 @@ impl HttpContext for Check {
             now,
         );
         match verdict {
+            // The whole map back in one hostcall: a call out of V8 costs more than Envoy's rebuilding
+            // the map, and one write per identity header was a seventh of an allowed request.
             Verdict::Allow { remove, set } => {
-                for name in remove {
-                    self.set_http_request_header(&name, None);
-                }
-                for (name, value) in &set {
-                    self.set_http_request_header_bytes(name.as_str(), Some(value.as_bytes()));
-                }
+                let kept = headers.iter().filter(|(name, _)| !remove.contains(name));
+                let forwarded = kept
+                    .map(|(name, value)| (name.as_str(), value.as_slice()))
+                    .chain(
+                        set.iter()
+                            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+                    )
+                    .collect();
+                self.set_http_request_headers_bytes(forwarded);
                 Action::Continue
             }
             Verdict::Deny(response) => self.deny(response),
