@@ -250,18 +250,15 @@ impl HttpContext for Check {
             now,
         );
         match verdict {
-            // The whole map back in one hostcall: a call out of V8 costs more than Envoy's rebuilding
-            // the map, and one write per identity header was a seventh of an allowed request.
+            // One write per header, measured against writing the whole map back in one hostcall
+            // (Envoy then removes and re-adds every header): no cheaper under callgrind.
             Verdict::Allow { remove, set } => {
-                let kept = headers.iter().filter(|(name, _)| !remove.contains(name));
-                let forwarded = kept
-                    .map(|(name, value)| (name.as_str(), value.as_slice()))
-                    .chain(
-                        set.iter()
-                            .map(|(name, value)| (name.as_str(), value.as_bytes())),
-                    )
-                    .collect();
-                self.set_http_request_headers_bytes(forwarded);
+                for name in remove {
+                    self.set_http_request_header(&name, None);
+                }
+                for (name, value) in &set {
+                    self.set_http_request_header_bytes(name.as_str(), Some(value.as_bytes()));
+                }
                 Action::Continue
             }
             Verdict::Deny(response) => self.deny(response),
