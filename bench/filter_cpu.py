@@ -14,6 +14,9 @@ wrk completed. Variants, each with the same issuer / audience / expiry checks an
   filter/HS      the filter, HS256 (token_cache_size = 10000, as in docs/filter/envoy.yaml)
   jwt_authn/RS   as above, RS256 (a 2048-bit key of crates/verifier/testdata)
   filter/RS      as above, RS256: after the first request every check is a cache hit
+  jwt_authn/RSx, filter/RSx   RS256 with both caches off: what every token being distinct costs (a
+                 signature check per request; the cache lookup a distinct token would also pay is
+                 left out, a few µs at most)
 Rounds interleave the variants; medians are printed with the ratios to jwt_authn and to the floor.
 Any non-200 answer fails the run. Loopback only; Python 3 standard library, openssl, wrk, Linux.
 Not run by scripts/test: the figures depend on the machine and what else runs on it.
@@ -75,31 +78,33 @@ def hmac_jwks() -> str:
     return json.dumps({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64(SECRET)}]})
 
 
-def jwt_authn(alg: str) -> dict:
+def jwt_authn(alg: str, cache: bool = True) -> dict:
     jwks = hmac_jwks() if alg == "HS256" else rsa_jwks()
+    provider = {
+        "issuer": ISSUER,
+        "audiences": [AUDIENCE],
+        "local_jwks": {"inline_string": jwks},
+        "claim_to_headers": [{"header_name": "x-auth-subject", "claim_name": "sub"},
+                             {"header_name": "x-auth-email", "claim_name": "email"}],
+    }
+    if cache:
+        provider["jwt_cache_config"] = {"jwt_cache_size": 10000}
     return {
         "name": "envoy.filters.http.jwt_authn",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": {"p": {
-                "issuer": ISSUER,
-                "audiences": [AUDIENCE],
-                "local_jwks": {"inline_string": jwks},
-                "jwt_cache_config": {"jwt_cache_size": 10000},
-                "claim_to_headers": [{"header_name": "x-auth-subject", "claim_name": "sub"},
-                                     {"header_name": "x-auth-email", "claim_name": "email"}],
-            }},
+            "providers": {"p": provider},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}],
         },
     }
 
 
-def wasm_filter(alg: str, wasm: Path) -> dict:
+def wasm_filter(alg: str, wasm: Path, cache: bool = True) -> dict:
     if alg == "HS256":
         key = f'secret = "{SECRET.decode()}"'
     else:
         key = f"jwks = '{rsa_jwks()}'"
-    toml = (f'[server]\ntoken_cache_size = 10000\n\n[[issuers]]\nissuer = "{ISSUER}"\n'
+    toml = (f'[server]\ntoken_cache_size = {10000 if cache else 0}\n\n[[issuers]]\nissuer = "{ISSUER}"\n'
             f'audiences = ["{AUDIENCE}"]\nalgorithms = ["{alg}"]\n{key}\n\n'
             '[gateway]\nclaim_headers = { "X-Auth-Email" = "email" }\n')
     return {
@@ -218,11 +223,11 @@ def main() -> None:
         raise SystemExit(f"filter_cpu: {ENVOY} is missing: run scripts/setup proxies")
     tokens = {"HS256": mint("HS256"), "RS256": mint("RS256")}
     variants = {"none": (None, "HS256")}
-    for alg, short in (("HS256", "HS"), ("RS256", "RS")):
-        variants[f"jwt_authn/{short}"] = (jwt_authn(alg), alg)
+    for alg, short, cache in (("HS256", "HS", True), ("RS256", "RS", True), ("RS256", "RSx", False)):
+        variants[f"jwt_authn/{short}"] = (jwt_authn(alg, cache), alg)
         for wasm in args.wasm:
             name = "filter" if len(args.wasm) == 1 else f"filter:{wasm.stem}"
-            variants[f"{name}/{short}"] = (wasm_filter(alg, wasm.resolve()), alg)
+            variants[f"{name}/{short}"] = (wasm_filter(alg, wasm.resolve(), cache), alg)
     if args.only:
         wanted = args.only.split(",")
         variants = {k: v for k, v in variants.items() if re.sub(r":[^/]*", "", k) in wanted or k in wanted}

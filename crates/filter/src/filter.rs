@@ -148,7 +148,10 @@ impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let text = self.get_plugin_configuration().unwrap_or_default();
         let env = |name: &str| std::env::var(name).ok();
-        let plugin = match Plugin::load(&text, &env) {
+        // A VM that cannot draw a secret keeps the SHA-256 cache key: slower, just as safe.
+        let mut secret = [0u8; 16];
+        let secret = getrandom::getrandom(&mut secret).ok().map(|()| secret);
+        let plugin = match Plugin::load(&text, &env, secret) {
             Ok((plugin, warnings)) => {
                 for warning in warnings {
                     log::warn!("jwt-validator: warning: {warning}");
@@ -247,6 +250,8 @@ impl HttpContext for Check {
             now,
         );
         match verdict {
+            // One write per header, measured against writing the whole map back in one hostcall
+            // (Envoy then removes and re-adds every header): no cheaper under callgrind.
             Verdict::Allow { remove, set } => {
                 for name in remove {
                     self.set_http_request_header(&name, None);

@@ -7,7 +7,9 @@
 //!
 //! - Keyed by the SHA-256 of the whole token: the bearer credential itself is not kept in memory, and
 //!   the key is 32 bytes whatever the token's size. A different token is a different entry; there is
-//!   no lookup by `kid`, subject or anything partial.
+//!   no lookup by `kid`, subject or anything partial. A shell that can draw a random secret may key
+//!   by SipHash-2-4-128 under it instead ([`VerifiedCache::keyed`]): a PRF, so without the secret no
+//!   token can be made to land on another token's entry, at a tenth of SHA-256's cost in Wasm.
 //! - Bounded: at most `capacity` entries, the oldest evicted first (tokens are short-lived, so the
 //!   oldest entry is the likeliest to be expired or unused).
 //! - Never past `exp`: an entry is not served at or after the token's `exp` (the full verification
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jwtv_verifier::Verified;
 use sha2::{Digest as _, Sha256};
+use siphasher::sip128::SipHasher24;
 
 use crate::{Lookup, TokenCache};
 
@@ -67,8 +70,16 @@ impl Inner {
     }
 }
 
+/// How a token becomes its map key; neither way keeps the token.
+enum Keying {
+    Sha256,
+    /// SipHash-2-4-128 under this secret (16 bytes of the key, the rest zero).
+    Keyed(SipHasher24),
+}
+
 pub struct VerifiedCache {
     capacity: usize,
+    keying: Keying,
     /// The key store's generation counter.
     generation: Arc<AtomicU64>,
     inner: Mutex<Inner>,
@@ -81,6 +92,7 @@ impl VerifiedCache {
         let start = generation.load(Ordering::Acquire);
         VerifiedCache {
             capacity,
+            keying: Keying::Sha256,
             generation,
             inner: Mutex::new(Inner {
                 generation: start,
@@ -88,6 +100,15 @@ impl VerifiedCache {
             }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+        }
+    }
+
+    /// As [`VerifiedCache::new`], keyed by SipHash-2-4-128 under `secret`, which must be random and
+    /// known only to this process (for a proxy-wasm VM, drawn when it starts).
+    pub fn keyed(capacity: usize, generation: Arc<AtomicU64>, secret: [u8; 16]) -> VerifiedCache {
+        VerifiedCache {
+            keying: Keying::Keyed(SipHasher24::new_with_key(&secret)),
+            ..VerifiedCache::new(capacity, generation)
         }
     }
 
@@ -127,14 +148,23 @@ impl VerifiedCache {
     }
 }
 
-fn digest(token: &str) -> Digest {
-    Sha256::digest(token.as_bytes()).into()
+impl Keying {
+    fn digest(&self, token: &str) -> Digest {
+        match self {
+            Keying::Sha256 => Sha256::digest(token.as_bytes()).into(),
+            Keying::Keyed(hasher) => {
+                let mut digest = [0u8; 32];
+                digest[..16].copy_from_slice(&hasher.hash(token.as_bytes()).as_bytes());
+                digest
+            }
+        }
+    }
 }
 
 impl TokenCache for VerifiedCache {
     fn get(&self, token: &str, now: u64) -> Lookup {
         let current = self.generation.load(Ordering::Acquire);
-        let key = digest(token);
+        let key = self.keying.digest(token);
         let mut inner = self.lock();
         inner.sync(current);
         let fresh = match inner.map.get(&key) {
@@ -163,7 +193,7 @@ impl TokenCache for VerifiedCache {
         if self.capacity == 0 || !expires_at.is_finite() {
             return;
         }
-        let key = digest(token);
+        let key = self.keying.digest(token);
         let current = self.generation.load(Ordering::Acquire);
         // Verified with a key set that has since been replaced: not worth keeping, possibly wrong.
         if ticket != current {
@@ -232,6 +262,23 @@ mod tests {
         cache.insert("b", verified(None), t);
         assert!(!hit(&cache, "b", 100));
         assert_eq!(cache.hits.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_keyed_cache_serves_exactly_the_token_it_stored_and_depends_on_its_secret() {
+        let cache = VerifiedCache::keyed(10, Arc::new(AtomicU64::new(0)), [7; 16]);
+        let t = ticket(&cache, "a.b.c", 0);
+        cache.insert("a.b.c", verified(Some(1e9)), t);
+        assert!(hit(&cache, "a.b.c", 0));
+        assert!(!hit(&cache, "a.b.d", 0) && !hit(&cache, "a.b.c ", 0));
+        let sha = Keying::Sha256.digest("a.b.c");
+        let other = Keying::Keyed(SipHasher24::new_with_key(&[8; 16])).digest("a.b.c");
+        assert_ne!(
+            cache.keying.digest("a.b.c"),
+            other,
+            "another secret, another key"
+        );
+        assert_ne!(cache.keying.digest("a.b.c"), sha);
     }
 
     #[test]
