@@ -158,10 +158,18 @@ impl Plugin {
                 _ => Verdict::Deny(response),
             };
         }
-        Verdict::Allow {
-            remove,
-            set: response.into_parts().0.headers,
+        let mut set = response.into_parts().0.headers;
+        // `/auth` also tells its own caller `Cache-Control: no-store`: that is about the answer, and
+        // would override the client's own header upstream. Only identity headers go on.
+        let others: Vec<_> = set
+            .keys()
+            .filter(|name| !is_identity(name.as_str(), &self.claim_headers))
+            .cloned()
+            .collect();
+        for name in others {
+            set.remove(name);
         }
+        Verdict::Allow { remove, set }
     }
 }
 

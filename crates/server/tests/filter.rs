@@ -218,12 +218,15 @@ fn a_valid_token_reaches_the_upstream_with_identity_headers_and_forged_ones_remo
             ("X-Auth-Subject", "mallory"),
             ("X-Auth-Roles", "admin"),
             ("X-Auth-Email", "mallory@example.com"),
+            ("Cache-Control", "max-age=60"),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(upstream.hits(), 1);
     let seen = upstream.last();
     let header = |name: &str| seen.get(name).map(String::as_str);
+    // Only identity headers are added: the client's own headers arrive as they were sent.
+    assert_eq!(header("cache-control"), Some("max-age=60"), "{seen:?}");
     assert_eq!(header("x-auth-subject"), Some("alice"), "{seen:?}");
     assert_eq!(header("x-auth-issuer"), Some(DOC_ISSUER));
     assert_eq!(header("x-auth-audience"), Some("api"));
