@@ -26,6 +26,10 @@ FLOOR_WASM_FILE = ROOT / "target" / "wasm32-wasip2" / "wasm" / "floor_component.
 # The WASI 0.3 builds (`--features p3`), copied aside: cargo writes them under the names above.
 P3_WASM_FILE = WASM_FILE.with_name("jwtv_component_p3.wasm")
 P3_FLOOR_WASM_FILE = FLOOR_WASM_FILE.with_name("floor_component_p3.wasm")
+# The wide-arithmetic build (scripts/component-wide), raw as cargo writes it in its own target dir (like
+# WASM_FILE); the script's binaryen-optimised output, what ships, goes to WIDE_OPT_WASM_FILE.
+WIDE_WASM_FILE = ROOT / "target" / "wide" / "wasm32-wasip2" / "wasm" / "jwtv_component.wasm"
+WIDE_OPT_WASM_FILE = WASM_FILE.with_name("jwtv_component_wide.wasm")
 
 # (args, extra environment) of a server on a port; `jwt_env` is the validator's key configuration
 # (JWT_SECRET=… or JWT_JWKS=…), so the same command serves HS256 and the JWKS tokens.
@@ -150,6 +154,9 @@ HOST_MODES = [
     HostMode("native", "native (hyper 1 + tokio)", _native_mode, (NATIVE_BIN, FLOOR_NATIVE_BIN)),
     wasm_mode("wasm-reuse", f"wasm, an instance per {WASM_INSTANCE_REUSE} requests", WASM_FILE, FLOOR_WASM_FILE,
               reuse_flags()),
+    # the second build for hosts with Wasm wide arithmetic (RustCrypto, 64-bit limbs), beside the same floor
+    wasm_mode("wasm-wide", f"wasm, wide arithmetic, an instance per {WASM_INSTANCE_REUSE} requests", WIDE_WASM_FILE,
+              FLOOR_WASM_FILE, [*reuse_flags(), "-W", "wide-arithmetic=y"]),
     wasm_mode("wasm-fresh", "wasm, a fresh instance per request", WASM_FILE, FLOOR_WASM_FILE,
               ["--max-instance-reuse-count", "1"]),
     # wasmtime's own defaults for a WASI 0.3 component: an instance serves up to 128 requests, 16 at once

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from .common import BENCH, CARGO_JOBS, ROOT, BenchFailure, progress, run
 from .contenders import (FLOOR_NATIVE_BIN, FLOOR_WASM_FILE, NATIVE_BIN, NODE_APP, NODE_TUNED_APP, P3_FLOOR_WASM_FILE,
-                          P3_WASM_FILE, WASM_FILE)
+                          P3_WASM_FILE, WASM_FILE, WIDE_OPT_WASM_FILE, WIDE_WASM_FILE)
 
 # wasm-opt through `jco opt` (-Oz): the component that ships (scripts/image) and that scripts/test checks
 COMPONENT_OPT = ROOT / "scripts" / "component-opt"
 COMPONENT_P3 = ROOT / "scripts" / "component-p3"
+COMPONENT_WIDE = ROOT / "scripts" / "component-wide"
 FILTER = ROOT / "scripts" / "filter"
 JWKS_SCRIPT = BENCH / "jwks.js"
 NODE_APPS = (NODE_APP, NODE_TUNED_APP)
@@ -34,6 +35,10 @@ def prepare(ctx) -> dict:
          "--profile", "wasm", "-j", CARGO_JOBS], env=ctx.base_env, log=ctx.logs / "build-floor-p3.log",
         what="WASI 0.3 floor build")
     shutil.copyfile(FLOOR_WASM_FILE, P3_FLOOR_WASM_FILE)
+    # Its own target dir: the default build's files stay as they are.
+    progress("prepare", "building the wide-arithmetic component (scripts/component-wide)")
+    run([str(COMPONENT_WIDE), str(WIDE_OPT_WASM_FILE)], env=ctx.env_with(CARGO_BUILD_JOBS=CARGO_JOBS),
+        log=ctx.logs / "build-wasm-wide.log", what="wide-arithmetic component build")
     progress("prepare", "building the component and floor (cargo build --target wasm32-wasip2 --profile wasm)")
     run(["cargo", "build", "-p", "jwtv-component", "-p", "jwtv-floor-component", "--target", "wasm32-wasip2",
          "--profile", "wasm", "-j", CARGO_JOBS], env=ctx.base_env, log=ctx.logs / "build-wasm.log", what="component build")
@@ -41,7 +46,7 @@ def prepare(ctx) -> dict:
     printed = run([str(FILTER)], env=ctx.env_with(JOBS=CARGO_JOBS), what="scripts/filter").stdout.strip().splitlines()
     ctx.filter_wasm = Path(printed[-1]) if printed else ctx.filter_wasm  # the path it prints
     for f in (NATIVE_BIN, WASM_FILE, FLOOR_NATIVE_BIN, FLOOR_WASM_FILE, P3_WASM_FILE, P3_FLOOR_WASM_FILE,
-              ctx.filter_wasm):
+              WIDE_WASM_FILE, ctx.filter_wasm):
         if not f.exists():
             raise BenchFailure(f"expected artifact missing after the build: {f}")
     # The native server remembers verified tokens (JWT_TOKEN_CACHE_SIZE, on by default): with one

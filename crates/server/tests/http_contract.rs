@@ -838,6 +838,41 @@ fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
     );
 }
 
+#[test]
+fn the_wide_component_without_the_wide_arithmetic_flag_is_refused_by_wasmtime_at_start() {
+    if !support::wide_arithmetic() {
+        return;
+    }
+    // The harness adds `-W wide-arithmetic=y`; without it, wasmtime must stop before serving and say why
+    // (what a host without the proposal, or a user who forgot the flag, sees).
+    let addr = format!("127.0.0.1:{}", support::free_port());
+    let mut child = std::process::Command::new(support::wasmtime())
+        .args(["serve", "-S", "cli", "--addr", &addr])
+        .arg(support::component())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wasmtime");
+    let stderr = support::Captured::default();
+    let drained = stderr.drain(child.stderr.take().expect("piped stderr"));
+    let Some(status) = support::wait_timeout(&mut child, support::START_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("wasmtime serve started the wide component without -W wide-arithmetic=y");
+    };
+    let _ = drained.join();
+    let text = stderr.text();
+    assert!(!status.success(), "wasmtime exited with {status}");
+    assert!(
+        text.contains("wide arithmetic support is not enabled"),
+        "wasmtime's refusal does not name the feature:\n{text}"
+    );
+}
+
 /// Every route answers 500 `server_misconfigured` and stderr names the problem; a component baked per
 /// test (`JWTV_COMPONENT_BAKE=1`) is refused by the bake instead, with the same reason.
 fn refused_at_start(config: TestConfig, reason: &str) {

@@ -6,9 +6,10 @@
 //! - `wasm`: the component (`target/wasm32-wasip2/wasm/jwtv_component.wasm`, or `JWTV_COMPONENT`)
 //!   under `wasmtime serve` (`JWTV_WASMTIME`, default `wasmtime` from `PATH` or `~/.cargo/bin`);
 //!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature, `JWTV_COMPONENT_P3=1` that it
-//!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`), and
-//!   `JWTV_COMPONENT_BAKE=1` that each server's configuration is baked into it (`scripts/bake`) and
-//!   the baked component served with no environment and no directory.
+//!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`),
+//!   `JWTV_COMPONENT_WIDE=1` that it is the wide-arithmetic build (`scripts/component-wide`; served with
+//!   `-W wide-arithmetic=y`), and `JWTV_COMPONENT_BAKE=1` that each server's configuration is baked
+//!   into it (`scripts/bake`) and the baked component served with no environment and no directory.
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
 
@@ -99,9 +100,6 @@ impl Target {
     }
 }
 
-/// Whether the server under test reads PEM public keys: the native binary does; the component only when
-/// built with its `pem` feature, which `JWTV_COMPONENT_PEM=1` declares (scripts/test runs the PEM tests
-/// once more against that build).
 /// Whether the component under test is the WASI 0.3 build (`JWTV_COMPONENT_P3=1`).
 pub fn wasi_p3() -> bool {
     Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_P3").as_deref() == Ok("1")
@@ -112,6 +110,15 @@ pub fn baked() -> bool {
     Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_BAKE").as_deref() == Ok("1")
 }
 
+/// Whether the component under test is the wide-arithmetic build (`JWTV_COMPONENT_WIDE=1`), which
+/// wasmtime loads only with `-W wide-arithmetic=y`.
+pub fn wide_arithmetic() -> bool {
+    Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_WIDE").as_deref() == Ok("1")
+}
+
+/// Whether the server under test reads PEM public keys: the native binary does; the component only when
+/// built with its `pem` feature, which `JWTV_COMPONENT_PEM=1` declares (scripts/test runs the PEM tests
+/// once more against that build).
 pub fn pem_keys_supported() -> bool {
     match Target::from_env() {
         Target::Native => true,
@@ -128,7 +135,7 @@ pub fn binary() -> PathBuf {
     )
 }
 
-fn wasmtime() -> PathBuf {
+pub fn wasmtime() -> PathBuf {
     if let Some(path) = std::env::var_os("JWTV_WASMTIME") {
         return PathBuf::from(path);
     }
@@ -146,7 +153,8 @@ fn wasmtime() -> PathBuf {
     })
 }
 
-fn component() -> PathBuf {
+/// The component under test (`JWTV_COMPONENT`, or the default build in the target dir).
+pub fn component() -> PathBuf {
     if let Some(path) = std::env::var_os("JWTV_COMPONENT") {
         return PathBuf::from(path);
     }
@@ -487,6 +495,9 @@ impl Server {
             command.args(["serve", "-S", "cli", "--max-instance-reuse-count", "64"]);
             if wasi_p3() {
                 command.args(["-S", "p3", "-W", "component-model-async"]);
+            }
+            if wide_arithmetic() {
+                command.args(["-W", "wide-arithmetic=y"]);
             }
             command.args(["--addr", &addr.to_string()]);
             for (k, v) in config.resolved_env(WASM_FILES_DIR) {
