@@ -175,6 +175,9 @@ pub fn bake(config: &TestConfig, dir: &TempDir) -> Result<PathBuf, String> {
     let out = dir.path().join("baked.wasm");
     let mut command = Command::new(workspace_root().join("scripts/bake"));
     command.arg(component()).arg(&out);
+    if wide_arithmetic() {
+        command.args(["-W", "wide-arithmetic=y"]);
+    }
     for (k, v) in config.resolved_env(WASM_FILES_DIR) {
         command.arg("--env").arg(format!("{k}={v}"));
     }
