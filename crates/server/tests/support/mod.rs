@@ -166,15 +166,9 @@ pub fn component() -> PathBuf {
         .join("wasm32-wasip2/wasm/jwtv_component.wasm")
 }
 
-/// Bakes the component under test for `config` (`scripts/bake`, its files written to `dir` and mounted
-/// as for `wasmtime serve`): the baked component's path, or the bake's stderr when it refuses.
-pub fn bake(config: &TestConfig, dir: &TempDir) -> Result<PathBuf, String> {
-    for (name, bytes) in &config.files {
-        dir.write(name, bytes);
-    }
-    let out = dir.path().join("baked.wasm");
-    let mut command = Command::new(workspace_root().join("scripts/bake"));
-    command.arg(component()).arg(&out);
+/// What `wasmtime serve` and `scripts/bake` are both given: the Wasm features the build needs, and
+/// the configuration's environment and files (in `dir`, mounted where the component reads them).
+fn configuration_args(command: &mut Command, config: &TestConfig, dir: &TempDir) {
     if wide_arithmetic() {
         command.args(["-W", "wide-arithmetic=y"]);
     }
@@ -186,6 +180,18 @@ pub fn bake(config: &TestConfig, dir: &TempDir) -> Result<PathBuf, String> {
             .arg("--dir")
             .arg(format!("{}::{WASM_FILES_DIR}", dir.path().display()));
     }
+}
+
+/// Bakes the component under test for `config` (`scripts/bake`, its files written to `dir` and mounted
+/// as for `wasmtime serve`): the baked component's path, or the bake's stderr when it refuses.
+pub fn bake(config: &TestConfig, dir: &TempDir) -> Result<PathBuf, String> {
+    for (name, bytes) in &config.files {
+        dir.write(name, bytes);
+    }
+    let out = dir.path().join("baked.wasm");
+    let mut command = Command::new(workspace_root().join("scripts/bake"));
+    command.arg(component()).arg(&out);
+    configuration_args(&mut command, config, dir);
     let mut child = command
         .env("JWTV_WASMTIME", wasmtime())
         .stdin(Stdio::null())
@@ -499,18 +505,8 @@ impl Server {
             if wasi_p3() {
                 command.args(["-S", "p3", "-W", "component-model-async"]);
             }
-            if wide_arithmetic() {
-                command.args(["-W", "wide-arithmetic=y"]);
-            }
             command.args(["--addr", &addr.to_string()]);
-            for (k, v) in config.resolved_env(WASM_FILES_DIR) {
-                command.arg("--env").arg(format!("{k}={v}"));
-            }
-            if !config.files.is_empty() {
-                command
-                    .arg("--dir")
-                    .arg(format!("{}::{WASM_FILES_DIR}", dir.path().display()));
-            }
+            configuration_args(&mut command, &config, &dir);
             command
                 .arg(component)
                 .env_clear()
