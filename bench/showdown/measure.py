@@ -113,9 +113,9 @@ def verify_cost(ctx) -> dict:
             env=ctx.env_with(JWT_SECRET=ctx.secret), what="node verify-cost.js")
     vnode = json.loads(p.stdout.strip().splitlines()[-1])
     ctx.skipped["verify.inside_wasmtime"] = (
-        "the criterion bench cannot be built for wasm32-wasip2 here: its dev-dependencies sign with ring, "
-        "which needs clang for wasm32 (not installed); rustcrypto on native is the same Rust code the component runs, "
-        "and the HTTP figures include the cost inside wasmtime")
+        "not run inside wasmtime: criterion's harness is not built for wasm32-wasip2 here; the floors section "
+        "measures each algorithm inside wasmtime over HTTP, and rustcrypto on native is the Rust code the "
+        "wide component build and the filter run")
     for backend, algs in out.items():
         progress("verify", f"{backend}: " + ", ".join(f"{a} {v['median_ns'] / 1000:.1f} µs" for a, v in sorted(algs.items())))
     vn = vnode
