@@ -71,6 +71,7 @@ impl Inner {
 }
 
 /// How a token becomes its map key; neither way keeps the token.
+#[derive(Clone)]
 enum Keying {
     Sha256,
     /// SipHash-2-4-128 under this secret (16 bytes of the key, the rest zero).
@@ -119,7 +120,11 @@ impl VerifiedCache {
         capacity: usize,
         generation: Arc<AtomicU64>,
     ) -> VerifiedCache {
-        let cache = VerifiedCache::new(capacity, generation);
+        // The same keying as before: a reload must not quietly fall back from a shell's keyed cache.
+        let cache = VerifiedCache {
+            keying: previous.keying.clone(),
+            ..VerifiedCache::new(capacity, generation)
+        };
         cache
             .hits
             .store(previous.hits.load(Ordering::Relaxed), Ordering::Relaxed);
