@@ -4,8 +4,8 @@
 //! An input is `NAME=value` lines, then a NUL, then what every named file holds.
 #![no_main]
 
+use jwtv_config as config;
 use jwtv_fuzz::split_once;
-use jwtv_service::config;
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 

@@ -5,8 +5,8 @@
 //! An input is the TOML text, then a NUL, then what every other file and every variable holds.
 #![no_main]
 
+use jwtv_config as config;
 use jwtv_fuzz::split_once;
-use jwtv_service::config;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

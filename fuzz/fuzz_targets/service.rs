@@ -5,8 +5,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use jwtv_config as config;
 use jwtv_fuzz::{NOW, SECRET};
-use jwtv_service::{Service, config};
+use jwtv_service::Service;
 use jwtv_signer::{SigningKey, b64};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;

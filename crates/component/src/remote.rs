@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response};
+use jwtv_config::{ConfiguredKeys, Loaded};
 use jwtv_keyset::{Event, Rules, Source, UnknownKid};
 use jwtv_service::Service;
-use jwtv_service::config::{ConfiguredKeys, Loaded};
 use jwtv_service::verifier::{Code, KeySet, KeyStore};
 
 use crate::outgoing;

@@ -3,8 +3,8 @@
 //! [`http::Request`].
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use jwtv_config as config;
 use jwtv_service::Service;
-use jwtv_service::config;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use jwtv_config::{self as config, ConfigError, FetchSettings, RemoteSource};
 use jwtv_service::cache::VerifiedCache;
-use jwtv_service::config::{self, ConfigError, FetchSettings, RemoteSource};
 use jwtv_service::verifier::{Code, KeySet, KeyStore};
 use jwtv_service::{Decision, Service};
 

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use http::Uri;
+use jwtv_config::{FetchSettings, RemoteSource};
 use jwtv_keyset::{Event, Fetch, FetchError, Rules, Snapshot, Source};
-use jwtv_service::config::{FetchSettings, RemoteSource};
 
 /// One fetched issuer.
 pub struct Remote {

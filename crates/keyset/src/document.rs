@@ -2,8 +2,8 @@
 //! a discovery document of exactly the configured issuer.
 
 use http::Uri;
-use jwtv_service::config::check_remote_url;
-use jwtv_service::verifier::{KeySet, Unusable, parse_jwks};
+use jwtv_config::check_remote_url;
+use jwtv_verifier::{KeySet, Unusable, parse_jwks};
 use serde_json::Value;
 
 use crate::FetchError;

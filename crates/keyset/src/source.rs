@@ -23,8 +23,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use http::Uri;
-use jwtv_service::config::{FetchSettings, RemoteLocation, check_remote_url};
-use jwtv_service::verifier::KeySet;
+use jwtv_config::{FetchSettings, RemoteLocation, check_remote_url};
+use jwtv_verifier::KeySet;
 
 use crate::FetchError;
 use crate::document::{jwks_uri_of, parse_key_set};

@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn help_documents_every_environment_variable() {
-        for name in jwtv_service::config::ENV_VARS.iter().chain(&[
+        for name in jwtv_config::ENV_VARS.iter().chain(&[
             "JWT_CONFIG",
             "JWT_LISTEN",
             "PORT",

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jwtv_service::config::{DecisionLog, LoggedDecisions};
+use jwtv_config::{DecisionLog, LoggedDecisions};
 
 /// Decisions eligible for a line so far, across reloads.
 #[derive(Default)]

@@ -6,7 +6,7 @@
 use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtv_service::config::{self, Loaded};
+use jwtv_config::{self as config, Loaded};
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::cli::MintArgs;

@@ -14,8 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request};
+use jwtv_config::Loaded;
 use jwtv_service::Service;
-use jwtv_service::config::Loaded;
 use jwtv_service::verifier::{Check, Key, Policy, Rejected, Trace};
 use serde_json::{Value, json};
 

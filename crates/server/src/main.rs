@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser as _;
-use jwtv_service::config::{ConfigError, Loaded};
+use jwtv_config::{ConfigError, Loaded};
 
 use crate::cli::{Cli, Command, ExplainArgs, GlobalArgs, MintArgs, ProbeArgs, ServeArgs};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtv_service::config::Loaded;
+use jwtv_config::Loaded;
 use jwtv_service::verifier::{Algorithm, Family, Policy};
 use jwtv_signer::SigningKey;
 use serde_json::{Map, Value};
@@ -267,7 +267,7 @@ mod tests {
             .collect();
         let env = |name: &str| vars.get(name).cloned();
         let read = |p: &Path| std::fs::read(p);
-        jwtv_service::config::load(&env, &read).expect("valid configuration")
+        jwtv_config::load(&env, &read).expect("valid configuration")
     }
 
     fn claims(token: &str) -> Map<String, Value> {

@@ -23,8 +23,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use jwtv_config::{self as config, ConfigError, DecisionLog, Loaded, ServerSettings};
 use jwtv_service::Service;
-use jwtv_service::config::{self, ConfigError, DecisionLog, Loaded, ServerSettings};
 
 use crate::keys::Keys;
 use jwtv_service::cache::VerifiedCache;

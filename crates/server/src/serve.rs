@@ -21,8 +21,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
-use jwtv_service::config::ServerSettings;
 use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
 

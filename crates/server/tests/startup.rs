@@ -234,7 +234,7 @@ fn help_documents_every_environment_variable() {
     assert!(exited.status.success(), "--help: {exited:?}");
     let help = exited.stdout + &exited.stderr;
     // The configuration's own list of variables, plus those the shell reads itself.
-    let missing: Vec<&str> = jwtv_service::config::ENV_VARS
+    let missing: Vec<&str> = jwtv_config::ENV_VARS
         .iter()
         .copied()
         .chain([

@@ -5,12 +5,11 @@
 //! move bytes, so every decision, status code and body is made here once.
 //!
 //! What it must not do: open sockets, read files, read the clock or the environment, or need an async
-//! runtime. Time comes in as an argument; configuration comes in through injected readers
-//! ([`config::load`]).
+//! runtime. Time comes in as an argument; configuration is built by `jwtv-config` and handed in
+//! ([`Service::new`]).
 
 mod bearer;
 pub mod cache;
-pub mod config;
 pub mod gateway;
 mod health;
 mod response;
@@ -267,13 +266,6 @@ fn plain(response: Response<Vec<u8>>) -> Handled {
 /// Methods that only read.
 fn is_read(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
-}
-
-impl config::Loaded {
-    /// The service for a loaded configuration, with its static key sets.
-    pub fn into_service(self) -> Service {
-        Service::new(self.verifier, Arc::new(self.keys), self.options)
-    }
 }
 
 #[cfg(test)]

@@ -21,10 +21,10 @@ use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use jwtv_config::{CaBundle, FetchSettings};
 pub use jwtv_keyset::FetchError;
 use jwtv_keyset::cache_control;
 use jwtv_keyset::error::check_head;
-use jwtv_service::config::{CaBundle, FetchSettings};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -81,7 +81,7 @@ impl Fetcher {
     }
 
     /// GETs `uri` within the timeout and the size cap. The URL was checked by the caller
-    /// (`jwtv_service::config::check_remote_url`).
+    /// (`jwtv_config::check_remote_url`).
     pub async fn get(&self, uri: &Uri) -> Result<Fetched, FetchError> {
         match tokio::time::timeout(self.timeout, self.get_unbounded(uri)).await {
             Ok(result) => result,

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use jwtv_config::{FetchSettings, RemoteSource};
 use jwtv_keyset::{Event, FetchError, Rules, Source, UnknownKid};
-use jwtv_service::config::{FetchSettings, RemoteSource};
 use jwtv_service::verifier::KeySet;
 use tokio::sync::{Notify, watch};
 

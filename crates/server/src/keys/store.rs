@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use jwtv_service::config::{ConfiguredKeys, FetchSettings, RemoteSource};
+use jwtv_config::{ConfiguredKeys, FetchSettings, RemoteSource};
 use jwtv_service::verifier::{KeySet, KeyStore, Policy};
 
 use super::fetch::Fetcher;

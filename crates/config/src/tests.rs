@@ -145,7 +145,7 @@ fn seed_compatible_secret_alone_is_a_working_configuration() {
     assert_eq!(loaded.server.request_timeout, Duration::from_secs(10));
     assert_eq!(loaded.server.first_byte_timeout, Duration::from_secs(5));
     assert_eq!(loaded.server.max_connections, None);
-    assert_eq!(loaded.options, crate::Options::default());
+    assert_eq!(loaded.options, jwtv_service::Options::default());
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let policy = &loaded.verifier.policies()[0];
     assert_eq!(policy.issuer, None);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use jwtv_verifier::{Algorithm, KeySet, Policy};
 
-use crate::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
+use jwtv_service::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
 
 use super::check_policy_name;
 use super::keys::{self, SecretError};

@@ -304,8 +304,8 @@ secret = "{SECRET}"
         assert_eq!(loaded.server.token_cache_size, 5);
         assert_eq!(
             loaded.server.decision_log,
-            crate::config::DecisionLog {
-                which: crate::config::LoggedDecisions::None,
+            crate::DecisionLog {
+                which: crate::LoggedDecisions::None,
                 sample_per_million: 250_000,
             }
         );

@@ -1,5 +1,8 @@
-//! Configuration: environment variables or a TOML file, turned into a [`Verifier`], its keys and the
-//! service [`Options`].
+//! jwt-validator's configuration: environment variables or a TOML file, turned into a [`Verifier`],
+//! its keys, the service [`Options`] and the shells' own settings.
+//!
+//! What it must not do: serve requests (that is `jwtv-service`), fetch key sets (the shells do, driven
+//! by `jwtv-keyset`), or read the environment or files itself.
 //!
 //! Pure: the environment and the file system come in as closures, so the WebAssembly component reads
 //! them through WASI, the native server through `std`, and the tests through maps. Nothing here has a
@@ -27,7 +30,7 @@ use std::sync::Arc;
 
 use jwtv_verifier::{Algorithm, KeySet, KeyStore, Limits, Policy, Verifier};
 
-use crate::Options;
+use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -948,4 +951,11 @@ pub(crate) fn settle_first_byte_timeout(
     }
     server.first_byte_timeout = timeout;
     Ok(())
+}
+
+impl Loaded {
+    /// The service for a loaded configuration, with its static key sets.
+    pub fn into_service(self) -> Service {
+        Service::new(self.verifier, Arc::new(self.keys), self.options)
+    }
 }

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
-use crate::gateway::{ClaimHeader, ClaimRequirement, Gateway, NamedPolicy, Requirements};
+use jwtv_service::gateway::{ClaimHeader, ClaimRequirement, Gateway, NamedPolicy, Requirements};
 use jwtv_verifier::{KeySet, Policy};
 use serde::Deserialize;
 
