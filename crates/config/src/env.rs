@@ -5,7 +5,8 @@ use std::path::Path;
 
 use jwtv_verifier::{Algorithm, KeySet, Policy};
 
-use jwtv_service::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
+use crate::AccessField;
+use jwtv_service::gateway::{Access, ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
 
 use super::check_policy_name;
 use super::keys::{self, SecretError};
@@ -374,6 +375,7 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         shared.options.gateway.claim_headers =
             ClaimHeader::parse_list(&spec).map_err(|m| ConfigError::env("JWT_CLAIM_HEADERS", m))?;
     }
+    shared.options.gateway.access = access(vars, None, "JWT")?;
     for name in vars.list("JWT_POLICIES") {
         shared
             .options
@@ -459,5 +461,25 @@ fn named_policy(vars: &Vars<'_>, name: &str) -> Result<NamedPolicy, ConfigError>
             scopes: vars.scopes(&var("SCOPES")),
             claims,
         },
+        access: access(vars, Some(name), &prefix)?,
+    })
+}
+
+/// `{prefix}_TOKEN_SOURCES`, `{prefix}_ANONYMOUS` and `{prefix}_RULE` (`JWT` for the default policy).
+fn access(vars: &Vars<'_>, policy: Option<&str>, prefix: &str) -> Result<Access, ConfigError> {
+    let var = |suffix: &str| format!("{prefix}_{suffix}");
+    crate::access(
+        policy,
+        vars.string(&var("TOKEN_SOURCES")).as_deref(),
+        vars.string(&var("ANONYMOUS")).as_deref(),
+        vars.raw(&var("RULE")).as_deref(),
+    )
+    .map_err(|(field, m)| {
+        let suffix = match field {
+            AccessField::TokenSources => "TOKEN_SOURCES",
+            AccessField::Anonymous => "ANONYMOUS",
+            AccessField::Rule => "RULE",
+        };
+        ConfigError::env(var(suffix), m)
     })
 }

@@ -227,7 +227,13 @@ impl State {
         // Every decision is in `/metrics` (above); a line only for those the configuration asks for.
         match &handled.decision {
             Some(d) if self.decision_logs.logs(active.decision_log, d.allowed) => tracing::info!(
-                decision = if d.allowed { "allow" } else { "deny" },
+                decision = if d.anonymous {
+                    "anonymous"
+                } else if d.allowed {
+                    "allow"
+                } else {
+                    "deny"
+                },
                 code = d.code.map_or("ok", |c| c.as_str()),
                 iss = %printable(d.iss.as_deref()),
                 kid = %printable(d.kid.as_deref()),

@@ -23,11 +23,13 @@ pub enum Code {
     MissingClaim,
     UnsupportedCrit,
     InsufficientScope,
+    /// A valid token that the policy's CEL rule refuses (or could not evaluate).
+    RuleFailed,
     TemporarilyUnavailable,
 }
 
 impl Code {
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::InvalidRequest,
         Code::MissingToken,
         Code::MalformedToken,
@@ -44,6 +46,7 @@ impl Code {
         Code::MissingClaim,
         Code::UnsupportedCrit,
         Code::InsufficientScope,
+        Code::RuleFailed,
         Code::TemporarilyUnavailable,
     ];
 
@@ -65,6 +68,7 @@ impl Code {
             Code::MissingClaim => "missing_claim",
             Code::UnsupportedCrit => "unsupported_crit",
             Code::InsufficientScope => "insufficient_scope",
+            Code::RuleFailed => "rule_failed",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
