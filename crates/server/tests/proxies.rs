@@ -227,7 +227,7 @@ fn validator_with(extra: &[(&str, &str)]) -> Server {
         .env("JWT_SECRET", String::from_utf8(SECRET.to_vec()).unwrap())
         .env("JWT_AUDIENCE", "api");
     for (k, v) in extra {
-        config = config.env(*k, *v);
+        config = config.env(k, *v);
     }
     Server::start(config)
 }
