@@ -26,10 +26,13 @@ pub enum Code {
     /// A valid token that the policy's CEL rule refuses (or could not evaluate).
     RuleFailed,
     TemporarilyUnavailable,
+    /// Never a verdict of the verifier: the answer of a shell whose configuration cannot be served
+    /// (every request, fail closed), and of a route naming a policy the configuration lacks.
+    ServerMisconfigured,
 }
 
 impl Code {
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::InvalidRequest,
         Code::MissingToken,
         Code::MalformedToken,
@@ -48,6 +51,7 @@ impl Code {
         Code::InsufficientScope,
         Code::RuleFailed,
         Code::TemporarilyUnavailable,
+        Code::ServerMisconfigured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Code {
             Code::InsufficientScope => "insufficient_scope",
             Code::RuleFailed => "rule_failed",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
+            Code::ServerMisconfigured => "server_misconfigured",
         }
     }
 }
