@@ -127,23 +127,14 @@ impl Rule {
     }
 }
 
-/// Refuses bracket nesting over [`MAX_BRACKETS`], outside string literals, before the parser sees it.
+/// Refuses bracket nesting over [`MAX_BRACKETS`] before the parser sees it. Brackets inside string
+/// literals count too: telling literals apart here would need CEL's whole lexer (raw, triple-quoted and
+/// bytes literals), and a scanner that got one wrong would let deep nesting through to the parser. A
+/// rule only loses brackets it would nest eight deep in its strings.
 fn brackets(source: &str) -> Result<(), RuleError> {
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
     for (column, c) in source.chars().enumerate() {
-        if let Some(q) = quote {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                _ if c == q => quote = None,
-                _ => {}
-            }
-            continue;
-        }
         match c {
-            '\'' | '"' => quote = Some(c),
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_BRACKETS {
