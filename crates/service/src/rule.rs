@@ -75,10 +75,35 @@ pub enum RuleError {
 #[derive(Clone)]
 pub struct Rule {
     source: String,
+    /// What the rule reads of `claims` and of `request`: only those are converted for it.
     #[cfg_attr(not(feature = "rules"), allow(dead_code))]
-    uses_request: bool,
+    claims: Reads,
+    #[cfg_attr(not(feature = "rules"), allow(dead_code))]
+    request: Reads,
     #[cfg(feature = "rules")]
     program: std::sync::Arc<cel::Program>,
+}
+
+/// The fields of a variable a rule reads: converting a token's claims into CEL values is most of what a
+/// rule costs (measured: three quarters of a typical rule's evaluation), so a rule that only selects
+/// fields (`claims.groups`, `has(claims.email)`) gets only those.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(not(feature = "rules"), allow(dead_code))]
+struct Reads {
+    /// The variable is used as a whole (iterated, indexed, passed to a function): every field.
+    whole: bool,
+    fields: Vec<String>,
+}
+
+#[cfg_attr(not(feature = "rules"), allow(dead_code))]
+impl Reads {
+    fn any(&self) -> bool {
+        self.whole || !self.fields.is_empty()
+    }
+
+    fn wants(&self, field: &str) -> bool {
+        self.whole || self.fields.iter().any(|f| f == field)
+    }
 }
 
 impl fmt::Debug for Rule {
@@ -198,7 +223,8 @@ fn compiled(source: &str) -> Result<Rule, RuleError> {
         nodes: usize,
         scope: Vec<&'a str>,
         loops: usize,
-        uses_request: bool,
+        claims: Reads,
+        request: Reads,
     }
     fn walk<'a>(e: &'a cel::IdedExpr, w: &mut Walk<'a>, depth: usize) -> Result<(), (u64, String)> {
         w.nodes += 1;
@@ -208,11 +234,29 @@ fn compiled(source: &str) -> Result<Rule, RuleError> {
         if depth > MAX_DEPTH as usize * 4 {
             return Err((e.id, "the rule nests too deeply".to_owned()));
         }
+        // `claims.x` and `request.x` (and `has(…)` of them): a field read, not the whole variable.
+        if let Expr::Select(select) = &e.expr {
+            if let Expr::Ident(root) = &select.operand.expr {
+                let reads = match root.as_str() {
+                    _ if w.scope.contains(&root.as_str()) => None,
+                    "claims" => Some(&mut w.claims),
+                    "request" => Some(&mut w.request),
+                    _ => None,
+                };
+                if let Some(reads) = reads {
+                    if !reads.fields.contains(&select.field) {
+                        reads.fields.push(select.field.clone());
+                    }
+                    w.nodes += 1;
+                    return Ok(());
+                }
+            }
+        }
         match &e.expr {
             Expr::Ident(name) => match name.as_str() {
-                "claims" => {}
-                "request" => w.uses_request = true,
                 n if w.scope.contains(&n) => {}
+                "claims" => w.claims.whole = true,
+                "request" => w.request.whole = true,
                 n if FUNCTIONS.contains(&n) => {}
                 n => {
                     return Err((
@@ -284,17 +328,19 @@ fn compiled(source: &str) -> Result<Rule, RuleError> {
         nodes: 0,
         scope: Vec::new(),
         loops: 0,
-        uses_request: false,
+        claims: Reads::default(),
+        request: Reads::default(),
     };
     walk(&expression, &mut w, 0).map_err(|(id, message)| invalid(column_of(id), message))?;
-    let uses_request = w.uses_request;
+    let (claims, request) = (w.claims, w.request);
     let program = cel::Env::stdlib()
         .with_optional_support(false)
         .compile(source)
         .map_err(|e| invalid(1, e.to_string()))?;
     Ok(Rule {
         source: source.to_owned(),
-        uses_request,
+        claims,
+        request,
         program: std::sync::Arc::new(program),
     })
 }
@@ -308,17 +354,20 @@ fn evaluate(rule: &Rule, claims: &Claims, request: &Original<'_>) -> Verdict {
     static ENV: OnceLock<Arc<cel::Env>> = OnceLock::new();
     let env = ENV.get_or_init(|| Arc::new(cel::Env::stdlib().with_optional_support(false)));
     let mut context = cel::Context::with_env(env.clone());
-    let claims = Cel::Map(cel::objects::Map {
-        map: Arc::new(
-            claims
-                .iter()
-                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), json(v)))
-                .collect(),
-        ),
-    });
-    context.add_variable_from_value("claims", claims);
-    if rule.uses_request {
-        context.add_variable_from_value("request", request_value(request));
+    if rule.claims.any() {
+        let claims = Cel::Map(cel::objects::Map {
+            map: Arc::new(
+                claims
+                    .iter()
+                    .filter(|(k, _)| rule.claims.wants(k))
+                    .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), json(v)))
+                    .collect(),
+            ),
+        });
+        context.add_variable_from_value("claims", claims);
+    }
+    if rule.request.any() {
+        context.add_variable_from_value("request", request_value(request, &rule.request));
     }
     match rule.program.execute(&context) {
         Ok(Cel::Bool(true)) => Verdict::Pass,
@@ -358,25 +407,30 @@ fn json(value: &serde_json::Value) -> cel::Value {
 }
 
 #[cfg(feature = "rules")]
-fn request_value(request: &Original<'_>) -> cel::Value {
+fn request_value(request: &Original<'_>, reads: &Reads) -> cel::Value {
     use cel::Value as Cel;
     use cel::objects::Key;
     use std::collections::HashMap;
     use std::sync::Arc;
     let string = |s: &str| Cel::String(Arc::new(s.to_owned()));
     let mut fields = HashMap::with_capacity(4);
-    fields.insert(
-        Key::String(Arc::new("method".into())),
-        string(request.method),
-    );
-    fields.insert(Key::String(Arc::new("path".into())), string(request.path));
-    fields.insert(Key::String(Arc::new("host".into())), string(request.host));
-    fields.insert(
-        Key::String(Arc::new("headers".into())),
-        Cel::Map(cel::objects::Map {
-            map: Arc::new(headers(request.headers)),
-        }),
-    );
+    for (name, value) in [
+        ("method", request.method),
+        ("path", request.path),
+        ("host", request.host),
+    ] {
+        if reads.wants(name) {
+            fields.insert(Key::String(Arc::new(name.into())), string(value));
+        }
+    }
+    if reads.wants("headers") {
+        fields.insert(
+            Key::String(Arc::new("headers".into())),
+            Cel::Map(cel::objects::Map {
+                map: Arc::new(headers(request.headers)),
+            }),
+        );
+    }
     Cel::Map(cel::objects::Map {
         map: Arc::new(fields),
     })

@@ -499,3 +499,23 @@ fn rules_see_only_claims_request_and_their_own_variables() {
     Rule::compile("claims.groups.all(g, claims.roles.exists(r, r == g))").unwrap();
     Rule::compile("has(claims.email) && claims.email.endsWith('@example.com')").unwrap();
 }
+
+// A rule gets only the fields it selects (rule.rs `Reads`); one that uses a variable whole gets all of
+// it, and a field it does not select is never there to be misread.
+#[test]
+fn rules_that_use_a_variable_whole_see_all_of_it() {
+    for rule in [
+        "size(claims) == 7",
+        "claims.exists(k, k == 'realm_access')",
+        "claims['realm_access'].roles[0] == 'ops'",
+        "'email' in claims && !('missing' in claims)",
+        "size(request) == 4 && request.method == 'GET'",
+    ] {
+        let s = service(ruled(rule), vec![]);
+        let h = auth(&s, "/auth", &[("authorization", &bearer(&alice()))]);
+        assert_eq!(h.response.status(), StatusCode::OK, "{rule}");
+    }
+    let s = service(ruled("has(claims.email) && !has(claims.phone)"), vec![]);
+    let h = auth(&s, "/auth", &[("authorization", &bearer(&alice()))]);
+    assert_eq!(h.response.status(), StatusCode::OK);
+}
