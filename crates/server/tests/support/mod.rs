@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod failover;
 pub mod gateway;
 pub mod jwt;
 pub mod keyserver;
