@@ -92,6 +92,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_MAX_CONNECTIONS",
     "JWT_LOG_DECISIONS",
     "JWT_LOG_SAMPLE",
+    "JWT_LOG_REFUSALS_PER_SEC",
 ];
 
 /// Verified tokens the native server remembers by default (each entry holds the token's claims).
@@ -126,7 +127,15 @@ pub struct DecisionLog {
     pub which: LoggedDecisions,
     /// Of the decisions `which` selects, the share logged, in millionths (1,000,000: all of them).
     pub sample_per_million: u32,
+    /// Of those, refusal lines written per reason code and second (as many in a burst), the rest
+    /// counted in one summary line a second: bad tokens cost anyone nothing to send. 0: no bound.
+    pub refusals_per_sec: u32,
 }
+
+/// Refusal lines a second per reason code by default: enough to see what is refused and by whom
+/// (each line names `iss` and `kid`), few enough that a flood writes kilobytes, not megabytes.
+pub const DEFAULT_LOG_REFUSALS_PER_SEC: u32 = 10;
+pub const MAX_LOG_REFUSALS_PER_SEC: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoggedDecisions {
@@ -142,8 +151,19 @@ impl Default for DecisionLog {
         DecisionLog {
             which: LoggedDecisions::Refusals,
             sample_per_million: 1_000_000,
+            refusals_per_sec: DEFAULT_LOG_REFUSALS_PER_SEC,
         }
     }
+}
+
+/// Refusal lines a second per code, 0 (no bound) to [`MAX_LOG_REFUSALS_PER_SEC`].
+pub(crate) fn check_log_refusals_per_sec(n: usize) -> Result<u32, String> {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n <= MAX_LOG_REFUSALS_PER_SEC)
+        .ok_or_else(|| {
+            format!("{n} is out of range: use 0 (no bound) to {MAX_LOG_REFUSALS_PER_SEC}")
+        })
 }
 
 /// `all`, `refusals` or `none`.
@@ -398,7 +418,7 @@ pub(crate) fn assemble(
     });
     let logged = shared.server.decision_log;
     summary.push(format!(
-        "decision logs: {}{}",
+        "decision logs: {}{}{}",
         match logged.which {
             LoggedDecisions::All => "every decision",
             LoggedDecisions::Refusals => "refusals only",
@@ -407,6 +427,11 @@ pub(crate) fn assemble(
         match logged.sample_per_million {
             1_000_000 => String::new(),
             n => format!(", {}% of them", f64::from(n) / 10_000.0),
+        },
+        match (logged.which, logged.refusals_per_sec) {
+            (LoggedDecisions::None, _) => String::new(),
+            (_, 0) => ", refusal lines unbounded".to_owned(),
+            (_, n) => format!(", at most {n} refusal lines a second per code (the rest summed up)"),
         }
     ));
     if !remote.is_empty() {

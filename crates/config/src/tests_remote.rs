@@ -273,6 +273,7 @@ refetch_wait_ms = 0
 token_cache_size = 5
 log_decisions = "none"
 log_sample = 0.25
+log_refusals_per_sec = 3
 
 [[issuers]]
 issuer = "https://idp.example.com"
@@ -307,6 +308,7 @@ secret = "{SECRET}"
             crate::DecisionLog {
                 which: crate::LoggedDecisions::None,
                 sample_per_million: 250_000,
+                refusals_per_sec: 3,
             }
         );
         assert_eq!(loaded.server.fetch.timeout, Duration::from_secs(3));
