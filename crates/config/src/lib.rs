@@ -235,7 +235,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
     /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (the native server fetches them; the component refuses).
+    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
