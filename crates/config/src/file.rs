@@ -652,7 +652,7 @@ impl Sources<'_> {
         let defaults = Policy::default();
         let types = match &s.types {
             Some(types) if types.is_empty() => {
-                return Err(self.err("types", "is empty; omit it to accept typ \"JWT\""));
+                return Err(self.err("types", "is empty; omit it to accept JWT, at+jwt or no typ"));
             }
             Some(types) => types.clone(),
             None => defaults.types.clone(),

@@ -434,7 +434,7 @@ pub(crate) struct Shared {
 pub(crate) fn assemble(
     issuers: Vec<IssuerConfig>,
     shared: Shared,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
     source: &str,
     verifier_error: impl Fn(String) -> ConfigError,
 ) -> Result<Loaded, ConfigError> {
@@ -453,6 +453,17 @@ pub(crate) fn assemble(
                 location,
                 configured_at,
             } => {
+                // An identity provider signs tokens for every application it serves with the same
+                // keys; only the audience says which were made for this one.
+                if issuer.policy.audiences.is_empty() {
+                    warnings.push(format!(
+                        "{}: keys fetched from {} but no audience configured: a token this issuer \
+                         made for any other application is accepted; set JWT_AUDIENCE (or \
+                         `audiences` in the file)",
+                        keys::issuer_name(&issuer.policy),
+                        location.url(),
+                    ));
+                }
                 summary.push(keys::describe_remote_issuer(&issuer.policy, &location));
                 sets.push(None);
                 remote.push(RemoteSource {

@@ -46,6 +46,32 @@ fn jwks_uri_from_the_environment_makes_a_remote_issuer_without_keys_yet() {
     assert_eq!(r.rejection.code, Code::TemporarilyUnavailable);
 }
 
+// An identity provider signs every application's tokens with the same keys: with no audience, one made
+// for another application passes. Allowed (some deployments check `aud` upstream), never silently.
+#[test]
+fn remote_issuer_without_audience_is_warned_about() {
+    let loaded = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .ok();
+    assert_eq!(
+        loaded.warnings,
+        ["issuer \"https://idp.example.com\": keys fetched from \
+             https://idp.example.com/.well-known/openid-configuration but no audience configured: a \
+             token this issuer made for any other application is accepted; set JWT_AUDIENCE (or \
+             `audiences` in the file)"]
+    );
+    let loaded = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .env("JWT_AUDIENCE", "api")
+        .ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // Configured keys are the operator's own: no warning.
+    let loaded = env().env("JWT_SECRET", SECRET).ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
 #[test]
 fn oidc_discovery_needs_the_issuer_and_derives_the_well_known_url() {
     let loaded = env()

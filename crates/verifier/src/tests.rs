@@ -349,16 +349,50 @@ fn crit_is_refused() {
     }
 }
 
+// RFC 9068 §2.1 / §4: access tokens are typed `at+jwt`, and identity providers issue them so; the
+// default takes them, the generic type, and tokens without `typ`.
 #[test]
-fn typ_must_be_accepted() {
+fn default_types_accept_access_tokens_generic_and_untyped() {
     let f = Fixture::hs();
-    f.verify(&token(json!({"alg": "HS256", "typ": "JWT"}), claims()))
-        .unwrap();
+    for typ in [
+        "JWT",
+        "jwt",
+        "at+jwt",
+        "AT+JWT",
+        "application/at+jwt",
+        "Application/AT+JWT",
+    ] {
+        f.verify(&token(json!({"alg": "HS256", "typ": typ}), claims()))
+            .unwrap_or_else(|e| panic!("typ {typ}: {e:?}"));
+    }
     f.verify(&token(json!({"alg": "HS256"}), claims())).unwrap();
-    assert_eq!(
-        f.code(&token(json!({"alg": "HS256", "typ": "at+jwt"}), claims())),
-        Code::InvalidType
-    );
+}
+
+// RFC 8725 §3.11: explicit typing keeps one kind of token from being used as another. The issuer's
+// other signed tokens (back-channel logout, security events, DPoP proofs) are refused by default.
+#[test]
+fn default_types_refuse_other_token_kinds() {
+    let f = Fixture::hs();
+    for typ in [
+        "logout+jwt",
+        "secevent+jwt",
+        "dpop+jwt",
+        "JWS",
+        "application/jwt+x",
+        "",
+    ] {
+        assert_eq!(
+            f.code(&token(json!({"alg": "HS256", "typ": typ}), claims())),
+            Code::InvalidType,
+            "typ {typ:?}"
+        );
+    }
+}
+
+// RFC 9068 §4: a resource server MUST verify `typ` is `at+jwt` or `application/at+jwt`; narrowed to
+// that, the generic type and a missing `typ` are refused.
+#[test]
+fn strict_access_token_type_refuses_generic_and_untyped() {
     let at = Fixture::new(
         Policy {
             types: vec!["at+jwt".into()],
@@ -366,13 +400,34 @@ fn typ_must_be_accepted() {
         },
         KeySet::new(vec![secret_key(None)]),
     );
-    at.verify(&token(
-        json!({"alg": "HS256", "typ": "application/at+jwt"}),
-        claims(),
-    ))
-    .unwrap();
+    for typ in ["at+jwt", "application/at+jwt"] {
+        at.verify(&token(json!({"alg": "HS256", "typ": typ}), claims()))
+            .unwrap();
+    }
     assert_eq!(
         at.code(&token(json!({"alg": "HS256", "typ": "JWT"}), claims())),
+        Code::InvalidType
+    );
+    assert_eq!(
+        at.code(&token(json!({"alg": "HS256"}), claims())),
+        Code::InvalidType
+    );
+}
+
+// A list with the generic type keeps accepting tokens without `typ`, as RFC 7519 §5.1 makes it optional.
+#[test]
+fn generic_type_only_accepts_untyped_and_refuses_access_tokens() {
+    let jwt = Fixture::new(
+        Policy {
+            types: vec!["JWT".into()],
+            ..Policy::default()
+        },
+        KeySet::new(vec![secret_key(None)]),
+    );
+    jwt.verify(&token(json!({"alg": "HS256"}), claims()))
+        .unwrap();
+    assert_eq!(
+        jwt.code(&token(json!({"alg": "HS256", "typ": "at+jwt"}), claims())),
         Code::InvalidType
     );
 }

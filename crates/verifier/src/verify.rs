@@ -264,6 +264,10 @@ fn check_type(typ: Option<&str>, policy: &Policy) -> Result<(), Rejection> {
                 format!("typ {shown:?} is not accepted"),
             ))
         }
+        None if !policy.accepts_untyped() => Err(Rejection::new(
+            Code::InvalidType,
+            "typ is missing; this issuer requires an explicit type",
+        )),
         _ => Ok(()),
     }
 }
