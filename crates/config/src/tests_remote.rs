@@ -415,3 +415,76 @@ secret = "{SECRET}"
         assert_eq!(loaded.server.token_cache_size, 10_000);
     }
 }
+
+// Multi-tenant Entra ID: an issuer template with an explicit tenant list, keys from the common set.
+mod tenants {
+    use super::*;
+
+    const TEMPLATE: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+    const COMMON_KEYS: &str = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
+
+    #[test]
+    fn an_issuer_template_with_tenants_loads_from_the_environment() {
+        let loaded = env()
+            .env("JWT_ISSUER", TEMPLATE)
+            .env("JWT_ALLOWED_TENANTS", "t1, t2")
+            .env("JWT_JWKS_URI", COMMON_KEYS)
+            .env("JWT_AUDIENCE", "api://app")
+            .ok();
+        let p = &loaded.verifier.policies()[0];
+        assert_eq!(p.issuer.as_deref(), Some(TEMPLATE));
+        assert_eq!(p.allowed_tenants, ["t1", "t2"]);
+    }
+
+    #[test]
+    fn an_issuer_template_without_tenants_is_refused_naming_the_setting() {
+        let e = env()
+            .env("JWT_ISSUER", TEMPLATE)
+            .env("JWT_JWKS_URI", COMMON_KEYS)
+            .err();
+        assert!(
+            e.starts_with("JWT_ALLOWED_TENANTS: is not set but JWT_ISSUER ") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = env()
+            .env("JWT_ISSUER", "https://login.microsoftonline.com/t1/v2.0")
+            .env("JWT_ALLOWED_TENANTS", "t1")
+            .env("JWT_JWKS_URI", COMMON_KEYS)
+            .err();
+        assert!(
+            e.starts_with("JWT_ALLOWED_TENANTS: needs JWT_ISSUER to be a template"),
+            "{e}"
+        );
+        // The template names no discovery document: the common key set is configured explicitly.
+        let e = env()
+            .env("JWT_ISSUER", TEMPLATE)
+            .env("JWT_ALLOWED_TENANTS", "t1")
+            .env("JWT_OIDC_DISCOVERY", "true")
+            .err();
+        assert!(
+            e.starts_with("JWT_OIDC_DISCOVERY: an issuer template has no discovery document"),
+            "{e}"
+        );
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn an_issuer_template_in_the_file_needs_its_tenants() {
+        let loaded = env()
+            .config(&format!(
+                "[[issuers]]\nissuer = \"{TEMPLATE}\"\nallowed_tenants = [\"t1\"]\n\
+                 jwks_uri = \"{COMMON_KEYS}\"\naudiences = [\"api://app\"]\n"
+            ))
+            .ok();
+        assert_eq!(loaded.verifier.policies()[0].allowed_tenants, ["t1"]);
+        let e = env()
+            .config(&format!(
+                "[[issuers]]\nissuer = \"{TEMPLATE}\"\njwks_uri = \"{COMMON_KEYS}\"\n"
+            ))
+            .err();
+        assert!(
+            e.contains("issuers[0].allowed_tenants: is not set but issuer "),
+            "{e}"
+        );
+    }
+}

@@ -30,7 +30,10 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
                          At least one key source is required. Key sources combine (e.g. a secret and a
                          JWK set), but JWT_SECRET/JWT_SECRET_FILE and JWT_JWKS/JWT_JWKS_FILE exclude
                          each other.
-  JWT_ISSUER             required "iss" value (exact match)
+  JWT_ISSUER             required "iss" value (exact match), or a multi-tenant template with
+                         {tenantid}: https://login.microsoftonline.com/{tenantid}/v2.0
+  JWT_ALLOWED_TENANTS    with a template: the tenant ids accepted, comma-separated (required); iss
+                         must be the template filled with the token's own "tid"
   JWT_AUDIENCE           accepted audiences, comma-separated; a token must carry one of them
   JWT_ALGORITHMS         allow-list, comma-separated, case-sensitive (HS256 HS384 HS512 RS256 RS384
                          RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA; "none" never). Default:
@@ -149,6 +152,7 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   max_age = 86400
   required_claims = ["sub"]
   subject = "service-a"                # exact "sub", optional
+  # allowed_tenants = ["…"]           # with issuer = "https://login.microsoftonline.com/{tenantid}/v2.0"
   types = ["at+jwt"]                   # RFC 9068 strictly (default: JWT, at+jwt or no typ)
   required_scopes = ["read"]           # all required, from "scope" or "scp"
   jwks_file = "keys/login.json"        # or jwks = '{"keys":[...]}'

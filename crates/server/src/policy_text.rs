@@ -26,6 +26,11 @@ pub fn describe(loaded: &Loaded) -> Vec<String> {
 fn sentences(policy: &Policy, remote: Option<&RemoteLocation>) -> Vec<String> {
     let mut out = Vec::new();
     out.push(match &policy.issuer {
+        Some(iss) if !policy.allowed_tenants.is_empty() => format!(
+            "iss must be {iss:?} with {{tenantid}} replaced by the token's own tid, and tid one of \
+             {} (no other tenant).",
+            policy.allowed_tenants.join(", ")
+        ),
         Some(iss) => format!("iss must be exactly {iss:?}."),
         None => "iss may be anything no other issuer claims, or absent.".to_owned(),
     });

@@ -12,8 +12,12 @@ pub const DEFAULT_TYPES: [&str; 2] = ["JWT", "at+jwt"];
 /// The claim policy of one issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// Exact `iss` value. `None` makes this the issuer for tokens no other configured issuer claims.
+    /// Exact `iss` value, or an issuer template holding `{tenantid}` (see [`crate::issuer`]). `None`
+    /// makes this the issuer for tokens no other configured issuer claims.
     pub issuer: Option<String>,
+    /// With an issuer template: the tenant ids accepted (the token's `tid`, which its `iss` must name).
+    /// Required with a template, refused without one.
+    pub allowed_tenants: Vec<String>,
     /// Accepted audiences (any-of). When non-empty, `aud` is required.
     pub audiences: Vec<String>,
     /// The algorithm allow-list. Empty means: whatever this issuer's keys are bound to.
@@ -42,6 +46,7 @@ impl Default for Policy {
     fn default() -> Policy {
         Policy {
             issuer: None,
+            allowed_tenants: Vec::new(),
             audiences: Vec::new(),
             algorithms: Vec::new(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
