@@ -61,6 +61,19 @@ pub fn check_template(policy: &Policy) -> Result<(), TemplateError> {
     }
 }
 
+/// Whether `iss` is this policy's issuer, or of its template's shape (the tenant not checked): for
+/// tools that pick the issuer a token is meant for, such as `mint`.
+pub fn names(policy: &Policy, iss: &str) -> bool {
+    match policy.issuer.as_deref() {
+        Some(configured) if policy.allowed_tenants.is_empty() => configured == iss,
+        Some(configured) => configured
+            .split_once(TENANT_PLACEHOLDER)
+            .and_then(|(prefix, suffix)| iss.strip_prefix(prefix)?.strip_suffix(suffix))
+            .is_some_and(|t| !t.is_empty() && !t.contains('/')),
+        None => false,
+    }
+}
+
 /// How `iss` relates to one policy.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Match {
