@@ -145,11 +145,17 @@ impl Drop for Idp {
 /// What a user sets for this provider: discovery from the issuer, the audience, and nothing about
 /// `typ` (the default must take real access tokens). Short bounds so the tests run in seconds.
 fn idp_config(idp: &Idp) -> TestConfig {
+    idp_config_for(idp, AUDIENCE)
+}
+
+/// [`idp_config`] for another audience. (A variable is set once: `wasmtime serve --env` keeps the
+/// first of two values, the native environment the last.)
+fn idp_config_for(idp: &Idp, audience: &str) -> TestConfig {
     TestConfig::new()
         .env("JWT_ISSUER", idp.issuer())
         .env("JWT_OIDC_DISCOVERY", "true")
         .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
-        .env("JWT_AUDIENCE", AUDIENCE)
+        .env("JWT_AUDIENCE", audience)
         .env("JWT_FETCH_TIMEOUT", "1")
         .env("JWT_JWKS_REFETCH_COOLDOWN", "1")
 }
@@ -230,7 +236,7 @@ fn idp_access_tokens_pass_the_strict_access_token_type() {
 #[test]
 fn idp_access_tokens_for_another_audience_are_refused() {
     let idp = Idp::start();
-    let server = start(idp_config(&idp).env("JWT_AUDIENCE", "https://billing.test"));
+    let server = start(idp_config_for(&idp, "https://billing.test"));
     assert_eq!(
         validate(&server, &idp.token("ES256")),
         (401, Some("invalid_audience".into()))

@@ -960,6 +960,22 @@ fn issuer_template_refuses_a_tenant_not_listed() {
         f.code(&hs256(entra_claims(other, Some(other)))),
         Code::InvalidIssuer
     );
+    // Nor does it fall to a default issuer configured beside the template.
+    let with_default = Fixture::issuers(vec![
+        (
+            Policy {
+                issuer: Some(ENTRA.into()),
+                allowed_tenants: vec![TENANT_A.into()],
+                ..Policy::default()
+            },
+            KeySet::new(vec![secret_key(None)]),
+        ),
+        (Policy::default(), KeySet::new(vec![secret_key(None)])),
+    ]);
+    assert_eq!(
+        with_default.code(&hs256(entra_claims(other, Some(other)))),
+        Code::InvalidIssuer
+    );
 }
 
 // `iss` must be the template filled with the token's own `tid`: a listed tenant in `iss` with another
