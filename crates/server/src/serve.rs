@@ -18,9 +18,9 @@ use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
 use jwtv_service::verifier::Code;
@@ -39,6 +39,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 fn max_header_bytes(max_token_bytes: usize) -> usize {
     (max_token_bytes + 8 * 1024).max(16 * 1024)
 }
+
+/// Streams one HTTP/2 connection may have open at once: a gateway multiplexes its checks over a few
+/// connections, and the connection limit times this bounds the requests in progress.
+const H2_MAX_STREAMS: u32 = 128;
+
+/// Streams a client may open and reset before the server picked them up (the rapid-reset attack,
+/// CVE-2023-44487): past it, the connection is closed with GOAWAY `ENHANCE_YOUR_CALM`.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams the server may have to reset for a client's protocol errors before closing the
+/// connection (the same attack, provoked through errors rather than resets).
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
 
 /// An answer's body: the bytes the service wrote, handed to hyper as they are (a `Bytes` made from
 /// a `Vec` with room to spare allocates a shared header besides).
@@ -107,15 +119,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         connections: connections.clone(),
         decision_logs: Sampler::default(),
     });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        // From the end of the previous answer to the end of the headers; the first-byte timeout
-        // (`Connections`) is the shorter bound on the wait before a request starts.
-        .header_read_timeout(setup.settings.request_timeout)
-        .max_buf_size(max_header_bytes(setup.max_token_bytes))
-        .keep_alive(true);
-
+    let builder = Arc::new(protocols(&setup.settings, setup.max_token_bytes));
     loop {
         // Every connection is accepted, so that at the limit it can take the slot of an idle one
         // instead of queueing behind it in the kernel's backlog.
@@ -156,8 +160,9 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = builder.serve_connection(io, service);
+        let builder = builder.clone();
         tokio::spawn(async move {
+            let connection = builder.serve_connection(io, service);
             let served = slot.serve(connection, |c| c.graceful_shutdown()).await;
             if let Err(error) = served {
                 tracing::debug!(%error, "connection closed with an error");
@@ -174,6 +179,36 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 on one port, told apart by the HTTP/2 preface (prior knowledge: h2c for gRPC
+/// clients such as Envoy's, and ALPN `h2` under TLS).
+fn protocols(settings: &ServerSettings, max_token_bytes: usize) -> auto::Builder<TokioExecutor> {
+    let header_bytes = max_header_bytes(max_token_bytes);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // From the end of the previous answer to the end of the headers; the first-byte timeout
+        // (`Connections`) is the shorter bound on the wait before a request starts.
+        .header_read_timeout(settings.request_timeout)
+        .max_buf_size(header_bytes)
+        .keep_alive(true);
+    // An HTTP/2 HEADERS block (with its CONTINUATION frames) is bounded by the same budget as HTTP/1
+    // headers; the `h2` crate refuses a block past it as it arrives, which also ends a CONTINUATION
+    // flood. A stream's own time is the request timeout (`State::respond`); a connection without
+    // a stream in progress is closed after the first-byte timeout (`Connections`); the pings find a
+    // peer that vanished while its requests were in progress.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+        .keep_alive_interval(settings.request_timeout)
+        .keep_alive_timeout(settings.request_timeout);
+    builder
 }
 
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {

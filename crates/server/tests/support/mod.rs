@@ -18,6 +18,7 @@
 
 pub mod contract;
 pub mod gateway;
+pub mod h2;
 pub mod jwt;
 pub mod keyserver;
 pub mod upstream;
