@@ -16,6 +16,7 @@ mod decision_log;
 mod demo;
 mod explain;
 mod fdlimit;
+mod grpc;
 mod keys;
 mod logging;
 mod metrics;

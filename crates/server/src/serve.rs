@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::connections::Connections;
 use crate::decision_log::Sampler;
+use crate::grpc;
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, Active, Current};
 
@@ -53,16 +55,20 @@ const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
 
 /// An answer's body: the bytes the service wrote, handed to hyper as they are (a `Bytes` made from
-/// a `Vec` with room to spare allocates a shared header besides).
-type Body = Full<Cursor<Vec<u8>>>;
+/// a `Vec` with room to spare allocates a shared header besides); or a gRPC answer, whose status
+/// comes in trailers.
+type Body = Either<Full<Cursor<Vec<u8>>>, UnsyncBoxBody<Cursor<Vec<u8>>, tonic::Status>>;
 
-struct State {
+pub(crate) struct State {
     /// Read once per request: a request finishes on the configuration it began on.
     current: Arc<Current>,
     metrics: Metrics,
     request_timeout: Duration,
     connections: Arc<Connections>,
     decision_logs: Sampler,
+    /// The largest gRPC message read or written: a `CheckRequest` carries the request's headers (the
+    /// header budget) and, when the gateway sends it, some of its body.
+    grpc_message_bytes: usize,
 }
 
 /// What `run` needs besides the service.
@@ -118,6 +124,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         request_timeout: setup.settings.request_timeout,
         connections: connections.clone(),
         decision_logs: Sampler::default(),
+        grpc_message_bytes: 2 * max_header_bytes(setup.max_token_bytes) + 64 * 1024,
     });
     let builder = Arc::new(protocols(&setup.settings, setup.max_token_bytes));
     loop {
@@ -233,10 +240,10 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 impl State {
-    async fn respond(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn respond(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let active = self.current.get();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
+            let active = self.current.get();
             let mut text = self.metrics.render();
             metrics::render_connections(&mut text, &self.connections);
             metrics::render_keys(&mut text, &active.keys);
@@ -246,11 +253,65 @@ impl State {
             metrics::render_config(&mut text, &active, &self.current.reloads);
             return text_response(text);
         }
-        let _in_flight = self.metrics.start();
+        if grpc::is_check(&req) {
+            return self.clone().check(req).await;
+        }
+        let active = self.current.get();
         let route = metrics::route_of(req.uri().path());
+        let handled = self
+            .observed(&active, route, started, active.read_and_handle(req))
+            .await;
+        handled
+            .response
+            .map(|body| Either::Left(Full::new(Cursor::new(body))))
+    }
+
+    /// A gRPC `Check` call, read, decided ([`State::decide`]) and answered within the request timeout.
+    async fn check(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        use tonic::codegen::Service as _;
+        let timeout = self.request_timeout;
+        let mut service = grpc::service(self.clone(), self.grpc_message_bytes);
+        let response = match tokio::time::timeout(timeout, service.call(req)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(_) => tonic::Status::unavailable("request timed out").into_http(),
+        };
+        response.map(|body| {
+            Either::Right(
+                body.map_frame(|frame| frame.map_data(|data| Cursor::new(Vec::from(data))))
+                    .boxed_unsync(),
+            )
+        })
+    }
+
+    /// The decision on an `/auth` request a gRPC check stands for, through the same path as an HTTP
+    /// request (timeout, unknown-kid refetch, metrics, decision logs); with the configured claim
+    /// headers of the configuration that decided.
+    pub(crate) async fn decide(
+        &self,
+        request: &Request<Vec<u8>>,
+    ) -> (Handled, Vec<http::HeaderName>) {
+        let started = Instant::now();
+        let active = self.current.get();
+        let route = metrics::route_of(request.uri().path());
+        let handled = self
+            .observed(&active, route, started, active.decide(request))
+            .await;
+        (handled, grpc::claim_header_names(active.service.options()))
+    }
+
+    /// Runs `work` within the request timeout, counts it in the metrics and logs its decision.
+    async fn observed(
+        &self,
+        active: &Active,
+        route: Option<usize>,
+        started: Instant,
+        work: impl Future<Output = Handled>,
+    ) -> Handled {
+        let _in_flight = self.metrics.start();
         // The deadline from the clock reading just taken, rather than reading it again.
         let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
-        let handled = match tokio::time::timeout_at(deadline, active.read_and_handle(req)).await {
+        let handled = match tokio::time::timeout_at(deadline, work).await {
             Ok(handled) => handled,
             Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
         };
@@ -273,7 +334,7 @@ impl State {
             Some(_) => {}
             None => tracing::debug!(status, latency_us, "request"),
         }
-        handled.response.map(|body| Full::new(Cursor::new(body)))
+        handled
     }
 }
 
@@ -303,9 +364,13 @@ impl Active {
                 );
             }
         };
-        let request = Request::from_parts(parts, body);
+        self.decide(&Request::from_parts(parts, body)).await
+    }
+
+    /// The service's answer to a request read whole.
+    async fn decide<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Handled {
         let seen = self.keys.generation();
-        let handled = self.service.handle(&request, now_secs());
+        let handled = self.service.handle(request, now_secs());
         // A key the fetched set lacks may have been published since: refetch (at most once per
         // cooldown, one fetch for all waiting requests, waited on at most the refetch wait) and decide
         // again with the new set. Only once,
@@ -318,7 +383,7 @@ impl Active {
             .and_then(|issuer| self.keys.remote(issuer));
         match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
-                self.service.handle(&request, now_secs())
+                self.service.handle(request, now_secs())
             }
             _ => handled,
         }
@@ -345,7 +410,7 @@ fn closing(mut handled: Handled) -> Handled {
 }
 
 fn text_response(text: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Cursor::new(text.into_bytes())));
+    let mut response = Response::new(Either::Left(Full::new(Cursor::new(text.into_bytes()))));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
