@@ -62,6 +62,11 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_LOG_DECISIONS      all|refusals|none: which decisions get a log line (default refusals; every
                          decision is counted in /metrics whatever this says)
   JWT_LOG_SAMPLE         0.0 to 1.0: the share of those logged, every n-th one (default 1.0)
+  JWT_TLS_CERT_FILE      PEM certificate chain (leaf first): the listener speaks TLS 1.2/1.3 only,
+  JWT_TLS_KEY_FILE       with this key (PEM); ALPN h2 and http/1.1. Honoured with a config file too;
+                         rotated files are served to new connections after a reload
+  JWT_TLS_CLIENT_CA_FILE PEM CA certificates: every client must present a certificate one of them
+                         signed (mTLS), else the handshake is refused
 
 REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
   JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
@@ -442,13 +447,17 @@ mod tests {
 
     #[test]
     fn help_documents_every_environment_variable() {
-        for name in jwtv_config::ENV_VARS.iter().chain(&[
-            "JWT_CONFIG",
-            "JWT_LISTEN",
-            "PORT",
-            "JWT_LOG_FORMAT",
-            "RUST_LOG",
-        ]) {
+        for name in jwtv_config::ENV_VARS
+            .iter()
+            .chain(&jwtv_config::TLS_ENV_VARS)
+            .chain(&[
+                "JWT_CONFIG",
+                "JWT_LISTEN",
+                "PORT",
+                "JWT_LOG_FORMAT",
+                "RUST_LOG",
+            ])
+        {
             assert!(
                 LONG_AFTER.contains(name),
                 "{name} is not documented in --help"

@@ -24,6 +24,7 @@ mod mint;
 mod probe;
 mod reload;
 mod serve;
+mod tls;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -26,6 +26,8 @@ use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
 use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 use crate::connections::Connections;
 use crate::decision_log::Sampler;
@@ -66,6 +68,9 @@ pub(crate) struct State {
     request_timeout: Duration,
     connections: Arc<Connections>,
     decision_logs: Sampler,
+    /// The TLS configuration the listener started with: TLS on or off waits for a restart, so a reload
+    /// that drops the TLS files keeps serving TLS with the last certificate.
+    started_tls: Option<Arc<ServerConfig>>,
     /// The largest gRPC message read or written: a `CheckRequest` carries the request's headers (the
     /// header budget) and, when the gateway sends it, some of its body.
     grpc_message_bytes: usize,
@@ -101,7 +106,12 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the bound address of {listen}"))?;
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "jwt-validator listening on http://{local}")?;
+        let scheme = if setup.current.get().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(stdout, "jwt-validator listening on {scheme}://{local}")?;
         if let Some(announce) = setup.announce {
             writeln!(stdout, "{}", announce(local))?;
         }
@@ -118,6 +128,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         crate::fdlimit::connection_limit(setup.settings.max_connections),
         setup.settings.first_byte_timeout,
     );
+    let started_tls = setup.current.get().tls.clone();
     let state = Arc::new(State {
         current: setup.current,
         metrics: Metrics::default(),
@@ -125,8 +136,10 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         connections: connections.clone(),
         decision_logs: Sampler::default(),
         grpc_message_bytes: 2 * max_header_bytes(setup.max_token_bytes) + 64 * 1024,
+        started_tls,
     });
     let builder = Arc::new(protocols(&setup.settings, setup.max_token_bytes));
+
     loop {
         // Every connection is accepted, so that at the limit it can take the slot of an idle one
         // instead of queueing behind it in the kernel's backlog.
@@ -155,24 +168,19 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(slot.watch(stream));
-        let state = state.clone();
-        let requests = slot.requests();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            let request = requests.start();
-            async move {
-                let response = state.respond(req).await;
-                drop(request);
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let builder = builder.clone();
+        let tls = state.tls_for_new_connection();
+        let (state, builder) = (state.clone(), builder.clone());
+        let handshake_timeout = setup.settings.first_byte_timeout;
         tokio::spawn(async move {
-            let connection = builder.serve_connection(io, service);
-            let served = slot.serve(connection, |c| c.graceful_shutdown()).await;
-            if let Err(error) = served {
-                tracing::debug!(%error, "connection closed with an error");
+            let Some(tls) = tls else {
+                return serve_connection(stream, slot, &builder, state).await;
+            };
+            // The handshake is bounded like the wait for a first byte: the slot is held meanwhile.
+            let accept = TlsAcceptor::from(tls).accept(stream);
+            match tokio::time::timeout(handshake_timeout, accept).await {
+                Ok(Ok(stream)) => serve_connection(stream, slot, &builder, state).await,
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
@@ -186,6 +194,32 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Serves one accepted connection (plain, or TLS once the handshake is done) until it closes.
+async fn serve_connection<S>(
+    stream: S,
+    slot: crate::connections::Slot,
+    builder: &auto::Builder<TokioExecutor>,
+    state: Arc<State>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(slot.watch(stream));
+    let requests = slot.requests();
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let request = requests.start();
+        async move {
+            let response = state.respond(req).await;
+            drop(request);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = builder.serve_connection(io, service);
+    if let Err(error) = slot.serve(connection, |c| c.graceful_shutdown()).await {
+        tracing::debug!(%error, "connection closed with an error");
+    }
 }
 
 /// HTTP/1.1 and HTTP/2 on one port, told apart by the HTTP/2 preface (prior knowledge: h2c for gRPC
@@ -240,6 +274,18 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 impl State {
+    /// The TLS configuration a connection accepted now handshakes with (`None`: plain HTTP).
+    fn tls_for_new_connection(&self) -> Option<Arc<ServerConfig>> {
+        let started = self.started_tls.as_ref()?;
+        Some(
+            self.current
+                .get()
+                .tls
+                .clone()
+                .unwrap_or_else(|| started.clone()),
+        )
+    }
+
     async fn respond(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
