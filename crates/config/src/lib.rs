@@ -34,7 +34,7 @@ use jwtv_verifier::{Algorithm, KeySet, KeyStore, Limits, Policy, Verifier};
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
-pub use tls::{PemFile, TLS_ENV_VARS, TlsFiles};
+pub use tls::{PemFile, TLS_ENV_VARS, TlsFiles, from_env as tls_from_env};
 
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Reads one whole file.

@@ -55,7 +55,9 @@ impl std::fmt::Debug for TlsFiles {
     }
 }
 
-pub(crate) fn from_env(
+/// The TLS files the environment names (the listener's, and the probe's, which checks that the
+/// listener presents exactly this certificate).
+pub fn from_env(
     env: EnvFn<'_>,
     read_file: ReadFileFn<'_>,
 ) -> Result<Option<TlsFiles>, ConfigError> {

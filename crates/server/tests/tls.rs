@@ -274,3 +274,31 @@ fn unusable_tls_files_stop_the_start_naming_the_setting() {
         assert!(errors[0].contains(needle), "{env:?}: {}", exited.stderr);
     }
 }
+
+/// The probe (and so the image's HEALTHCHECK line, unchanged) speaks TLS when the listener does:
+/// same environment, the configured certificate pinned, and under mTLS that certificate presented.
+#[test]
+fn probe_speaks_tls_and_mtls_with_the_listeners_certificate() {
+    let ca = Ca::new("tls-suite CA");
+    // One CA for the listener and its clients, so the listener's certificate is a client's too.
+    let files = Files::new(&ca.server("server-a"), Some(&ca));
+    let server = Server::start_on(Target::Native, files.config());
+    for url in [
+        format!("http://{}/healthz", server.addr),
+        format!("https://{}/healthz", server.addr),
+    ] {
+        let exited = run_to_exit(&files.config(), &["probe", &url], Duration::from_secs(10));
+        assert_eq!(exited.status.code(), Some(0), "{url}: {}", exited.stderr);
+    }
+
+    // A probe that expects another certificate refuses the listener's.
+    let other = Files::new(&ca.server("server-b"), Some(&ca));
+    let url = format!("https://{}/healthz", server.addr);
+    let exited = run_to_exit(&other.config(), &["probe", &url], Duration::from_secs(10));
+    assert_eq!(exited.status.code(), Some(1));
+    assert!(
+        exited.stderr.contains("TLS") || exited.stderr.contains("certificate"),
+        "{}",
+        exited.stderr
+    );
+}
