@@ -351,3 +351,97 @@ fn nginx_absorbs_idle_sockets_past_its_connection_limit() {
     }
     drop(idle);
 }
+
+/// Envoy's gRPC ext_authz over mTLS (issue 25): the validator's listener requires a client certificate
+/// of the gateway CA; Envoy's cluster presents one and verifies the validator's (the snippet of
+/// docs/gateway/README.md added to envoy-grpc.yaml). A cluster without the client certificate is
+/// refused, and Envoy fails closed.
+#[test]
+fn envoy_grpc_over_mtls_with_a_client_certificate() {
+    use support::tls::Ca;
+    let ca = Ca::new("proxy-suite CA");
+    let server_cert = ca.server("validator");
+    let envoy_cert = ca.client("envoy");
+    let dir = support::TempDir::new();
+    let path = |name: &str, bytes: &str| {
+        dir.write(name, bytes.as_bytes())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (cert, key, ca_file) = (
+        path("cert.pem", &server_cert.cert_pem),
+        path("key.pem", &server_cert.key_pem),
+        path("ca.pem", &ca.pem),
+    );
+    let (client_cert, client_key) = (
+        path("envoy.pem", &envoy_cert.cert_pem),
+        path("envoy-key.pem", &envoy_cert.key_pem),
+    );
+    let validator = Server::start_on(
+        Target::Native,
+        validator_config()
+            .env("JWT_TLS_CERT_FILE", cert)
+            .env("JWT_TLS_KEY_FILE", key)
+            .env("JWT_TLS_CLIENT_CA_FILE", ca_file.clone()),
+    );
+    let tls = |with_client_cert: bool| {
+        let mut lines = vec![
+            "    - name: jwt_validator".to_owned(),
+            "      type: STATIC".to_owned(),
+            "      transport_socket:".to_owned(),
+            "        name: envoy.transport_sockets.tls".to_owned(),
+            "        typed_config:".to_owned(),
+            "          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext".to_owned(),
+            "          common_tls_context:".to_owned(),
+            "            alpn_protocols: [h2]".to_owned(),
+        ];
+        if with_client_cert {
+            lines.push("            tls_certificates:".to_owned());
+            lines.push(format!(
+                "              - certificate_chain: {{ filename: {client_cert} }}"
+            ));
+            lines.push(format!(
+                "                private_key: {{ filename: {client_key} }}"
+            ));
+        }
+        lines.extend([
+            "            validation_context:".to_owned(),
+            format!("              trusted_ca: {{ filename: {ca_file} }}"),
+            "              match_typed_subject_alt_names:".to_owned(),
+            "                - san_type: IP_ADDRESS".to_owned(),
+            "                  matcher: { exact: 127.0.0.1 }".to_owned(),
+        ]);
+        lines.join("\n") + "\n"
+    };
+    let cluster = "    - name: jwt_validator\n      type: STATIC\n";
+    let auth = bearer(&token(json!({})));
+
+    let upstream = Upstream::start();
+    let with_cert = tls(true);
+    let proxy = Gateway::start_edited(Kind::EnvoyGrpc, validator.addr, upstream.addr, |text| {
+        assert!(
+            text.contains(cluster),
+            "envoy-grpc.yaml changed its cluster"
+        );
+        text.replace(cluster, &with_cert)
+    });
+    let r = proxy.get("/orders", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}", proxy.log());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(proxy.get("/orders", &[]).status, 401);
+    drop(proxy);
+
+    let without_cert = tls(false);
+    let proxy = Gateway::start_edited(Kind::EnvoyGrpc, validator.addr, upstream.addr, |text| {
+        text.replace(cluster, &without_cert)
+    });
+    let r = proxy.get("/orders", &[("Authorization", &auth)]);
+    assert_eq!(
+        r.status, 503,
+        "a gateway without a client certificate was served"
+    );
+    assert_eq!(upstream.hits(), 1);
+}

@@ -61,6 +61,22 @@ impl Gateway {
         Gateway::run(kind, command, files)
     }
 
+    /// `kind` with its main documented file changed by `edit` before it is written (a test adds what
+    /// the docs show as a snippet, such as TLS to the validator).
+    pub fn start_edited(
+        kind: Kind,
+        validator: SocketAddr,
+        upstream: SocketAddr,
+        edit: impl FnOnce(String) -> String,
+    ) -> Gateway {
+        let files = Files::new(&[validator], upstream);
+        let command = match kind {
+            Kind::EnvoyGrpc => envoy_command(files.render("envoy-grpc.yaml", edit)),
+            other => panic!("{other:?}: no edited start"),
+        };
+        Gateway::run(kind, command, files)
+    }
+
     /// nginx with `nginx-replicas.conf` in front of three replicas; `edit` changes
     /// `jwt_failover.conf` before it is written (a measurement drops it).
     pub fn nginx_replicas(
@@ -185,7 +201,10 @@ fn traefik(files: &Files) -> Command {
 /// Envoy's hot-restart socket would collide between the suites' parallel Envoys; one worker is
 /// enough for a test.
 fn envoy(files: &Files, conf: &str) -> Command {
-    let conf = files.copy(conf);
+    envoy_command(files.copy(conf))
+}
+
+fn envoy_command(conf: PathBuf) -> Command {
     let mut c = Command::new(Kind::Envoy.program());
     c.arg("-c")
         .arg(conf)
