@@ -24,13 +24,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
-use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::connections::Connections;
-use crate::decision_log::Sampler;
+use crate::decision_log::{SUMMARY_INTERVAL, Sampler};
 use crate::grpc;
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, Active, Current};
@@ -138,6 +137,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         grpc_message_bytes: 2 * max_header_bytes(setup.max_token_bytes) + 64 * 1024,
         started_tls,
     });
+    let summaries = tokio::spawn(summarise_suppressed(state.clone()));
     let builder = Arc::new(protocols(&setup.settings, setup.max_token_bytes));
 
     loop {
@@ -193,6 +193,9 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
             tracing::warn!("requests still in flight after {}s; exiting anyway", SHUTDOWN_GRACE.as_secs());
         }
     }
+    // The last interval's count too: every refusal is either a line or in a summary.
+    summaries.abort();
+    log_suppressed(&state.decision_logs);
     Ok(())
 }
 
@@ -273,6 +276,27 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     }
 }
 
+/// Once a [`SUMMARY_INTERVAL`], one line for the refusal lines the rate per code kept out of the
+/// log since the previous one (none when nothing was kept out).
+async fn summarise_suppressed(state: Arc<State>) {
+    let mut ticks = tokio::time::interval(SUMMARY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        log_suppressed(&state.decision_logs);
+    }
+}
+
+fn log_suppressed(decision_logs: &Sampler) {
+    if let Some(suppressed) = decision_logs.take_suppressed() {
+        tracing::warn!(
+            suppressed = suppressed.total(),
+            codes = %suppressed,
+            "refusal lines suppressed by the rate per code"
+        );
+    }
+}
+
 impl State {
     /// The TLS configuration a connection accepted now handshakes with (`None`: plain HTTP).
     fn tls_for_new_connection(&self) -> Option<Arc<ServerConfig>> {
@@ -331,19 +355,16 @@ impl State {
     }
 
     /// The decision on an `/auth` request a gRPC check stands for, through the same path as an HTTP
-    /// request (timeout, unknown-kid refetch, metrics, decision logs); with the configured claim
-    /// headers of the configuration that decided.
-    pub(crate) async fn decide(
-        &self,
-        request: &Request<Vec<u8>>,
-    ) -> (Handled, Vec<http::HeaderName>) {
+    /// request (timeout, unknown-kid refetch, metrics, decision logs); with the configuration that
+    /// decided (its identity headers).
+    pub(crate) async fn decide(&self, request: &Request<Vec<u8>>) -> (Handled, Arc<Active>) {
         let started = Instant::now();
         let active = self.current.get();
         let route = metrics::route_of(request.uri().path());
         let handled = self
             .observed(&active, route, started, active.decide(request))
             .await;
-        (handled, grpc::claim_header_names(active.service.options()))
+        (handled, active)
     }
 
     /// Runs `work` within the request timeout, counts it in the metrics and logs its decision.
@@ -368,15 +389,24 @@ impl State {
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         // Every decision is in `/metrics` (above); a line only for those the configuration asks for.
         match &handled.decision {
-            Some(d) if self.decision_logs.logs(active.decision_log, d.allowed) => tracing::info!(
+            Some(d)
+                if self.decision_logs.logs(
+                    active.decision_log,
+                    d.allowed,
+                    d.code.map_or("ok", |c| c.as_str()),
+                    started,
+                ) =>
+            {
+                tracing::info!(
                 decision = if d.allowed { "allow" } else { "deny" },
                 code = d.code.map_or("ok", |c| c.as_str()),
                 iss = %printable(d.iss.as_deref()),
                 kid = %printable(d.kid.as_deref()),
                 status,
-                latency_us,
-                "decision"
-            ),
+                    latency_us,
+                    "decision"
+                )
+            }
             Some(_) => {}
             None => tracing::debug!(status, latency_us, "request"),
         }
@@ -422,10 +452,7 @@ impl Active {
         // again with the new set. Only once,
         // and only when the set changed, so an unknown kid costs at most one extra verification.
         let unknown_kid_of = handled
-            .decision
-            .as_ref()
-            .filter(|d| d.code == Some(Code::UnknownKid))
-            .and_then(|d| d.issuer)
+            .refetch()
             .and_then(|issuer| self.keys.remote(issuer));
         match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
@@ -440,7 +467,7 @@ impl Active {
     fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
         let expose = self.service.options().expose_descriptions;
         closing(Handled {
-            response: jwtv_service::shell_error(status, "invalid_request", description, expose),
+            response: jwtv_service::unreadable_request(status, description, expose),
             decision: None,
         })
     }

@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use http::{HeaderName, Method, Request, Version};
+use http::{Method, Request, Version};
 
 use crate::serve::State;
 
@@ -52,19 +52,13 @@ impl Authorization for Checker {
             tracing::warn!(%error, "gRPC check refused: the gateway's request cannot be served");
             tonic::Status::unavailable(error.to_string())
         })?;
-        let (handled, claim_headers) = self.state.decide(&translated.request).await;
-        translate::to_check_response(&handled.response, &translated, &claim_headers)
-            .map(tonic::Response::new)
-            .map_err(|undecided| tonic::Status::unavailable(undecided.to_string()))
+        let (handled, active) = self.state.decide(&translated.request).await;
+        translate::to_check_response(
+            &handled.response,
+            &translated,
+            &active.service.options().gateway,
+        )
+        .map(tonic::Response::new)
+        .map_err(|undecided| tonic::Status::unavailable(undecided.to_string()))
     }
-}
-
-/// The names of the configured claim headers of a configuration.
-pub fn claim_header_names(options: &jwtv_service::Options) -> Vec<HeaderName> {
-    options
-        .gateway
-        .claim_headers
-        .iter()
-        .map(|c| c.header.clone())
-        .collect()
 }

@@ -14,8 +14,9 @@ use envoy_types::pb::envoy::service::auth::v3::{
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderName, HeaderValue as HttpHeaderValue, Method, Request, Response, StatusCode};
+use jwtv_service::gateway::Gateway;
 
 /// Where a route names its policy: `context_extensions` of the route's `ext_authz` per-route settings
 /// (Envoy's `check_settings`, Istio's and Envoy Gateway's per-route extensions).
@@ -158,16 +159,16 @@ pub struct Undecided {
 /// The `/auth` answer as a `CheckResponse`.
 ///
 /// Allow (200): its identity headers are set upstream (overwriting), every header the client sent
-/// that looks like one (`x-auth-*`, or a configured claim header) and that the answer does not set is
-/// removed, and `dynamic_metadata` carries `sub`, `iss`, `scope` and the policy for Envoy's logs and
+/// that is one ([`Gateway::is_identity_header`]: `x-auth-*`, or a configured claim header) and that
+/// the answer does not set is removed, no other header of the answer goes upstream, and `dynamic_metadata` carries `sub`, `iss`, `scope` and the policy for Envoy's logs and
 /// RBAC. Deny (401, 403): exactly `/auth`'s status, headers and JSON body for the client.
 pub fn to_check_response(
     answer: &Response<Vec<u8>>,
     translated: &Translated,
-    claim_headers: &[HeaderName],
+    gateway: &Gateway,
 ) -> Result<CheckResponse, Undecided> {
     match answer.status() {
-        StatusCode::OK => Ok(allowed(answer, translated, claim_headers)),
+        StatusCode::OK => Ok(allowed(answer, translated, gateway)),
         status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Ok(denied(answer, status)),
         status => Err(Undecided {
             status: status.as_u16(),
@@ -180,21 +181,16 @@ pub fn to_check_response(
     }
 }
 
-/// Headers of an answer that describe the answer itself, not the identity to pass upstream.
-fn is_answer_header(name: &HeaderName) -> bool {
-    [CACHE_CONTROL, CONTENT_TYPE, CONTENT_LENGTH].contains(name)
-}
-
 fn allowed(
     answer: &Response<Vec<u8>>,
     translated: &Translated,
-    claim_headers: &[HeaderName],
+    gateway: &Gateway,
 ) -> CheckResponse {
     let mut set = HashSet::new();
     let headers = answer
         .headers()
         .iter()
-        .filter(|(name, _)| !is_answer_header(name))
+        .filter(|(name, _)| gateway.is_identity_header(name.as_str()))
         .map(|(name, value)| {
             set.insert(name.as_str());
             header_option(
@@ -207,10 +203,7 @@ fn allowed(
     let mut headers_to_remove: Vec<String> = translated
         .client_headers
         .iter()
-        .filter(|name| {
-            name.starts_with("x-auth-") || claim_headers.iter().any(|c| c.as_str() == *name)
-        })
-        .filter(|name| !set.contains(name.as_str()))
+        .filter(|name| gateway.is_identity_header(name) && !set.contains(name.as_str()))
         .cloned()
         .collect();
     headers_to_remove.sort();
@@ -314,6 +307,7 @@ mod tests {
     use super::*;
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context;
+    use jwtv_service::gateway::ClaimHeader;
 
     fn check(headers: &[(&str, &str)], policy: Option<&str>, path: &str) -> CheckRequest {
         CheckRequest {
@@ -419,11 +413,14 @@ mod tests {
             ],
             "",
         );
-        let claim = [
-            HeaderName::from_static("x-tenant"),
-            HeaderName::from_static("x-org"),
-        ];
-        let r = to_check_response(&a, &t, &claim).unwrap();
+        let gateway = Gateway {
+            claim_headers: vec![
+                ClaimHeader::new("x-tenant", "tenant").unwrap(),
+                ClaimHeader::new("x-org", "org").unwrap(),
+            ],
+            ..Gateway::default()
+        };
+        let r = to_check_response(&a, &t, &gateway).unwrap();
         assert_eq!(r.status.unwrap().code, OK);
         let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
             panic!("not an OK response")
@@ -471,7 +468,7 @@ mod tests {
             ],
             body,
         );
-        let r = to_check_response(&a, &t, &[]).unwrap();
+        let r = to_check_response(&a, &t, &Gateway::default()).unwrap();
         assert_eq!(r.status.unwrap().code, UNAUTHENTICATED);
         let Some(HttpResponse::DeniedResponse(denied)) = r.http_response else {
             panic!("not a denial")
@@ -485,7 +482,8 @@ mod tests {
             .collect();
         assert_eq!(keys, ["www-authenticate", "x-auth-error", "content-type"]);
 
-        let forbidden = to_check_response(&answer(403, &[], "{}"), &t, &[]).unwrap();
+        let forbidden =
+            to_check_response(&answer(403, &[], "{}"), &t, &Gateway::default()).unwrap();
         assert_eq!(forbidden.status.unwrap().code, PERMISSION_DENIED);
     }
 
@@ -496,12 +494,12 @@ mod tests {
         let t = to_auth_request(&check(&[], None, "/")).unwrap();
         let a = answer(503, &[("x-auth-error", "temporarily_unavailable")], "{}");
         assert_eq!(
-            to_check_response(&a, &t, &[]).unwrap_err(),
+            to_check_response(&a, &t, &Gateway::default()).unwrap_err(),
             Undecided {
                 status: 503,
                 code: Some("temporarily_unavailable".to_owned())
             }
         );
-        assert!(to_check_response(&answer(404, &[], "{}"), &t, &[]).is_err());
+        assert!(to_check_response(&answer(404, &[], "{}"), &t, &Gateway::default()).is_err());
     }
 }
