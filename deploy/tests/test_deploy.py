@@ -52,7 +52,10 @@ WAIT = 20.0  # seconds for a container to answer or stop
 _store = None  # the throw-away podman store of this run
 _images = {}  # "native" | "wasm" | "wasm-artifact" -> reference
 # The scripts/image argument that makes each kind.
-IMAGE_OF = {"native": "native", "wasm": "wasm", "wasm-artifact": "wasm"}
+IMAGE_OF = {
+    "native": "native", "wasm": "wasm", "wasm-artifact": "wasm",
+    "native-arm64": "native-arm64", "multiarch": "multiarch",
+}
 
 
 def run(*args, timeout=120, check=True, env=None, text=True):
@@ -122,7 +125,7 @@ def store():
 
 
 def image(kind):
-    """The image of that kind ("native", "wasm", "wasm-artifact"), built by scripts/image into this
+    """The image of that kind (a key of IMAGE_OF), built by scripts/image into this
     run's store the first time a test needs it, and only it. Not the node baseline's: only the showdown
     uses it, and its Debian root costs minutes to make on a fresh machine."""
     if kind not in _images:
@@ -270,32 +273,45 @@ class NativeImage(unittest.TestCase):
             podman("rm", "--force", "--time", "0", name, check=False)
 
 
+class Registry:
+    """A registry (Debian's docker-registry) on 127.0.0.1 at a free port, its storage in a temporary
+    folder; `host` is what image references name."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="jwtv-registry-"))
+        port = free_port()
+        config = self.dir / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n"
+        )
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_ready(port, "/v2/")
+        self.host = f"127.0.0.1:{port}"
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(timeout=WAIT)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class WasmImage(unittest.TestCase):
     """The SpinKube image and the wasm OCI artifact, through a real registry on loopback."""
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = Path(tempfile.mkdtemp(prefix="jwtv-registry-"))
-        cls.port = free_port()
-        config = cls.dir / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {cls.dir / 'data'}\n"
-            f"http:\n  addr: 127.0.0.1:{cls.port}\n"
-        )
-        cls.registry = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_ready(cls.port, "/v2/")
-        cls.registry_host = f"127.0.0.1:{cls.port}"
+        cls.registry = Registry()
+        cls.dir = cls.registry.dir
+        cls.registry_host = cls.registry.host
         cls.component = ROOT / ".cache/image/context/wasm/jwtv_component.wasm"
 
     @classmethod
     def tearDownClass(cls):
-        cls.registry.terminate()
-        cls.registry.wait(timeout=WAIT)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.registry.close()
 
     def pull_to_layout(self, name):
         layout = self.dir / f"pulled-{name}"
@@ -338,6 +354,101 @@ class WasmImage(unittest.TestCase):
                         files[member.name.lstrip("./")] = tar.extractfile(member).read()
         self.assertEqual(files["spin.toml"], (ROOT / "deploy/wasm/spin.toml").read_bytes())
         self.assertEqual(files["jwtv_component.wasm"], self.component.read_bytes())
+
+
+def elf_machine_and_interpreter(binary):
+    """The ELF e_machine of a 64-bit little-endian executable and whether it asks for a dynamic
+    loader (a PT_INTERP program header): a static binary has none."""
+    data = binary.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, "64-bit little-endian ELF"
+    machine = int.from_bytes(data[18:20], "little")
+    phoff = int.from_bytes(data[32:40], "little")
+    phentsize = int.from_bytes(data[54:56], "little")
+    phnum = int.from_bytes(data[56:58], "little")
+    types = [int.from_bytes(data[phoff + i * phentsize:][:4], "little") for i in range(phnum)]
+    return machine, 3 in types  # PT_INTERP = 3
+
+
+EM_X86_64, EM_AARCH64 = 62, 183
+
+
+class MultiArch(unittest.TestCase):
+    """The images for amd64 and arm64: the arm64 static binary, cross-built, taken out of its image and
+    run under qemu-user-static (Debian's qemu-aarch64-static, by name); the manifest list of both
+    pushed to a registry on 127.0.0.1 and read back."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.list = image("multiarch")
+        cls.dir = Path(tempfile.mkdtemp(prefix="jwtv-arm64-"))
+        cls.binary = {}
+        for kind in ("native", "native-arm64"):
+            name = f"jwtv-extract-{kind}-{os.getpid()}"
+            podman("create", "--name", name, image(kind))
+            try:
+                podman("cp", f"{name}:/jwt-validator", cls.dir / kind)
+            finally:
+                podman("rm", "--force", name, check=False)
+            cls.binary[kind] = cls.dir / kind
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def qemu(self, *args, **kw):
+        return run("qemu-aarch64-static", self.binary["native-arm64"], *args, **kw)
+
+    def test_each_image_is_for_its_platform_and_holds_a_static_binary_of_its_architecture(self):
+        for kind, arch, machine in (("native", "amd64", EM_X86_64), ("native-arm64", "arm64", EM_AARCH64)):
+            inspected = json.loads(podman("image", "inspect", image(kind)).stdout)[0]
+            self.assertEqual((inspected["Os"], inspected["Architecture"]), ("linux", arch), kind)
+            self.assertEqual(elf_machine_and_interpreter(self.binary[kind]), (machine, False), kind)
+
+    def test_arm64_binary_under_qemu_prints_its_version(self):
+        version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+        self.assertIn(version, self.qemu("--version").stdout)
+
+    def test_arm64_binary_under_qemu_answers_200_for_a_valid_token_and_401_for_a_tampered_one(self):
+        port = free_port()
+        env = dict(os.environ, JWT_SECRET=SECRET, JWT_LISTEN=f"127.0.0.1:{port}")
+        server = subprocess.Popen(
+            ["qemu-aarch64-static", str(self.binary["native-arm64"])], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            wait_ready(port)
+            token = self.qemu("mint", "--sub", "alice", env={"JWT_SECRET": SECRET}).stdout.strip()
+            status, body = validate(port, token)
+            self.assertEqual((status, body["valid"], body["claims"]["sub"]), (200, True, "alice"))
+            status, body = validate(port, tampered(token))
+            self.assertEqual((status, body["error"]), (401, "invalid_signature"))
+        finally:
+            server.terminate()
+            server.wait(timeout=WAIT)
+            server.stderr.close()
+
+    def test_manifest_list_pushed_to_a_registry_names_both_platforms(self):
+        registry = Registry()
+        try:
+            remote = f"docker://{registry.host}/jwt-validator:0.1.0"
+            podman("manifest", "push", "--all", "--tls-verify=false", self.list, remote, timeout=COMMAND_TIMEOUT)
+            index = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", remote).stdout)
+            self.assertIn(index["mediaType"], (
+                "application/vnd.oci.image.index.v1+json",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+            ))
+            platforms = {(m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]}
+            self.assertEqual(platforms, {("linux", "amd64"), ("linux", "arm64")})
+            # Each entry is an image of the platform it names: what a node of that kind pulls.
+            for entry in index["manifests"]:
+                pinned = f"docker://{registry.host}/jwt-validator@{entry['digest']}"
+                inspected = json.loads(run("skopeo", "inspect", "--tls-verify=false", pinned).stdout)
+                self.assertEqual(
+                    (inspected["Os"], inspected["Architecture"]),
+                    (entry["platform"]["os"], entry["platform"]["architecture"]),
+                )
+        finally:
+            registry.close()
 
 
 NAMESPACE = "jwt-validator"  # the base's, and every overlay's and example's
@@ -506,7 +617,6 @@ class KeyServer:
         self.directory = directory
         self.key = directory / "key.pem"
         run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.key)
-        # The pod's user (65532) reads it to mint.
         self.key.chmod(0o644)
         der = run("openssl", "pkey", "-in", self.key, "-pubout", "-outform", "DER", text=False).stdout
         # An uncompressed P-256 point ends the SPKI: 0x04, then x and y, 32 bytes each.
@@ -557,6 +667,8 @@ class KubePlay(unittest.TestCase):
     def test_base_with_an_idp_only_configuration_becomes_ready_and_validates(self):
         port = free_port()
         work = Path(tempfile.mkdtemp(prefix="jwtv-kube-"))
+        # The image's user (65532) reads the test's throw-away signing key in it, to mint.
+        work.chmod(0o755)
         idp = KeyServer(work)
         docs = kustomize(KUBE / "base")
         configmap = one(docs, "ConfigMap")
@@ -578,10 +690,19 @@ class KubePlay(unittest.TestCase):
         # The image is run as the base names it: the reference scripts/image built.
         self.assertEqual(container["image"], image("native"))
         # What a single host needs: one replica, on the host's network (to reach the key server on
-        # 127.0.0.1), its port the one it listens on.
+        # 127.0.0.1). There a container port is the host's port, which podman 4.3 refuses to map
+        # ("PortMappings can only be used with Bridge or slirp4netns"): the listener above says it.
         deployment["spec"]["replicas"] = 1
         pod["hostNetwork"] = True
-        container["ports"][0]["containerPort"] = port
+        [declared] = container.pop("ports")
+        self.assertEqual(declared["containerPort"], 3000)
+        # The base makes no Secret; its volume is optional, so Kubernetes starts the pod without it.
+        # podman 4.3's kube play refuses an absent Secret even when optional: leave the volume out,
+        # which is what the pod sees in a cluster (no secret file).
+        [secret] = [v for v in pod["volumes"] if "secret" in v]
+        self.assertTrue(secret["secret"]["optional"])
+        pod["volumes"].remove(secret)
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != secret["name"]]
         play = work / "play.yaml"
         play.write_text(yaml.safe_dump_all([configmap, deployment]))
         try:
