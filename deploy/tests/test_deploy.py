@@ -13,6 +13,7 @@ process started here is removed by name or PID.
 """
 
 import base64
+import contextlib
 import http.client
 import http.server
 import json
@@ -549,6 +550,11 @@ class Kustomize(unittest.TestCase):
         pod = one(docs, "Deployment")["spec"]["template"]["spec"]
         [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "secret"]
         self.assertEqual(mount["mountPath"], "/etc/jwt-validator/secret")
+        # Its issuer needs the secret: no pod without it.
+        [volume] = [v for v in pod["volumes"] if v["name"] == "secret"]
+        self.assertEqual(
+            (volume["secret"]["secretName"], volume["secret"]["optional"]), (secret["metadata"]["name"], False)
+        )
 
     def test_base_image_is_the_reference_scripts_image_builds(self):
         version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
@@ -660,35 +666,35 @@ class KeyServer:
 
 
 class KubePlay(unittest.TestCase):
-    """The base as `kubectl kustomize` renders it, its Deployment and ConfigMap with the IdP-only
-    configuration and no Secret, run by `podman kube play` on the host network, its identity provider a
-    key server on 127.0.0.1."""
+    """The base and the production overlay as `kubectl kustomize` renders them, run by `podman kube
+    play` on the host network, their identity provider a key server on 127.0.0.1: the base IdP-only
+    (OIDC discovery, no Secret), production with its HMAC issuer and generated Secret beside it."""
 
-    def test_base_with_an_idp_only_configuration_becomes_ready_and_validates(self):
+    @contextlib.contextmanager
+    def played(self, folder):
+        """Plays the rendered folder with its discovery issuer pointed at a key server; yields the
+        port, the key server, the pod template and the rendered documents."""
         port = free_port()
         work = Path(tempfile.mkdtemp(prefix="jwtv-kube-"))
         # The image's user (65532) reads the test's throw-away signing key in it, to mint.
         work.chmod(0o755)
         idp = KeyServer(work)
-        docs = kustomize(KUBE / "base")
+        docs = kustomize(folder)
         configmap = one(docs, "ConfigMap")
         deployment = one(docs, "Deployment")
-        # The base's configuration with two changes for this host: its issuer is the key server, over
-        # plain HTTP, which the validator allows only for loopback and only when told; and it listens
-        # on loopback at a free port, as the pod shares the host's network.
+        # The rendered configuration with two changes for this host: the discovery issuer is the key
+        # server, over plain HTTP, which the validator allows only for loopback and only when told;
+        # and it listens on loopback at a free port, as the pod shares the host's network.
         config = configmap["data"]["config.toml"]
-        [issuer] = tomllib.loads(config)["issuers"]
-        self.assertTrue(issuer["discovery"])
+        [issuer] = [i for i in tomllib.loads(config)["issuers"] if i.get("discovery")]
         config = config.replace(f'issuer = "{issuer["issuer"]}"', f'issuer = "{idp.issuer}"')
         config = config.replace('listen = "0.0.0.0:3000"', f'listen = "127.0.0.1:{port}"')
         config += "\n[fetch]\nallow_http_loopback = true\n"
-        self.assertEqual(tomllib.loads(config)["issuers"][0]["issuer"], idp.issuer)
+        self.assertIn(idp.issuer, [i["issuer"] for i in tomllib.loads(config)["issuers"]])
         configmap["data"]["config.toml"] = config
         template = deployment["spec"]["template"]
         pod = template["spec"]
         container = pod["containers"][0]
-        # The image is run as the base names it: the reference scripts/image built.
-        self.assertEqual(container["image"], image("native"))
         # What a single host needs: one replica, on the host's network (to reach the key server on
         # 127.0.0.1). There a container port is the host's port, which podman 4.3 refuses to map
         # ("PortMappings can only be used with Bridge or slirp4netns"): the listener above says it.
@@ -696,15 +702,17 @@ class KubePlay(unittest.TestCase):
         pod["hostNetwork"] = True
         [declared] = container.pop("ports")
         self.assertEqual(declared["containerPort"], 3000)
-        # The base makes no Secret; its volume is optional, so Kubernetes starts the pod without it.
-        # podman 4.3's kube play refuses an absent Secret even when optional: leave the volume out,
-        # which is what the pod sees in a cluster (no secret file).
-        [secret] = [v for v in pod["volumes"] if "secret" in v]
-        self.assertTrue(secret["secret"]["optional"])
-        pod["volumes"].remove(secret)
-        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != secret["name"]]
+        secrets = [d for d in docs if d["kind"] == "Secret"]
+        [volume] = [v for v in pod["volumes"] if "secret" in v]
+        if not secrets:
+            # No Secret rendered; the volume is optional, so Kubernetes starts the pod without it.
+            # podman 4.3's kube play refuses an absent Secret even when optional: leave the volume
+            # out, which is what the pod sees in a cluster (no secret file).
+            self.assertTrue(volume["secret"]["optional"])
+            pod["volumes"].remove(volume)
+            container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != volume["name"]]
         play = work / "play.yaml"
-        play.write_text(yaml.safe_dump_all([configmap, deployment]))
+        play.write_text(yaml.safe_dump_all([configmap, *secrets, deployment]))
         try:
             podman("kube", "play", play, timeout=COMMAND_TIMEOUT)
             try:
@@ -712,22 +720,39 @@ class KubePlay(unittest.TestCase):
             except AssertionError as e:
                 logs = podman("pod", "logs", "jwt-validator-pod-0", check=False)
                 raise AssertionError(f"{e}\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}") from None
+            yield port, idp, template, docs
+        finally:
+            podman("kube", "down", play, check=False, timeout=COMMAND_TIMEOUT)
+            podman("secret", "rm", "--all", check=False)
+            idp.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def mint_with_idp_key(self, idp):
+        (idp.directory / "pub.pem").write_text(run("openssl", "pkey", "-in", idp.key, "-pubout").stdout)
+        (idp.directory / "pub.pem").chmod(0o644)
+        return podman(
+            "run", "--rm", "--network", "none", "--volume", f"{idp.directory}:/k:ro",
+            "--env", "JWT_PUBLIC_KEY_FILE=/k/pub.pem", image("native"),
+            "mint", "--private-key", "/k/key.pem", "--kid", idp.kid, "--iss", idp.issuer,
+            "--aud", "api", "--sub", "alice",
+        ).stdout.strip()
+
+    def test_base_with_an_idp_only_configuration_becomes_ready_and_validates(self):
+        base = KUBE / "base"
+        # The image is run as the base names it: the reference scripts/image built.
+        self.assertEqual(
+            one(kustomize(base), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"],
+            image("native"),
+        )
+        with self.played(base) as (port, idp, template, _):
             # Ready means the key set came from the IdP: discovery, then its jwks_uri.
             self.assertEqual(idp.requests[:2], ["/.well-known/openid-configuration", "/keys"])
+            container = template["spec"]["containers"][0]
             # Every probe the Deployment declares answers 200.
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 status, _ = http_request(port, "GET", container[probe]["httpGet"]["path"])
                 self.assertEqual(status, 200, probe)
-            (work / "pub.pem").write_text(
-                run("openssl", "pkey", "-in", idp.key, "-pubout").stdout + "\n"
-            )
-            (work / "pub.pem").chmod(0o644)
-            token = podman(
-                "run", "--rm", "--network", "none", "--volume", f"{work}:/k:ro",
-                "--env", "JWT_PUBLIC_KEY_FILE=/k/pub.pem", image("native"),
-                "mint", "--private-key", "/k/key.pem", "--kid", idp.kid, "--iss", idp.issuer,
-                "--aud", "api", "--sub", "alice",
-            ).stdout.strip()
+            token = self.mint_with_idp_key(idp)
             status, body = validate(port, token)
             self.assertEqual((status, body["valid"], body["claims"]["sub"]), (200, True, "alice"), body)
             status, body = validate(port, tampered(token))
@@ -743,10 +768,26 @@ class KubePlay(unittest.TestCase):
             status, metrics = http_request(port, "GET", annotations["prometheus.io/path"])
             self.assertEqual(status, 200)
             self.assertIn(f'jwtv_key_set_loaded{{issuer="{idp.issuer}"}} 1', metrics.decode())
-        finally:
-            podman("kube", "down", play, check=False, timeout=COMMAND_TIMEOUT)
-            idp.close()
-            shutil.rmtree(work, ignore_errors=True)
+
+    def test_production_overlay_validates_idp_tokens_and_hmac_tokens_with_its_generated_secret(self):
+        production = KUBE / "overlays/production"
+        # Its image is your registry's (checked in Kustomize); here, the same build under the local name.
+        podman("tag", image("native"), one(kustomize(production), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"])
+        with self.played(production) as (port, idp, _, docs):
+            status, body = validate(port, self.mint_with_idp_key(idp))
+            self.assertEqual((status, body["valid"]), (200, True), body)
+            # Sign with the bytes the pod's secret file holds: podman 4.3 writes a Secret's `data`
+            # values base64-encoded instead of decoded (Kubernetes decodes them).
+            name = one(docs, "Secret")["metadata"]["name"]
+            volume = podman("volume", "inspect", "--format", "{{.Mountpoint}}", name)
+            hmac = (Path(volume.stdout.strip()) / "hmac").read_text()
+            token = podman(
+                "run", "--rm", "--network", "none", "--env", f"JWT_SECRET={hmac}", image("native"),
+                "mint", "--sub", "svc", "--iss", "https://internal.example.com", "--aud", "api",
+            ).stdout.strip()
+            status, body = validate(port, token)
+            self.assertEqual((status, body["valid"], body["claims"]["iss"]), (200, True, "https://internal.example.com"), body)
+            self.assertEqual(validate(port, tampered(token))[0], 401)
 
 
 if __name__ == "__main__":
