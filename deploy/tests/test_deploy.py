@@ -432,7 +432,9 @@ class MultiArch(unittest.TestCase):
         registry = Registry()
         try:
             remote = f"docker://{registry.host}/jwt-validator:0.1.0"
-            podman("manifest", "push", "--all", "--tls-verify=false", self.list, remote, timeout=COMMAND_TIMEOUT)
+            podman(
+                "manifest", "push", "--all", "--tls-verify=false", self.list, remote, timeout=COMMAND_TIMEOUT
+            )
             index = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false", remote).stdout)
             self.assertIn(index["mediaType"], (
                 "application/vnd.oci.image.index.v1+json",
@@ -552,9 +554,8 @@ class Kustomize(unittest.TestCase):
         self.assertEqual(mount["mountPath"], "/etc/jwt-validator/secret")
         # Its issuer needs the secret: no pod without it.
         [volume] = [v for v in pod["volumes"] if v["name"] == "secret"]
-        self.assertEqual(
-            (volume["secret"]["secretName"], volume["secret"]["optional"]), (secret["metadata"]["name"], False)
-        )
+        self.assertEqual(volume["secret"]["secretName"], secret["metadata"]["name"])
+        self.assertIs(volume["secret"]["optional"], False)
 
     def test_base_image_is_the_reference_scripts_image_builds(self):
         version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
@@ -611,7 +612,9 @@ class Kustomize(unittest.TestCase):
 
 
 def config_toml(docs):
-    [configmap] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "jwt-validator-config"]
+    [configmap] = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "jwt-validator-config"
+    ]
     return configmap["data"]["config.toml"]
 
 
@@ -772,7 +775,8 @@ class KubePlay(unittest.TestCase):
     def test_production_overlay_validates_idp_tokens_and_hmac_tokens_with_its_generated_secret(self):
         production = KUBE / "overlays/production"
         # Its image is your registry's (checked in Kustomize); here, the same build under the local name.
-        podman("tag", image("native"), one(kustomize(production), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"])
+        deployment = one(kustomize(production), "Deployment")
+        podman("tag", image("native"), deployment["spec"]["template"]["spec"]["containers"][0]["image"])
         with self.played(production) as (port, idp, _, docs):
             status, body = validate(port, self.mint_with_idp_key(idp))
             self.assertEqual((status, body["valid"]), (200, True), body)
@@ -786,7 +790,9 @@ class KubePlay(unittest.TestCase):
                 "mint", "--sub", "svc", "--iss", "https://internal.example.com", "--aud", "api",
             ).stdout.strip()
             status, body = validate(port, token)
-            self.assertEqual((status, body["valid"], body["claims"]["iss"]), (200, True, "https://internal.example.com"), body)
+            self.assertEqual(
+                (status, body["valid"], body["claims"]["iss"]), (200, True, "https://internal.example.com"), body
+            )
             self.assertEqual(validate(port, tampered(token))[0], 401)
 
 
