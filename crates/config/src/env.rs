@@ -11,10 +11,10 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen, check_log_sample,
-    check_max_connections, check_realm, check_timeout_secs, check_token_cache_size, non_empty,
-    parse_algorithm, parse_logged_decisions, read_error, remote_location,
-    settle_first_byte_timeout,
+    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen,
+    check_log_refusals_per_sec, check_log_sample, check_max_connections, check_realm,
+    check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm, parse_logged_decisions,
+    read_error, remote_location, settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -405,6 +405,10 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         })?;
         shared.server.decision_log.sample_per_million =
             check_log_sample(rate).map_err(|m| ConfigError::env("JWT_LOG_SAMPLE", m))?;
+    }
+    if let Some(n) = vars.count("JWT_LOG_REFUSALS_PER_SEC", "lines a second")? {
+        shared.server.decision_log.refusals_per_sec = check_log_refusals_per_sec(n)
+            .map_err(|m| ConfigError::env("JWT_LOG_REFUSALS_PER_SEC", m))?;
     }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,

@@ -46,9 +46,10 @@ use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
     Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
-    check_listen, check_log_sample, check_max_connections, check_policy_name, check_realm,
-    check_timeout_secs, check_token_cache_size, io_reason, one_line, parse_algorithm,
-    parse_logged_decisions, read_error, remote_location, settle_first_byte_timeout,
+    check_listen, check_log_refusals_per_sec, check_log_sample, check_max_connections,
+    check_policy_name, check_realm, check_timeout_secs, check_token_cache_size, io_reason,
+    one_line, parse_algorithm, parse_logged_decisions, read_error, remote_location,
+    settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -123,6 +124,7 @@ struct ServerSection {
     token_cache_size: Option<usize>,
     log_decisions: Option<String>,
     log_sample: Option<f64>,
+    log_refusals_per_sec: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -385,6 +387,10 @@ fn shared(
     if let Some(rate) = server.log_sample {
         shared.server.decision_log.sample_per_million =
             check_log_sample(rate).map_err(|m| at.err("server.log_sample", m))?;
+    }
+    if let Some(n) = server.log_refusals_per_sec {
+        shared.server.decision_log.refusals_per_sec =
+            check_log_refusals_per_sec(n).map_err(|m| at.err("server.log_refusals_per_sec", m))?;
     }
     Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
 }

@@ -62,6 +62,9 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_LOG_DECISIONS      all|refusals|none: which decisions get a log line (default refusals; every
                          decision is counted in /metrics whatever this says)
   JWT_LOG_SAMPLE         0.0 to 1.0: the share of those logged, every n-th one (default 1.0)
+  JWT_LOG_REFUSALS_PER_SEC
+                         refusal lines a second per reason code, as many in a burst (default 10; 0:
+                         no bound); the rest are counted in one summary line a second
 
 REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
   JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
@@ -127,6 +130,7 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   token_cache_size = 10000            # verified tokens remembered; 0 disables
   log_decisions = "refusals"          # all | refusals | none
   log_sample = 1.0                    # share of those decisions logged
+  log_refusals_per_sec = 10           # refusal lines a second per code; 0: no bound
 
   [fetch]                             # remote key sets (jwks_uri, discovery)
   allow_http_loopback = false         # http:// only for 127.0.0.0/8, ::1, localhost, and only if true
