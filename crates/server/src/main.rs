@@ -21,6 +21,7 @@ mod keys;
 mod logging;
 mod metrics;
 mod mint;
+mod policy_text;
 mod probe;
 mod reload;
 mod serve;
@@ -180,7 +181,7 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
         Err(e) => return config_error(&e),
     };
     let mut out = String::new();
-    for line in &loaded.summary {
+    for line in loaded.summary.iter().chain(&policy_text::describe(&loaded)) {
         out.push_str(line);
         out.push('\n');
     }
