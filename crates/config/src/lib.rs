@@ -20,6 +20,7 @@ mod keys;
 mod tests;
 #[cfg(test)]
 mod tests_remote;
+mod tls;
 
 use std::fmt;
 use std::io;
@@ -37,6 +38,8 @@ use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
+pub use tls::{PemFile, TLS_ENV_VARS, TlsFiles, from_env as tls_from_env};
+
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Reads one whole file.
 pub type ReadFileFn<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
@@ -119,6 +122,8 @@ pub struct ServerSettings {
     pub fetch: FetchSettings,
     /// Which decisions get a log line.
     pub decision_log: DecisionLog,
+    /// TLS (and mTLS) on the listener; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
@@ -197,6 +202,7 @@ impl Default for ServerSettings {
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
+            tls: None,
         }
     }
 }
@@ -236,7 +242,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
     /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (the native server fetches them; the component refuses).
+    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
@@ -303,10 +309,12 @@ impl ConfigError {
 /// Loads the configuration: the TOML file named by `JWT_CONFIG` if set, otherwise the `JWT_*`
 /// environment variables of the single-issuer case.
 pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
-    match non_empty(env("JWT_CONFIG")) {
+    let mut loaded = match non_empty(env("JWT_CONFIG")) {
         Some(path) => load_file(&path, env, read_file),
         None => env::load(env, read_file),
-    }
+    }?;
+    loaded.server.tls = tls::from_env(env, read_file)?;
+    Ok(loaded)
 }
 
 #[cfg(feature = "toml")]

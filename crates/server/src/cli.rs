@@ -70,6 +70,11 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_LOG_REFUSALS_PER_SEC
                          refusal lines a second per reason code, as many in a burst (default 10; 0:
                          no bound); the rest are counted in one summary line a second
+  JWT_TLS_CERT_FILE      PEM certificate chain (leaf first): the listener speaks TLS 1.2/1.3 only,
+  JWT_TLS_KEY_FILE       with this key (PEM); ALPN h2 and http/1.1. Honoured with a config file too;
+                         rotated files are served to new connections after a reload
+  JWT_TLS_CLIENT_CA_FILE PEM CA certificates: every client must present a certificate one of them
+                         signed (mTLS), else the handshake is refused
 
 REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
   JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
@@ -297,7 +302,7 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Plain http:// URL to GET.
+    /// http:// or https:// URL to GET (over TLS whenever JWT_TLS_CERT_FILE is set, as for the server).
     #[arg(default_value = "http://127.0.0.1:3000/readyz")]
     pub url: String,
 
@@ -452,13 +457,17 @@ mod tests {
 
     #[test]
     fn help_documents_every_environment_variable() {
-        for name in jwtv_config::ENV_VARS.iter().chain(&[
-            "JWT_CONFIG",
-            "JWT_LISTEN",
-            "PORT",
-            "JWT_LOG_FORMAT",
-            "RUST_LOG",
-        ]) {
+        for name in jwtv_config::ENV_VARS
+            .iter()
+            .chain(&jwtv_config::TLS_ENV_VARS)
+            .chain(&[
+                "JWT_CONFIG",
+                "JWT_LISTEN",
+                "PORT",
+                "JWT_LOG_FORMAT",
+                "RUST_LOG",
+            ])
+        {
             assert!(
                 LONG_AFTER.contains(name),
                 "{name} is not documented in --help"

@@ -16,6 +16,7 @@ mod decision_log;
 mod demo;
 mod explain;
 mod fdlimit;
+mod grpc;
 mod keys;
 mod logging;
 mod metrics;
@@ -24,6 +25,7 @@ mod policy_text;
 mod probe;
 mod reload;
 mod serve;
+mod tls;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -252,7 +254,17 @@ fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
 }
 
 fn probe(args: &ProbeArgs) -> ExitCode {
-    match probe::probe(&args.url, Duration::from_secs(args.timeout)) {
+    // The listener's TLS files, read as the server reads them: the probe speaks TLS when it is on.
+    let env = |name: &str| std::env::var(name).ok();
+    let read = |path: &std::path::Path| std::fs::read(path);
+    let tls = match jwtv_config::tls_from_env(&env, &read) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("jwt-validator: probe: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match probe::probe(&args.url, Duration::from_secs(args.timeout), tls.as_ref()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jwt-validator: probe: {e}");
