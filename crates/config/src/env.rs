@@ -345,6 +345,7 @@ fn weak_warning(var: &str, shortfall: &str) -> String {
 fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     let mut policy = Policy {
         issuer: vars.string("JWT_ISSUER").map(|s| s.trim().to_owned()),
+        allowed_tenants: vars.list("JWT_ALLOWED_TENANTS"),
         audiences: vars.list("JWT_AUDIENCE"),
         algorithms: vars.algorithms("JWT_ALGORITHMS")?,
         max_age_secs: vars.seconds("JWT_MAX_AGE")?,
@@ -362,6 +363,8 @@ fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     if let Some(require) = vars.bool("JWT_REQUIRE_EXP")? {
         policy.require_exp = require;
     }
+    super::check_template(&policy, ("JWT_ISSUER", "JWT_ALLOWED_TENANTS"))
+        .map_err(|(var, m)| ConfigError::env(var, m))?;
     Ok(policy)
 }
 

@@ -20,6 +20,7 @@ mod keys;
 mod tests;
 #[cfg(test)]
 mod tests_remote;
+mod tls;
 
 use std::fmt;
 use std::io;
@@ -37,6 +38,8 @@ use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
+pub use tls::{PemFile, TLS_ENV_VARS, TlsFiles, from_env as tls_from_env};
+
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Reads one whole file.
 pub type ReadFileFn<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
@@ -60,6 +63,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_JWKS_FILE",
     "JWT_PUBLIC_KEY_FILE",
     "JWT_ISSUER",
+    "JWT_ALLOWED_TENANTS",
     "JWT_AUDIENCE",
     "JWT_ALGORITHMS",
     "JWT_LEEWAY",
@@ -119,6 +123,8 @@ pub struct ServerSettings {
     pub fetch: FetchSettings,
     /// Which decisions get a log line.
     pub decision_log: DecisionLog,
+    /// TLS (and mTLS) on the listener; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
@@ -197,6 +203,7 @@ impl Default for ServerSettings {
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
+            tls: None,
         }
     }
 }
@@ -236,7 +243,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
     /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (the native server fetches them; the component refuses).
+    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
@@ -303,10 +310,12 @@ impl ConfigError {
 /// Loads the configuration: the TOML file named by `JWT_CONFIG` if set, otherwise the `JWT_*`
 /// environment variables of the single-issuer case.
 pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
-    match non_empty(env("JWT_CONFIG")) {
+    let mut loaded = match non_empty(env("JWT_CONFIG")) {
         Some(path) => load_file(&path, env, read_file),
         None => env::load(env, read_file),
-    }
+    }?;
+    loaded.server.tls = tls::from_env(env, read_file)?;
+    Ok(loaded)
 }
 
 #[cfg(feature = "toml")]
@@ -375,7 +384,7 @@ pub(crate) struct Shared {
 pub(crate) fn assemble(
     issuers: Vec<IssuerConfig>,
     shared: Shared,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
     source: &str,
     verifier_error: impl Fn(String) -> ConfigError,
 ) -> Result<Loaded, ConfigError> {
@@ -395,6 +404,17 @@ pub(crate) fn assemble(
                 configured_at,
                 seed,
             } => {
+                // An identity provider signs tokens for every application it serves with the same
+                // keys; only the audience says which were made for this one.
+                if issuer.policy.audiences.is_empty() {
+                    warnings.push(format!(
+                        "{}: keys fetched from {} but no audience configured: a token this issuer \
+                         made for any other application is accepted; set JWT_AUDIENCE (or \
+                         `audiences` in the file)",
+                        keys::issuer_name(&issuer.policy),
+                        location.url(),
+                    ));
+                }
                 let mut line = keys::describe_remote_issuer(&issuer.policy, &location);
                 if let Some(seed) = &seed {
                     line.push_str(&format!(
@@ -493,6 +513,34 @@ pub(crate) fn assemble(
         warnings,
         summary,
         hmac_secrets,
+    })
+}
+
+/// Where an issuer template and its tenant list disagree: the field to blame (`names` are the issuer's
+/// and the tenant list's, as each front end spells them) and the line to show.
+pub(crate) fn check_template<'n>(
+    policy: &Policy,
+    names: (&'n str, &'n str),
+) -> Result<(), (&'n str, String)> {
+    use jwtv_verifier::issuer::{self, TemplateError};
+    let (issuer_name, tenants_name) = names;
+    issuer::check_template(policy).map_err(|e| match e {
+        TemplateError::NoTenants(iss) => (
+            tenants_name,
+            format!(
+                "is not set but {issuer_name} {iss:?} is a template with {{tenantid}}: list the \
+                 tenant ids (tid) to accept; any tenant would let anyone's own tenant mint tokens"
+            ),
+        ),
+        TemplateError::NotATemplate => (
+            tenants_name,
+            format!(
+                "needs {issuer_name} to be a template with {{tenantid}}, such as \
+                 https://login.microsoftonline.com/{{tenantid}}/v2.0"
+            ),
+        ),
+        e @ TemplateError::Placeholders(_) => (issuer_name, e.to_string()),
+        e @ TemplateError::BadTenant(_) => (tenants_name, e.to_string()),
     })
 }
 
@@ -641,6 +689,16 @@ pub(crate) fn remote_location(
                     ),
                 ));
             };
+            if issuer.contains(jwtv_verifier::issuer::TENANT_PLACEHOLDER) {
+                return Err((
+                    RemoteField::Discovery,
+                    format!(
+                        "an issuer template has no discovery document of its own: set \
+                         {jwks_name} to the provider's common key set (Entra ID: \
+                         https://login.microsoftonline.com/common/discovery/v2.0/keys)"
+                    ),
+                ));
+            }
             let url = discovery_url(issuer);
             check_remote_url(&url, allow_http_loopback).map_err(|m| {
                 (
