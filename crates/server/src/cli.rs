@@ -115,6 +115,14 @@ FORWARD AUTH (ANY /auth[/...], ANY /policy/NAME/auth[/...]: 200 + X-Auth-* heade
     JWT_POLICY_<NAME>_SCOPES                required scopes (else 403 insufficient_scope)
     JWT_POLICY_<NAME>_CLAIMS                claim=value,...: value required (repeat a claim for any-of;
                                             a bare claim only has to be present; else 403)
+    JWT_POLICY_<NAME>_TOKEN_SOURCES, _ANONYMOUS, _RULE   as below, for this policy
+  JWT_TOKEN_SOURCES      where the token is looked for, in order (default bearer): bearer,
+                         cookie:NAME, header:NAME, query:NAME (query leaks into logs: only if listed);
+                         two sources with different tokens are refused (docs/access.md)
+  JWT_ANONYMOUS          allow: no token at all passes /auth with empty identity headers (a bad
+                         token is still refused); default deny
+  JWT_RULE               CEL rule over claims and request (method, path, host, headers) a verified
+                         token must pass, else 403 rule_failed; checked at start (docs/access.md)
 
 ENVIRONMENT (always)
   JWT_CONFIG             TOML configuration file (same as --config)
