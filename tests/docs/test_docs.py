@@ -97,6 +97,16 @@ class Links(unittest.TestCase):
         self.assertGreater(checked, 50, "too few relative links found: is the link pattern broken?")
         self.assertEqual(broken, [], "broken links:\n" + "\n".join(broken))
 
+    def test_every_page_under_docs_is_linked_from_the_readme(self):
+        # The README is the way in: a page it does not name is a page a newcomer never finds.
+        readme = ROOT / "README.md"
+        named = {(readme.parent / t.partition("#")[0]).resolve()
+                 for _, t in links(readme) if not is_external(t)}
+        pages_under_docs = sorted((ROOT / "docs").glob("*.md"))
+        self.assertTrue(pages_under_docs)
+        unlinked = [str(p.relative_to(ROOT)) for p in pages_under_docs if p.resolve() not in named]
+        self.assertEqual(unlinked, [], "pages README.md does not link to")
+
     def test_a_broken_link_and_a_missing_heading_are_found(self):
         # The checker's own parts, on text made to fail: it must not pass by seeing nothing.
         self.assertEqual(slug("The WebAssembly component, per host mode"),
