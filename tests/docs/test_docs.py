@@ -136,6 +136,19 @@ class Links(unittest.TestCase):
         self.assertEqual(list(prose_lines("```\n[a](b)\n```\n")), [])
 
 
+class SecurityRules(unittest.TestCase):
+    def test_every_test_docs_security_names_exists(self):
+        # docs/security.md names, for each rule, the test that fails if the rule is removed; a
+        # renamed or deleted test must not leave the page citing a proof that is gone.
+        page = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+        cited = set(re.findall(r"`([a-z0-9]+(?:_[a-z0-9]+){3,})`", page))
+        self.assertGreater(len(cited), 20, "docs/security.md cites too few tests")
+        defined = set()
+        for source in (ROOT / "crates").rglob("*.rs"):
+            defined.update(re.findall(r"\bfn ([a-z0-9_]+)\s*\(", source.read_text(encoding="utf-8")))
+        self.assertEqual(sorted(cited - defined), [], "tests docs/security.md cites but no crate defines")
+
+
 class Figures(unittest.TestCase):
     def test_quoted_figures_are_the_reports(self):
         text = (ROOT / "README.md").read_text(encoding="utf-8")

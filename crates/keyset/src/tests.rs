@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jwtv_config::{FetchSettings, RemoteLocation};
+use crate::{FetchSettings, RemoteLocation};
 
 use crate::{Event, Fetch, FetchError, Purpose, Reason, Rules, Snapshot, Source, UnknownKid};
 

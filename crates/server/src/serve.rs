@@ -23,7 +23,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
-use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
 
 use crate::connections::Connections;
@@ -276,10 +275,7 @@ impl Active {
         // again with the new set. Only once,
         // and only when the set changed, so an unknown kid costs at most one extra verification.
         let unknown_kid_of = handled
-            .decision
-            .as_ref()
-            .filter(|d| d.code == Some(Code::UnknownKid))
-            .and_then(|d| d.issuer)
+            .refetch()
             .and_then(|issuer| self.keys.remote(issuer));
         match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
@@ -294,7 +290,7 @@ impl Active {
     fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
         let expose = self.service.options().expose_descriptions;
         closing(Handled {
-            response: jwtv_service::shell_error(status, "invalid_request", description, expose),
+            response: jwtv_service::unreadable_request(status, description, expose),
             decision: None,
         })
     }
