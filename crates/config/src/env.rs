@@ -11,10 +11,10 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen, check_log_sample,
-    check_max_connections, check_realm, check_timeout_secs, check_token_cache_size, non_empty,
-    parse_algorithm, parse_logged_decisions, read_error, remote_location,
-    settle_first_byte_timeout,
+    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen,
+    check_log_refusals_per_sec, check_log_sample, check_max_connections, check_realm,
+    check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm, parse_logged_decisions,
+    read_error, remote_location, settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -333,6 +333,7 @@ fn weak_warning(var: &str, shortfall: &str) -> String {
 fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     let mut policy = Policy {
         issuer: vars.string("JWT_ISSUER").map(|s| s.trim().to_owned()),
+        allowed_tenants: vars.list("JWT_ALLOWED_TENANTS"),
         audiences: vars.list("JWT_AUDIENCE"),
         algorithms: vars.algorithms("JWT_ALGORITHMS")?,
         max_age_secs: vars.seconds("JWT_MAX_AGE")?,
@@ -350,6 +351,8 @@ fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     if let Some(require) = vars.bool("JWT_REQUIRE_EXP")? {
         policy.require_exp = require;
     }
+    super::check_template(&policy, ("JWT_ISSUER", "JWT_ALLOWED_TENANTS"))
+        .map_err(|(var, m)| ConfigError::env(var, m))?;
     Ok(policy)
 }
 
@@ -405,6 +408,10 @@ fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
         })?;
         shared.server.decision_log.sample_per_million =
             check_log_sample(rate).map_err(|m| ConfigError::env("JWT_LOG_SAMPLE", m))?;
+    }
+    if let Some(n) = vars.count("JWT_LOG_REFUSALS_PER_SEC", "lines a second")? {
+        shared.server.decision_log.refusals_per_sec = check_log_refusals_per_sec(n)
+            .map_err(|m| ConfigError::env("JWT_LOG_REFUSALS_PER_SEC", m))?;
     }
     let fetch = FetchInput {
         allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,

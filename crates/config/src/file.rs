@@ -46,9 +46,10 @@ use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
     Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
-    check_listen, check_log_sample, check_max_connections, check_policy_name, check_realm,
-    check_timeout_secs, check_token_cache_size, io_reason, one_line, parse_algorithm,
-    parse_logged_decisions, read_error, remote_location, settle_first_byte_timeout,
+    check_listen, check_log_refusals_per_sec, check_log_sample, check_max_connections,
+    check_policy_name, check_realm, check_timeout_secs, check_token_cache_size, io_reason,
+    one_line, parse_algorithm, parse_logged_decisions, read_error, remote_location,
+    settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -123,6 +124,7 @@ struct ServerSection {
     token_cache_size: Option<usize>,
     log_decisions: Option<String>,
     log_sample: Option<f64>,
+    log_refusals_per_sec: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +144,9 @@ struct IssuerSection {
     types: Option<Vec<String>>,
     #[serde(default)]
     required_scopes: Vec<String>,
+    /// With an issuer template (`{tenantid}`): the tenant ids accepted.
+    #[serde(default)]
+    allowed_tenants: Vec<String>,
     secret: Option<String>,
     secret_file: Option<String>,
     secret_env: Option<String>,
@@ -385,6 +390,10 @@ fn shared(
     if let Some(rate) = server.log_sample {
         shared.server.decision_log.sample_per_million =
             check_log_sample(rate).map_err(|m| at.err("server.log_sample", m))?;
+    }
+    if let Some(n) = server.log_refusals_per_sec {
+        shared.server.decision_log.refusals_per_sec =
+            check_log_refusals_per_sec(n).map_err(|m| at.err("server.log_refusals_per_sec", m))?;
     }
     Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
 }
@@ -652,13 +661,14 @@ impl Sources<'_> {
         let defaults = Policy::default();
         let types = match &s.types {
             Some(types) if types.is_empty() => {
-                return Err(self.err("types", "is empty; omit it to accept typ \"JWT\""));
+                return Err(self.err("types", "is empty; omit it to accept JWT, at+jwt or no typ"));
             }
             Some(types) => types.clone(),
             None => defaults.types.clone(),
         };
-        Ok(Policy {
+        let policy = Policy {
             issuer: s.issuer.clone(),
+            allowed_tenants: s.allowed_tenants.clone(),
             audiences: s.audiences.clone(),
             algorithms,
             leeway_secs: s.leeway.unwrap_or(defaults.leeway_secs),
@@ -668,6 +678,9 @@ impl Sources<'_> {
             subject: s.subject.clone(),
             types,
             required_scopes: s.required_scopes.clone(),
-        })
+        };
+        super::check_template(&policy, ("issuer", "allowed_tenants"))
+            .map_err(|(field, m)| self.err(field, m))?;
+        Ok(policy)
     }
 }

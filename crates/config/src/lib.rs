@@ -20,6 +20,7 @@ mod keys;
 mod tests;
 #[cfg(test)]
 mod tests_remote;
+mod tls;
 
 use std::fmt;
 use std::io;
@@ -37,6 +38,8 @@ use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
+pub use tls::{PemFile, TLS_ENV_VARS, TlsFiles, from_env as tls_from_env};
+
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Reads one whole file.
 pub type ReadFileFn<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
@@ -60,6 +63,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_JWKS_FILE",
     "JWT_PUBLIC_KEY_FILE",
     "JWT_ISSUER",
+    "JWT_ALLOWED_TENANTS",
     "JWT_AUDIENCE",
     "JWT_ALGORITHMS",
     "JWT_LEEWAY",
@@ -92,6 +96,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_MAX_CONNECTIONS",
     "JWT_LOG_DECISIONS",
     "JWT_LOG_SAMPLE",
+    "JWT_LOG_REFUSALS_PER_SEC",
 ];
 
 /// Verified tokens the native server remembers by default (each entry holds the token's claims).
@@ -117,6 +122,8 @@ pub struct ServerSettings {
     pub fetch: FetchSettings,
     /// Which decisions get a log line.
     pub decision_log: DecisionLog,
+    /// TLS (and mTLS) on the listener; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
@@ -126,7 +133,15 @@ pub struct DecisionLog {
     pub which: LoggedDecisions,
     /// Of the decisions `which` selects, the share logged, in millionths (1,000,000: all of them).
     pub sample_per_million: u32,
+    /// Of those, refusal lines written per reason code and second (as many in a burst), the rest
+    /// counted in one summary line a second: bad tokens cost anyone nothing to send. 0: no bound.
+    pub refusals_per_sec: u32,
 }
+
+/// Refusal lines a second per reason code by default: enough to see what is refused and by whom
+/// (each line names `iss` and `kid`), few enough that a flood writes kilobytes, not megabytes.
+pub const DEFAULT_LOG_REFUSALS_PER_SEC: u32 = 10;
+pub const MAX_LOG_REFUSALS_PER_SEC: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoggedDecisions {
@@ -142,8 +157,19 @@ impl Default for DecisionLog {
         DecisionLog {
             which: LoggedDecisions::Refusals,
             sample_per_million: 1_000_000,
+            refusals_per_sec: DEFAULT_LOG_REFUSALS_PER_SEC,
         }
     }
+}
+
+/// Refusal lines a second per code, 0 (no bound) to [`MAX_LOG_REFUSALS_PER_SEC`].
+pub(crate) fn check_log_refusals_per_sec(n: usize) -> Result<u32, String> {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n <= MAX_LOG_REFUSALS_PER_SEC)
+        .ok_or_else(|| {
+            format!("{n} is out of range: use 0 (no bound) to {MAX_LOG_REFUSALS_PER_SEC}")
+        })
 }
 
 /// `all`, `refusals` or `none`.
@@ -176,6 +202,7 @@ impl Default for ServerSettings {
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
+            tls: None,
         }
     }
 }
@@ -215,7 +242,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
     /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (the native server fetches them; the component refuses).
+    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
@@ -282,10 +309,12 @@ impl ConfigError {
 /// Loads the configuration: the TOML file named by `JWT_CONFIG` if set, otherwise the `JWT_*`
 /// environment variables of the single-issuer case.
 pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
-    match non_empty(env("JWT_CONFIG")) {
+    let mut loaded = match non_empty(env("JWT_CONFIG")) {
         Some(path) => load_file(&path, env, read_file),
         None => env::load(env, read_file),
-    }
+    }?;
+    loaded.server.tls = tls::from_env(env, read_file)?;
+    Ok(loaded)
 }
 
 #[cfg(feature = "toml")]
@@ -341,7 +370,7 @@ pub(crate) struct Shared {
 pub(crate) fn assemble(
     issuers: Vec<IssuerConfig>,
     shared: Shared,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
     source: &str,
     verifier_error: impl Fn(String) -> ConfigError,
 ) -> Result<Loaded, ConfigError> {
@@ -360,6 +389,17 @@ pub(crate) fn assemble(
                 location,
                 configured_at,
             } => {
+                // An identity provider signs tokens for every application it serves with the same
+                // keys; only the audience says which were made for this one.
+                if issuer.policy.audiences.is_empty() {
+                    warnings.push(format!(
+                        "{}: keys fetched from {} but no audience configured: a token this issuer \
+                         made for any other application is accepted; set JWT_AUDIENCE (or \
+                         `audiences` in the file)",
+                        keys::issuer_name(&issuer.policy),
+                        location.url(),
+                    ));
+                }
                 summary.push(keys::describe_remote_issuer(&issuer.policy, &location));
                 sets.push(None);
                 remote.push(RemoteSource {
@@ -398,7 +438,7 @@ pub(crate) fn assemble(
     });
     let logged = shared.server.decision_log;
     summary.push(format!(
-        "decision logs: {}{}",
+        "decision logs: {}{}{}",
         match logged.which {
             LoggedDecisions::All => "every decision",
             LoggedDecisions::Refusals => "refusals only",
@@ -407,6 +447,11 @@ pub(crate) fn assemble(
         match logged.sample_per_million {
             1_000_000 => String::new(),
             n => format!(", {}% of them", f64::from(n) / 10_000.0),
+        },
+        match (logged.which, logged.refusals_per_sec) {
+            (LoggedDecisions::None, _) => String::new(),
+            (_, 0) => ", refusal lines unbounded".to_owned(),
+            (_, n) => format!(", at most {n} refusal lines a second per code (the rest summed up)"),
         }
     ));
     if !remote.is_empty() {
@@ -443,6 +488,34 @@ pub(crate) fn assemble(
         warnings,
         summary,
         hmac_secrets,
+    })
+}
+
+/// Where an issuer template and its tenant list disagree: the field to blame (`names` are the issuer's
+/// and the tenant list's, as each front end spells them) and the line to show.
+pub(crate) fn check_template<'n>(
+    policy: &Policy,
+    names: (&'n str, &'n str),
+) -> Result<(), (&'n str, String)> {
+    use jwtv_verifier::issuer::{self, TemplateError};
+    let (issuer_name, tenants_name) = names;
+    issuer::check_template(policy).map_err(|e| match e {
+        TemplateError::NoTenants(iss) => (
+            tenants_name,
+            format!(
+                "is not set but {issuer_name} {iss:?} is a template with {{tenantid}}: list the \
+                 tenant ids (tid) to accept; any tenant would let anyone's own tenant mint tokens"
+            ),
+        ),
+        TemplateError::NotATemplate => (
+            tenants_name,
+            format!(
+                "needs {issuer_name} to be a template with {{tenantid}}, such as \
+                 https://login.microsoftonline.com/{{tenantid}}/v2.0"
+            ),
+        ),
+        e @ TemplateError::Placeholders(_) => (issuer_name, e.to_string()),
+        e @ TemplateError::BadTenant(_) => (tenants_name, e.to_string()),
     })
 }
 
@@ -591,6 +664,16 @@ pub(crate) fn remote_location(
                     ),
                 ));
             };
+            if issuer.contains(jwtv_verifier::issuer::TENANT_PLACEHOLDER) {
+                return Err((
+                    RemoteField::Discovery,
+                    format!(
+                        "an issuer template has no discovery document of its own: set \
+                         {jwks_name} to the provider's common key set (Entra ID: \
+                         https://login.microsoftonline.com/common/discovery/v2.0/keys)"
+                    ),
+                ));
+            }
             let url = discovery_url(issuer);
             check_remote_url(&url, allow_http_loopback).map_err(|m| {
                 (

@@ -30,7 +30,10 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
                          At least one key source is required. Key sources combine (e.g. a secret and a
                          JWK set), but JWT_SECRET/JWT_SECRET_FILE and JWT_JWKS/JWT_JWKS_FILE exclude
                          each other.
-  JWT_ISSUER             required "iss" value (exact match)
+  JWT_ISSUER             required "iss" value (exact match), or a multi-tenant template with
+                         {tenantid}: https://login.microsoftonline.com/{tenantid}/v2.0
+  JWT_ALLOWED_TENANTS    with a template: the tenant ids accepted, comma-separated (required); iss
+                         must be the template filled with the token's own "tid"
   JWT_AUDIENCE           accepted audiences, comma-separated; a token must carry one of them
   JWT_ALGORITHMS         allow-list, comma-separated, case-sensitive (HS256 HS384 HS512 RS256 RS384
                          RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA; "none" never). Default:
@@ -39,7 +42,9 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_MAX_AGE            maximum token age in seconds, from iat (iat then required)
   JWT_REQUIRED_CLAIMS    claims that must be present, comma-separated
   JWT_REQUIRED_SCOPES    scopes every token must grant (scope / scp), space- or comma-separated (else 403)
-  JWT_TYPES              accepted "typ" header values, comma-separated (default JWT)
+  JWT_TYPES              accepted "typ" header values, comma-separated (default JWT,at+jwt: the generic
+                         type, none, and RFC 9068 access tokens). Without JWT, "typ" is required:
+                         at+jwt alone is RFC 9068's strict check
   JWT_REQUIRE_EXP        true|false: "exp" required (default true)
   JWT_ALLOW_WEAK_SECRET  1|true: accept an HMAC secret shorter than the hash output (32 bytes for
                          HS256). Insecure; logged as a warning at every start.
@@ -62,6 +67,14 @@ const LONG_AFTER: &str = r#"ENVIRONMENT (single issuer; ignored, with a warning,
   JWT_LOG_DECISIONS      all|refusals|none: which decisions get a log line (default refusals; every
                          decision is counted in /metrics whatever this says)
   JWT_LOG_SAMPLE         0.0 to 1.0: the share of those logged, every n-th one (default 1.0)
+  JWT_LOG_REFUSALS_PER_SEC
+                         refusal lines a second per reason code, as many in a burst (default 10; 0:
+                         no bound); the rest are counted in one summary line a second
+  JWT_TLS_CERT_FILE      PEM certificate chain (leaf first): the listener speaks TLS 1.2/1.3 only,
+  JWT_TLS_KEY_FILE       with this key (PEM); ALPN h2 and http/1.1. Honoured with a config file too;
+                         rotated files are served to new connections after a reload
+  JWT_TLS_CLIENT_CA_FILE PEM CA certificates: every client must present a certificate one of them
+                         signed (mTLS), else the handshake is refused
 
 REMOTE KEY SETS (the native server fetches them; the WebAssembly component refuses them)
   JWT_JWKS_URI           fetch the issuer's keys from this JWK Set URL (https; replaces the key sources
@@ -127,6 +140,7 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   token_cache_size = 10000            # verified tokens remembered; 0 disables
   log_decisions = "refusals"          # all | refusals | none
   log_sample = 1.0                    # share of those decisions logged
+  log_refusals_per_sec = 10           # refusal lines a second per code; 0: no bound
 
   [fetch]                             # remote key sets (jwks_uri, discovery)
   allow_http_loopback = false         # http:// only for 127.0.0.0/8, ::1, localhost, and only if true
@@ -147,7 +161,8 @@ CONFIGURATION FILE (TOML; unknown keys are errors; relative paths are relative t
   max_age = 86400
   required_claims = ["sub"]
   subject = "service-a"                # exact "sub", optional
-  types = ["JWT", "at+jwt"]
+  # allowed_tenants = ["…"]           # with issuer = "https://login.microsoftonline.com/{tenantid}/v2.0"
+  types = ["at+jwt"]                   # RFC 9068 strictly (default: JWT, at+jwt or no typ)
   required_scopes = ["read"]           # all required, from "scope" or "scp"
   jwks_file = "keys/login.json"        # or jwks = '{"keys":[...]}'
   public_keys = [{ file = "keys/old.pem", kid = "2023", alg = "RS256" }]
@@ -287,7 +302,7 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Plain http:// URL to GET.
+    /// http:// or https:// URL to GET (over TLS whenever JWT_TLS_CERT_FILE is set, as for the server).
     #[arg(default_value = "http://127.0.0.1:3000/readyz")]
     pub url: String,
 
@@ -442,13 +457,17 @@ mod tests {
 
     #[test]
     fn help_documents_every_environment_variable() {
-        for name in jwtv_config::ENV_VARS.iter().chain(&[
-            "JWT_CONFIG",
-            "JWT_LISTEN",
-            "PORT",
-            "JWT_LOG_FORMAT",
-            "RUST_LOG",
-        ]) {
+        for name in jwtv_config::ENV_VARS
+            .iter()
+            .chain(&jwtv_config::TLS_ENV_VARS)
+            .chain(&[
+                "JWT_CONFIG",
+                "JWT_LISTEN",
+                "PORT",
+                "JWT_LOG_FORMAT",
+                "RUST_LOG",
+            ])
+        {
             assert!(
                 LONG_AFTER.contains(name),
                 "{name} is not documented in --help"

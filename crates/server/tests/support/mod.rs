@@ -17,9 +17,12 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod failover;
 pub mod gateway;
+pub mod h2;
 pub mod jwt;
 pub mod keyserver;
+pub mod tls;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -158,12 +161,15 @@ pub fn component() -> PathBuf {
     if let Some(path) = std::env::var_os("JWTV_COMPONENT") {
         return PathBuf::from(path);
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    workspace_root()
-        .join(target_dir)
-        .join("wasm32-wasip2/wasm/jwtv_component.wasm")
+    target_dir().join("wasm32-wasip2/wasm/jwtv_component.wasm")
+}
+
+/// Cargo's target directory as the build scripts see it: `CARGO_TARGET_DIR` (relative to the
+/// workspace, as cargo reads it there), else `target/`.
+pub fn target_dir() -> PathBuf {
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    workspace_root().join(dir)
 }
 
 /// What `wasmtime serve` and `scripts/bake` are both given: the Wasm features the build needs, and
@@ -410,7 +416,11 @@ impl Server {
                             .extend_from_slice(line.as_bytes());
                         if let Some(rest) = line
                             .trim_end()
-                            .strip_prefix("jwt-validator listening on http://")
+                            .strip_prefix("jwt-validator listening on ")
+                            .and_then(|url| {
+                                url.strip_prefix("http://")
+                                    .or_else(|| url.strip_prefix("https://"))
+                            })
                         {
                             let _ = tx.send(rest.to_owned());
                         }
