@@ -2,7 +2,8 @@
 //! for this configuration to accept it, defaults included, so an operator reads what is enforced
 //! rather than what was written.
 
-use jwtv_config::{Loaded, RemoteLocation};
+use jwtv_config::Loaded;
+use jwtv_keyset::RemoteLocation;
 use jwtv_service::verifier::Policy;
 
 /// A paragraph per issuer, in issuer order: a heading line, then one indented sentence per rule.
