@@ -11,10 +11,10 @@ use super::check_policy_name;
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, Shared, assemble, check_allow_list, check_listen,
+    ReadFileFn, RemoteField, SEED_WITHOUT_REMOTE, Shared, assemble, check_allow_list, check_listen,
     check_log_refusals_per_sec, check_log_sample, check_max_connections, check_realm,
     check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm, parse_logged_decisions,
-    read_error, remote_location, settle_first_byte_timeout,
+    read_error, read_seed, remote_location, settle_first_byte_timeout,
 };
 
 /// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
@@ -190,7 +190,18 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
         RemoteField::JwksUri => ConfigError::env("JWT_JWKS_URI", m),
         RemoteField::Discovery => ConfigError::env("JWT_OIDC_DISCOVERY", m),
     })?;
+    let seed_path = vars.string("JWT_JWKS_SEED_FILE");
+    if location.is_none() && seed_path.is_some() {
+        return Err(ConfigError::env("JWT_JWKS_SEED_FILE", SEED_WITHOUT_REMOTE));
+    }
     if let Some(location) = location {
+        let seed = match seed_path {
+            Some(path) => Some(
+                read_seed(&read("JWT_JWKS_SEED_FILE", path)?)
+                    .map_err(|m| ConfigError::env("JWT_JWKS_SEED_FILE", m))?,
+            ),
+            None => None,
+        };
         let remote_var = match location {
             super::RemoteLocation::JwksUri(_) => "JWT_JWKS_URI",
             super::RemoteLocation::Discovery { .. } => "JWT_OIDC_DISCOVERY",
@@ -213,6 +224,7 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
             keys: IssuerKeys::Remote {
                 location,
                 configured_at: remote_var.to_owned(),
+                seed,
             },
             secrets: Vec::new(),
         };

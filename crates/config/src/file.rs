@@ -45,11 +45,11 @@ use super::env::{Vars, check_size, strip_final_newline};
 use super::keys::{self, SecretError};
 use super::{
     CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
-    Loaded, ReadFileFn, RemoteField, RemoteLocation, Shared, assemble, check_allow_list,
-    check_listen, check_log_refusals_per_sec, check_log_sample, check_max_connections,
-    check_policy_name, check_realm, check_timeout_secs, check_token_cache_size, io_reason,
-    one_line, parse_algorithm, parse_logged_decisions, read_error, remote_location,
-    settle_first_byte_timeout,
+    Loaded, ReadFileFn, RemoteField, RemoteLocation, SEED_WITHOUT_REMOTE, Shared, assemble,
+    check_allow_list, check_listen, check_log_refusals_per_sec, check_log_sample,
+    check_max_connections, check_policy_name, check_realm, check_timeout_secs,
+    check_token_cache_size, io_reason, one_line, parse_algorithm, parse_logged_decisions,
+    read_error, read_seed, remote_location, settle_first_byte_timeout,
 };
 
 /// Deepest JSON nesting an operator may allow; far beyond any real token.
@@ -156,6 +156,7 @@ struct IssuerSection {
     public_keys: Vec<PublicKeySection>,
     jwks_uri: Option<String>,
     discovery: Option<bool>,
+    jwks_seed_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -601,7 +602,17 @@ impl Sources<'_> {
             RemoteField::Discovery => self.err("discovery", m),
         })?;
         let Some(location) = location else {
+            if s.jwks_seed_file.is_some() {
+                return Err(self.err("jwks_seed_file", SEED_WITHOUT_REMOTE));
+            }
             return Ok(None);
+        };
+        let seed = match &s.jwks_seed_file {
+            Some(file) => Some(
+                read_seed(&self.read("jwks_seed_file", file)?)
+                    .map_err(|m| self.err("jwks_seed_file", m))?,
+            ),
+            None => None,
         };
         let field = match location {
             RemoteLocation::JwksUri(_) => "jwks_uri",
@@ -631,6 +642,7 @@ impl Sources<'_> {
             keys: IssuerKeys::Remote {
                 location,
                 configured_at: format!("{}: {}", self.at.path, self.field(field)),
+                seed,
             },
             secrets: Vec::new(),
         }))

@@ -30,7 +30,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use jwtv_keyset::{
-    CaBundle, FetchSettings, MAX_REFETCH_WAIT_MS, RemoteLocation, RemoteSource, Store,
+    CaBundle, FetchSettings, MAX_REFETCH_WAIT_MS, RemoteLocation, RemoteSource, Seed, Store,
     check_remote_url, discovery_url,
 };
 use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
@@ -80,6 +80,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_CLAIM_HEADERS",
     "JWT_POLICIES",
     "JWT_JWKS_URI",
+    "JWT_JWKS_SEED_FILE",
     "JWT_OIDC_DISCOVERY",
     "JWT_ALLOW_HTTP_LOOPBACK",
     "JWT_FETCH_TIMEOUT",
@@ -354,7 +355,20 @@ pub(crate) enum IssuerKeys {
     Remote {
         location: RemoteLocation,
         configured_at: String,
+        seed: Option<Seed>,
     },
+}
+
+/// A seed key set belongs beside a remote source: alone it would be a configured set that silently
+/// never refreshes.
+pub(crate) const SEED_WITHOUT_REMOTE: &str = "a seed key set is served only until the remote key \
+     set is fetched: set the remote source too (JWT_JWKS_URI or JWT_OIDC_DISCOVERY=true; jwks_uri or \
+     discovery = true in a file), or configure the keys themselves (JWT_JWKS_FILE, jwks_file)";
+
+/// A seed file: a JWK Set as the provider publishes it (`curl $JWKS_URI > seed.json`), read by the
+/// same rules as a fetched one.
+pub(crate) fn read_seed(document: &[u8]) -> Result<Seed, String> {
+    Seed::parse(document).map_err(|e| format!("not a usable seed key set: {e}"))
 }
 
 /// Settings shared by every issuer, with their defaults.
@@ -388,6 +402,7 @@ pub(crate) fn assemble(
             IssuerKeys::Remote {
                 location,
                 configured_at,
+                seed,
             } => {
                 // An identity provider signs tokens for every application it serves with the same
                 // keys; only the audience says which were made for this one.
@@ -400,12 +415,22 @@ pub(crate) fn assemble(
                         location.url(),
                     ));
                 }
-                summary.push(keys::describe_remote_issuer(&issuer.policy, &location));
-                sets.push(None);
+                let mut line = keys::describe_remote_issuer(&issuer.policy, &location);
+                if let Some(seed) = &seed {
+                    line.push_str(&format!(
+                        "; seed: {} key(s), served until the first fetch",
+                        seed.key_set().keys().len()
+                    ));
+                }
+                summary.push(line);
+                // The slot starts with the seed's own set: the source serves the same one, so handing
+                // it on changes no generation.
+                sets.push(seed.as_ref().map(|s| s.key_set().clone()));
                 remote.push(RemoteSource {
                     issuer: index,
                     location,
                     configured_at,
+                    seed,
                 });
             }
         }
