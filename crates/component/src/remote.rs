@@ -32,7 +32,7 @@ struct RemoteKeys {
 
 struct Remote {
     issuer: usize,
-    /// Where it was configured (`JWT_JWKS_URI`…), for log lines.
+    /// Where it was configured (a variable or a file field), for log lines.
     configured_at: String,
     machine: Mutex<Source>,
 }

@@ -49,7 +49,8 @@ fn configure(baking: bool) -> Configured {
     let env = |name: &str| std::env::var(name).ok();
     let read = |path: &std::path::Path| std::fs::read(path);
     let mut warnings = Vec::new();
-    let service = config::load(&env, &read)
+    let names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+    let service = config::load_checked(&env, names.iter().map(String::as_str), &read)
         .map_err(|e| e.to_string())
         .and_then(|loaded| {
             warnings.clone_from(&loaded.warnings);
@@ -58,7 +59,8 @@ fn configure(baking: bool) -> Configured {
             match remote.filter(|_| baking) {
                 Some(at) => Err(format!(
                     "{at}: a remote key set is fetched while serving and cannot be baked; bake a \
-                     JWKS file (JWT_JWKS_FILE) or serve the component unbaked"
+                     JWKS file ({}) or serve the component unbaked",
+                    config::table::JWKS_FILE.var()
                 )),
                 None => Ok(service),
             }
@@ -80,8 +82,9 @@ fn service_of(loaded: config::Loaded) -> Result<Service, String> {
     if let Some(source) = loaded.remote.first() {
         return Err(format!(
             "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
-             build yet; use the WASI 0.2 component, or mount a JWKS file and set JWT_JWKS_FILE",
-            source.configured_at
+             build yet; use the WASI 0.2 component, or mount a JWKS file and set {}",
+            source.configured_at,
+            config::table::JWKS_FILE.var()
         ));
     }
     Ok(loaded.into_service())
