@@ -406,12 +406,12 @@ pub const MAX_TOKEN_BYTES: Setting = row(
     Group::Service,
 );
 pub const MAX_JSON_DEPTH: Setting = row(
-    None,
+    Some("JWT_MAX_JSON_DEPTH"),
     Some("server.max_json_depth"),
     Kind::Int(Int::new(1, 128, "levels").no_unit()),
     "16",
     "deepest JSON nesting of a token's header or claims",
-    NATIVE_FILTER,
+    ALL,
     Group::Service,
 );
 pub const EXPOSE_ERRORS: Setting = row(

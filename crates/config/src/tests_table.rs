@@ -164,3 +164,19 @@ fn every_row_is_documented_where_it_can_be_set() {
         assert!(row.env.is_some() || row.toml.is_some(), "{row:?}");
     }
 }
+
+/// Added as one row (issue 22's measure of a setting's cost): the component, which has no file,
+/// can bound JSON nesting too.
+#[test]
+fn json_depth_variable_bounds_nesting_and_names_its_range() {
+    let loaded = Fixture::new()
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_MAX_JSON_DEPTH", "4")
+        .ok();
+    assert_eq!(loaded.verifier.limits().max_json_depth, 4);
+    let e = Fixture::new()
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_MAX_JSON_DEPTH", "129")
+        .err();
+    assert_eq!(e, "JWT_MAX_JSON_DEPTH: 129 is out of range: use 1 to 128");
+}
