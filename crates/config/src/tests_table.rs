@@ -180,3 +180,37 @@ fn json_depth_variable_bounds_nesting_and_names_its_range() {
         .err();
     assert_eq!(e, "JWT_MAX_JSON_DEPTH: 129 is out of range: use 1 to 128");
 }
+
+/// The tables the file reader still reads through serde (`[[issuers]]`, `[gateway]`,
+/// `[policies.NAME]`) accept exactly the keys the table lists for them: serde's unknown-field
+/// message lists the keys it knows, and the table must list the same ones.
+#[test]
+fn serde_read_tables_know_exactly_the_tables_keys() {
+    for (table_name, header) in [
+        ("issuers[]", "[[issuers]]"),
+        ("gateway", "[gateway]"),
+        ("policies.<name>", "[policies.admin]"),
+    ] {
+        let e = Fixture::new()
+            .config(&format!("{header}\nno_such_key = 1\n"))
+            .err();
+        // serde says "expected `a` or `b`" for two keys, "expected one of `a`, `b`, `c`" for more.
+        let (_, expected) = e
+            .split_once("expected ")
+            .unwrap_or_else(|| panic!("{table_name}: {e}"));
+        let expected = expected.trim_start_matches("one of ");
+        let mut known: Vec<&str> = expected
+            .split(", ")
+            .flat_map(|k| k.split(" or "))
+            .map(|k| k.trim_matches('`'))
+            .collect();
+        known.sort_unstable();
+        let mut rows: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|row| row.toml_table() == Some(table_name))
+            .filter_map(|row| row.toml_key())
+            .collect();
+        rows.sort_unstable();
+        assert_eq!(rows, known, "{table_name}");
+    }
+}
