@@ -323,14 +323,24 @@ pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigE
 
 /// As [`load`], and one warning for every `JWT_*` variable among `names` (the environment's
 /// variable names) that no setting knows, naming the nearest known one: a typo must not start the
-/// service as if the setting were unset.
+/// service as if the setting were unset. A variable the configuration reads by a name it gives
+/// (`secret_env`) is not unknown.
 pub fn load_checked<'n>(
     env: EnvFn<'_>,
     names: impl IntoIterator<Item = &'n str>,
     read_file: ReadFileFn<'_>,
 ) -> Result<Loaded, ConfigError> {
-    let mut loaded = load(env, read_file)?;
-    loaded.warnings.extend(table::unknown_variables(names));
+    let asked = std::cell::RefCell::new(Vec::new());
+    let recording = |name: &str| {
+        asked.borrow_mut().push(name.to_owned());
+        env(name)
+    };
+    let mut loaded = load(&recording, read_file)?;
+    let asked = asked.into_inner();
+    let unread = names
+        .into_iter()
+        .filter(|name| !asked.iter().any(|a| a == name));
+    loaded.warnings.extend(table::unknown_variables(unread));
     Ok(loaded)
 }
 

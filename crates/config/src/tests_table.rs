@@ -56,6 +56,33 @@ fn known_and_per_policy_variables_are_not_reported() {
     );
 }
 
+/// `secret_env` may name any variable, `JWT_*` included: one the file reads is not unknown.
+#[test]
+fn variable_a_file_reads_by_name_is_not_reported() {
+    let toml = "[[issuers]]\nsecret_env = \"JWT_FILTER_SECRET\"\n";
+    let env = |name: &str| match name {
+        "JWT_CONFIG" => Some("/etc/jwtv/jwtv.toml".to_owned()),
+        "JWT_FILTER_SECRET" => Some(SECRET.to_owned()),
+        _ => None,
+    };
+    let read = |_: &std::path::Path| Ok(toml.as_bytes().to_vec());
+    let names = ["JWT_CONFIG", "JWT_FILTER_SECRET", "JWT_FILTER_SECRETS"];
+    let loaded = load_checked(&env, names, &read).expect("loads");
+    let about = |name: &str| {
+        loaded
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with(&format!("{name} is not a setting")))
+            .count()
+    };
+    assert_eq!(
+        (about("JWT_FILTER_SECRET"), about("JWT_FILTER_SECRETS")),
+        (0, 1),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
 #[test]
 fn unknown_toml_key_stays_an_error_listing_the_known_ones() {
     let e = Fixture::new()
