@@ -1,8 +1,7 @@
 //! The `wasi:http/incoming-handler` export.
 
-use crate::setup::{self, http_method, misconfigured, service};
+use crate::setup::{self, Validator, http_method, misconfigured, validator};
 use http::Response;
-use jwtv_service::Service;
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
     Fields, IncomingBody, IncomingRequest, Method as WasiMethod, OutgoingBody, OutgoingResponse,
@@ -18,21 +17,22 @@ const WRITE_CHUNK: usize = 4096;
 
 impl Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let response = match service() {
-            Ok(service) => answer(service, request),
+        let response = match validator() {
+            Ok(validator) => answer(validator, request),
             Err(_) => misconfigured(),
         };
         send(out, response);
     }
 }
 
-fn answer(service: &Service, incoming: IncomingRequest) -> Response<Vec<u8>> {
+fn answer(validator: &Validator, incoming: IncomingRequest) -> Response<Vec<u8>> {
     let headers = incoming.headers().entries();
+    let service = validator.service();
     let Some(body) = read_body(&incoming, service.max_body_bytes()) else {
         return service.payload_too_large().response;
     };
     setup::answer(
-        service,
+        validator,
         http_method!(WasiMethod, incoming.method()),
         incoming.path_with_query(),
         headers,

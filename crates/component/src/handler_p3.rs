@@ -1,9 +1,8 @@
 //! The `wasi:http/handler` export of WASI 0.3 (`--features p3`): hosts may run many requests in one
 //! instance at once, so the per-instance set-up is paid once for all of them.
 
-use crate::setup::{self, http_method, misconfigured, service};
+use crate::setup::{self, Validator, http_method, misconfigured, validator};
 use http::Response;
-use jwtv_service::Service;
 use wasip3::exports::http::handler::Guest;
 use wasip3::http::types::{
     ErrorCode, Fields, Method as WasiMethod, Request, Response as WasiResponse,
@@ -20,22 +19,23 @@ const READ_CHUNK: usize = 16 * 1024;
 
 impl Guest for Component {
     async fn handle(request: Request) -> Result<WasiResponse, ErrorCode> {
-        let response = match service() {
-            Ok(service) => answer(service, request).await,
+        let response = match validator() {
+            Ok(validator) => answer(validator, request).await,
             Err(_) => misconfigured(),
         };
         Ok(send(response))
     }
 }
 
-async fn answer(service: &Service, request: Request) -> Response<Vec<u8>> {
+async fn answer(validator: &Validator, request: Request) -> Response<Vec<u8>> {
     let method = http_method!(WasiMethod, request.get_method());
     let uri = request.get_path_with_query();
     let headers = request.get_headers().copy_all();
+    let service = validator.service();
     let Some(body) = read_body(request, service.max_body_bytes()).await else {
         return service.payload_too_large().response;
     };
-    setup::answer(service, method, uri, headers, body)
+    setup::answer(validator, method, uri, headers, body)
 }
 
 /// Reads the body up to `limit` bytes; `None` once it goes past (the caller answers 413 without

@@ -4,9 +4,8 @@
 //! against a monotonic-clock timer), a size cap checked against `Content-Length` and again while
 //! reading, status 200 only (a host does not follow redirects for us, and we want none).
 
-use http::Uri;
 use jwtv_keyset::error::check_head;
-use jwtv_keyset::{FetchError, cache_control};
+use jwtv_keyset::{Fetch, FetchError, cache_control};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -22,23 +21,19 @@ pub struct Fetched {
     pub max_age: Option<u64>,
 }
 
-/// GETs `uri` (already checked by the refresh machine) within `timeout_ms` and `max_bytes`.
-pub fn get(uri: &Uri, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
+/// Makes `fetch` (its URL already checked by the refresh machine) within `timeout_ms` and
+/// `max_bytes`.
+pub fn get(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
+    let uri = &fetch.url;
     let timeout_ns = timeout_ms.saturating_mul(1_000_000);
     let deadline = monotonic_clock::now().saturating_add(timeout_ns);
-    let headers = Fields::from_list(&[
-        (
-            "accept".to_owned(),
-            b"application/json, application/jwk-set+json".to_vec(),
-        ),
-        (
-            "user-agent".to_owned(),
-            concat!("jwt-validator/", env!("CARGO_PKG_VERSION"))
-                .as_bytes()
-                .to_vec(),
-        ),
-    ])
-    .map_err(|e| FetchError::Http(format!("request headers: {e:?}")))?;
+    let list: Vec<(String, Vec<u8>)> = fetch
+        .headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&list)
+        .map_err(|e| FetchError::Http(format!("request headers: {e:?}")))?;
     let request = OutgoingRequest::new(headers);
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
@@ -46,7 +41,11 @@ pub fn get(uri: &Uri, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, Fetc
         _ => return Err(FetchError::Connect("not an http(s) URL".into())),
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let built = request.set_method(&Method::Get).is_ok()
+    let method = match fetch.method {
+        "GET" => Method::Get,
+        other => Method::Other(other.to_owned()),
+    };
+    let built = request.set_method(&method).is_ok()
         && request.set_scheme(Some(&scheme)).is_ok()
         && request
             .set_authority(uri.authority().map(|a| a.as_str()))

@@ -2,29 +2,26 @@
 //! [`jwtv_keyset::Source`] refresh machine over outgoing wasi:http ([`crate::outgoing`]).
 //!
 //! A component has no task to refresh in the background, so each request drives the machines first
-//! (`handle_timeout`, then the fetches they ask for, blocking) and verifies after; a token naming an
-//! unknown `kid` asks its source, which refetches at most once per cooldown, within the request and
-//! bounded by the refetch wait. The machines live in the instance (a `static`: the instance is the
+//! (`handle_timeout`, then the fetches they ask for, blocking) and the service decides after; a token
+//! naming an unknown `kid` asks its source, which refetches at most once per cooldown, within the
+//! request and bounded by the refetch wait. The machines live in the instance (the instance is the
 //! state), so a host that reuses instances (`wasmtime serve --max-instance-reuse-count`, Spin) fetches
 //! once per instance and TTL, and one that makes a fresh instance per request fetches on every request
 //! (README, "Remote keys per host mode").
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response};
-use jwtv_config::{ConfiguredKeys, Loaded};
-use jwtv_keyset::{Event, Rules, Source, UnknownKid};
+use jwtv_config::Loaded;
+use jwtv_keyset::{FetchSettings, Level, RemoteSource, Rules, Source, Store, UnknownKid};
 use jwtv_service::Service;
-use jwtv_service::verifier::{Code, KeySet, KeyStore};
 
 use crate::outgoing;
 
-/// The key store of an instance with remote sources, kept for [`handle`].
-static REMOTE: OnceLock<Arc<RemoteKeys>> = OnceLock::new();
-
-struct RemoteKeys {
-    configured: ConfiguredKeys,
+/// The fetched sources of an instance, installing into the store its service reads.
+pub struct RemoteKeys {
+    store: Arc<Store>,
     sources: Vec<Remote>,
     timeout_ms: u64,
     max_bytes: usize,
@@ -37,11 +34,11 @@ struct Remote {
     machine: Mutex<Source>,
 }
 
-/// The service of a loaded configuration; with remote sources, their key store is kept for
-/// [`handle`]. Refuses the fetch settings only a native shell can honour.
-pub fn service_of(loaded: Loaded) -> Result<Service, String> {
+/// The service of a loaded configuration and, with remote sources, what fetches their keys. Refuses
+/// the fetch settings only a native shell can honour.
+pub fn service_of(loaded: Loaded) -> Result<(Service, Option<RemoteKeys>), String> {
     if loaded.remote.is_empty() {
-        return Ok(loaded.into_service());
+        return Ok((loaded.into_service(), None));
     }
     // Published key sets hold public keys only (`oct` keys are skipped): without their algorithms every
     // fetch would end "no usable key" and every token 503.
@@ -60,54 +57,57 @@ pub fn service_of(loaded: Loaded) -> Result<Service, String> {
             bundle.setting
         ));
     }
-    let rules = Rules::from_settings(fetch);
-    let seed = now_ms();
-    let sources = loaded
-        .remote
-        .into_iter()
-        .map(|source| Remote {
-            issuer: source.issuer,
-            machine: Mutex::new(Source::new(
-                source.location,
-                rules.clone(),
-                seed ^ (source.issuer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            )),
-            configured_at: source.configured_at,
-        })
-        .collect();
-    let keys = Arc::new(RemoteKeys {
-        configured: loaded.keys,
-        sources,
-        timeout_ms: rules_timeout(fetch.timeout),
-        max_bytes: fetch.max_bytes,
-    });
-    let _ = REMOTE.set(keys.clone());
-    Ok(Service::new(loaded.verifier, keys, loaded.options))
-}
-
-/// Answers `request`: the remote sources first get the fetches they are due, then the service
-/// decides; a token naming a `kid` its fetched set lacks may make one refetch and one more decision.
-pub fn handle(service: &Service, request: &Request<Vec<u8>>, now_secs: u64) -> Response<Vec<u8>> {
-    let Some(keys) = REMOTE.get() else {
-        return service.handle(request, now_secs).response;
-    };
-    let seen: Vec<u64> = keys.sources.iter().map(|s| keys.refresh(s)).collect();
-    let handled = service.handle(request, now_secs);
-    let unknown_kid_of = handled
-        .decision
-        .as_ref()
-        .filter(|d| d.code == Some(Code::UnknownKid))
-        .and_then(|d| d.issuer)
-        .and_then(|issuer| keys.sources.iter().position(|s| s.issuer == issuer));
-    match unknown_kid_of {
-        Some(i) if keys.refetch(&keys.sources[i], seen[i]) => {
-            service.handle(request, now_secs).response
-        }
-        _ => handled.response,
-    }
+    let store = Arc::new(loaded.keys);
+    let remote = RemoteKeys::new(store.clone(), loaded.remote, fetch);
+    let service = Service::new(loaded.verifier, store, loaded.options);
+    Ok((service, Some(remote)))
 }
 
 impl RemoteKeys {
+    fn new(store: Arc<Store>, remote: Vec<RemoteSource>, fetch: &FetchSettings) -> RemoteKeys {
+        let rules = Rules::from_settings(fetch);
+        let seed = now_ms();
+        let sources = remote
+            .into_iter()
+            .map(|source| Remote {
+                issuer: source.issuer,
+                machine: Mutex::new(Source::new(
+                    source.location,
+                    rules.clone(),
+                    seed ^ (source.issuer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )),
+                configured_at: source.configured_at,
+            })
+            .collect();
+        RemoteKeys {
+            store,
+            sources,
+            timeout_ms: u64::try_from(fetch.timeout.as_millis()).unwrap_or(u64::MAX),
+            max_bytes: fetch.max_bytes,
+        }
+    }
+
+    /// Answers `request`: the sources first get the fetches they are due, then the service decides;
+    /// a token naming a `kid` its fetched set lacks may make one refetch and one more decision.
+    pub fn handle(
+        &self,
+        service: &Service,
+        request: &Request<Vec<u8>>,
+        now_secs: u64,
+    ) -> Response<Vec<u8>> {
+        let seen: Vec<u64> = self.sources.iter().map(|s| self.refresh(s)).collect();
+        let handled = service.handle(request, now_secs);
+        let unknown_kid_of = handled
+            .refetch()
+            .and_then(|issuer| self.sources.iter().position(|s| s.issuer == issuer));
+        match unknown_kid_of {
+            Some(i) if self.refetch(&self.sources[i], seen[i]) => {
+                service.handle(request, now_secs).response
+            }
+            _ => handled.response,
+        }
+    }
+
     /// Makes the fetches `source` is due; returns its generation afterwards.
     fn refresh(&self, source: &Remote) -> u64 {
         let mut machine = source.machine();
@@ -121,8 +121,7 @@ impl RemoteKeys {
     fn refetch(&self, source: &Remote, seen: u64) -> bool {
         let mut machine = source.machine();
         let now = now_ms();
-        let verdict = machine.handle_unknown_kid(now, seen);
-        match verdict {
+        match machine.handle_unknown_kid(now, seen) {
             UnknownKid::Retry => return true,
             UnknownKid::Suppressed => {}
             // Nothing runs after the answer here: the wait bounds the fetch itself.
@@ -131,7 +130,7 @@ impl RemoteKeys {
                 self.fetch_due(source, &mut machine, budget);
             }
         }
-        report(source, &mut machine);
+        self.settle(source, &mut machine);
         machine.generation() > seen
     }
 
@@ -141,12 +140,28 @@ impl RemoteKeys {
             let Some(fetch) = machine.poll_fetch(now_ms()) else {
                 break;
             };
-            match outgoing::get(&fetch.url, timeout_ms.max(1), self.max_bytes) {
+            match outgoing::get(&fetch, timeout_ms.max(1), self.max_bytes) {
                 Ok(fetched) => machine.handle_fetched(now_ms(), &fetched.body, fetched.max_age),
                 Err(error) => machine.handle_failed(now_ms(), error),
             }
         }
-        report(source, machine);
+        self.settle(source, machine);
+    }
+
+    /// Installs the machine's set in the store, and logs its events on stderr in keyset's words.
+    fn settle(&self, source: &Remote, machine: &mut Source) {
+        if let Some(set) = machine.key_set() {
+            self.store.install(source.issuer, set.clone());
+        }
+        while let Some(event) = machine.poll_event() {
+            match event.level() {
+                Level::Warn => {
+                    eprintln!("jwt-validator: warning: {}: {event}", source.configured_at)
+                }
+                Level::Info => eprintln!("jwt-validator: {}: {event}", source.configured_at),
+                Level::Debug => {}
+            }
+        }
     }
 }
 
@@ -154,53 +169,6 @@ impl Remote {
     fn machine(&self) -> MutexGuard<'_, Source> {
         self.machine.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-impl KeyStore for RemoteKeys {
-    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
-        match self.sources.iter().find(|s| s.issuer == issuer) {
-            Some(source) => source.machine().key_set().cloned(),
-            None => self.configured.key_set(issuer),
-        }
-    }
-}
-
-/// The machine's events as log lines on stderr, in the words of the native server's.
-fn report(source: &Remote, machine: &mut Source) {
-    let at = &source.configured_at;
-    while let Some(event) = machine.poll_event() {
-        match event {
-            Event::Discovered { jwks_uri } => {
-                eprintln!("jwt-validator: OIDC discovery ({at}): jwks_uri {jwks_uri}");
-            }
-            Event::Fetched {
-                keys,
-                published,
-                ttl,
-            } => eprintln!(
-                "jwt-validator: key set fetched ({at}): {keys} keys of {published} published, ttl {} s",
-                ttl / 1000
-            ),
-            Event::Unchanged { .. } => {}
-            Event::Failed { error, serving } => eprintln!(
-                "jwt-validator: warning: key set fetch failed ({at}): {} ({error}); serving {}",
-                error.kind(),
-                if serving {
-                    "the last good key set"
-                } else {
-                    "503: no key set yet"
-                }
-            ),
-            Event::UnknownKidRefetch => {
-                eprintln!("jwt-validator: token with an unknown kid: refetching the key set ({at})")
-            }
-            Event::UnknownKidSuppressed => {}
-        }
-    }
-}
-
-fn rules_timeout(timeout: std::time::Duration) -> u64 {
-    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Wall-clock milliseconds: the machine's clock in the component (a snapshot shared between

@@ -1,84 +1,111 @@
-//! What both export shells (WASI 0.2 and 0.3) share: the service, configured once per instance (or
-//! once for all instances, by `scripts/bake`), and the conversion of a request's parts into an
-//! [`http::Request`].
+//! What both export shells (WASI 0.2 and 0.3) share: the one static of an instance (its validator,
+//! configured once per instance, or once for all instances by `scripts/bake`), and the conversion of
+//! a request's parts into an [`http::Request`]. A request goes handler → [`Validator`] (remote key
+//! fetches due, then the service) → response.
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use jwtv_config as config;
 use jwtv_service::Service;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The configuration as loaded: the service (or the line saying why there is none) and the warnings
-/// to print. Built once per instance, or once for all of them by `scripts/bake` ([`bake`]).
-struct Configured {
-    service: Result<Service, String>,
+/// The instance's one piece of state: the configuration as loaded (what answers requests, or the
+/// line saying why nothing can) and the warnings to print. Built once per instance, or once for all
+/// of them by `scripts/bake` ([`bake`]).
+struct Instance {
+    validator: Result<Validator, String>,
     warnings: Vec<String>,
+    /// Passed once the instance has printed its warnings or error: at its load, or at the first
+    /// request of a baked instance (the bake prints nothing).
+    announced: Once,
 }
 
-static CONFIGURED: OnceLock<Configured> = OnceLock::new();
+static INSTANCE: OnceLock<Instance> = OnceLock::new();
 
-/// Set once an instance has printed its configuration's warnings or error: at its load, or at the
-/// first request of a baked instance (the bake prints nothing).
-static ANNOUNCED: OnceLock<()> = OnceLock::new();
+/// What answers a request: the service, and (WASI 0.2 build) the remote key sources it reads.
+pub(crate) struct Validator {
+    service: Service,
+    #[cfg(not(feature = "p3"))]
+    remote: Option<crate::remote::RemoteKeys>,
+}
 
-/// The service of this instance. Hosts such as `wasmtime serve` and Spin create an instance per
+impl Validator {
+    pub(crate) fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The answer to `request`: the service's, after the remote sources had their say.
+    fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+        #[cfg(not(feature = "p3"))]
+        if let Some(remote) = &self.remote {
+            return remote.handle(&self.service, request, now);
+        }
+        self.service.handle(request, now).response
+    }
+}
+
+/// The validator of this instance. Hosts such as `wasmtime serve` and Spin create an instance per
 /// request (WASI 0.2), so unless the component was baked this is per-request set-up too.
-pub(crate) fn service() -> &'static Result<Service, String> {
-    let configured = CONFIGURED.get_or_init(|| configure(false));
-    ANNOUNCED.get_or_init(|| {
-        for warning in &configured.warnings {
+pub(crate) fn validator() -> &'static Result<Validator, String> {
+    let instance = INSTANCE.get_or_init(|| configure(false));
+    instance.announced.call_once(|| {
+        for warning in &instance.warnings {
             eprintln!("jwt-validator: warning: {warning}");
         }
-        if let Err(line) = &configured.service {
+        if let Err(line) = &instance.validator {
             eprintln!("jwt-validator: {line}");
         }
     });
-    &configured.service
+    &instance.validator
 }
 
 /// Configures the instance for a snapshot (`scripts/bake`), printing nothing: the error line, if any.
 #[cfg(not(feature = "p3"))]
 pub(crate) fn bake() -> Result<(), String> {
-    match &CONFIGURED.get_or_init(|| configure(true)).service {
+    match &INSTANCE.get_or_init(|| configure(true)).validator {
         Ok(_) => Ok(()),
         Err(line) => Err(line.clone()),
     }
 }
 
-fn configure(baking: bool) -> Configured {
+fn configure(baking: bool) -> Instance {
     let env = |name: &str| std::env::var(name).ok();
     let read = |path: &std::path::Path| std::fs::read(path);
     let mut warnings = Vec::new();
     let names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
-    let service = config::load_checked(&env, names.iter().map(String::as_str), &read)
+    let validator = config::load_checked(&env, names.iter().map(String::as_str), &read)
         .map_err(|e| e.to_string())
         .and_then(|loaded| {
             warnings.clone_from(&loaded.warnings);
-            let remote = loaded.remote.first().map(|s| s.configured_at.clone());
-            let service = service_of(loaded)?;
-            match remote.filter(|_| baking) {
-                Some(at) => Err(format!(
-                    "{at}: a remote key set is fetched while serving and cannot be baked; bake a \
+            if let Some(source) = loaded.remote.first().filter(|_| baking) {
+                return Err(format!(
+                    "{}: a remote key set is fetched while serving and cannot be baked; bake a \
                      JWKS file ({}) or serve the component unbaked",
+                    source.configured_at,
                     config::table::JWKS_FILE.var()
-                )),
-                None => Ok(service),
+                ));
             }
+            validator_of(loaded)
         })
         .map_err(|e| format!("configuration error: {e}"));
-    Configured { service, warnings }
+    Instance {
+        validator,
+        warnings,
+        announced: Once::new(),
+    }
 }
 
 /// The WASI 0.2 build fetches remote key sets with outgoing wasi:http ([`crate::remote`]).
 #[cfg(not(feature = "p3"))]
-fn service_of(loaded: config::Loaded) -> Result<Service, String> {
-    crate::remote::service_of(loaded)
+fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
+    let (service, remote) = crate::remote::service_of(loaded)?;
+    Ok(Validator { service, remote })
 }
 
 /// The WASI 0.3 build has no outgoing fetch yet: a remote key set would never arrive, so every token
 /// of that issuer would get 503 forever. Refuse at load, where the operator sees why.
 #[cfg(feature = "p3")]
-fn service_of(loaded: config::Loaded) -> Result<Service, String> {
+fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     if let Some(source) = loaded.remote.first() {
         return Err(format!(
             "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
@@ -87,7 +114,9 @@ fn service_of(loaded: config::Loaded) -> Result<Service, String> {
             config::table::JWKS_FILE.var()
         ));
     }
-    Ok(loaded.into_service())
+    Ok(Validator {
+        service: loaded.into_service(),
+    })
 }
 
 /// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.
@@ -113,7 +142,7 @@ pub(crate) use http_method;
 
 /// Answers a request from its parts (headers the `http` crate cannot represent are left out).
 pub(crate) fn answer(
-    service: &Service,
+    validator: &Validator,
     method: Method,
     uri: Option<String>,
     headers: Vec<(String, Vec<u8>)>,
@@ -135,19 +164,9 @@ pub(crate) fn answer(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     match builder.body(body) {
-        Ok(request) => decide(service, &request, now),
+        Ok(request) => validator.decide(&request, now),
         Err(_) => bad_request(),
     }
-}
-
-#[cfg(not(feature = "p3"))]
-fn decide(service: &Service, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-    crate::remote::handle(service, request, now)
-}
-
-#[cfg(feature = "p3")]
-fn decide(service: &Service, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-    service.handle(request, now).response
 }
 
 /// The answer's headers as the `(name, value)` list both WASI versions build their fields from.
@@ -162,19 +181,9 @@ pub(crate) fn header_list(response: &Response<Vec<u8>>) -> Vec<(String, Vec<u8>)
 /// The configuration cannot be honoured: fail closed on every request (never `valid:true`), and say
 /// why on stderr, where the operator sees it.
 pub(crate) fn misconfigured() -> Response<Vec<u8>> {
-    jwtv_service::shell_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_misconfigured",
-        "the validator's configuration is invalid; see its log",
-        true,
-    )
+    jwtv_service::misconfigured("the validator's configuration is invalid; see its log")
 }
 
 fn bad_request() -> Response<Vec<u8>> {
-    jwtv_service::shell_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        "request could not be read",
-        true,
-    )
+    jwtv_service::unreadable_request(StatusCode::BAD_REQUEST, "request could not be read", true)
 }

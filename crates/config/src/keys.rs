@@ -3,22 +3,12 @@
 //! Errors are returned as plain messages; the front end that knows where the value came from (a
 //! variable, a file field) adds that.
 
-use base64::Engine as _;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use jwtv_verifier::{
-    Algorithm, Family, Key, KeyError, KeyMaterial, KeyParams, KeySet, Policy, Unusable,
-    decode_public_key_pem, parse_jwks,
+    Algorithm, Family, Key, KeyError, KeyMaterial, KeyParams, KeySet, Origin, Policy,
+    decode_public_key_pem, read_jwks,
 };
-use serde_json::Value;
 
 use super::{HmacSecret, RemoteLocation};
-
-/// Same leniency as the verifier's JWK import: key documents are configuration, and some publishers pad.
-const KEY_B64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// An imported HMAC secret: the verifier key, the secret itself (for minting), and a warning when it
 /// was accepted only thanks to the weak-secret override.
@@ -109,22 +99,40 @@ pub(crate) enum SecretError {
 
 /// A JWKS document (or a single JWK) written by the operator: any key we cannot use is an error.
 pub(crate) fn jwks(document: &[u8], allow_weak: bool) -> Result<ImportedSet, String> {
-    let (set, weak) = match parse_jwks(document, Unusable::Fail, false) {
-        Ok(set) => (set, None),
-        // Retried with the override only when the strict parse failed, so strong keys keep their
+    let strict = Origin::Configured {
+        allow_weak_secret: false,
+    };
+    let (read, weak) = match read_jwks(document, strict) {
+        Ok(read) => (read, None),
+        // Retried with the override only when the strict read failed, so strong keys keep their
         // strict binding and the warning names exactly what the override let through.
-        Err(strict) if allow_weak => match parse_jwks(document, Unusable::Fail, true) {
-            Ok(set) => (set, Some(strict.to_string())),
-            Err(e) => return Err(e.to_string()),
-        },
+        Err(strict) if allow_weak => {
+            let weak = Origin::Configured {
+                allow_weak_secret: true,
+            };
+            match read_jwks(document, weak) {
+                Ok(read) => (read, Some(strict.to_string())),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
         Err(e) => return Err(e.to_string()),
     };
-    if set.is_empty() {
+    if read.set.is_empty() {
         return Err("the key set holds no key".to_owned());
     }
+    let secrets = read
+        .secrets
+        .into_iter()
+        .map(|s| HmacSecret {
+            issuer: 0,
+            kid: s.kid,
+            alg: s.alg,
+            secret: s.secret,
+        })
+        .collect();
     Ok(ImportedSet {
-        set,
-        secrets: oct_secrets(document),
+        set: read.set,
+        secrets,
         weak,
     })
 }
@@ -150,35 +158,6 @@ pub(crate) fn pem(text: &[u8], kid: Option<String>, alg: Option<Algorithm>) -> R
         },
     )
     .map_err(|e| e.to_string())
-}
-
-/// The `oct` keys of a JWKS, for minting test tokens with the same secret. Only called on documents the
-/// verifier already accepted, so anything odd is simply skipped.
-fn oct_secrets(document: &[u8]) -> Vec<HmacSecret> {
-    let Ok(root) = jwtv_verifier::json::parse_object(document, jwtv_verifier::json::MAX_DEPTH)
-    else {
-        return Vec::new();
-    };
-    let root = Value::Object(root);
-    let jwks: Vec<&Value> = match root.get("keys") {
-        Some(Value::Array(keys)) => keys.iter().collect(),
-        _ => vec![&root],
-    };
-    jwks.into_iter()
-        .filter(|k| k.get("kty").and_then(Value::as_str) == Some("oct"))
-        .filter_map(|k| {
-            let secret = KEY_B64.decode(k.get("k")?.as_str()?).ok()?;
-            Some(HmacSecret {
-                issuer: 0,
-                kid: k.get("kid").and_then(Value::as_str).map(str::to_owned),
-                alg: k
-                    .get("alg")
-                    .and_then(Value::as_str)
-                    .and_then(|a| a.parse().ok()),
-                secret,
-            })
-        })
-        .collect()
 }
 
 /// `HS256, HS384` (or `nothing`).

@@ -33,7 +33,10 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use jwtv_verifier::{Algorithm, KeySet, KeyStore, Limits, Policy, Verifier};
+use jwtv_keyset::{
+    FetchSettings, RemoteLocation, RemoteSource, Store, check_remote_url, discovery_url,
+};
+use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 
 use jwtv_service::{Options, Service};
 
@@ -79,7 +82,15 @@ pub struct DecisionLog {
     pub which: LoggedDecisions,
     /// Of the decisions `which` selects, the share logged, in millionths (1,000,000: all of them).
     pub sample_per_million: u32,
+    /// Of those, refusal lines written per reason code and second (as many in a burst), the rest
+    /// counted in one summary line a second: bad tokens cost anyone nothing to send. 0: no bound.
+    pub refusals_per_sec: u32,
 }
+
+/// Refusal lines a second per reason code by default: enough to see what is refused and by whom
+/// (each line names `iss` and `kid`), few enough that a flood writes kilobytes, not megabytes.
+pub const DEFAULT_LOG_REFUSALS_PER_SEC: u32 = 10;
+pub const MAX_LOG_REFUSALS_PER_SEC: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoggedDecisions {
@@ -95,6 +106,7 @@ impl Default for DecisionLog {
         DecisionLog {
             which: LoggedDecisions::Refusals,
             sample_per_million: 1_000_000,
+            refusals_per_sec: DEFAULT_LOG_REFUSALS_PER_SEC,
         }
     }
 }
@@ -110,101 +122,6 @@ impl Default for ServerSettings {
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
         }
-    }
-}
-
-/// The bounds of every remote key-set fetch (`design/security.md`, "Remote key sets").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchSettings {
-    /// Plain `http://` is accepted only with this set, and only for a loopback host (tests, sidecars).
-    pub allow_http_loopback: bool,
-    /// Connection, TLS handshake, request and whole response.
-    pub timeout: Duration,
-    /// Largest key-set or discovery document read; reading stops past it.
-    pub max_bytes: usize,
-    /// `Cache-Control: max-age` is clamped to `[min_ttl, max_ttl]`.
-    pub min_ttl: Duration,
-    pub max_ttl: Duration,
-    /// Time to live of a key set served without `max-age`.
-    pub default_ttl: Duration,
-    /// At most one refetch per this interval for tokens naming a `kid` the set does not hold.
-    pub refetch_cooldown: Duration,
-    /// The longest a request with an unknown `kid` waits on the refetch it caused (or found under way);
-    /// past it the request is answered from the set in hand and the fetch finishes in the background.
-    /// Independent of `timeout`, so a hanging identity provider cannot hold clients for a whole fetch.
-    pub refetch_wait: Duration,
-    /// Trust anchors added to the compiled-in Mozilla roots (an internal identity provider's CA).
-    pub ca_bundle: Option<CaBundle>,
-}
-
-/// A PEM file of CA certificates, read with the configuration. It is only read here, not parsed:
-/// certificates are the TLS shell's business, and it names [`CaBundle::setting`] and
-/// [`CaBundle::path`] when it refuses one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaBundle {
-    /// The variable or file field that named it (its variable, or `fetch.ca_file in FILE`).
-    pub setting: String,
-    /// The path as configured.
-    pub path: String,
-    pub pem: Vec<u8>,
-}
-
-impl Default for FetchSettings {
-    fn default() -> FetchSettings {
-        FetchSettings {
-            allow_http_loopback: false,
-            timeout: Duration::from_secs(5),
-            max_bytes: 256 * 1024,
-            min_ttl: Duration::from_secs(60),
-            max_ttl: Duration::from_secs(24 * 3600),
-            default_ttl: Duration::from_secs(600),
-            refetch_cooldown: Duration::from_secs(30),
-            // A provider that answers at all answers a small key set well within this; longer waits
-            // only hold clients while it is in trouble.
-            refetch_wait: Duration::from_secs(1),
-            ca_bundle: None,
-        }
-    }
-}
-
-/// Where a remote issuer's keys come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteLocation {
-    /// A JWK Set URL.
-    JwksUri(String),
-    /// OIDC discovery: `url` is `{issuer}/.well-known/openid-configuration`; the document's `issuer`
-    /// must equal `issuer` exactly, and its `jwks_uri` is then fetched.
-    Discovery { issuer: String, url: String },
-}
-
-impl RemoteLocation {
-    /// The first URL fetched.
-    pub fn url(&self) -> &str {
-        match self {
-            RemoteLocation::JwksUri(url) => url,
-            RemoteLocation::Discovery { url, .. } => url,
-        }
-    }
-}
-
-/// One issuer whose key set is fetched rather than configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteSource {
-    /// Index of the issuer in [`Verifier::policies`] order.
-    pub issuer: usize,
-    pub location: RemoteLocation,
-    /// Where it was configured (its variable, or `FILE: issuers[0].jwks_uri`…), for logs.
-    pub configured_at: String,
-}
-
-/// The key sets known at start: one per issuer, in issuer order; `None` for an issuer whose keys are
-/// fetched ([`Loaded::remote`]), so that until a shell provides them the answer is 503, never a verdict.
-#[derive(Debug, Default)]
-pub struct ConfiguredKeys(pub Vec<Option<Arc<KeySet>>>);
-
-impl KeyStore for ConfiguredKeys {
-    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
-        self.0.get(issuer).cloned().flatten()
     }
 }
 
@@ -240,8 +157,9 @@ impl fmt::Debug for HmacSecret {
 /// A configuration ready to serve.
 pub struct Loaded {
     pub verifier: Verifier,
-    /// One key set per issuer, in the order of `verifier.policies()`; none for remote issuers.
-    pub keys: ConfiguredKeys,
+    /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
+    /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
+    pub keys: Store,
     /// The issuers whose key sets are fetched (by every shell: the native server, the WASI 0.2
     /// component and the filter; the WASI 0.3 build refuses them at load).
     pub remote: Vec<RemoteSource>,
@@ -437,7 +355,7 @@ pub(crate) fn assemble(
         Verifier::new(policies, shared.limits).map_err(|e| verifier_error(e.to_string()))?;
     Ok(Loaded {
         verifier,
-        keys: ConfiguredKeys(sets),
+        keys: Store::new(sets),
         remote,
         options: shared.options,
         server: shared.server,
@@ -562,73 +480,6 @@ pub(crate) fn check_allow_list(policy: &Policy, keys: &KeySet) -> Result<Vec<Alg
     Ok(unserved)
 }
 
-/// Checks a key-set or discovery URL: `https://host[:port]/path`, or `http://` only when
-/// `allow_http_loopback` is set and the host is a loopback address (127.0.0.0/8, ::1, `localhost`).
-/// A URL comes from configuration or from a discovery document, never from a token.
-pub fn check_remote_url(url: &str, allow_http_loopback: bool) -> Result<http::Uri, String> {
-    let shown: String = url.chars().take(200).collect();
-    if url.len() > 2048 {
-        return Err(format!("{shown:?}…: URL longer than 2048 bytes"));
-    }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| format!("{shown:?} is not a URL (expected https://host/path)"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(format!(
-            "{shown:?} is not an absolute URL (expected https://host/path)"
-        ));
-    };
-    // Credentials in the URL would end up in logs and metric labels.
-    if authority.as_str().contains('@') {
-        return Err(format!(
-            "{shown:?}: user information (user@host) is not accepted in a key-set URL"
-        ));
-    }
-    let host = authority.host();
-    if host.is_empty() {
-        return Err(format!("{shown:?} names no host"));
-    }
-    match scheme {
-        "https" => Ok(uri),
-        "http" if !allow_http_loopback => Err(format!(
-            "{shown:?}: plain http is refused (key sets must come over https); for a loopback test \
-             server, allow it explicitly ({}=true, or allow_http_loopback = true in [fetch])",
-            table::ALLOW_HTTP_LOOPBACK.var()
-        )),
-        "http" if is_loopback_host(host) => Ok(uri),
-        "http" => Err(format!(
-            "{shown:?}: plain http is allowed only for a loopback host (127.0.0.1, ::1, localhost); \
-             use https"
-        )),
-        other => Err(format!(
-            "{shown:?}: scheme {other:?} is not supported; use https"
-        )),
-    }
-}
-
-/// 127.0.0.0/8, ::1 and `localhost`, written literally: a name that merely resolves to a loopback
-/// address today is not trusted, since what it resolves to can change.
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if bare.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    bare.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The OIDC discovery URL of an issuer (OpenID Connect Discovery 1.0 §4: the issuer without a trailing
-/// slash, followed by `/.well-known/openid-configuration`).
-pub fn discovery_url(issuer: &str) -> String {
-    format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    )
-}
-
 /// The remote key source of an issuer from its `jwks_uri` and `discovery` settings, as a plain message
 /// on error (with the field the front end should blame). `names` are how the front end calls the
 /// `jwks_uri`, `discovery` and `issuer` settings.
@@ -713,7 +564,7 @@ impl Loaded {
         });
         let logged = server.decision_log;
         summary.push(format!(
-            "decision logs: {}{}",
+            "decision logs: {}{}{}",
             match logged.which {
                 LoggedDecisions::All => "every decision",
                 LoggedDecisions::Refusals => "refusals only",
@@ -722,6 +573,12 @@ impl Loaded {
             match logged.sample_per_million {
                 1_000_000 => String::new(),
                 n => format!(", {}% of them", f64::from(n) / 10_000.0),
+            },
+            match (logged.which, logged.refusals_per_sec) {
+                (LoggedDecisions::None, _) => String::new(),
+                (_, 0) => ", refusal lines unbounded".to_owned(),
+                (_, n) =>
+                    format!(", at most {n} refusal lines a second per code (the rest summed up)"),
             }
         ));
         if !self.remote.is_empty() {

@@ -9,10 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use jwtv_keyset::{CaBundle, FetchSettings};
+
 use crate::table::{self, Kind, Setting};
 use crate::{
-    CaBundle, ConfigError, DEFAULT_FIRST_BYTE_TIMEOUT, FetchSettings, LoggedDecisions, Shared,
-    check_listen, check_realm,
+    ConfigError, DEFAULT_FIRST_BYTE_TIMEOUT, LoggedDecisions, Shared, check_listen, check_realm,
 };
 
 /// Where a raw value was found.
@@ -176,6 +177,9 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         }
         // In range, so the product fits.
         server.decision_log.sample_per_million = (rate * 1_000_000.0).round() as u32;
+    }
+    if let Some(raw) = bounded(r, &table::LOG_REFUSALS_PER_SEC)? {
+        server.decision_log.refusals_per_sec = u32::try_from(raw.value).unwrap_or(u32::MAX);
     }
     server.fetch = fetch(r)?;
     Ok((shared, allow_weak))

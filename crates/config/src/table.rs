@@ -507,6 +507,19 @@ pub const LOG_SAMPLE: Setting = row(
     NATIVE,
     Group::Server,
 );
+pub const LOG_REFUSALS_PER_SEC: Setting = row(
+    Some("JWT_LOG_REFUSALS_PER_SEC"),
+    Some("server.log_refusals_per_sec"),
+    Kind::Int(
+        Int::new(0, crate::MAX_LOG_REFUSALS_PER_SEC as u64, "lines a second")
+            .min_means("no bound")
+            .no_unit(),
+    ),
+    "10",
+    "refusal lines a second per reason code, as many in a burst; the rest are counted in one summary line a second",
+    NATIVE,
+    Group::Server,
+);
 
 // ----------------------------------------------------------------------------------------- remote
 
@@ -594,7 +607,9 @@ pub const JWKS_REFETCH_COOLDOWN: Setting = row(
 pub const JWKS_REFETCH_WAIT_MS: Setting = row(
     Some("JWT_JWKS_REFETCH_WAIT_MS"),
     Some("fetch.refetch_wait_ms"),
-    Kind::Int(Int::new(0, 10_000, "milliseconds").min_means("never wait")),
+    Kind::Int(
+        Int::new(0, jwtv_keyset::MAX_REFETCH_WAIT_MS, "milliseconds").min_means("never wait"),
+    ),
     "1000",
     "longest a request with an unknown kid waits on that refetch; past it the answer comes from the set in hand",
     NATIVE_COMPONENT,
@@ -755,6 +770,7 @@ pub const SETTINGS: &[Setting] = &[
     TOKEN_CACHE_SIZE,
     LOG_DECISIONS,
     LOG_SAMPLE,
+    LOG_REFUSALS_PER_SEC,
     JWKS_URI,
     OIDC_DISCOVERY,
     ALLOW_HTTP_LOOPBACK,

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwtv_verifier::{Code, KeyStore};
 
 use super::tests::Fixture;
-use super::{RemoteLocation, check_remote_url, is_loopback_host};
+use jwtv_keyset::{RemoteLocation, check_remote_url, is_loopback_host};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-and-a-bit";
 
@@ -41,7 +41,7 @@ fn jwks_uri_from_the_environment_makes_a_remote_issuer_without_keys_yet() {
     );
     let r = service
         .verifier()
-        .verify(token.as_bytes(), 0, &super::ConfiguredKeys(vec![None]))
+        .verify(token.as_bytes(), 0, &jwtv_keyset::Store::new(vec![None]))
         .unwrap_err();
     assert_eq!(r.rejection.code, Code::TemporarilyUnavailable);
 }
@@ -173,7 +173,7 @@ fn fetch_bounds_and_cache_size_from_the_environment() {
 
     let defaults = env().env("JWT_SECRET", SECRET).ok();
     assert_eq!(defaults.server.token_cache_size, 10_000);
-    assert_eq!(defaults.server.fetch, super::FetchSettings::default());
+    assert_eq!(defaults.server.fetch, jwtv_keyset::FetchSettings::default());
     assert!(defaults.remote.is_empty());
 
     // The built-in default TTL follows bounds that were moved; an explicit one must fit them.
@@ -278,6 +278,7 @@ refetch_wait_ms = 0
 token_cache_size = 5
 log_decisions = "none"
 log_sample = 0.25
+log_refusals_per_sec = 3
 
 [[issuers]]
 issuer = "https://idp.example.com"
@@ -312,6 +313,7 @@ secret = "{SECRET}"
             crate::DecisionLog {
                 which: crate::LoggedDecisions::None,
                 sample_per_million: 250_000,
+                refusals_per_sec: 3,
             }
         );
         assert_eq!(loaded.server.fetch.timeout, Duration::from_secs(3));

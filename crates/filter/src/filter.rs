@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
+use jwtv_keyset::Level;
+
 use crate::plugin::{self, Plugin, Verdict};
 use crate::remote::{self, Call, Remote};
 
@@ -99,11 +101,8 @@ impl Root {
         let Some(remote) = remotes.get_mut(index) else {
             return;
         };
-        if remote.source.generation() != remote.installed {
-            if let Some(set) = remote.source.key_set() {
-                plugin.install(remote.issuer, set.clone());
-            }
-            remote.installed = remote.source.generation();
+        if let Some(set) = remote.source.key_set() {
+            plugin.install(remote.issuer, set.clone());
         }
         log_events(remote);
         let Some(fetch) = remote.source.poll_fetch(now) else {
@@ -132,14 +131,13 @@ impl Root {
     }
 }
 
-/// One log line per event worth one: failures as warnings, the rest as information.
+/// One log line per event worth one, at the level keyset gives it.
 fn log_events(remote: &mut Remote) {
     while let Some(event) = remote.source.poll_event() {
-        if let Some(line) = remote.describe(&event) {
-            match event {
-                jwtv_keyset::Event::Failed { .. } => log::warn!("{line}"),
-                _ => log::info!("{line}"),
-            }
+        match event.level() {
+            Level::Warn => log::warn!("{}", remote.describe(&event)),
+            Level::Info => log::info!("{}", remote.describe(&event)),
+            Level::Debug => {}
         }
     }
 }

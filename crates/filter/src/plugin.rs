@@ -2,32 +2,25 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use jwtv_config::{self as config, ConfigError, FetchSettings, RemoteSource};
+use jwtv_config::{self as config, ConfigError};
+use jwtv_keyset::{FetchSettings, RemoteSource, Store};
+use jwtv_service::Service;
 use jwtv_service::cache::VerifiedCache;
-use jwtv_service::verifier::{Code, KeySet, KeyStore};
-use jwtv_service::{Decision, Service};
+use jwtv_service::verifier::KeySet;
 
 /// How the plugin configuration is named in error lines (there is no file path to give).
 pub const CONFIG_NAME: &str = "plugin configuration";
 
-/// Prefix of the identity headers; every client-sent header starting with it is removed before an
-/// allowed request goes on, so an upstream only ever sees the ones the filter set.
-const IDENTITY_PREFIX: &str = "x-auth-";
-
 /// A configured filter: the service of the `/auth` route and its verified-token cache.
 pub struct Plugin {
     service: Service,
-    keys: Arc<Slots>,
+    keys: Arc<Store>,
     /// The issuers whose key sets the shell fetches, and how.
     pub remote: Vec<RemoteSource>,
     pub fetch: FetchSettings,
-    /// Headers removed from every allowed request before the identity headers are set: the configured
-    /// claim headers (the `x-auth-*` ones are matched by prefix).
-    claim_headers: Vec<String>,
 }
 
 /// What to do with one request.
@@ -64,18 +57,8 @@ impl Plugin {
         };
         let text = toml_text(text)?;
         let loaded = config::load_toml(CONFIG_NAME, &text, env, &no_files)?;
-        let claim_headers = loaded
-            .options
-            .gateway
-            .claim_headers
-            .iter()
-            .map(|c| c.header.as_str().to_owned())
-            .collect();
-        let keys = Arc::new(Slots {
-            sets: loaded.keys.0.into_iter().map(Mutex::new).collect(),
-            generation: Arc::new(AtomicU64::new(0)),
-        });
-        let (size, generation) = (loaded.server.token_cache_size, keys.generation.clone());
+        let keys = Arc::new(loaded.keys);
+        let (size, generation) = (loaded.server.token_cache_size, keys.generation_counter());
         let cache = match cache_secret {
             Some(secret) => VerifiedCache::keyed(size, generation, secret),
             None => VerifiedCache::new(size, generation),
@@ -85,7 +68,6 @@ impl Plugin {
         Ok((
             Plugin {
                 service,
-                claim_headers,
                 keys,
                 remote: loaded.remote,
                 fetch: loaded.server.fetch,
@@ -95,12 +77,9 @@ impl Plugin {
     }
 
     /// Installs a fetched key set for issuer `issuer` (an index into the configuration's issuers).
-    /// Tokens verified under the set it replaces leave the cache.
+    /// Tokens verified under the set it replaces leave the cache; the same set again changes nothing.
     pub fn install(&self, issuer: usize, set: Arc<KeySet>) {
-        if let Some(slot) = self.keys.sets.get(issuer) {
-            *lock(slot) = Some(set);
-            self.keys.generation.fetch_add(1, Ordering::AcqRel);
-        }
+        self.keys.install(issuer, set);
     }
 
     /// Whether the configuration defines named policies at all.
@@ -130,6 +109,8 @@ impl Plugin {
             Some(name) => Request::get(format!("/policy/{name}/auth")),
             None => Request::get("/auth"),
         };
+        // The service's rule: an upstream only ever sees the identity headers the filter set.
+        let identity = &self.service.options().gateway;
         let mut remove = Vec::new();
         for (name, value) in headers {
             // Only the credential matters to `/auth`; copying the rest would cost for nothing. Envoy
@@ -138,7 +119,7 @@ impl Plugin {
                 if let Ok(value) = HeaderValue::from_bytes(value) {
                     builder = builder.header(http::header::AUTHORIZATION, value);
                 }
-            } else if is_identity(name, &self.claim_headers) {
+            } else if identity.is_identity_header(name) {
                 remove.push(name.to_owned());
             }
         }
@@ -147,15 +128,12 @@ impl Plugin {
             return Verdict::Deny(unknown_policy(policy.unwrap_or_default()));
         };
         let handled = self.service.handle(&request, now);
+        let refetch = handled.refetch();
         let response = handled.response;
         if response.status() != StatusCode::OK {
-            return match handled.decision {
-                Some(Decision {
-                    code: Some(Code::UnknownKid),
-                    issuer: Some(issuer),
-                    ..
-                }) => Verdict::UnknownKid(response, issuer),
-                _ => Verdict::Deny(response),
+            return match refetch {
+                Some(issuer) => Verdict::UnknownKid(response, issuer),
+                None => Verdict::Deny(response),
             };
         }
         let mut set = response.into_parts().0.headers;
@@ -163,7 +141,7 @@ impl Plugin {
         // would override the client's own header upstream. Only identity headers go on.
         let others: Vec<_> = set
             .keys()
-            .filter(|name| !is_identity(name.as_str(), &self.claim_headers))
+            .filter(|name| !identity.is_identity_header(name.as_str()))
             .cloned()
             .collect();
         for name in others {
@@ -192,52 +170,17 @@ fn toml_text(text: &[u8]) -> Result<Vec<u8>, ConfigError> {
         })
 }
 
-/// One key set per issuer: configured ones fixed, fetched ones installed by the shell. The generation
-/// counts installs, so the token cache forgets what older sets verified.
-struct Slots {
-    sets: Vec<Mutex<Option<Arc<KeySet>>>>,
-    generation: Arc<AtomicU64>,
-}
-
-impl KeyStore for Slots {
-    fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
-        self.sets.get(issuer).and_then(|slot| lock(slot).clone())
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding it (and a VM is single-threaded); a poisoned slot is still a slot.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Runs for every request header: compares in place rather than lowercasing a copy of each name.
-fn is_identity(name: &str, claim_headers: &[String]) -> bool {
-    let prefix = name.get(..IDENTITY_PREFIX.len());
-    prefix.is_some_and(|p| p.eq_ignore_ascii_case(IDENTITY_PREFIX))
-        || claim_headers.iter().any(|c| c.eq_ignore_ascii_case(name))
-}
-
 /// The answer to every request while the configuration cannot be served: fail closed, never
 /// forwarded, the same 500 as the component's (a configuration error is not worth a client's retry).
 pub fn misconfigured() -> Response<Vec<u8>> {
-    jwtv_service::shell_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_misconfigured",
-        "the validator's configuration is invalid; see the proxy's log",
-        true,
-    )
+    jwtv_service::misconfigured("the validator's configuration is invalid; see the proxy's log")
 }
 
 /// A route names a policy the configuration does not define: also the operator's mistake.
 pub fn unknown_policy(name: &str) -> Response<Vec<u8>> {
-    jwtv_service::shell_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_misconfigured",
-        &format!(
-            "this route names the policy {name:?}, which the filter's configuration does not define"
-        ),
-        true,
-    )
+    jwtv_service::misconfigured(&format!(
+        "this route names the policy {name:?}, which the filter's configuration does not define"
+    ))
 }
 
 #[cfg(test)]

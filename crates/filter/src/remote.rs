@@ -10,8 +10,7 @@
 use std::time::Duration;
 
 use http::Uri;
-use jwtv_config::{FetchSettings, RemoteSource};
-use jwtv_keyset::{Event, Fetch, FetchError, Rules, Snapshot, Source};
+use jwtv_keyset::{Event, Fetch, FetchError, FetchSettings, RemoteSource, Rules, Snapshot, Source};
 
 /// One fetched issuer.
 pub struct Remote {
@@ -19,8 +18,6 @@ pub struct Remote {
     pub source: Source,
     /// The shared-data key of its snapshot.
     pub shared_key: String,
-    /// The generation last installed in the service.
-    pub installed: u64,
     /// How it was configured, for log lines.
     pub configured_at: String,
 }
@@ -35,7 +32,6 @@ impl Remote {
                 seed.wrapping_add(remote.issuer as u64),
             ),
             shared_key: format!("jwt-validator/keys/{}", remote.location.url()),
-            installed: 0,
             configured_at: remote.configured_at.clone(),
         }
     }
@@ -55,23 +51,9 @@ impl Remote {
         }
     }
 
-    /// The log line of an event, if it deserves one.
-    pub fn describe(&self, event: &Event) -> Option<String> {
-        let what = match event {
-            Event::Fetched { keys, .. } => format!("key set fetched: {keys} usable key(s)"),
-            Event::Failed { error, serving } => format!(
-                "key set fetch failed: {error}; {}",
-                if *serving {
-                    "serving the last good set"
-                } else {
-                    "no key set yet: answering 503"
-                }
-            ),
-            Event::Discovered { jwks_uri } => format!("discovery: jwks_uri {jwks_uri}"),
-            Event::UnknownKidRefetch => "unknown kid: refetching".to_owned(),
-            Event::Unchanged { .. } | Event::UnknownKidSuppressed => return None,
-        };
-        Some(format!("jwt-validator: {}: {what}", self.configured_at))
+    /// The log line of an event, in keyset's words, naming the source.
+    pub fn describe(&self, event: &Event) -> String {
+        format!("jwt-validator: {}: {event}", self.configured_at)
     }
 }
 
@@ -90,13 +72,14 @@ impl Call {
             .url
             .path_and_query()
             .map_or("/".to_owned(), |p| p.as_str().to_owned());
+        let mut headers = vec![
+            (":method", fetch.method.to_owned()),
+            (":path", path),
+            (":authority", cluster.clone()),
+        ];
+        headers.extend(fetch.headers.iter().map(|(n, v)| (*n, (*v).to_owned())));
         Ok(Call {
-            headers: vec![
-                (":method", "GET".to_owned()),
-                (":path", path),
-                (":authority", cluster.clone()),
-                ("accept", "application/json".to_owned()),
-            ],
+            headers,
             cluster,
             timeout: settings.timeout,
         })

@@ -2,39 +2,26 @@
 //! a discovery document of exactly the configured issuer.
 
 use http::Uri;
-use jwtv_config::check_remote_url;
-use jwtv_verifier::{KeySet, Unusable, parse_jwks};
+use jwtv_verifier::{KeySet, Origin, read_jwks};
 use serde_json::Value;
 
 use crate::FetchError;
+use crate::remote::check_remote_url;
 
-/// A published key set: `{"keys": [...]}`. Keys we cannot use (encryption keys, algorithms or curves we
-/// do not implement, malformed entries) are skipped; symmetric (`oct`) keys are skipped too, since a
-/// secret published at a URL proves nothing. No usable key at all is a failed fetch. Also returns how
-/// many keys were published.
+/// A published key set: `{"keys": [...]}`, read once by the verifier in its published mode: keys we
+/// cannot use (encryption keys, algorithms or curves we do not implement, malformed entries) are
+/// skipped, and so are symmetric (`oct`) keys, since a secret published at a URL proves nothing. No
+/// usable key at all is a failed fetch. Also returns how many keys were published.
 pub fn parse_key_set(body: &[u8]) -> Result<(KeySet, usize), FetchError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| FetchError::Invalid(format!("not JSON ({e})")))?;
-    let Some(keys) = root.get("keys").and_then(Value::as_array) else {
-        return Err(FetchError::Invalid(
-            "not a JWK Set (no \"keys\" array)".into(),
-        ));
-    };
-    let published = keys.len();
-    let asymmetric: Vec<&Value> = keys
-        .iter()
-        .filter(|k| k.get("kty").and_then(Value::as_str) != Some("oct"))
-        .collect();
-    let document = serde_json::to_vec(&serde_json::json!({ "keys": asymmetric }))
-        .map_err(|e| FetchError::Invalid(e.to_string()))?;
-    let set = parse_jwks(&document, Unusable::Skip, false)
-        .map_err(|e| FetchError::Invalid(e.to_string()))?;
-    if set.is_empty() {
+    let read =
+        read_jwks(body, Origin::Published).map_err(|e| FetchError::Invalid(e.to_string()))?;
+    if read.set.is_empty() {
         return Err(FetchError::NoUsableKeys(format!(
-            "none of the {published} published keys is a signature key we support"
+            "none of the {} published keys is a signature key we support",
+            read.published
         )));
     }
-    Ok((set, published))
+    Ok((read.set, read.published))
 }
 
 /// The `jwks_uri` of a discovery document whose `issuer` is exactly `issuer` (OpenID Connect Discovery

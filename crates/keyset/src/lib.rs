@@ -8,6 +8,11 @@
 //! the same rules of `design/security.md` ("Remote key sets"), and the tests prove them on a virtual
 //! clock instead of sleeping.
 //!
+//! What it must not do: I/O of any kind, or depend on the service or the configuration (it depends on
+//! the verifier only; the configuration builds its inputs, the shells drive it).
+//!
+//! - [`remote`]: where a remote set is, which URLs may be fetched, the bounds of a fetch.
+//! - [`store`]: the sets a service reads, one slot per issuer, and their generation.
 //! - [`source`]: the machine (TTL, backoff, unknown-kid refetch, stale-on-error, readiness).
 //! - [`document`]: what a published key set or discovery document must hold.
 //! - [`cache_control`]: the provider's `max-age`.
@@ -19,12 +24,23 @@ pub mod cache_control;
 pub mod document;
 pub mod error;
 pub mod jitter;
+pub mod remote;
 pub mod snapshot;
 pub mod source;
+pub mod store;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_store;
 
 pub use error::FetchError;
+pub use remote::{
+    CaBundle, DEFAULT_REFETCH_WAIT, FetchSettings, MAX_REFETCH_WAIT_MS, RemoteLocation,
+    RemoteSource, check_remote_url, discovery_url, is_loopback_host,
+};
 pub use snapshot::{Snapshot, SnapshotError};
-pub use source::{Event, Fetch, Purpose, Reason, Rules, Source, UnknownKid};
+pub use source::{
+    Event, Fetch, Level, Purpose, REQUEST_HEADERS, Reason, Rules, Source, UnknownKid,
+};
+pub use store::{Slot, Store};

@@ -20,15 +20,16 @@
 //! - with discovery, the `jwks_uri` is kept until a fetch through it fails, then discovered again.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::Arc;
 
 use http::Uri;
-use jwtv_config::{FetchSettings, RemoteLocation, check_remote_url};
 use jwtv_verifier::KeySet;
 
 use crate::FetchError;
 use crate::document::{jwks_uri_of, parse_key_set};
 use crate::jitter::Jitter;
+use crate::remote::{FetchSettings, RemoteLocation, check_remote_url};
 use crate::snapshot::Snapshot;
 
 /// The bounds of one source, in milliseconds.
@@ -105,10 +106,22 @@ pub enum Reason {
     UnknownKid,
 }
 
-/// One GET for the shell to make, then answer with `handle_fetched` or `handle_failed`.
+/// The headers of every fetch, whichever shell makes it: a provider sees one client.
+pub const REQUEST_HEADERS: &[(&str, &str)] = &[
+    ("accept", "application/json, application/jwk-set+json"),
+    (
+        "user-agent",
+        concat!("jwt-validator/", env!("CARGO_PKG_VERSION")),
+    ),
+];
+
+/// One request for the shell to make, then answer with `handle_fetched` or `handle_failed`: the
+/// shell sends `method` to `url` with `headers` (plus `Host`), and follows no redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetch {
+    pub method: &'static str,
     pub url: Uri,
+    pub headers: &'static [(&'static str, &'static str)],
     pub purpose: Purpose,
     pub reason: Reason,
 }
@@ -133,6 +146,63 @@ pub enum Event {
     /// An unknown `kid` made no fetch of its own: within the cooldown, or joining the fetch due or
     /// under way (single flight).
     UnknownKidSuppressed,
+}
+
+/// How loud an [`Event`] is in a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// A fetch failed.
+    Warn,
+    Info,
+    /// Routine: worth a counter, not a line by default.
+    Debug,
+}
+
+impl Event {
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Failed { .. } => Level::Warn,
+            Event::Discovered { .. } | Event::Fetched { .. } | Event::UnknownKidRefetch => {
+                Level::Info
+            }
+            Event::Unchanged { .. } | Event::UnknownKidSuppressed => Level::Debug,
+        }
+    }
+}
+
+/// The words of every shell's log line for an event (the shell adds which source it is about).
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Discovered { jwks_uri } => write!(f, "OIDC discovery: jwks_uri {jwks_uri}"),
+            Event::Fetched {
+                keys,
+                published,
+                ttl,
+            } => write!(
+                f,
+                "key set fetched: {keys} usable key(s) of {published} published, ttl {} s",
+                ttl / 1000
+            ),
+            Event::Unchanged { ttl } => write!(f, "key set unchanged, ttl {} s", ttl / 1000),
+            Event::Failed { error, serving } => write!(
+                f,
+                "key set fetch failed: {error}; {}",
+                if *serving {
+                    "serving the last good key set"
+                } else {
+                    "no key set yet: answering 503"
+                }
+            ),
+            Event::UnknownKidRefetch => {
+                f.write_str("token with an unknown kid: refetching the key set")
+            }
+            Event::UnknownKidSuppressed => f.write_str(
+                "token with an unknown kid: no refetch of its own (within the cooldown, or one is \
+                 under way)",
+            ),
+        }
+    }
 }
 
 /// What a request with an unknown `kid` should do.
@@ -280,7 +350,9 @@ impl Source {
             started: self.last_attempt.unwrap_or(now),
         });
         Some(Fetch {
+            method: "GET",
             url,
+            headers: REQUEST_HEADERS,
             purpose,
             reason,
         })

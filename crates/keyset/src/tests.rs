@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jwtv_config::{FetchSettings, RemoteLocation};
+use crate::{FetchSettings, RemoteLocation};
 
 use crate::{Event, Fetch, FetchError, Purpose, Reason, Rules, Snapshot, Source, UnknownKid};
 
@@ -231,6 +231,36 @@ fn unknown_kids_within_the_cooldown_make_one_fetch() {
         source.handle_unknown_kid(now + 700, seen),
         UnknownKid::Suppressed
     );
+}
+
+// design/security.md: "at most once per cooldown", period after period: a kid the provider never
+// publishes, sent every second for ten cooldowns, makes one fetch per cooldown and no more (the
+// native suite's spray relied on sleeping through real cooldowns for this).
+#[test]
+fn an_unknown_kid_every_second_makes_one_fetch_per_cooldown() {
+    let mut source = serving(0);
+    let mut fetched_at = Vec::new();
+    for now in (SECOND..=10 * COOLDOWN).step_by(SECOND as usize) {
+        let seen = source.generation();
+        let answer = source.handle_unknown_kid(now, seen);
+        match source.poll_fetch(now) {
+            Some(fetch) => {
+                assert_eq!(fetch.reason, Reason::UnknownKid);
+                assert_eq!(answer, UnknownKid::Wait { until: now + WAIT });
+                fetched_at.push(now);
+                // The provider answers at once, with nothing new.
+                source.handle_fetched(now, &set(&[KEY_A]), None);
+            }
+            None => assert_eq!(answer, UnknownKid::Suppressed, "at {now}"),
+        }
+    }
+    let expected: Vec<u64> = (1..=10).map(|n| n * COOLDOWN).collect();
+    assert_eq!(fetched_at, expected);
+    let refetches = events(&mut source)
+        .into_iter()
+        .filter(|e| *e == Event::UnknownKidRefetch)
+        .count();
+    assert_eq!(refetches, 10, "each counted for the metrics");
 }
 
 // The cooldown counts from the last attempt, whatever caused it (unlike jose, which counts from the

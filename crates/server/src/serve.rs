@@ -23,11 +23,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
-use jwtv_service::verifier::Code;
 use tokio::net::TcpListener;
 
 use crate::connections::Connections;
-use crate::decision_log::Sampler;
+use crate::decision_log::{SUMMARY_INTERVAL, Sampler};
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, Active, Current};
 
@@ -107,6 +106,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         connections: connections.clone(),
         decision_logs: Sampler::default(),
     });
+    let summaries = tokio::spawn(summarise_suppressed(state.clone()));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -173,6 +173,9 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
             tracing::warn!("requests still in flight after {}s; exiting anyway", SHUTDOWN_GRACE.as_secs());
         }
     }
+    // The last interval's count too: every refusal is either a line or in a summary.
+    summaries.abort();
+    log_suppressed(&state.decision_logs);
     Ok(())
 }
 
@@ -194,6 +197,27 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+/// Once a [`SUMMARY_INTERVAL`], one line for the refusal lines the rate per code kept out of the
+/// log since the previous one (none when nothing was kept out).
+async fn summarise_suppressed(state: Arc<State>) {
+    let mut ticks = tokio::time::interval(SUMMARY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        log_suppressed(&state.decision_logs);
+    }
+}
+
+fn log_suppressed(decision_logs: &Sampler) {
+    if let Some(suppressed) = decision_logs.take_suppressed() {
+        tracing::warn!(
+            suppressed = suppressed.total(),
+            codes = %suppressed,
+            "refusal lines suppressed by the rate per code"
+        );
     }
 }
 
@@ -226,15 +250,24 @@ impl State {
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         // Every decision is in `/metrics` (above); a line only for those the configuration asks for.
         match &handled.decision {
-            Some(d) if self.decision_logs.logs(active.decision_log, d.allowed) => tracing::info!(
+            Some(d)
+                if self.decision_logs.logs(
+                    active.decision_log,
+                    d.allowed,
+                    d.code.map_or("ok", |c| c.as_str()),
+                    started,
+                ) =>
+            {
+                tracing::info!(
                 decision = if d.allowed { "allow" } else { "deny" },
                 code = d.code.map_or("ok", |c| c.as_str()),
                 iss = %printable(d.iss.as_deref()),
                 kid = %printable(d.kid.as_deref()),
                 status,
-                latency_us,
-                "decision"
-            ),
+                    latency_us,
+                    "decision"
+                )
+            }
             Some(_) => {}
             None => tracing::debug!(status, latency_us, "request"),
         }
@@ -276,10 +309,7 @@ impl Active {
         // again with the new set. Only once,
         // and only when the set changed, so an unknown kid costs at most one extra verification.
         let unknown_kid_of = handled
-            .decision
-            .as_ref()
-            .filter(|d| d.code == Some(Code::UnknownKid))
-            .and_then(|d| d.issuer)
+            .refetch()
             .and_then(|issuer| self.keys.remote(issuer));
         match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
@@ -294,7 +324,7 @@ impl Active {
     fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
         let expose = self.service.options().expose_descriptions;
         closing(Handled {
-            response: jwtv_service::shell_error(status, "invalid_request", description, expose),
+            response: jwtv_service::unreadable_request(status, description, expose),
             decision: None,
         })
     }

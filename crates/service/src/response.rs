@@ -42,6 +42,7 @@ pub(crate) fn status_for(code: Code) -> StatusCode {
         Code::InvalidRequest | Code::MissingToken => StatusCode::BAD_REQUEST,
         Code::InsufficientScope => StatusCode::FORBIDDEN,
         Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::ServerMisconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNAUTHORIZED,
     }
 }

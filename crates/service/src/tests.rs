@@ -381,6 +381,7 @@ fn every_code_has_its_status() {
             Code::InvalidRequest | Code::MissingToken => 400,
             Code::InsufficientScope => 403,
             Code::TemporarilyUnavailable => 503,
+            Code::ServerMisconfigured => 500,
             _ => 401,
         };
         assert_eq!(response::status_for(code).as_u16(), expected, "{code}");
@@ -619,5 +620,42 @@ mod gateway_mode {
         }
         assert_eq!(ClaimHeader::parse_list("X-A=a, X-B=b.c").unwrap().len(), 2);
         assert!(ClaimHeader::parse_list("X-A").is_err());
+    }
+}
+
+#[test]
+fn a_misconfigured_shell_answers_500_with_its_code_and_never_valid() {
+    let r = crate::misconfigured("see the log");
+    assert_eq!(r.status().as_u16(), 500);
+    let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["error"], Code::ServerMisconfigured.as_str());
+    assert_eq!(body["error_description"], "see the log");
+}
+
+#[test]
+fn client_sent_identity_headers_are_every_x_auth_one_and_each_claim_header() {
+    let gateway = gateway::Gateway {
+        claim_headers: gateway::ClaimHeader::parse_list("X-Tenant=tenant").unwrap(),
+        ..gateway::Gateway::default()
+    };
+    for name in [
+        "x-auth-subject",
+        "X-Auth-Anything",
+        "X-AUTH-ERROR",
+        "x-tenant",
+        "X-Tenant",
+    ] {
+        assert!(gateway.is_identity_header(name), "{name}");
+    }
+    for name in [
+        "x-auth",
+        "x-authority",
+        "authorization",
+        "x-tenants",
+        "cache-control",
+        "",
+    ] {
+        assert!(!gateway.is_identity_header(name), "{name}");
     }
 }

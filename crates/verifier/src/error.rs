@@ -24,10 +24,13 @@ pub enum Code {
     UnsupportedCrit,
     InsufficientScope,
     TemporarilyUnavailable,
+    /// Never a verdict of the verifier: the answer of a shell whose configuration cannot be served
+    /// (every request, fail closed), and of a route naming a policy the configuration lacks.
+    ServerMisconfigured,
 }
 
 impl Code {
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::InvalidRequest,
         Code::MissingToken,
         Code::MalformedToken,
@@ -45,6 +48,7 @@ impl Code {
         Code::UnsupportedCrit,
         Code::InsufficientScope,
         Code::TemporarilyUnavailable,
+        Code::ServerMisconfigured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Code {
             Code::UnsupportedCrit => "unsupported_crit",
             Code::InsufficientScope => "insufficient_scope",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
+            Code::ServerMisconfigured => "server_misconfigured",
         }
     }
 }

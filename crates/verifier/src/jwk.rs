@@ -18,22 +18,49 @@ const KEY_B64: GeneralPurpose = GeneralPurpose::new(
 /// Depth is irrelevant for keys but a bound keeps a hostile remote document cheap to refuse.
 const JWKS_MAX_DEPTH: usize = 8;
 
-/// How to treat a key we cannot use.
+/// Where a key document comes from, which decides what it may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unusable {
-    /// Configuration written by the operator: an unusable key is an error worth stopping for.
-    Fail,
-    /// A published key set (identity providers also list encryption keys and algorithms we do not
-    /// implement): skip the key and keep the rest.
-    Skip,
+pub enum Origin {
+    /// Written by the operator: a JWKS or a single JWK; a key we cannot use is an error; `oct`
+    /// secrets are verification keys, and are also handed back ([`Jwks::secrets`]) for a test-token
+    /// minter to sign with.
+    Configured { allow_weak_secret: bool },
+    /// Fetched from a URL: a JWK Set (`{"keys":[…]}`) only; keys we cannot use are skipped (providers
+    /// also list encryption keys and algorithms we do not implement), and so are `oct` keys, since a
+    /// secret published at a URL proves nothing.
+    Published,
 }
 
-/// Parses a JWKS (`{"keys":[…]}`) or a single JWK object.
-pub fn parse_jwks(
-    document: &[u8],
-    unusable: Unusable,
-    allow_weak_secret: bool,
-) -> Result<KeySet, KeyError> {
+/// An `oct` key of a configured document, as written. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwkSecret {
+    pub kid: Option<String>,
+    pub alg: Option<Algorithm>,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for JwkSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwkSecret")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("len", &self.secret.len())
+            .finish()
+    }
+}
+
+/// What one read of a key document yields.
+#[derive(Debug, Default)]
+pub struct Jwks {
+    pub set: KeySet,
+    /// Keys the document lists, usable or not.
+    pub published: usize,
+    /// The `oct` secrets of a [`Origin::Configured`] document (none for a published one).
+    pub secrets: Vec<JwkSecret>,
+}
+
+/// Reads a key document once, in the mode its origin calls for (see [`Origin`]).
+pub fn read_jwks(document: &[u8], origin: Origin) -> Result<Jwks, KeyError> {
     let root = json::parse_object(document, JWKS_MAX_DEPTH)
         .map_err(|e| KeyError::Format(format!("key set is not a JSON object: {e}")))?;
     let jwks: Vec<&Map<String, Value>> = match root.get("keys") {
@@ -46,6 +73,9 @@ pub fn parse_jwks(
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(KeyError::Format("\"keys\" is not an array".into())),
+        None if origin == Origin::Published => {
+            return Err(KeyError::Format("not a JWK Set (no \"keys\" array)".into()));
+        }
         None if root.contains_key("kty") => vec![&root],
         None => {
             return Err(KeyError::Format(
@@ -53,11 +83,34 @@ pub fn parse_jwks(
             ));
         }
     };
-    let mut set = KeySet::default();
+    let mut read = Jwks {
+        published: jwks.len(),
+        ..Jwks::default()
+    };
+    let allow_weak_secret = match origin {
+        Origin::Configured { allow_weak_secret } => allow_weak_secret,
+        Origin::Published => false,
+    };
     for (i, jwk) in jwks.into_iter().enumerate() {
+        let oct = jwk.get("kty").and_then(Value::as_str) == Some("oct");
+        if oct && origin == Origin::Published {
+            continue;
+        }
         match parse_jwk(jwk, allow_weak_secret) {
-            Ok(key) => set.push(key),
-            Err(_) if unusable == Unusable::Skip => {}
+            Ok(key) => {
+                if oct {
+                    read.secrets.push(JwkSecret {
+                        kid: key.kid().map(str::to_owned),
+                        alg: jwk
+                            .get("alg")
+                            .and_then(Value::as_str)
+                            .and_then(|a| a.parse().ok()),
+                        secret: b64(jwk, "k")?,
+                    });
+                }
+                read.set.push(key);
+            }
+            Err(_) if origin == Origin::Published => {}
             Err(e) => {
                 let kid = jwk
                     .get("kid")
@@ -68,7 +121,7 @@ pub fn parse_jwks(
             }
         }
     }
-    Ok(set)
+    Ok(read)
 }
 
 /// Parses one JWK into a verification key.

@@ -177,6 +177,14 @@ impl Key {
         self.algorithms.contains(&alg) && self.usable_for_signatures()
     }
 
+    /// The signature layer alone: whether `signature` over `message` verifies under this key for
+    /// `alg`, with the same checks a token gets (the key fits `alg`, the signature's shape, the
+    /// backend). For conformance suites (Wycheproof, `tests/wycheproof.rs`) that feed raw vectors;
+    /// tokens go through [`crate::Verifier`], which parses and picks the key first.
+    pub fn verify_signature(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.verify(alg, message, signature)
+    }
+
     pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         // Defence in depth: selection already checked this, but a key must never verify an
         // algorithm of another family whatever the caller did.

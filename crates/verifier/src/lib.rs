@@ -25,7 +25,7 @@ pub mod verify;
 pub use alg::{Algorithm, Curve, Family};
 pub use claims::Claims;
 pub use error::{Code, Rejection};
-pub use jwk::{Unusable, parse_jwks};
+pub use jwk::{JwkSecret, Jwks, Origin, read_jwks};
 pub use key::{Key, KeyError, KeyMaterial, KeyParams, KeySet};
 pub use pem::decode_public_key_pem;
 pub use policy::Policy;

@@ -10,6 +10,10 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+const CONFIGURED: Origin = Origin::Configured {
+    allow_weak_secret: false,
+};
+
 const NOW: u64 = 1_700_000_000;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -639,8 +643,8 @@ fn ec_public_keys_are_validated_on_import() {
             };
         json!({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(&der_point.0), "y": b64(&der_point.1)}]}).to_string()
     };
-    assert!(parse_jwks(jwks(false).as_bytes(), Unusable::Fail, false).is_ok());
-    let err = parse_jwks(jwks(true).as_bytes(), Unusable::Fail, false).unwrap_err();
+    assert!(read_jwks(jwks(false).as_bytes(), CONFIGURED).is_ok());
+    let err = read_jwks(jwks(true).as_bytes(), CONFIGURED).unwrap_err();
     assert!(err.to_string().contains("not a valid point"), "{err}");
 }
 
@@ -660,12 +664,12 @@ fn p521_jwk_verifies_es512_and_short_coordinates_are_refused() {
             "x": b64(x), "y": b64(&y)}]})
         .to_string()
     };
-    let set = parse_jwks(jwks(&x).as_bytes(), Unusable::Fail, false).unwrap();
+    let set = read_jwks(jwks(&x).as_bytes(), CONFIGURED).unwrap().set;
     let f = Fixture::new(Policy::default(), set);
     let t = token(json!({"alg": "ES512", "kid": "p521"}), claims());
     assert_eq!(f.verify(&t).map(|v| v.alg), Ok(Algorithm::ES512));
     // The top byte of a P-521 coordinate is 0 or 1: dropping it leaves 65 bytes, never a key.
-    let err = parse_jwks(jwks(&x[1..]).as_bytes(), Unusable::Fail, false).unwrap_err();
+    let err = read_jwks(jwks(&x[1..]).as_bytes(), CONFIGURED).unwrap_err();
     assert!(err.to_string().contains("P-521"), "{err}");
 }
 

@@ -15,16 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION, USER_AGENT};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::uri::Authority;
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use jwtv_config::{CaBundle, FetchSettings};
 pub use jwtv_keyset::FetchError;
 use jwtv_keyset::cache_control;
 use jwtv_keyset::error::check_head;
+use jwtv_keyset::{CaBundle, Fetch, FetchSettings};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -80,16 +80,17 @@ impl Fetcher {
         &self.proxies
     }
 
-    /// GETs `uri` within the timeout and the size cap. The URL was checked by the caller
-    /// (`jwtv_config::check_remote_url`).
-    pub async fn get(&self, uri: &Uri) -> Result<Fetched, FetchError> {
-        match tokio::time::timeout(self.timeout, self.get_unbounded(uri)).await {
+    /// Makes `fetch` (its URL checked by the refresh machine, `jwtv_keyset::check_remote_url`)
+    /// within the timeout and the size cap.
+    pub async fn get(&self, fetch: &Fetch) -> Result<Fetched, FetchError> {
+        match tokio::time::timeout(self.timeout, self.get_unbounded(fetch)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
         }
     }
 
-    async fn get_unbounded(&self, uri: &Uri) -> Result<Fetched, FetchError> {
+    async fn get_unbounded(&self, fetch: &Fetch) -> Result<Fetched, FetchError> {
+        let uri = &fetch.url;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -116,13 +117,14 @@ impl Fetcher {
         };
         let _ = tcp.set_nodelay(true);
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let request = Request::get(path)
-            .header(HOST, authority.as_str())
-            .header(ACCEPT, "application/json, application/jwk-set+json")
-            .header(
-                USER_AGENT,
-                concat!("jwt-validator/", env!("CARGO_PKG_VERSION")),
-            )
+        let mut request = Request::builder()
+            .method(fetch.method)
+            .uri(path)
+            .header(HOST, authority.as_str());
+        for (name, value) in fetch.headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchError::Http(e.to_string()))?;
         if !https {

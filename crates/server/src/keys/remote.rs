@@ -9,11 +9,12 @@
 //! in the task, so a request that stops waiting or whose client leaves never cancels it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use jwtv_config::{FetchSettings, RemoteSource};
-use jwtv_keyset::{Event, FetchError, Rules, Source, UnknownKid};
+use jwtv_keyset::{
+    Event, FetchError, FetchSettings, Level, RemoteSource, Rules, Slot, Source, UnknownKid,
+};
 use jwtv_service::verifier::KeySet;
 use tokio::sync::{Notify, watch};
 
@@ -47,8 +48,9 @@ pub struct Remote {
     machine: Mutex<Source>,
     /// Zero of the machine's clock.
     epoch: Instant,
-    /// The set in use, mirrored from the machine so that requests read it without its lock.
-    current: RwLock<Option<Arc<KeySet>>>,
+    /// This issuer's slot of the store: the set in use, mirrored from the machine so that requests
+    /// read it without its lock.
+    pub slot: Arc<Slot>,
     /// Wakes the task when an unknown kid made a fetch due.
     wake: Notify,
     /// Bumped after every answered fetch: unknown-kid waiters look at the machine again.
@@ -67,6 +69,7 @@ impl Remote {
         label: String,
         settings: &FetchSettings,
         fetcher: Arc<Fetcher>,
+        slot: Arc<Slot>,
         generation: Arc<AtomicU64>,
     ) -> Remote {
         let machine = Source::new(
@@ -80,7 +83,7 @@ impl Remote {
             fetcher,
             machine: Mutex::new(machine),
             epoch: Instant::now(),
-            current: RwLock::new(None),
+            slot,
             wake: Notify::new(),
             answered: watch::Sender::new(0),
             generation,
@@ -91,11 +94,7 @@ impl Remote {
 
     /// The set in use, if a fetch ever succeeded.
     pub fn key_set(&self) -> Option<Arc<KeySet>> {
-        // A poisoned lock still holds a valid `Option<Arc<_>>` (writers only assign it).
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.slot.get()
     }
 
     /// Time since the last successful fetch, if any.
@@ -137,7 +136,7 @@ impl Remote {
                 continue;
             };
             let started = *attempt.get_or_insert_with(Instant::now);
-            let result = self.fetcher.get(&fetch.url).await;
+            let result = self.fetcher.get(&fetch).await;
             let busy = {
                 let mut machine = self.machine();
                 let now = self.now();
@@ -165,25 +164,13 @@ impl Remote {
     /// Publishes a set the machine installed; the caller holds the machine's lock, so an unknown-kid
     /// request that reads `changed_at` under it sees the set with its generation.
     fn mirror(&self, machine: &Source) {
-        let installed = machine.key_set().cloned();
-        let same = match (&installed, &self.key_set()) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if same {
+        // A machine never drops a set it had, so there is nothing to mirror until it has one.
+        let Some(set) = machine.key_set() else {
             return;
+        };
+        if let Some(generation) = self.slot.install(set.clone(), &self.generation) {
+            self.changed_at.store(generation, Ordering::Release);
         }
-        {
-            let mut current = match self.current.write() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            *current = installed;
-        }
-        // After the set is in place: whoever reads the new generation also reads the new set.
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.changed_at.store(generation, Ordering::Release);
     }
 
     /// After a token named a `kid` the set lacks: asks the machine, which refetches unless an attempt
@@ -235,65 +222,54 @@ impl Remote {
     /// Turns the machine's events into log lines and counters. `duration` is that of the attempt
     /// that just ended, if one did.
     fn report(&self, duration: Option<Duration>) {
-        let (events, published) = {
+        let events: Vec<Event> = {
             let mut machine = self.machine();
-            let events: Vec<Event> = std::iter::from_fn(|| machine.poll_event()).collect();
-            (events, machine.published())
+            std::iter::from_fn(|| machine.poll_event()).collect()
         };
         let duration_ms = duration.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         for event in events {
-            match event {
-                Event::Discovered { jwks_uri } => {
-                    tracing::info!(issuer = %self.label, %jwks_uri, "OIDC discovery");
-                }
-                Event::Fetched { keys, ttl, .. } => {
+            match &event {
+                Event::Fetched { keys, .. } => {
                     self.stats.ok.fetch_add(1, Ordering::Relaxed);
-                    self.stats.keys.store(keys as u64, Ordering::Relaxed);
-                    tracing::info!(
-                        issuer = %self.label,
-                        keys,
-                        skipped = published.saturating_sub(keys),
-                        kids = %self.kids(),
-                        ttl_s = ttl / 1000,
-                        duration_ms,
-                        "key set fetched"
-                    );
+                    self.stats.keys.store(*keys as u64, Ordering::Relaxed);
                 }
-                Event::Unchanged { ttl } => {
+                Event::Unchanged { .. } => {
                     self.stats.ok.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
-                        issuer = %self.label,
-                        keys = self.stats.keys.load(Ordering::Relaxed),
-                        ttl_s = ttl / 1000,
-                        duration_ms,
-                        "key set unchanged"
-                    );
                 }
-                Event::Failed { error, serving } => {
+                Event::Failed { error, .. } => {
                     self.stats.errors[error.kind_index()].fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        issuer = %self.label,
-                        source = %self.source.configured_at,
-                        error_kind = error.kind(),
-                        %error,
-                        duration_ms,
-                        serving = if serving { "the last good key set" } else { "503: no key set yet" },
-                        "key set fetch failed"
-                    );
                 }
                 Event::UnknownKidRefetch => {
                     self.stats
                         .unknown_kid_refetches
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        issuer = %self.label,
-                        "token with an unknown kid: refetching the key set"
-                    );
                 }
                 Event::UnknownKidSuppressed => {
                     self.stats
                         .unknown_kid_suppressed
                         .fetch_add(1, Ordering::Relaxed);
+                }
+                Event::Discovered { .. } => {}
+            }
+            // The words are keyset's (every shell's); the fields are what only this shell knows.
+            let kids = match event {
+                Event::Fetched { .. } => self.kids(),
+                _ => String::new(),
+            };
+            let source = &self.source.configured_at;
+            match event.level() {
+                Level::Warn => {
+                    let error_kind = match &event {
+                        Event::Failed { error, .. } => error.kind(),
+                        _ => "",
+                    };
+                    tracing::warn!(issuer = %self.label, %source, error_kind, duration_ms, "{event}")
+                }
+                Level::Info => {
+                    tracing::info!(issuer = %self.label, %source, duration_ms, %kids, "{event}")
+                }
+                Level::Debug => {
+                    tracing::debug!(issuer = %self.label, %source, duration_ms, "{event}")
                 }
             }
         }

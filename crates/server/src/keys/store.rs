@@ -5,11 +5,11 @@
 //! fetched by a task of its own, and a source the new store no longer has stops when the last store
 //! holding it is dropped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use jwtv_config::{ConfiguredKeys, FetchSettings, RemoteSource};
+use jwtv_keyset::{FetchSettings, RemoteSource, Slot, Store};
 use jwtv_service::verifier::{KeySet, KeyStore, Policy};
 
 use super::fetch::Fetcher;
@@ -19,11 +19,6 @@ use super::remote::Remote;
 /// How long a first fetch may take beyond the fetch timeout: the fetcher retries a failed first
 /// attempt after one second.
 const FIRST_FETCH_GRACE: Duration = Duration::from_secs(2);
-
-enum Slot {
-    Configured(Option<Arc<KeySet>>),
-    Remote(Arc<Remote>),
-}
 
 /// The refresh task of one remote source, aborted when no store holds the source any more.
 #[derive(Default)]
@@ -37,16 +32,14 @@ impl Drop for Task {
     }
 }
 
-/// One slot per issuer, in issuer order.
+/// The keyset store (one slot per issuer, in issuer order, and the generation), and the remote
+/// sources that install into it.
 pub struct Keys {
-    slots: Vec<Slot>,
+    store: Store,
     remotes: Vec<Arc<Remote>>,
     /// The refresh task of each of `remotes`, shared with the store this one replaces or is replaced by.
     tasks: Vec<Arc<Task>>,
     settings: FetchSettings,
-    /// Bumped after every key set installed by any source. The token cache drops what was verified
-    /// before a change; an unknown-kid retry compares against the value read before verifying.
-    generation: Arc<AtomicU64>,
 }
 
 impl Keys {
@@ -55,15 +48,20 @@ impl Keys {
     /// taken over as they are, and the generation counter is shared. Fails on a fetch setting the
     /// configuration could not check (the CA bundle's certificates, the proxy variables).
     pub fn new(
-        configured: ConfiguredKeys,
+        configured: Store,
         remote: Vec<RemoteSource>,
         policies: &[Policy],
         settings: &FetchSettings,
         previous: Option<&Keys>,
     ) -> anyhow::Result<Keys> {
-        let generation =
-            previous.map_or_else(|| Arc::new(AtomicU64::new(0)), |p| p.generation.clone());
-        let mut slots: Vec<Slot> = configured.0.into_iter().map(Slot::Configured).collect();
+        // Bumped after every key set installed by any source, across reloads: the token cache drops
+        // what was verified before a change; an unknown-kid retry compares against the value read
+        // before verifying.
+        let mut store = match previous {
+            Some(p) => configured.with_generation(p.store.generation_counter()),
+            None => configured,
+        };
+        let generation = store.generation_counter();
         let mut remotes = Vec::with_capacity(remote.len());
         let mut tasks = Vec::with_capacity(remote.len());
         if !remote.is_empty() {
@@ -75,9 +73,6 @@ impl Keys {
             }
             for source in remote {
                 let index = source.issuer;
-                if index >= slots.len() {
-                    slots.resize_with(index + 1, || Slot::Configured(None));
-                }
                 let kept = previous.filter(|p| p.settings == *settings).and_then(|p| {
                     p.remotes
                         .iter()
@@ -85,7 +80,7 @@ impl Keys {
                         .find(|(r, _)| r.source == source)
                 });
                 if let Some((remote, task)) = kept {
-                    slots[index] = Slot::Remote(remote.clone());
+                    store.share_slot(index, remote.slot.clone());
                     remotes.push(remote.clone());
                     tasks.push(task.clone());
                     continue;
@@ -94,24 +89,25 @@ impl Keys {
                     .get(source.issuer)
                     .and_then(|p| p.issuer.clone())
                     .unwrap_or_else(|| "(default)".to_owned());
+                let slot = Arc::new(Slot::default());
+                store.share_slot(index, slot.clone());
                 let remote = Arc::new(Remote::new(
                     source,
                     label,
                     settings,
                     fetcher.clone(),
+                    slot,
                     generation.clone(),
                 ));
-                slots[index] = Slot::Remote(remote.clone());
                 remotes.push(remote);
                 tasks.push(Arc::new(Task::default()));
             }
         }
         Ok(Keys {
-            slots,
+            store,
             remotes,
             tasks,
             settings: settings.clone(),
-            generation,
         })
     }
 
@@ -142,20 +138,17 @@ impl Keys {
     }
 
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.store.generation()
     }
 
     /// The counter behind [`Keys::generation`], for the token cache.
     pub fn generation_counter(&self) -> Arc<AtomicU64> {
-        self.generation.clone()
+        self.store.generation_counter()
     }
 
     /// The remote source of an issuer, if its keys are fetched.
     pub fn remote(&self, issuer: usize) -> Option<&Arc<Remote>> {
-        match self.slots.get(issuer) {
-            Some(Slot::Remote(remote)) => Some(remote),
-            _ => None,
-        }
+        self.remotes.iter().find(|r| r.source.issuer == issuer)
     }
 
     pub fn remotes(&self) -> &[Arc<Remote>] {
@@ -165,9 +158,6 @@ impl Keys {
 
 impl KeyStore for Keys {
     fn key_set(&self, issuer: usize) -> Option<Arc<KeySet>> {
-        match self.slots.get(issuer)? {
-            Slot::Configured(set) => set.clone(),
-            Slot::Remote(remote) => remote.key_set(),
-        }
+        self.store.key_set(issuer)
     }
 }

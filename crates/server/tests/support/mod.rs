@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod failover;
 pub mod gateway;
 pub mod jwt;
 pub mod keyserver;
@@ -158,12 +159,15 @@ pub fn component() -> PathBuf {
     if let Some(path) = std::env::var_os("JWTV_COMPONENT") {
         return PathBuf::from(path);
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    workspace_root()
-        .join(target_dir)
-        .join("wasm32-wasip2/wasm/jwtv_component.wasm")
+    target_dir().join("wasm32-wasip2/wasm/jwtv_component.wasm")
+}
+
+/// Cargo's target directory as the build scripts see it: `CARGO_TARGET_DIR` (relative to the
+/// workspace, as cargo reads it there), else `target/`.
+pub fn target_dir() -> PathBuf {
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    workspace_root().join(dir)
 }
 
 /// What `wasmtime serve` and `scripts/bake` are both given: the Wasm features the build needs, and
