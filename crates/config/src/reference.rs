@@ -128,9 +128,10 @@ pub fn markdown() -> String {
         );
         for row in SETTINGS.iter().filter(|s| s.group == group) {
             let code = |v: Option<&str>| v.map_or("—".to_owned(), |v| format!("`{v}`"));
-            let kind = match kind_words(&row.kind) {
-                k if k.is_empty() => kind_name(&row.kind).to_owned(),
-                k => format!("{}, {k}", kind_name(&row.kind)),
+            let kind = match (row.kind, kind_words(&row.kind)) {
+                (_, k) if k.is_empty() => kind_name(&row.kind).to_owned(),
+                (Kind::Choice(_), k) => k,
+                (_, k) => format!("{}, {k}", kind_name(&row.kind)),
             };
             let default = match row.default {
                 "" => "—".to_owned(),
