@@ -5,6 +5,8 @@
 # log bytes per refused request.
 #
 #   bench/log_flood.sh BINARY [SECONDS] [VAR=VALUE...]   e.g. JWT_LOG_REFUSALS_PER_SEC=0 for no bound
+#
+# FLOOD_KEEP=FILE keeps the server's stderr there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin="$(realpath "${1:?usage: bench/log_flood.sh BINARY [SECONDS] [VAR=VALUE...]}")"
@@ -13,7 +15,7 @@ shift $(($# > 1 ? 2 : 1))
 
 dir="$(mktemp -d)"
 server=""
-trap '[[ -n "$server" ]] && kill "$server" 2>/dev/null; rm -rf "$dir"' EXIT
+trap '[[ -n "$server" ]] && kill "$server" 2>/dev/null; [[ -n "${FLOOD_KEEP:-}" ]] && cp "$dir/stderr" "$FLOOD_KEEP"; rm -rf "$dir"' EXIT
 export JWT_SECRET="log-flood-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_ISSUER=log-flood
 for setting in "$@"; do export "${setting?}"; done

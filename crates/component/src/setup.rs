@@ -77,15 +77,17 @@ fn configure(baking: bool) -> Instance {
         .map_err(|e| e.to_string())
         .and_then(|loaded| {
             warnings.clone_from(&loaded.warnings);
-            if let Some(source) = loaded.remote.first().filter(|_| baking) {
-                return Err(format!(
-                    "{}: a remote key set is fetched while serving and cannot be baked; bake a \
+            let remote = loaded.remote.first().map(|s| s.configured_at.clone());
+            // What the shell cannot serve at all is said first, whether baking or not.
+            let validator = validator_of(loaded)?;
+            match remote.filter(|_| baking) {
+                Some(at) => Err(format!(
+                    "{at}: a remote key set is fetched while serving and cannot be baked; bake a \
                      JWKS file ({}) or serve the component unbaked",
-                    source.configured_at,
                     config::table::JWKS_FILE.var()
-                ));
+                )),
+                None => Ok(validator),
             }
-            validator_of(loaded)
         })
         .map_err(|e| format!("configuration error: {e}"));
     Instance {

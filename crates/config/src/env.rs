@@ -361,6 +361,7 @@ fn weak_warning(var: &str, shortfall: &str) -> String {
 fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     let mut policy = Policy {
         issuer: vars.string(&table::ISSUER).map(|s| s.trim().to_owned()),
+        allowed_tenants: vars.list(table::ALLOWED_TENANTS.var()),
         audiences: vars.list(table::AUDIENCE.var()),
         algorithms: vars.algorithms(&table::ALGORITHMS)?,
         max_age_secs: shared::bounded(vars, &table::MAX_AGE)?.map(|raw| raw.value),
@@ -378,6 +379,8 @@ fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     if let Some(raw) = vars.flag(&table::REQUIRE_EXP)? {
         policy.require_exp = raw.value;
     }
+    super::check_template(&policy, (table::ISSUER.var(), table::ALLOWED_TENANTS.var()))
+        .map_err(|(var, m)| ConfigError::env(var, m))?;
     Ok(policy)
 }
 

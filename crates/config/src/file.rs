@@ -113,6 +113,9 @@ struct IssuerSection {
     types: Option<Vec<String>>,
     #[serde(default)]
     required_scopes: Vec<String>,
+    /// With an issuer template (`{tenantid}`): the tenant ids accepted.
+    #[serde(default)]
+    allowed_tenants: Vec<String>,
     secret: Option<String>,
     secret_file: Option<String>,
     secret_env: Option<String>,
@@ -664,13 +667,14 @@ impl Sources<'_> {
         let defaults = Policy::default();
         let types = match &s.types {
             Some(types) if types.is_empty() => {
-                return Err(self.err("types", "is empty; omit it to accept typ \"JWT\""));
+                return Err(self.err("types", "is empty; omit it to accept JWT, at+jwt or no typ"));
             }
             Some(types) => types.clone(),
             None => defaults.types.clone(),
         };
-        Ok(Policy {
+        let policy = Policy {
             issuer: s.issuer.clone(),
+            allowed_tenants: s.allowed_tenants.clone(),
             audiences: s.audiences.clone(),
             algorithms,
             leeway_secs: s.leeway.unwrap_or(defaults.leeway_secs),
@@ -680,6 +684,9 @@ impl Sources<'_> {
             subject: s.subject.clone(),
             types,
             required_scopes: s.required_scopes.clone(),
-        })
+        };
+        super::check_template(&policy, ("issuer", "allowed_tenants"))
+            .map_err(|(field, m)| self.err(field, m))?;
+        Ok(policy)
     }
 }

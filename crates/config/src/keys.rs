@@ -180,12 +180,17 @@ fn family_name(family: Family) -> &'static str {
     }
 }
 
-/// One summary line for an issuer: who, which keys, which algorithms, which policy. Never key bytes.
-pub(crate) fn describe_issuer(policy: &Policy, keys: &KeySet) -> String {
-    let who = match &policy.issuer {
+/// How summary lines and warnings name an issuer.
+pub(crate) fn issuer_name(policy: &Policy) -> String {
+    match &policy.issuer {
         Some(iss) => format!("issuer {iss:?}"),
         None => "default issuer (tokens whose iss no other issuer claims)".to_owned(),
-    };
+    }
+}
+
+/// One summary line for an issuer: who, which keys, which algorithms, which policy. Never key bytes.
+pub(crate) fn describe_issuer(policy: &Policy, keys: &KeySet) -> String {
+    let who = issuer_name(policy);
     let key_words: Vec<String> = keys
         .keys()
         .iter()
@@ -217,10 +222,7 @@ pub(crate) fn describe_issuer(policy: &Policy, keys: &KeySet) -> String {
 
 /// The summary line of an issuer whose keys are fetched: where from, and its policy.
 pub(crate) fn describe_remote_issuer(policy: &Policy, location: &RemoteLocation) -> String {
-    let who = match &policy.issuer {
-        Some(iss) => format!("issuer {iss:?}"),
-        None => "default issuer (tokens whose iss no other issuer claims)".to_owned(),
-    };
+    let who = issuer_name(policy);
     let source = match location {
         RemoteLocation::JwksUri(url) => format!("keys fetched from {url}"),
         RemoteLocation::Discovery { url, .. } => {

@@ -25,6 +25,7 @@ mod tests;
 mod tests_remote;
 #[cfg(test)]
 mod tests_table;
+mod tls;
 
 use std::fmt;
 use std::io;
@@ -41,6 +42,8 @@ use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
+pub use tls::{PemFile, TlsFiles, from_env as tls_from_env};
+
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Reads one whole file.
 pub type ReadFileFn<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
@@ -73,6 +76,8 @@ pub struct ServerSettings {
     pub fetch: FetchSettings,
     /// Which decisions get a log line.
     pub decision_log: DecisionLog,
+    /// TLS (and mTLS) on the listener; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
@@ -121,6 +126,7 @@ impl Default for ServerSettings {
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
+            tls: None,
         }
     }
 }
@@ -160,8 +166,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
     /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (by every shell: the native server, the WASI 0.2
-    /// component and the filter; the WASI 0.3 build refuses them at load).
+    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
@@ -233,10 +238,12 @@ impl ConfigError {
 /// Loads the configuration: the TOML file named by [`table::CONFIG`] if set, otherwise the `JWT_*`
 /// environment variables of the single-issuer case.
 pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
-    match non_empty(env(table::CONFIG.var())) {
+    let mut loaded = match non_empty(env(table::CONFIG.var())) {
         Some(path) => load_file(&path, env, read_file),
         None => env::load(env, read_file),
-    }
+    }?;
+    loaded.server.tls = tls::from_env(env, read_file)?;
+    Ok(loaded)
 }
 
 /// As [`load`], and one warning for every `JWT_*` variable among `names` (the environment's
@@ -315,7 +322,7 @@ pub(crate) struct Shared {
 pub(crate) fn assemble(
     issuers: Vec<IssuerConfig>,
     shared: Shared,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
     source: &str,
     verifier_error: impl Fn(String) -> ConfigError,
 ) -> Result<Loaded, ConfigError> {
@@ -334,6 +341,18 @@ pub(crate) fn assemble(
                 location,
                 configured_at,
             } => {
+                // An identity provider signs tokens for every application it serves with the same
+                // keys; only the audience says which were made for this one.
+                if issuer.policy.audiences.is_empty() {
+                    warnings.push(format!(
+                        "{}: keys fetched from {} but no audience configured: a token this issuer \
+                         made for any other application is accepted; set {} (or `audiences` in \
+                         the file)",
+                        keys::issuer_name(&issuer.policy),
+                        location.url(),
+                        table::AUDIENCE.var(),
+                    ));
+                }
                 summary.push(keys::describe_remote_issuer(&issuer.policy, &location));
                 sets.push(None);
                 remote.push(RemoteSource {
@@ -362,6 +381,34 @@ pub(crate) fn assemble(
         warnings,
         issuers_summary: summary,
         hmac_secrets,
+    })
+}
+
+/// Where an issuer template and its tenant list disagree: the field to blame (`names` are the issuer's
+/// and the tenant list's, as each front end spells them) and the line to show.
+pub(crate) fn check_template<'n>(
+    policy: &Policy,
+    names: (&'n str, &'n str),
+) -> Result<(), (&'n str, String)> {
+    use jwtv_verifier::issuer::{self, TemplateError};
+    let (issuer_name, tenants_name) = names;
+    issuer::check_template(policy).map_err(|e| match e {
+        TemplateError::NoTenants(iss) => (
+            tenants_name,
+            format!(
+                "is not set but {issuer_name} {iss:?} is a template with {{tenantid}}: list the \
+                 tenant ids (tid) to accept; any tenant would let anyone's own tenant mint tokens"
+            ),
+        ),
+        TemplateError::NotATemplate => (
+            tenants_name,
+            format!(
+                "needs {issuer_name} to be a template with {{tenantid}}, such as \
+                 https://login.microsoftonline.com/{{tenantid}}/v2.0"
+            ),
+        ),
+        e @ TemplateError::Placeholders(_) => (issuer_name, e.to_string()),
+        e @ TemplateError::BadTenant(_) => (tenants_name, e.to_string()),
     })
 }
 
@@ -510,6 +557,16 @@ pub(crate) fn remote_location(
                     ),
                 ));
             };
+            if issuer.contains(jwtv_verifier::issuer::TENANT_PLACEHOLDER) {
+                return Err((
+                    RemoteField::Discovery,
+                    format!(
+                        "an issuer template has no discovery document of its own: set \
+                         {jwks_name} to the provider's common key set (Entra ID: \
+                         https://login.microsoftonline.com/common/discovery/v2.0/keys)"
+                    ),
+                ));
+            }
             let url = discovery_url(issuer);
             check_remote_url(&url, allow_http_loopback).map_err(|m| {
                 (

@@ -299,7 +299,16 @@ pub const ISSUER: Setting = row(
     Some("issuers[].issuer"),
     Kind::Text,
     "any",
-    "required \"iss\" (exact match); in the file, an issuer without it is the default one",
+    "required \"iss\" (exact match), or a multi-tenant template with {tenantid} (https://login.microsoftonline.com/{tenantid}/v2.0); in the file, an issuer without it is the default one",
+    ALL,
+    Group::Policy,
+);
+pub const ALLOWED_TENANTS: Setting = row(
+    Some("JWT_ALLOWED_TENANTS"),
+    Some("issuers[].allowed_tenants"),
+    Kind::List,
+    "",
+    "with an issuer template: the tenant ids accepted (required); iss must be the template filled with the token's own \"tid\"",
     ALL,
     Group::Policy,
 );
@@ -361,8 +370,8 @@ pub const TYPES: Setting = row(
     Some("JWT_TYPES"),
     Some("issuers[].types"),
     Kind::List,
-    "JWT",
-    "accepted \"typ\" header values",
+    "JWT,at+jwt",
+    "accepted \"typ\" header values; without JWT, \"typ\" is required (at+jwt alone is RFC 9068's strict check)",
     ALL,
     Group::Policy,
 );
@@ -624,6 +633,33 @@ pub const FETCH_CA_FILE: Setting = row(
     NATIVE,
     Group::Remote,
 );
+pub const TLS_CERT_FILE: Setting = row(
+    Some("JWT_TLS_CERT_FILE"),
+    None,
+    Kind::Path,
+    "",
+    "PEM certificate chain (leaf first): the listener speaks TLS 1.2/1.3 only, ALPN h2 and http/1.1; rotated files are served to new connections after a reload",
+    NATIVE,
+    Group::Always,
+);
+pub const TLS_KEY_FILE: Setting = row(
+    Some("JWT_TLS_KEY_FILE"),
+    None,
+    Kind::Path,
+    "",
+    "PEM private key of that certificate",
+    NATIVE,
+    Group::Always,
+);
+pub const TLS_CLIENT_CA_FILE: Setting = row(
+    Some("JWT_TLS_CLIENT_CA_FILE"),
+    None,
+    Kind::Path,
+    "",
+    "PEM CA certificates: every client must present a certificate one of them signed (mTLS), else the handshake is refused",
+    NATIVE,
+    Group::Always,
+);
 
 // ---------------------------------------------------------------------------------------- gateway
 
@@ -750,6 +786,7 @@ pub const SETTINGS: &[Setting] = &[
     PUBLIC_KEYS,
     ALLOW_WEAK_SECRET,
     ISSUER,
+    ALLOWED_TENANTS,
     AUDIENCE,
     ALGORITHMS,
     LEEWAY,
@@ -792,6 +829,9 @@ pub const SETTINGS: &[Setting] = &[
     CONFIG,
     LISTEN,
     PORT,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    TLS_CLIENT_CA_FILE,
     LOG_FORMAT,
     RUST_LOG,
     HTTPS_PROXY,

@@ -192,7 +192,7 @@ fn every_policy_and_limit_variable_is_applied() {
         .env("JWT_LEEWAY", "5")
         .env("JWT_MAX_AGE", "3600")
         .env("JWT_REQUIRED_CLAIMS", "sub,jti")
-        .env("JWT_TYPES", "JWT,at+jwt")
+        .env("JWT_TYPES", "at+jwt")
         .env("JWT_REQUIRE_EXP", "false")
         .env("JWT_MAX_BODY_BYTES", "2048")
         .env("JWT_MAX_TOKEN_BYTES", "1024")
@@ -206,7 +206,7 @@ fn every_policy_and_limit_variable_is_applied() {
     assert_eq!(p.leeway_secs, 5);
     assert_eq!(p.max_age_secs, Some(3600));
     assert_eq!(p.required_claims, ["sub", "jti"]);
-    assert_eq!(p.types, ["JWT", "at+jwt"]);
+    assert_eq!(p.types, ["at+jwt"]);
     assert!(!p.require_exp);
     assert_eq!(loaded.options.max_body_bytes, 2048);
     assert!(!loaded.options.expose_descriptions);
@@ -990,7 +990,7 @@ secret = "a-default-secret-for-tokens-without-a-known-issuer"
         );
         assert_eq!(
             toml_err(&format!("[[issuers]]\ntypes = []\nsecret = \"{SECRET}\"\n")),
-            "/etc/jwtv/jwtv.toml: issuers[0].types: is empty; omit it to accept typ \"JWT\""
+            "/etc/jwtv/jwtv.toml: issuers[0].types: is empty; omit it to accept JWT, at+jwt or no typ"
         );
     }
 

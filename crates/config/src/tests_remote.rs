@@ -46,6 +46,32 @@ fn jwks_uri_from_the_environment_makes_a_remote_issuer_without_keys_yet() {
     assert_eq!(r.rejection.code, Code::TemporarilyUnavailable);
 }
 
+// An identity provider signs every application's tokens with the same keys: with no audience, one made
+// for another application passes. Allowed (some deployments check `aud` upstream), never silently.
+#[test]
+fn remote_issuer_without_audience_is_warned_about() {
+    let loaded = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .ok();
+    assert_eq!(
+        loaded.warnings,
+        ["issuer \"https://idp.example.com\": keys fetched from \
+             https://idp.example.com/.well-known/openid-configuration but no audience configured: a \
+             token this issuer made for any other application is accepted; set JWT_AUDIENCE (or \
+             `audiences` in the file)"]
+    );
+    let loaded = env()
+        .env("JWT_OIDC_DISCOVERY", "true")
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .env("JWT_AUDIENCE", "api")
+        .ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // Configured keys are the operator's own: no warning.
+    let loaded = env().env("JWT_SECRET", SECRET).ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
 #[test]
 fn oidc_discovery_needs_the_issuer_and_derives_the_well_known_url() {
     let loaded = env()
@@ -394,5 +420,78 @@ secret = "{SECRET}"
             );
         }
         assert_eq!(loaded.server.token_cache_size, 10_000);
+    }
+}
+
+// Multi-tenant Entra ID: an issuer template with an explicit tenant list, keys from the common set.
+mod tenants {
+    use super::*;
+
+    const TEMPLATE: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+    const COMMON_KEYS: &str = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
+
+    #[test]
+    fn an_issuer_template_with_tenants_loads_from_the_environment() {
+        let loaded = env()
+            .env("JWT_ISSUER", TEMPLATE)
+            .env("JWT_ALLOWED_TENANTS", "t1, t2")
+            .env("JWT_JWKS_URI", COMMON_KEYS)
+            .env("JWT_AUDIENCE", "api://app")
+            .ok();
+        let p = &loaded.verifier.policies()[0];
+        assert_eq!(p.issuer.as_deref(), Some(TEMPLATE));
+        assert_eq!(p.allowed_tenants, ["t1", "t2"]);
+    }
+
+    #[test]
+    fn an_issuer_template_without_tenants_is_refused_naming_the_setting() {
+        let e = env()
+            .env("JWT_ISSUER", TEMPLATE)
+            .env("JWT_JWKS_URI", COMMON_KEYS)
+            .err();
+        assert!(
+            e.starts_with("JWT_ALLOWED_TENANTS: is not set but JWT_ISSUER ") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = env()
+            .env("JWT_ISSUER", "https://login.microsoftonline.com/t1/v2.0")
+            .env("JWT_ALLOWED_TENANTS", "t1")
+            .env("JWT_JWKS_URI", COMMON_KEYS)
+            .err();
+        assert!(
+            e.starts_with("JWT_ALLOWED_TENANTS: needs JWT_ISSUER to be a template"),
+            "{e}"
+        );
+        // The template names no discovery document: the common key set is configured explicitly.
+        let e = env()
+            .env("JWT_ISSUER", TEMPLATE)
+            .env("JWT_ALLOWED_TENANTS", "t1")
+            .env("JWT_OIDC_DISCOVERY", "true")
+            .err();
+        assert!(
+            e.starts_with("JWT_OIDC_DISCOVERY: an issuer template has no discovery document"),
+            "{e}"
+        );
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn an_issuer_template_in_the_file_needs_its_tenants() {
+        let loaded = env()
+            .config(&format!(
+                "[[issuers]]\nissuer = \"{TEMPLATE}\"\nallowed_tenants = [\"t1\"]\n\
+                 jwks_uri = \"{COMMON_KEYS}\"\naudiences = [\"api://app\"]\n"
+            ))
+            .ok();
+        assert_eq!(loaded.verifier.policies()[0].allowed_tenants, ["t1"]);
+        let e = env()
+            .config(&format!(
+                "[[issuers]]\nissuer = \"{TEMPLATE}\"\njwks_uri = \"{COMMON_KEYS}\"\n"
+            ))
+            .err();
+        assert!(
+            e.contains("issuers[0].allowed_tenants: is not set but issuer "),
+            "{e}"
+        );
     }
 }

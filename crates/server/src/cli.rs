@@ -161,7 +161,7 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Plain http:// URL to GET.
+    /// http:// or https:// URL to GET (over TLS whenever JWT_TLS_CERT_FILE is set, as for the server).
     #[arg(default_value = "http://127.0.0.1:3000/readyz")]
     pub url: String,
 

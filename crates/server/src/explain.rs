@@ -205,7 +205,7 @@ fn relative(delta: f64) -> String {
 }
 
 fn describe_policy(policy: &Policy) -> Value {
-    json!({
+    let mut described = json!({
         "algorithms": if policy.algorithms.is_empty() {
             json!("those of its keys")
         } else {
@@ -219,7 +219,11 @@ fn describe_policy(policy: &Policy) -> Value {
         "subject": policy.subject,
         "types": policy.types,
         "required_scopes": policy.required_scopes,
-    })
+    });
+    if !policy.allowed_tenants.is_empty() {
+        described["allowed_tenants"] = json!(policy.allowed_tenants);
+    }
+    described
 }
 
 /// What `POST /validate {"token": …}` answers.

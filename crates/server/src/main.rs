@@ -16,13 +16,16 @@ mod decision_log;
 mod demo;
 mod explain;
 mod fdlimit;
+mod grpc;
 mod keys;
 mod logging;
 mod metrics;
 mod mint;
+mod policy_text;
 mod probe;
 mod reload;
 mod serve;
+mod tls;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -195,7 +198,11 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
         Err(e) => return config_error(&e),
     };
     let mut out = String::new();
-    for line in &loaded.summary() {
+    for line in loaded
+        .summary()
+        .iter()
+        .chain(&policy_text::describe(&loaded))
+    {
         out.push_str(line);
         out.push('\n');
     }
@@ -268,7 +275,17 @@ fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
 }
 
 fn probe(args: &ProbeArgs) -> ExitCode {
-    match probe::probe(&args.url, Duration::from_secs(args.timeout)) {
+    // The listener's TLS files, read as the server reads them: the probe speaks TLS when it is on.
+    let env = |name: &str| std::env::var(name).ok();
+    let read = |path: &std::path::Path| std::fs::read(path);
+    let tls = match jwtv_config::tls_from_env(&env, &read) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("jwt-validator: probe: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match probe::probe(&args.url, Duration::from_secs(args.timeout), tls.as_ref()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jwt-validator: probe: {e}");

@@ -118,7 +118,7 @@ fn choose_issuer(policies: &[Policy], iss: Option<&str>) -> anyhow::Result<usize
     match iss {
         Some(iss) => policies
             .iter()
-            .position(|p| p.issuer.as_deref() == Some(iss))
+            .position(|p| jwtv_service::verifier::issuer::names(p, iss))
             .or_else(|| policies.iter().position(|p| p.issuer.is_none()))
             .ok_or_else(|| {
                 let known: Vec<String> = policies.iter().map(named).collect();

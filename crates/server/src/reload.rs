@@ -161,6 +161,8 @@ struct RestartOnly {
     first_byte_timeout: Duration,
     max_connections: Option<usize>,
     max_token_bytes: usize,
+    /// TLS on or off (the certificate itself is reloaded).
+    tls: bool,
 }
 
 impl RestartOnly {
@@ -178,6 +180,7 @@ impl RestartOnly {
             first_byte_timeout: *first_byte_timeout,
             max_connections: *max_connections,
             max_token_bytes: loaded.verifier.limits().max_token_bytes,
+            tls: loaded.server.tls.is_some(),
         }
     }
 }
@@ -195,6 +198,9 @@ pub struct Active {
     pub since: Instant,
     /// Which decisions get a log line (changes with a reload).
     pub decision_log: DecisionLog,
+    /// The listener's TLS configuration: new connections handshake with the one of the configuration
+    /// serving when they arrive, so a rotated certificate is served without closing any connection.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     restart_only: RestartOnly,
 }
 
@@ -209,6 +215,11 @@ impl Active {
     ) -> anyhow::Result<Active> {
         let restart_only = RestartOnly::of(&loaded);
         let settings = &loaded.server;
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let keys = Keys::new(
             loaded.keys,
             loaded.remote,
@@ -237,6 +248,7 @@ impl Active {
             digest,
             since: Instant::now(),
             decision_log: settings.decision_log,
+            tls,
             restart_only,
         })
     }

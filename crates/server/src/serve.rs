@@ -16,17 +16,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 use crate::connections::Connections;
 use crate::decision_log::{SUMMARY_INTERVAL, Sampler};
+use crate::grpc;
 use crate::metrics::{self, Metrics};
 use crate::reload::{self, Active, Current};
 
@@ -39,17 +43,36 @@ fn max_header_bytes(max_token_bytes: usize) -> usize {
     (max_token_bytes + 8 * 1024).max(16 * 1024)
 }
 
-/// An answer's body: the bytes the service wrote, handed to hyper as they are (a `Bytes` made from
-/// a `Vec` with room to spare allocates a shared header besides).
-type Body = Full<Cursor<Vec<u8>>>;
+/// Streams one HTTP/2 connection may have open at once: a gateway multiplexes its checks over a few
+/// connections, and the connection limit times this bounds the requests in progress.
+const H2_MAX_STREAMS: u32 = 128;
 
-struct State {
+/// Streams a client may open and reset before the server picked them up (the rapid-reset attack,
+/// CVE-2023-44487): past it, the connection is closed with GOAWAY `ENHANCE_YOUR_CALM`.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams the server may have to reset for a client's protocol errors before closing the
+/// connection (the same attack, provoked through errors rather than resets).
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
+
+/// An answer's body: the bytes the service wrote, handed to hyper as they are (a `Bytes` made from
+/// a `Vec` with room to spare allocates a shared header besides); or a gRPC answer, whose status
+/// comes in trailers.
+type Body = Either<Full<Cursor<Vec<u8>>>, UnsyncBoxBody<Cursor<Vec<u8>>, tonic::Status>>;
+
+pub(crate) struct State {
     /// Read once per request: a request finishes on the configuration it began on.
     current: Arc<Current>,
     metrics: Metrics,
     request_timeout: Duration,
     connections: Arc<Connections>,
     decision_logs: Sampler,
+    /// The TLS configuration the listener started with: TLS on or off waits for a restart, so a reload
+    /// that drops the TLS files keeps serving TLS with the last certificate.
+    started_tls: Option<Arc<ServerConfig>>,
+    /// The largest gRPC message read or written: a `CheckRequest` carries the request's headers (the
+    /// header budget) and, when the gateway sends it, some of its body.
+    grpc_message_bytes: usize,
 }
 
 /// What `run` needs besides the service.
@@ -82,7 +105,12 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the bound address of {listen}"))?;
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "jwt-validator listening on http://{local}")?;
+        let scheme = if setup.current.get().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(stdout, "jwt-validator listening on {scheme}://{local}")?;
         if let Some(announce) = setup.announce {
             writeln!(stdout, "{}", announce(local))?;
         }
@@ -99,22 +127,18 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         crate::fdlimit::connection_limit(setup.settings.max_connections),
         setup.settings.first_byte_timeout,
     );
+    let started_tls = setup.current.get().tls.clone();
     let state = Arc::new(State {
         current: setup.current,
         metrics: Metrics::default(),
         request_timeout: setup.settings.request_timeout,
         connections: connections.clone(),
         decision_logs: Sampler::default(),
+        grpc_message_bytes: 2 * max_header_bytes(setup.max_token_bytes) + 64 * 1024,
+        started_tls,
     });
     let summaries = tokio::spawn(summarise_suppressed(state.clone()));
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        // From the end of the previous answer to the end of the headers; the first-byte timeout
-        // (`Connections`) is the shorter bound on the wait before a request starts.
-        .header_read_timeout(setup.settings.request_timeout)
-        .max_buf_size(max_header_bytes(setup.max_token_bytes))
-        .keep_alive(true);
+    let builder = Arc::new(protocols(&setup.settings, setup.max_token_bytes));
 
     loop {
         // Every connection is accepted, so that at the limit it can take the slot of an idle one
@@ -144,23 +168,19 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(slot.watch(stream));
-        let state = state.clone();
-        let requests = slot.requests();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            let request = requests.start();
-            async move {
-                let response = state.respond(req).await;
-                drop(request);
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let connection = builder.serve_connection(io, service);
+        let tls = state.tls_for_new_connection();
+        let (state, builder) = (state.clone(), builder.clone());
+        let handshake_timeout = setup.settings.first_byte_timeout;
         tokio::spawn(async move {
-            let served = slot.serve(connection, |c| c.graceful_shutdown()).await;
-            if let Err(error) = served {
-                tracing::debug!(%error, "connection closed with an error");
+            let Some(tls) = tls else {
+                return serve_connection(stream, slot, &builder, state).await;
+            };
+            // The handshake is bounded like the wait for a first byte: the slot is held meanwhile.
+            let accept = TlsAcceptor::from(tls).accept(stream);
+            match tokio::time::timeout(handshake_timeout, accept).await {
+                Ok(Ok(stream)) => serve_connection(stream, slot, &builder, state).await,
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
@@ -177,6 +197,62 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
     summaries.abort();
     log_suppressed(&state.decision_logs);
     Ok(())
+}
+
+/// Serves one accepted connection (plain, or TLS once the handshake is done) until it closes.
+async fn serve_connection<S>(
+    stream: S,
+    slot: crate::connections::Slot,
+    builder: &auto::Builder<TokioExecutor>,
+    state: Arc<State>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(slot.watch(stream));
+    let requests = slot.requests();
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let request = requests.start();
+        async move {
+            let response = state.respond(req).await;
+            drop(request);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = builder.serve_connection(io, service);
+    if let Err(error) = slot.serve(connection, |c| c.graceful_shutdown()).await {
+        tracing::debug!(%error, "connection closed with an error");
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 on one port, told apart by the HTTP/2 preface (prior knowledge: h2c for gRPC
+/// clients such as Envoy's, and ALPN `h2` under TLS).
+fn protocols(settings: &ServerSettings, max_token_bytes: usize) -> auto::Builder<TokioExecutor> {
+    let header_bytes = max_header_bytes(max_token_bytes);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // From the end of the previous answer to the end of the headers; the first-byte timeout
+        // (`Connections`) is the shorter bound on the wait before a request starts.
+        .header_read_timeout(settings.request_timeout)
+        .max_buf_size(header_bytes)
+        .keep_alive(true);
+    // An HTTP/2 HEADERS block (with its CONTINUATION frames) is bounded by the same budget as HTTP/1
+    // headers; the `h2` crate refuses a block past it as it arrives, which also ends a CONTINUATION
+    // flood. A stream's own time is the request timeout (`State::respond`); a connection without
+    // a stream in progress is closed after the first-byte timeout (`Connections`); the pings find a
+    // peer that vanished while its requests were in progress.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+        .keep_alive_interval(settings.request_timeout)
+        .keep_alive_timeout(settings.request_timeout);
+    builder
 }
 
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
@@ -222,10 +298,22 @@ fn log_suppressed(decision_logs: &Sampler) {
 }
 
 impl State {
-    async fn respond(&self, req: Request<Incoming>) -> Response<Body> {
+    /// The TLS configuration a connection accepted now handshakes with (`None`: plain HTTP).
+    fn tls_for_new_connection(&self) -> Option<Arc<ServerConfig>> {
+        let started = self.started_tls.as_ref()?;
+        Some(
+            self.current
+                .get()
+                .tls
+                .clone()
+                .unwrap_or_else(|| started.clone()),
+        )
+    }
+
+    async fn respond(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let active = self.current.get();
         if req.method() == Method::GET && req.uri().path() == "/metrics" {
+            let active = self.current.get();
             let mut text = self.metrics.render();
             metrics::render_connections(&mut text, &self.connections);
             metrics::render_keys(&mut text, &active.keys);
@@ -235,11 +323,62 @@ impl State {
             metrics::render_config(&mut text, &active, &self.current.reloads);
             return text_response(text);
         }
-        let _in_flight = self.metrics.start();
+        if grpc::is_check(&req) {
+            return self.clone().check(req).await;
+        }
+        let active = self.current.get();
         let route = metrics::route_of(req.uri().path());
+        let handled = self
+            .observed(&active, route, started, active.read_and_handle(req))
+            .await;
+        handled
+            .response
+            .map(|body| Either::Left(Full::new(Cursor::new(body))))
+    }
+
+    /// A gRPC `Check` call, read, decided ([`State::decide`]) and answered within the request timeout.
+    async fn check(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        use tonic::codegen::Service as _;
+        let timeout = self.request_timeout;
+        let mut service = grpc::service(self.clone(), self.grpc_message_bytes);
+        let response = match tokio::time::timeout(timeout, service.call(req)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(_) => tonic::Status::unavailable("request timed out").into_http(),
+        };
+        response.map(|body| {
+            Either::Right(
+                body.map_frame(|frame| frame.map_data(|data| Cursor::new(Vec::from(data))))
+                    .boxed_unsync(),
+            )
+        })
+    }
+
+    /// The decision on an `/auth` request a gRPC check stands for, through the same path as an HTTP
+    /// request (timeout, unknown-kid refetch, metrics, decision logs); with the configuration that
+    /// decided (its identity headers).
+    pub(crate) async fn decide(&self, request: &Request<Vec<u8>>) -> (Handled, Arc<Active>) {
+        let started = Instant::now();
+        let active = self.current.get();
+        let route = metrics::route_of(request.uri().path());
+        let handled = self
+            .observed(&active, route, started, active.decide(request))
+            .await;
+        (handled, active)
+    }
+
+    /// Runs `work` within the request timeout, counts it in the metrics and logs its decision.
+    async fn observed(
+        &self,
+        active: &Active,
+        route: Option<usize>,
+        started: Instant,
+        work: impl Future<Output = Handled>,
+    ) -> Handled {
+        let _in_flight = self.metrics.start();
         // The deadline from the clock reading just taken, rather than reading it again.
         let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
-        let handled = match tokio::time::timeout_at(deadline, active.read_and_handle(req)).await {
+        let handled = match tokio::time::timeout_at(deadline, work).await {
             Ok(handled) => handled,
             Err(_) => active.transport_error(StatusCode::REQUEST_TIMEOUT, "request timed out"),
         };
@@ -271,7 +410,7 @@ impl State {
             Some(_) => {}
             None => tracing::debug!(status, latency_us, "request"),
         }
-        handled.response.map(|body| Full::new(Cursor::new(body)))
+        handled
     }
 }
 
@@ -301,9 +440,13 @@ impl Active {
                 );
             }
         };
-        let request = Request::from_parts(parts, body);
+        self.decide(&Request::from_parts(parts, body)).await
+    }
+
+    /// The service's answer to a request read whole.
+    async fn decide<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Handled {
         let seen = self.keys.generation();
-        let handled = self.service.handle(&request, now_secs());
+        let handled = self.service.handle(request, now_secs());
         // A key the fetched set lacks may have been published since: refetch (at most once per
         // cooldown, one fetch for all waiting requests, waited on at most the refetch wait) and decide
         // again with the new set. Only once,
@@ -313,7 +456,7 @@ impl Active {
             .and_then(|issuer| self.keys.remote(issuer));
         match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
-                self.service.handle(&request, now_secs())
+                self.service.handle(request, now_secs())
             }
             _ => handled,
         }
@@ -340,7 +483,7 @@ fn closing(mut handled: Handled) -> Handled {
 }
 
 fn text_response(text: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Cursor::new(text.into_bytes())));
+    let mut response = Response::new(Either::Left(Full::new(Cursor::new(text.into_bytes()))));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,

@@ -42,9 +42,18 @@ fn probe_of_a_closed_port_exits_1_naming_the_connection() {
     assert_one_line_naming(&exited, "cannot connect");
 }
 
+/// The probe trusts only the listener's own certificate, which it reads from `JWT_TLS_CERT_FILE`;
+/// without it there is nothing to trust (TLS probes: tests/tls.rs).
 #[test]
-fn probe_of_an_https_url_exits_1_without_connecting() {
+fn probe_of_an_https_url_without_the_certificate_exits_1_without_connecting() {
     let exited = probe("https://127.0.0.1:1/readyz");
     assert_eq!(exited.status.code(), Some(1));
-    assert_one_line_naming(&exited, "only http://");
+    assert_one_line_naming(&exited, "needs JWT_TLS_CERT_FILE");
+}
+
+#[test]
+fn probe_of_another_scheme_exits_1_without_connecting() {
+    let exited = probe("ftp://127.0.0.1:1/readyz");
+    assert_eq!(exited.status.code(), Some(1));
+    assert_one_line_naming(&exited, "only http:// and https://");
 }

@@ -20,14 +20,25 @@ use support::{IO_TIMEOUT, Server, Target, TestConfig, now, workspace_root};
 const SECRET: &[u8] = b"proxy-suite-secret-32-bytes-long!";
 
 fn validator() -> Server {
-    Server::start(
-        TestConfig::new()
-            .env("JWT_SECRET", String::from_utf8(SECRET.to_vec()).unwrap())
-            .env("JWT_AUDIENCE", "api")
-            .env("JWT_CLAIM_HEADERS", "X-Auth-Email=email")
-            .env("JWT_POLICIES", "admin")
-            .env("JWT_POLICY_ADMIN_SCOPES", "admin"),
-    )
+    Server::start(validator_config())
+}
+
+/// The validator `kind` asks: the target under test, except for gRPC, which only the native binary
+/// serves.
+fn validator_for(kind: Kind) -> Server {
+    match kind {
+        Kind::EnvoyGrpc => Server::start_on(Target::Native, validator_config()),
+        _ => validator(),
+    }
+}
+
+fn validator_config() -> TestConfig {
+    TestConfig::new()
+        .env("JWT_SECRET", String::from_utf8(SECRET.to_vec()).unwrap())
+        .env("JWT_AUDIENCE", "api")
+        .env("JWT_CLAIM_HEADERS", "X-Auth-Email=email")
+        .env("JWT_POLICIES", "admin")
+        .env("JWT_POLICY_ADMIN_SCOPES", "admin")
 }
 
 fn token(extra: serde_json::Value) -> String {
@@ -45,7 +56,7 @@ fn bearer(t: &str) -> String {
 }
 
 fn allows_with_identity_headers(kind: Kind) {
-    let (validator, upstream) = (validator(), Upstream::start());
+    let (validator, upstream) = (validator_for(kind), Upstream::start());
     let proxy = Gateway::start(kind, validator.addr, upstream.addr);
     let t = token(json!({"email": "alice@example.com"}));
     let auth = bearer(&t);
@@ -88,7 +99,22 @@ fn allows_with_identity_headers(kind: Kind) {
     }
     // A configured claim header: Envoy's and Traefik's files take every X-Auth-* of the answer;
     // nginx's and Caddy's list the five above, and a user adds theirs (docs/gateway/README.md).
-    if matches!(kind, Kind::Envoy | Kind::Traefik) {
+    // gRPC ext_authz: every client-sent X-Auth-* the answer does not set is removed
+    // (headers_to_remove), with no header allow-list in the gateway's file.
+    if kind == Kind::EnvoyGrpc {
+        let r = proxy.get(
+            "/orders/42",
+            &[("Authorization", &auth), ("X-Auth-Role", "admin")],
+        );
+        assert_eq!(r.status, 200);
+        let seen = upstream.last();
+        assert_eq!(seen.get("x-auth-role"), None, "{kind:?}: {seen:?}");
+        assert_eq!(
+            seen.get("x-auth-subject").map(String::as_str),
+            Some("alice")
+        );
+    }
+    if matches!(kind, Kind::Envoy | Kind::EnvoyGrpc | Kind::Traefik) {
         assert_eq!(
             seen.get("x-auth-email").map(String::as_str),
             Some("alice@example.com"),
@@ -98,7 +124,7 @@ fn allows_with_identity_headers(kind: Kind) {
 }
 
 fn denies_without_reaching_the_upstream(kind: Kind) {
-    let (validator, upstream) = (validator(), Upstream::start());
+    let (validator, upstream) = (validator_for(kind), Upstream::start());
     let proxy = Gateway::start(kind, validator.addr, upstream.addr);
 
     let r = proxy.get("/orders", &[]);
@@ -134,7 +160,7 @@ fn denies_without_reaching_the_upstream(kind: Kind) {
 }
 
 fn named_policy_needs_its_scope(kind: Kind) {
-    let (validator, upstream) = (validator(), Upstream::start());
+    let (validator, upstream) = (validator_for(kind), Upstream::start());
     let proxy = Gateway::start(kind, validator.addr, upstream.addr);
     let reader = bearer(&token(json!({"scope": "read"})));
     let r = proxy.get("/admin/users", &[("Authorization", &reader)]);
@@ -171,12 +197,12 @@ fn fail_closed_statuses(kind: Kind) -> (u16, u16) {
         Kind::Nginx => (500, 500),
         Kind::Caddy => (502, 503),
         Kind::Traefik => (500, 503),
-        Kind::Envoy => (503, 503),
+        Kind::Envoy | Kind::EnvoyGrpc => (503, 503),
     }
 }
 
 fn fails_closed_when_the_validator_is_down(kind: Kind) {
-    let (validator, upstream) = (validator(), Upstream::start());
+    let (validator, upstream) = (validator_for(kind), Upstream::start());
     let proxy = Gateway::start(kind, validator.addr, upstream.addr);
     let auth = bearer(&token(json!({})));
     assert_eq!(proxy.get("/", &[("Authorization", &auth)]).status, 200);
@@ -258,23 +284,26 @@ gateway_suite!(nginx, Kind::Nginx);
 gateway_suite!(caddy, Kind::Caddy);
 gateway_suite!(traefik, Kind::Traefik);
 gateway_suite!(envoy, Kind::Envoy);
+gateway_suite!(envoy_grpc, Kind::EnvoyGrpc);
 
 /// Issue 14: Envoy warned at every start that `authorization_request.allowed_headers` is deprecated,
 /// and that client connections had no limit.
 #[test]
 fn envoy_starts_without_warnings() {
-    let (validator, upstream) = (validator(), Upstream::start());
-    let proxy = Gateway::start(Kind::Envoy, validator.addr, upstream.addr);
-    let log = proxy.log();
-    let warnings: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("[warning]") || l.contains("[error]"))
-        .collect();
-    assert!(
-        warnings.is_empty(),
-        "Envoy warned:\n{}",
-        warnings.join("\n")
-    );
+    for kind in [Kind::Envoy, Kind::EnvoyGrpc] {
+        let (validator, upstream) = (validator_for(kind), Upstream::start());
+        let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+        let log = proxy.log();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("[warning]") || l.contains("[error]"))
+            .collect();
+        assert!(
+            warnings.is_empty(),
+            "{kind:?} warned:\n{}",
+            warnings.join("\n")
+        );
+    }
 }
 
 /// The `worker_connections` of `docs/gateway/nginx.conf`.
@@ -321,4 +350,98 @@ fn nginx_absorbs_idle_sockets_past_its_connection_limit() {
         );
     }
     drop(idle);
+}
+
+/// Envoy's gRPC ext_authz over mTLS (issue 25): the validator's listener requires a client certificate
+/// of the gateway CA; Envoy's cluster presents one and verifies the validator's (the snippet of
+/// docs/gateway/README.md added to envoy-grpc.yaml). A cluster without the client certificate is
+/// refused, and Envoy fails closed.
+#[test]
+fn envoy_grpc_over_mtls_with_a_client_certificate() {
+    use support::tls::Ca;
+    let ca = Ca::new("proxy-suite CA");
+    let server_cert = ca.server("validator");
+    let envoy_cert = ca.client("envoy");
+    let dir = support::TempDir::new();
+    let path = |name: &str, bytes: &str| {
+        dir.write(name, bytes.as_bytes())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (cert, key, ca_file) = (
+        path("cert.pem", &server_cert.cert_pem),
+        path("key.pem", &server_cert.key_pem),
+        path("ca.pem", &ca.pem),
+    );
+    let (client_cert, client_key) = (
+        path("envoy.pem", &envoy_cert.cert_pem),
+        path("envoy-key.pem", &envoy_cert.key_pem),
+    );
+    let validator = Server::start_on(
+        Target::Native,
+        validator_config()
+            .env("JWT_TLS_CERT_FILE", cert)
+            .env("JWT_TLS_KEY_FILE", key)
+            .env("JWT_TLS_CLIENT_CA_FILE", ca_file.clone()),
+    );
+    let tls = |with_client_cert: bool| {
+        let mut lines = vec![
+            "    - name: jwt_validator".to_owned(),
+            "      type: STATIC".to_owned(),
+            "      transport_socket:".to_owned(),
+            "        name: envoy.transport_sockets.tls".to_owned(),
+            "        typed_config:".to_owned(),
+            "          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext".to_owned(),
+            "          common_tls_context:".to_owned(),
+            "            alpn_protocols: [h2]".to_owned(),
+        ];
+        if with_client_cert {
+            lines.push("            tls_certificates:".to_owned());
+            lines.push(format!(
+                "              - certificate_chain: {{ filename: {client_cert} }}"
+            ));
+            lines.push(format!(
+                "                private_key: {{ filename: {client_key} }}"
+            ));
+        }
+        lines.extend([
+            "            validation_context:".to_owned(),
+            format!("              trusted_ca: {{ filename: {ca_file} }}"),
+            "              match_typed_subject_alt_names:".to_owned(),
+            "                - san_type: IP_ADDRESS".to_owned(),
+            "                  matcher: { exact: 127.0.0.1 }".to_owned(),
+        ]);
+        lines.join("\n") + "\n"
+    };
+    let cluster = "    - name: jwt_validator\n      type: STATIC\n";
+    let auth = bearer(&token(json!({})));
+
+    let upstream = Upstream::start();
+    let with_cert = tls(true);
+    let proxy = Gateway::start_edited(Kind::EnvoyGrpc, validator.addr, upstream.addr, |text| {
+        assert!(
+            text.contains(cluster),
+            "envoy-grpc.yaml changed its cluster"
+        );
+        text.replace(cluster, &with_cert)
+    });
+    let r = proxy.get("/orders", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}", proxy.log());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(proxy.get("/orders", &[]).status, 401);
+    drop(proxy);
+
+    let without_cert = tls(false);
+    let proxy = Gateway::start_edited(Kind::EnvoyGrpc, validator.addr, upstream.addr, |text| {
+        text.replace(cluster, &without_cert)
+    });
+    let r = proxy.get("/orders", &[("Authorization", &auth)]);
+    assert_eq!(
+        r.status, 503,
+        "a gateway without a client certificate was served"
+    );
+    assert_eq!(upstream.hits(), 1);
 }

@@ -307,6 +307,42 @@ fn check_config_accepts_a_good_configuration_and_refuses_a_bad_one() {
     );
 }
 
+/// `check-config` says what a token must be, defaults included, and warns when an identity provider's
+/// keys are trusted for any audience (its tokens for other applications would pass).
+#[test]
+fn check_config_states_the_effective_policy_and_warns_without_audience() {
+    let remote = TestConfig::new()
+        .env("JWT_ISSUER", "https://idp.example.com")
+        .env("JWT_OIDC_DISCOVERY", "true");
+    let ok = run_to_exit(&remote, &["check-config"], EXIT_TIMEOUT);
+    assert!(ok.status.success(), "{ok:?}");
+    for line in [
+        "policy for tokens from \"https://idp.example.com\":",
+        "  iss must be exactly \"https://idp.example.com\".",
+        "  Any audience is accepted — warning: ",
+        "  typ must be one of JWT, at+jwt, or absent",
+        "  exp is required; exp, nbf and iat are checked with 60 s of leeway.",
+        "warning: issuer \"https://idp.example.com\": keys fetched from \
+         https://idp.example.com/.well-known/openid-configuration but no audience configured",
+    ] {
+        assert!(
+            ok.stdout.lines().any(|l| l.starts_with(line)),
+            "no line starting {line:?} in:\n{}",
+            ok.stdout
+        );
+    }
+    let strict = remote.env("JWT_AUDIENCE", "api").env("JWT_TYPES", "at+jwt");
+    let ok = run_to_exit(&strict, &["check-config"], EXIT_TIMEOUT);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(ok.stdout.contains("  aud must be \"api\""), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("  typ must be at+jwt and is required"),
+        "{}",
+        ok.stdout
+    );
+    assert!(!ok.stdout.contains("warning"), "{}", ok.stdout);
+}
+
 #[test]
 fn demo_prints_a_curl_whose_token_is_valid() {
     let server = Server::start_on(Target::Native, TestConfig::new().arg("--demo"));

@@ -30,15 +30,9 @@ enum Identity {
     Scopes,
 }
 
-/// Headers a claim mapping may never set: the identity headers themselves, and headers that would change
-/// how the proxy frames or routes the request.
+/// Headers a claim mapping may never set besides the identity headers themselves ([`IDENTITY`],
+/// [`X_AUTH_ERROR`]): those that would change how the proxy frames or routes the request.
 const RESERVED: &[&str] = &[
-    "x-auth-subject",
-    "x-auth-issuer",
-    "x-auth-audience",
-    "x-auth-scopes",
-    "x-auth-expires",
-    "x-auth-error",
     "authorization",
     "cookie",
     "set-cookie",
@@ -109,7 +103,8 @@ impl ClaimHeader {
     pub fn new(header: &str, claim: &str) -> Result<ClaimHeader, String> {
         let name = HeaderName::from_bytes(header.trim().as_bytes())
             .map_err(|_| format!("{header:?} is not a valid header name"))?;
-        if RESERVED.contains(&name.as_str()) {
+        let standard = IDENTITY.iter().any(|(n, _)| *n == name.as_str());
+        if standard || name == X_AUTH_ERROR || RESERVED.contains(&name.as_str()) {
             return Err(format!("{header:?} is reserved and cannot carry a claim"));
         }
         let claim = claim.trim();

@@ -611,6 +611,8 @@ mod gateway_mode {
     fn mappings_cannot_take_reserved_headers() {
         for h in [
             "X-Auth-Subject",
+            "x-auth-expires",
+            "X-Auth-Error",
             "Host",
             "content-length",
             "Authorization",

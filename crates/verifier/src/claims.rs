@@ -94,15 +94,18 @@ pub(crate) fn check_with_dates<T: Trace>(
     trace: &mut T,
 ) -> Result<Option<f64>, Rejection> {
     let exp = check_times(dates, policy, now, trace)?;
-    if let Some(expected) = &policy.issuer {
+    if policy.issuer.is_some() {
         match string_claim(claims, "iss")? {
-            Some(iss) if iss == expected => {}
-            Some(_) => {
-                return Err(Rejection::new(
-                    Code::InvalidIssuer,
-                    "issuer is not accepted",
-                ));
-            }
+            Some(iss) => match crate::issuer::matches(policy, iss, claims) {
+                crate::issuer::Match::Yes => {}
+                crate::issuer::Match::No => {
+                    return Err(Rejection::new(
+                        Code::InvalidIssuer,
+                        "issuer is not accepted",
+                    ));
+                }
+                crate::issuer::Match::Refused(rejection) => return Err(rejection),
+            },
             None => return Err(missing("iss")),
         }
     }

@@ -14,6 +14,7 @@ pub mod compact;
 pub mod crypto;
 pub mod error;
 pub mod header;
+pub mod issuer;
 pub mod json;
 pub mod jwk;
 pub mod key;

@@ -1,6 +1,7 @@
 //! One test per rule of `design/security.md`, through the public `Verifier::verify` path. Each signs
 //! real tokens with `jwtv-signer` (ring, a dev-dependency) so removing the rule turns an assertion red.
 
+use crate::issuer::TemplateError;
 use crate::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -353,16 +354,50 @@ fn crit_is_refused() {
     }
 }
 
+// RFC 9068 §2.1 / §4: access tokens are typed `at+jwt`, and identity providers issue them so; the
+// default takes them, the generic type, and tokens without `typ`.
 #[test]
-fn typ_must_be_accepted() {
+fn default_types_accept_access_tokens_generic_and_untyped() {
     let f = Fixture::hs();
-    f.verify(&token(json!({"alg": "HS256", "typ": "JWT"}), claims()))
-        .unwrap();
+    for typ in [
+        "JWT",
+        "jwt",
+        "at+jwt",
+        "AT+JWT",
+        "application/at+jwt",
+        "Application/AT+JWT",
+    ] {
+        f.verify(&token(json!({"alg": "HS256", "typ": typ}), claims()))
+            .unwrap_or_else(|e| panic!("typ {typ}: {e:?}"));
+    }
     f.verify(&token(json!({"alg": "HS256"}), claims())).unwrap();
-    assert_eq!(
-        f.code(&token(json!({"alg": "HS256", "typ": "at+jwt"}), claims())),
-        Code::InvalidType
-    );
+}
+
+// RFC 8725 §3.11: explicit typing keeps one kind of token from being used as another. The issuer's
+// other signed tokens (back-channel logout, security events, DPoP proofs) are refused by default.
+#[test]
+fn default_types_refuse_other_token_kinds() {
+    let f = Fixture::hs();
+    for typ in [
+        "logout+jwt",
+        "secevent+jwt",
+        "dpop+jwt",
+        "JWS",
+        "application/jwt+x",
+        "",
+    ] {
+        assert_eq!(
+            f.code(&token(json!({"alg": "HS256", "typ": typ}), claims())),
+            Code::InvalidType,
+            "typ {typ:?}"
+        );
+    }
+}
+
+// RFC 9068 §4: a resource server MUST verify `typ` is `at+jwt` or `application/at+jwt`; narrowed to
+// that, the generic type and a missing `typ` are refused.
+#[test]
+fn strict_access_token_type_refuses_generic_and_untyped() {
     let at = Fixture::new(
         Policy {
             types: vec!["at+jwt".into()],
@@ -370,13 +405,34 @@ fn typ_must_be_accepted() {
         },
         KeySet::new(vec![secret_key(None)]),
     );
-    at.verify(&token(
-        json!({"alg": "HS256", "typ": "application/at+jwt"}),
-        claims(),
-    ))
-    .unwrap();
+    for typ in ["at+jwt", "application/at+jwt"] {
+        at.verify(&token(json!({"alg": "HS256", "typ": typ}), claims()))
+            .unwrap();
+    }
     assert_eq!(
         at.code(&token(json!({"alg": "HS256", "typ": "JWT"}), claims())),
+        Code::InvalidType
+    );
+    assert_eq!(
+        at.code(&token(json!({"alg": "HS256"}), claims())),
+        Code::InvalidType
+    );
+}
+
+// A list with the generic type keeps accepting tokens without `typ`, as RFC 7519 §5.1 makes it optional.
+#[test]
+fn generic_type_only_accepts_untyped_and_refuses_access_tokens() {
+    let jwt = Fixture::new(
+        Policy {
+            types: vec!["JWT".into()],
+            ..Policy::default()
+        },
+        KeySet::new(vec![secret_key(None)]),
+    );
+    jwt.verify(&token(json!({"alg": "HS256"}), claims()))
+        .unwrap();
+    assert_eq!(
+        jwt.code(&token(json!({"alg": "HS256", "typ": "at+jwt"}), claims())),
         Code::InvalidType
     );
 }
@@ -860,6 +916,159 @@ fn issuer_configuration_is_checked() {
         Verifier::new(vec![p(None), p(None)], Limits::default()).unwrap_err(),
         ConfigError::SeveralDefaults
     );
+}
+
+// ---- Issuer templates (multi-tenant Entra ID) ----
+
+const ENTRA: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+const TENANT_A: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+const TENANT_B: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+fn entra_claims(iss_tenant: &str, tid: Option<&str>) -> Value {
+    let mut c = claims();
+    c["iss"] = json!(format!(
+        "https://login.microsoftonline.com/{iss_tenant}/v2.0"
+    ));
+    if let Some(tid) = tid {
+        c["tid"] = json!(tid);
+    }
+    c
+}
+
+fn entra(tenants: &[&str]) -> Fixture {
+    Fixture::new(
+        Policy {
+            issuer: Some(ENTRA.into()),
+            allowed_tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+            ..Policy::default()
+        },
+        KeySet::new(vec![secret_key(None)]),
+    )
+}
+
+#[test]
+fn issuer_template_accepts_an_allowed_tenant() {
+    let f = entra(&[TENANT_A, TENANT_B]);
+    for tenant in [TENANT_A, TENANT_B] {
+        f.verify(&hs256(entra_claims(tenant, Some(tenant))))
+            .unwrap_or_else(|e| panic!("{tenant}: {e:?}"));
+    }
+}
+
+// Anyone can create an Entra tenant: one not listed is another issuer.
+#[test]
+fn issuer_template_refuses_a_tenant_not_listed() {
+    let f = entra(&[TENANT_A]);
+    let other = "00000000-0000-0000-0000-000000000001";
+    assert_eq!(
+        f.code(&hs256(entra_claims(other, Some(other)))),
+        Code::InvalidIssuer
+    );
+    // Nor does it fall to a default issuer configured beside the template.
+    let with_default = Fixture::issuers(vec![
+        (
+            Policy {
+                issuer: Some(ENTRA.into()),
+                allowed_tenants: vec![TENANT_A.into()],
+                ..Policy::default()
+            },
+            KeySet::new(vec![secret_key(None)]),
+        ),
+        (Policy::default(), KeySet::new(vec![secret_key(None)])),
+    ]);
+    assert_eq!(
+        with_default.code(&hs256(entra_claims(other, Some(other)))),
+        Code::InvalidIssuer
+    );
+}
+
+// `iss` must be the template filled with the token's own `tid`: a listed tenant in `iss` with another
+// `tid` (or the reverse) is refused, and a template token without `tid` misses a claim.
+#[test]
+fn issuer_template_refuses_iss_and_tid_that_disagree() {
+    let f = entra(&[TENANT_A, TENANT_B]);
+    assert_eq!(
+        f.code(&hs256(entra_claims(TENANT_A, Some(TENANT_B)))),
+        Code::InvalidIssuer
+    );
+    assert_eq!(
+        f.code(&hs256(entra_claims(TENANT_A, None))),
+        Code::MissingClaim
+    );
+    let mut numeric = entra_claims(TENANT_A, None);
+    numeric["tid"] = json!(7);
+    assert_eq!(f.code(&hs256(numeric)), Code::MalformedToken);
+    // The placeholder itself, or a path smuggled into the tenant, is no tenant.
+    for iss in [
+        ENTRA.to_owned(),
+        format!("https://login.microsoftonline.com/{TENANT_A}/x/v2.0"),
+        "https://login.microsoftonline.com//v2.0".to_owned(),
+    ] {
+        let mut c = entra_claims(TENANT_A, Some(TENANT_A));
+        c["iss"] = json!(iss);
+        assert_eq!(f.code(&hs256(c)), Code::InvalidIssuer, "{iss}");
+    }
+}
+
+#[test]
+fn issuer_template_without_tenants_is_refused_at_configuration() {
+    let p = |issuer: &str, tenants: &[&str]| Policy {
+        issuer: Some(issuer.into()),
+        allowed_tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+        ..Policy::default()
+    };
+    let err = |policy| Verifier::new(vec![policy], Limits::default()).unwrap_err();
+    assert_eq!(
+        err(p(ENTRA, &[])),
+        ConfigError::Template(TemplateError::NoTenants(ENTRA.into()))
+    );
+    assert_eq!(
+        err(p("https://login.microsoftonline.com/x/v2.0", &[TENANT_A])),
+        ConfigError::Template(TemplateError::NotATemplate)
+    );
+    assert_eq!(
+        err(p("https://a/{tenantid}/{tenantid}", &[TENANT_A])),
+        ConfigError::Template(TemplateError::Placeholders(
+            "https://a/{tenantid}/{tenantid}".into()
+        ))
+    );
+    assert_eq!(
+        err(p(ENTRA, &["a/b"])),
+        ConfigError::Template(TemplateError::BadTenant("a/b".into()))
+    );
+}
+
+// A tenant-specific issuer configured beside the template keeps its own keys and policy.
+#[test]
+fn an_exact_issuer_wins_over_a_template_of_its_shape() {
+    let exact = Policy {
+        issuer: Some(format!("https://login.microsoftonline.com/{TENANT_B}/v2.0")),
+        audiences: vec!["only-b".into()],
+        ..Policy::default()
+    };
+    let template = Policy {
+        issuer: Some(ENTRA.into()),
+        allowed_tenants: vec![TENANT_A.into(), TENANT_B.into()],
+        ..Policy::default()
+    };
+    let f = Fixture::issuers(vec![
+        (template, KeySet::new(vec![secret_key(None)])),
+        (exact, KeySet::new(vec![secret_key(None)])),
+    ]);
+    assert_eq!(
+        f.verify(&hs256(entra_claims(TENANT_A, Some(TENANT_A))))
+            .unwrap()
+            .issuer,
+        0
+    );
+    let mut b = entra_claims(TENANT_B, Some(TENANT_B));
+    assert_eq!(
+        f.code(&hs256(b.clone())),
+        Code::MissingClaim,
+        "aud, as the exact issuer requires"
+    );
+    b["aud"] = json!("only-b");
+    assert_eq!(f.verify(&hs256(b)).unwrap().issuer, 1);
 }
 
 // ---- Robustness ----

@@ -5,6 +5,7 @@ use crate::claims::{self, Claims};
 use crate::compact;
 use crate::error::{Code, Rejection};
 use crate::header;
+use crate::issuer::{self, Match, TemplateError};
 use crate::key::KeySet;
 use crate::policy::Policy;
 use crate::trace::{Check, NoTrace, Trace};
@@ -93,6 +94,8 @@ pub enum ConfigError {
     DuplicateIssuer(String),
     #[error("more than one issuer without an `issuer` value; only one can be the default")]
     SeveralDefaults,
+    #[error(transparent)]
+    Template(#[from] TemplateError),
 }
 
 /// Verifies compact JWS tokens for a fixed list of issuers.
@@ -108,6 +111,7 @@ impl Verifier {
             return Err(ConfigError::NoIssuer);
         }
         for (i, p) in policies.iter().enumerate() {
+            issuer::check_template(p)?;
             let earlier = &policies[..i];
             match &p.issuer {
                 Some(iss) if earlier.iter().any(|q| q.issuer.as_ref() == Some(iss)) => {
@@ -183,7 +187,9 @@ impl Verifier {
             issuer,
         };
 
-        let issuer = self.select_issuer(iss).map_err(|r| rejected(r, None))?;
+        let issuer = self
+            .select_issuer(iss, &claims)
+            .map_err(|r| rejected(r, None))?;
         trace.issuer(issuer);
         trace.passed(Check::Issuer);
         let context = |rejection: Rejection| rejected(rejection, Some(issuer));
@@ -229,15 +235,27 @@ impl Verifier {
     }
 
     /// The issuer a token claims, or the default issuer (the one configured without `issuer`) when the
-    /// token claims none or one we do not know.
-    fn select_issuer(&self, iss: Option<&str>) -> Result<usize, Rejection> {
-        let named = iss.and_then(|iss| {
-            self.policies
+    /// token claims none or one we do not know. An exact issuer wins over a template of the same shape;
+    /// a template's refusal (a tenant not listed) is final, never handed to the default issuer.
+    fn select_issuer(&self, iss: Option<&str>, claims: &Claims) -> Result<usize, Rejection> {
+        if let Some(iss) = iss {
+            let exact = self
+                .policies
                 .iter()
-                .position(|p| p.issuer.as_deref() == Some(iss))
-        });
-        if let Some(i) = named {
-            return Ok(i);
+                .position(|p| p.allowed_tenants.is_empty() && p.issuer.as_deref() == Some(iss));
+            if let Some(i) = exact {
+                return Ok(i);
+            }
+            for (i, p) in self.policies.iter().enumerate() {
+                if p.allowed_tenants.is_empty() {
+                    continue;
+                }
+                match issuer::matches(p, iss, claims) {
+                    Match::Yes => return Ok(i),
+                    Match::Refused(rejection) => return Err(rejection),
+                    Match::No => {}
+                }
+            }
         }
         if let Some(i) = self.policies.iter().position(|p| p.issuer.is_none()) {
             return Ok(i);
@@ -264,6 +282,10 @@ fn check_type(typ: Option<&str>, policy: &Policy) -> Result<(), Rejection> {
                 format!("typ {shown:?} is not accepted"),
             ))
         }
+        None if !policy.accepts_untyped() => Err(Rejection::new(
+            Code::InvalidType,
+            "typ is missing; this issuer requires an explicit type",
+        )),
         _ => Ok(()),
     }
 }

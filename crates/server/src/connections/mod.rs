@@ -15,6 +15,13 @@
 //!
 //! What a connection is doing is learned from its socket ([`watched::Watched`]: bytes arrived, or the
 //! read would block) and from the service ([`Requests::start`]: a request is being answered).
+//!
+//! An HTTP/2 connection (its first bytes are the HTTP/2 preface) is multiplexed: its socket also
+//! carries frames that are no request (SETTINGS, PING, WINDOW_UPDATE, a HEADERS block still being
+//! sent), so its reads never mark it busy; it is busy exactly while at least one of its streams is
+//! being answered. A client that opens an HTTP/2 connection and never completes a request is
+//! therefore quiet: reclaimable, and closed (GOAWAY) after the first-byte timeout, like an HTTP/1
+//! socket that sends nothing.
 
 mod watched;
 
@@ -106,8 +113,11 @@ impl Connections {
         let conn = Arc::new(Conn {
             id: table.next_id,
             owner: self.clone(),
-            phase: Mutex::new(Phase::Fresh {
-                since: Instant::now(),
+            activity: Mutex::new(Activity {
+                phase: Phase::Fresh {
+                    since: Instant::now(),
+                },
+                requests: 0,
             }),
             reclaimed: AtomicBool::new(false),
             close: Notify::new(),
@@ -201,10 +211,10 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let phase = self.conn.phase();
+        let phase = self.conn.activity();
         let owner = &self.conn.owner;
         let mut table = owner.table();
-        if let Phase::Idle { since } = *phase {
+        if let Phase::Idle { since } = phase.phase {
             table.idle.remove(&(since, self.conn.id));
         }
         table.open -= 1;
@@ -222,8 +232,11 @@ pub struct Requests(Arc<Conn>);
 
 impl Requests {
     /// Marks a request as in progress until the guard is dropped (its answer is then being written).
+    /// Counted: an HTTP/2 connection answers several at once, and is quiet only after the last.
     pub fn start(&self) -> InRequest {
-        self.0.set(Phase::Busy);
+        let mut activity = self.0.activity();
+        activity.requests += 1;
+        self.0.set(&mut activity, Phase::Busy);
         InRequest(self.0.clone())
     }
 }
@@ -233,9 +246,12 @@ pub struct InRequest(Arc<Conn>);
 
 impl Drop for InRequest {
     fn drop(&mut self) {
-        self.0.set(Phase::Answered {
-            since: Instant::now(),
-        });
+        let mut activity = self.0.activity();
+        activity.requests = activity.requests.saturating_sub(1);
+        if activity.requests == 0 {
+            let since = Instant::now();
+            self.0.set(&mut activity, Phase::Answered { since });
+        }
     }
 }
 
@@ -243,11 +259,17 @@ impl Drop for InRequest {
 struct Conn {
     id: u64,
     owner: Arc<Connections>,
-    phase: Mutex<Phase>,
+    activity: Mutex<Activity>,
     /// Chosen to make room: never listed as idle again.
     reclaimed: AtomicBool,
     /// Wakes the connection's task to close it.
     close: Notify,
+}
+
+/// A connection's phase and how many of its requests are being answered, changed together.
+struct Activity {
+    phase: Phase,
+    requests: usize,
 }
 
 /// Where a connection is between requests. Only `Idle` may be reclaimed: `Fresh` and `Answered` have
@@ -265,13 +287,13 @@ enum Phase {
 }
 
 impl Conn {
-    fn phase(&self) -> MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    fn activity(&self) -> MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Since when the connection has had no request in progress (`None`: it has one).
     fn quiet_since(&self) -> Option<Instant> {
-        match *self.phase() {
+        match self.activity().phase {
             Phase::Fresh { since } | Phase::Idle { since } | Phase::Answered { since } => {
                 Some(since)
             }
@@ -279,32 +301,35 @@ impl Conn {
         }
     }
 
-    /// Bytes arrived.
+    /// Bytes of an HTTP/1 request arrived (an HTTP/2 connection's reads say nothing: see the module).
     fn read_bytes(&self) {
-        self.set(Phase::Busy);
+        let mut activity = self.activity();
+        self.set(&mut activity, Phase::Busy);
     }
 
     /// A read would block: with no request in progress, the connection is idle from the moment its
     /// last request was answered (or it was accepted).
     fn read_would_block(self: &Arc<Self>) {
-        let mut phase = self.phase();
-        if let Phase::Fresh { since } | Phase::Answered { since } = *phase {
-            *phase = Phase::Idle { since };
+        let mut activity = self.activity();
+        if activity.requests > 0 {
+            return;
+        }
+        if let Phase::Fresh { since } | Phase::Answered { since } = activity.phase {
+            activity.phase = Phase::Idle { since };
             let mut table = self.owner.table();
             if !self.reclaimed.load(Ordering::Relaxed) {
                 table.idle.insert((since, self.id), self.clone());
             }
             drop(table);
-            drop(phase);
+            drop(activity);
             self.owner.changed.notify_waiters();
         }
     }
 
-    fn set(&self, next: Phase) {
-        let mut phase = self.phase();
-        if let Phase::Idle { since } = *phase {
+    fn set(&self, activity: &mut Activity, next: Phase) {
+        if let Phase::Idle { since } = activity.phase {
             self.owner.table().idle.remove(&(since, self.id));
         }
-        *phase = next;
+        activity.phase = next;
     }
 }

@@ -316,8 +316,9 @@ pub fn rejected_token_cases() -> Vec<(&'static str, String, &'static str)> {
             "missing_claim",
         ),
         (
-            "typ not accepted",
-            signed(r#"{"alg":"HS256","typ":"at+jwt"}"#, &payload),
+            // The default types refuse the issuer's other kinds of token (RFC 8725 §3.11).
+            "typ of a logout token",
+            signed(r#"{"alg":"HS256","typ":"logout+jwt"}"#, &payload),
             "invalid_type",
         ),
         (
@@ -363,6 +364,18 @@ pub fn accepted_token_cases() -> Vec<(&'static str, String)> {
         (
             "typ absent",
             signed(r#"{"alg":"HS256"}"#, &claims().to_string()),
+        ),
+        // RFC 9068 access tokens, as identity providers issue them, under the default types.
+        (
+            "typ at+jwt",
+            signed(r#"{"alg":"HS256","typ":"at+jwt"}"#, &claims().to_string()),
+        ),
+        (
+            "typ application/at+jwt",
+            signed(
+                r#"{"alg":"HS256","typ":"application/at+jwt"}"#,
+                &claims().to_string(),
+            ),
         ),
         (
             "typ jwt lowercase",

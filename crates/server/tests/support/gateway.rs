@@ -35,6 +35,8 @@ pub enum Kind {
     Caddy,
     Traefik,
     Envoy,
+    /// Envoy with gRPC ext_authz (`envoy-grpc.yaml`); the validator must be the native binary.
+    EnvoyGrpc,
 }
 
 /// A running proxy, ended by its PID when dropped.
@@ -53,7 +55,24 @@ impl Gateway {
             Kind::Nginx => nginx(&files, "nginx.conf"),
             Kind::Caddy => caddy(&files),
             Kind::Traefik => traefik(&files),
-            Kind::Envoy => envoy(&files),
+            Kind::Envoy => envoy(&files, "envoy.yaml"),
+            Kind::EnvoyGrpc => envoy(&files, "envoy-grpc.yaml"),
+        };
+        Gateway::run(kind, command, files)
+    }
+
+    /// `kind` with its main documented file changed by `edit` before it is written (a test adds what
+    /// the docs show as a snippet, such as TLS to the validator).
+    pub fn start_edited(
+        kind: Kind,
+        validator: SocketAddr,
+        upstream: SocketAddr,
+        edit: impl FnOnce(String) -> String,
+    ) -> Gateway {
+        let files = Files::new(&[validator], upstream);
+        let command = match kind {
+            Kind::EnvoyGrpc => envoy_command(files.render("envoy-grpc.yaml", edit)),
+            other => panic!("{other:?}: no edited start"),
         };
         Gateway::run(kind, command, files)
     }
@@ -181,8 +200,11 @@ fn traefik(files: &Files) -> Command {
 
 /// Envoy's hot-restart socket would collide between the suites' parallel Envoys; one worker is
 /// enough for a test.
-fn envoy(files: &Files) -> Command {
-    let conf = files.copy("envoy.yaml");
+fn envoy(files: &Files, conf: &str) -> Command {
+    envoy_command(files.copy(conf))
+}
+
+fn envoy_command(conf: PathBuf) -> Command {
     let mut c = Command::new(Kind::Envoy.program());
     c.arg("-c")
         .arg(conf)
@@ -196,7 +218,7 @@ impl Kind {
             Kind::Nginx => debian("nginx", "/usr/sbin/nginx"),
             Kind::Caddy => debian("caddy", "/usr/bin/caddy"),
             Kind::Traefik => cached("traefik", "JWTV_TRAEFIK"),
-            Kind::Envoy => cached("envoy", "JWTV_ENVOY"),
+            Kind::Envoy | Kind::EnvoyGrpc => cached("envoy", "JWTV_ENVOY"),
         }
     }
 
@@ -204,7 +226,7 @@ impl Kind {
         match self {
             Kind::Nginx | Kind::Caddy => "run `scripts/setup debian` to install it",
             Kind::Traefik => "run `scripts/setup proxies` (or set JWTV_TRAEFIK)",
-            Kind::Envoy => "run `scripts/setup proxies` (or set JWTV_ENVOY)",
+            Kind::Envoy | Kind::EnvoyGrpc => "run `scripts/setup proxies` (or set JWTV_ENVOY)",
         }
     }
 }

@@ -54,6 +54,8 @@ struct State {
     requests: HashMap<String, usize>,
     /// Every accepted connection, `Down` mode included.
     connections: usize,
+    /// The header lines of the last request read, names lowercased.
+    last_headers: Vec<(String, String)>,
 }
 
 pub struct KeyServer {
@@ -79,6 +81,7 @@ impl KeyServer {
             cache_control: None,
             requests: HashMap::new(),
             connections: 0,
+            last_headers: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let accept_thread = {
@@ -132,6 +135,16 @@ impl KeyServer {
             .unwrap_or(0)
     }
 
+    /// A header of the last request read (`name` lowercase), as sent.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .last_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     pub fn connections(&self) -> usize {
         self.state.lock().unwrap().connections
     }
@@ -159,11 +172,12 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
     }
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let Some(path) = read_request_path(&mut stream) else {
+    let Some((path, headers)) = read_request_path(&mut stream) else {
         return;
     };
     let (body, cache_control) = {
         let mut state = state.lock().unwrap();
+        state.last_headers = headers;
         *state.requests.entry(path.clone()).or_insert(0) += 1;
         let body = if path == JWKS_PATH {
             Some(state.jwks.clone())
@@ -265,7 +279,7 @@ fn write_response(
 }
 
 /// The path of a `GET` request; the head is read up to 16 KiB.
-fn read_request_path(stream: &mut TcpStream) -> Option<String> {
+fn read_request_path(stream: &mut TcpStream) -> Option<(String, Vec<(String, String)>)> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -275,12 +289,18 @@ fn read_request_path(stream: &mut TcpStream) -> Option<String> {
         }
         head.extend_from_slice(&buf[..n]);
     }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    match (parts.next(), parts.next()) {
-        (Some("GET"), Some(path)) => Some(path.split('?').next().unwrap_or(path).to_owned()),
-        _ => None,
-    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next()?.split_whitespace();
+    let path = match (parts.next(), parts.next()) {
+        (Some("GET"), Some(path)) => path.split('?').next().unwrap_or(path).to_owned(),
+        _ => return None,
+    };
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Some((path, headers))
 }
 
 // ---------------------------------------------------------------------------------------------------

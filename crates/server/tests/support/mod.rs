@@ -19,8 +19,10 @@
 pub mod contract;
 pub mod failover;
 pub mod gateway;
+pub mod h2;
 pub mod jwt;
 pub mod keyserver;
+pub mod tls;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -414,7 +416,11 @@ impl Server {
                             .extend_from_slice(line.as_bytes());
                         if let Some(rest) = line
                             .trim_end()
-                            .strip_prefix("jwt-validator listening on http://")
+                            .strip_prefix("jwt-validator listening on ")
+                            .and_then(|url| {
+                                url.strip_prefix("http://")
+                                    .or_else(|| url.strip_prefix("https://"))
+                            })
                         {
                             let _ = tx.send(rest.to_owned());
                         }

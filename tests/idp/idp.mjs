@@ -1,0 +1,108 @@
+// A real OpenID provider for the tests (crates/server/tests/idp.rs): oidc-provider, configured as a
+// service-to-service identity provider would be, on 127.0.0.1 only.
+//
+//   IDP_PORT=PORT IDP_STATE=FILE node tests/idp/idp.mjs
+//
+// - Issuer http://127.0.0.1:PORT, OIDC discovery at /.well-known/openid-configuration, JWKS at /jwks.
+// - One client, `svc` / `svc-secret` (client_secret_post or basic), client-credentials grant only.
+// - Resource indicators (RFC 8707) produce RFC 9068 JWT access tokens: the resource
+//   `https://api.test/ALG` gives a token for the audience `https://api.test` signed with ALG, one of
+//   RS256, PS256, ES256, ES384, EdDSA, so a test picks the algorithm by the resource it asks for.
+// - Signing keys: an RSA 2048 key (RS256 and PS256), P-256, P-384 and Ed25519, kept in IDP_STATE so a
+//   restart serves the same keys (the IdP coming back after an outage).
+// - POST /_test/rotate replaces every key with new ones (new kids) and answers the new kids: the
+//   published set no longer holds the old keys, as after an emergency rotation.
+//
+// Prints `idp listening on http://127.0.0.1:PORT` once it accepts connections.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+
+import Provider, { errors } from 'oidc-provider';
+
+const port = Number(process.env.IDP_PORT);
+const state = process.env.IDP_STATE;
+if (!Number.isInteger(port) || port <= 0 || !state) {
+  console.error('idp: set IDP_PORT (a port on 127.0.0.1) and IDP_STATE (a file for the keys)');
+  process.exit(2);
+}
+const issuer = `http://127.0.0.1:${port}`;
+const AUDIENCE = 'https://api.test';
+const ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'];
+
+function generateKeys() {
+  const generation = crypto.randomBytes(4).toString('hex');
+  const jwk = (type, options, kid) => {
+    const { privateKey } = crypto.generateKeyPairSync(type, options);
+    return { ...privateKey.export({ format: 'jwk' }), kid: `${kid}-${generation}`, use: 'sig' };
+  };
+  return [
+    jwk('rsa', { modulusLength: 2048 }, 'rsa'),
+    jwk('ec', { namedCurve: 'P-256' }, 'p256'),
+    jwk('ec', { namedCurve: 'P-384' }, 'p384'),
+    jwk('ed25519', {}, 'ed25519'),
+  ];
+}
+
+function loadKeys() {
+  if (fs.existsSync(state)) return JSON.parse(fs.readFileSync(state, 'utf8'));
+  const keys = generateKeys();
+  fs.writeFileSync(state, JSON.stringify(keys));
+  return keys;
+}
+
+function provider(keys) {
+  return new Provider(issuer, {
+    clients: [
+      {
+        client_id: 'svc',
+        client_secret: 'svc-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
+    ],
+    jwks: { keys },
+    scopes: ['read', 'write'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => `${AUDIENCE}/RS256`,
+        useGrantedResource: () => true,
+        getResourceServerInfo(_ctx, resource) {
+          const alg = resource.startsWith(`${AUDIENCE}/`) && resource.slice(AUDIENCE.length + 1);
+          if (!ALGORITHMS.includes(alg)) throw new errors.InvalidTarget();
+          return {
+            scope: 'read write',
+            audience: AUDIENCE,
+            accessTokenTTL: 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg } },
+          };
+        },
+      },
+    },
+  });
+}
+
+let current = provider(loadKeys());
+
+const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/_test/rotate') {
+    const keys = generateKeys();
+    fs.writeFileSync(state, JSON.stringify(keys));
+    current = provider(keys);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
+    return;
+  }
+  current.callback()(req, res);
+});
+server.listen(port, '127.0.0.1', () => {
+  console.log(`idp listening on ${issuer}`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
