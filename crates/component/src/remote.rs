@@ -71,8 +71,8 @@ impl RemoteKeys {
             .into_iter()
             .map(|source| Remote {
                 issuer: source.issuer,
-                machine: Mutex::new(Source::new(
-                    source.location,
+                machine: Mutex::new(Source::for_remote(
+                    &source,
                     rules.clone(),
                     seed ^ (source.issuer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 )),
@@ -112,7 +112,10 @@ impl RemoteKeys {
     fn refresh(&self, source: &Remote) -> u64 {
         let mut machine = source.machine();
         machine.handle_timeout(now_ms());
-        self.fetch_due(source, &mut machine, self.timeout_ms);
+        // With only a seed in hand, a slow provider holds this request no longer than the refetch
+        // wait; the seed answers and the next request past the backoff tries again.
+        let budget = machine.fetch_budget(self.timeout_ms);
+        self.fetch_due(source, &mut machine, budget);
         machine.generation()
     }
 

@@ -14,7 +14,8 @@ use super::shared::{self, Place, Raw, Reader};
 use super::table::{self, Setting};
 use super::{
     ConfigError, EnvFn, IssuerConfig, IssuerKeys, Loaded, ReadFileFn, RemoteField, Shared,
-    assemble, check_allow_list, non_empty, parse_algorithm, read_error, remote_location,
+    assemble, check_allow_list, non_empty, parse_algorithm, read_error, read_seed, remote_location,
+    seed_without_remote,
 };
 
 /// Typed access to environment variables by row; every error names the variable.
@@ -198,7 +199,21 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
         RemoteField::JwksUri => ConfigError::env(table::JWKS_URI.var(), m),
         RemoteField::Discovery => ConfigError::env(table::OIDC_DISCOVERY.var(), m),
     })?;
+    let seed_path = vars.string(&table::JWKS_SEED_FILE);
+    if location.is_none() && seed_path.is_some() {
+        return Err(ConfigError::env(
+            table::JWKS_SEED_FILE.var(),
+            seed_without_remote(),
+        ));
+    }
     if let Some(location) = location {
+        let seed = match seed_path {
+            Some(path) => Some(
+                read_seed(&read(&table::JWKS_SEED_FILE, path)?)
+                    .map_err(|m| ConfigError::env(table::JWKS_SEED_FILE.var(), m))?,
+            ),
+            None => None,
+        };
         let remote_var = match location {
             super::RemoteLocation::JwksUri(_) => table::JWKS_URI.var(),
             super::RemoteLocation::Discovery { .. } => table::OIDC_DISCOVERY.var(),
@@ -221,6 +236,7 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
             keys: IssuerKeys::Remote {
                 location,
                 configured_at: remote_var.to_owned(),
+                seed,
             },
             secrets: Vec::new(),
         };

@@ -49,7 +49,7 @@ use super::table::{self, Kind, Setting};
 use super::{
     ConfigError, EnvFn, IssuerConfig, IssuerKeys, Loaded, ReadFileFn, RemoteField, RemoteLocation,
     assemble, check_allow_list, check_policy_name, io_reason, one_line, parse_algorithm,
-    read_error, remote_location,
+    read_error, read_seed, remote_location, seed_without_remote,
 };
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +125,7 @@ struct IssuerSection {
     public_keys: Vec<PublicKeySection>,
     jwks_uri: Option<String>,
     discovery: Option<bool>,
+    jwks_seed_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -607,7 +608,17 @@ impl Sources<'_> {
             RemoteField::Discovery => self.err("discovery", m),
         })?;
         let Some(location) = location else {
+            if s.jwks_seed_file.is_some() {
+                return Err(self.err("jwks_seed_file", seed_without_remote()));
+            }
             return Ok(None);
+        };
+        let seed = match &s.jwks_seed_file {
+            Some(file) => Some(
+                read_seed(&self.read("jwks_seed_file", file)?)
+                    .map_err(|m| self.err("jwks_seed_file", m))?,
+            ),
+            None => None,
         };
         let field = match location {
             RemoteLocation::JwksUri(_) => "jwks_uri",
@@ -637,6 +648,7 @@ impl Sources<'_> {
             keys: IssuerKeys::Remote {
                 location,
                 configured_at: format!("{}: {}", self.at.path, self.field(field)),
+                seed,
             },
             secrets: Vec::new(),
         }))

@@ -35,7 +35,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use jwtv_keyset::{
-    FetchSettings, RemoteLocation, RemoteSource, Store, check_remote_url, discovery_url,
+    FetchSettings, RemoteLocation, RemoteSource, Seed, Store, check_remote_url, discovery_url,
 };
 use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 
@@ -306,7 +306,27 @@ pub(crate) enum IssuerKeys {
     Remote {
         location: RemoteLocation,
         configured_at: String,
+        seed: Option<Seed>,
     },
+}
+
+/// A seed key set belongs beside a remote source: alone it would be a configured set that silently
+/// never refreshes.
+pub(crate) fn seed_without_remote() -> String {
+    format!(
+        "a seed key set is served only until the remote key set is fetched: set the remote source \
+         too ({} or {}=true; jwks_uri or discovery = true in a file), or configure the keys \
+         themselves ({}, jwks_file)",
+        table::JWKS_URI.var(),
+        table::OIDC_DISCOVERY.var(),
+        table::JWKS_FILE.var()
+    )
+}
+
+/// A seed file: a JWK Set as the provider publishes it (`curl $JWKS_URI > seed.json`), read by the
+/// same rules as a fetched one.
+pub(crate) fn read_seed(document: &[u8]) -> Result<Seed, String> {
+    Seed::parse(document).map_err(|e| format!("not a usable seed key set: {e}"))
 }
 
 /// Settings shared by every issuer, with their defaults.
@@ -340,6 +360,7 @@ pub(crate) fn assemble(
             IssuerKeys::Remote {
                 location,
                 configured_at,
+                seed,
             } => {
                 // An identity provider signs tokens for every application it serves with the same
                 // keys; only the audience says which were made for this one.
@@ -353,12 +374,22 @@ pub(crate) fn assemble(
                         table::AUDIENCE.var(),
                     ));
                 }
-                summary.push(keys::describe_remote_issuer(&issuer.policy, &location));
-                sets.push(None);
+                let mut line = keys::describe_remote_issuer(&issuer.policy, &location);
+                if let Some(seed) = &seed {
+                    line.push_str(&format!(
+                        "; seed: {} key(s), served until the first fetch",
+                        seed.key_set().keys().len()
+                    ));
+                }
+                summary.push(line);
+                // The slot starts with the seed's own set: the source serves the same one, so handing
+                // it on changes no generation.
+                sets.push(seed.as_ref().map(|s| s.key_set().clone()));
                 remote.push(RemoteSource {
                     issuer: index,
                     location,
                     configured_at,
+                    seed,
                 });
             }
         }

@@ -541,6 +541,15 @@ pub const JWKS_URI: Setting = row(
     ALL,
     Group::Remote,
 );
+pub const JWKS_SEED_FILE: Setting = row(
+    Some("JWT_JWKS_SEED_FILE"),
+    Some("issuers[].jwks_seed_file"),
+    Kind::Path,
+    "",
+    "a JWK set as the provider publishes it, served until the first fetch succeeds (needs a remote source)",
+    NATIVE_COMPONENT,
+    Group::Remote,
+);
 pub const OIDC_DISCOVERY: Setting = row(
     Some("JWT_OIDC_DISCOVERY"),
     Some("issuers[].discovery"),
@@ -809,6 +818,7 @@ pub const SETTINGS: &[Setting] = &[
     LOG_SAMPLE,
     LOG_REFUSALS_PER_SEC,
     JWKS_URI,
+    JWKS_SEED_FILE,
     OIDC_DISCOVERY,
     ALLOW_HTTP_LOOPBACK,
     FETCH_TIMEOUT,

@@ -265,6 +265,113 @@ fn a_ca_file_is_read_with_the_configuration_and_an_unreadable_one_refused() {
     );
 }
 
+mod seed {
+    use super::*;
+
+    const SEED: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"seed","alg":"ES256","x":"wvhwFCIic8_m92NIyh1NI3dmU9UVEY2udytFhKWVMVs","y":"Dran8KX9g5_J-dHqN4TFCDPIWWFikjzPvn54IjPD8sc"}]}"#;
+
+    #[test]
+    fn a_seed_file_beside_a_jwks_uri_fills_the_slot_and_makes_the_service_ready() {
+        let loaded = env()
+            .env("JWT_JWKS_URI", "https://idp.example.com/keys")
+            .env("JWT_JWKS_SEED_FILE", "/etc/jwtv/seed.json")
+            .file("/etc/jwtv/seed.json", SEED)
+            .ok();
+        let seed = loaded.remote[0].seed.as_ref().expect("seed");
+        let slot = loaded
+            .keys
+            .key_set(0)
+            .expect("the slot starts with the seed");
+        assert!(std::sync::Arc::ptr_eq(&slot, seed.key_set()));
+        assert!(loaded.summary().iter().any(|l| l.contains("seed: 1 key(s)")));
+        assert!(loaded.into_service().is_ready());
+    }
+
+    #[test]
+    fn a_seed_file_without_a_remote_source_is_refused() {
+        let e = env()
+            .env("JWT_SECRET", SECRET)
+            .env("JWT_JWKS_SEED_FILE", "/etc/jwtv/seed.json")
+            .file("/etc/jwtv/seed.json", SEED)
+            .err();
+        assert!(e.starts_with("JWT_JWKS_SEED_FILE: "), "{e}");
+        assert!(e.contains("JWT_JWKS_URI"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn a_bad_or_unreadable_seed_file_is_refused() {
+        for (content, why) in [
+            ("not json", "not a usable seed key set"),
+            (r#"{"keys":[]}"#, "not a usable seed key set"),
+            // A seed holds what a provider publishes: public keys, never a secret.
+            (
+                r#"{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#,
+                "not a usable seed key set",
+            ),
+        ] {
+            let e = env()
+                .env("JWT_JWKS_URI", "https://idp.example.com/keys")
+                .env("JWT_JWKS_SEED_FILE", "/etc/jwtv/seed.json")
+                .file("/etc/jwtv/seed.json", content)
+                .err();
+            assert!(e.starts_with("JWT_JWKS_SEED_FILE: "), "{content}: {e}");
+            assert!(e.contains(why), "{content}: {e}");
+        }
+        let e = env()
+            .env("JWT_OIDC_DISCOVERY", "true")
+            .env("JWT_ISSUER", "https://idp.example.com")
+            .env("JWT_JWKS_SEED_FILE", "/nowhere/seed.json")
+            .err();
+        assert!(
+            e.starts_with("JWT_JWKS_SEED_FILE: cannot read \"/nowhere/seed.json\""),
+            "{e}"
+        );
+    }
+
+    #[cfg(feature = "toml")]
+    mod file {
+        use super::*;
+
+        #[test]
+        fn a_seed_file_per_issuer_is_relative_to_the_file() {
+            let loaded = env()
+            .config(
+                "[[issuers]]\nissuer = \"https://a\"\ndiscovery = true\njwks_seed_file = \"seeds/a.json\"\n\
+                 [[issuers]]\nissuer = \"https://b\"\njwks_uri = \"https://b/k\"\n",
+            )
+            .file("/etc/jwtv/seeds/a.json", SEED)
+            .ok();
+            assert!(loaded.remote[0].seed.is_some());
+            assert!(loaded.remote[1].seed.is_none());
+            assert!(loaded.keys.key_set(0).is_some());
+            assert!(loaded.keys.key_set(1).is_none());
+        }
+
+        #[test]
+        fn a_seed_file_on_an_issuer_with_configured_keys_or_a_bad_seed_is_refused() {
+            let e = env()
+                .config("[[issuers]]\njwks_file = \"k.json\"\njwks_seed_file = \"seed.json\"\n")
+                .file("/etc/jwtv/k.json", SEED)
+                .file("/etc/jwtv/seed.json", SEED)
+                .err();
+            assert!(
+                e.starts_with("/etc/jwtv/jwtv.toml: issuers[0].jwks_seed_file: "),
+                "{e}"
+            );
+            assert!(e.contains("jwks_uri"), "{e}");
+            let e = env()
+                .config("[[issuers]]\njwks_uri = \"https://a/k\"\njwks_seed_file = \"seed.json\"\n")
+                .file("/etc/jwtv/seed.json", "{}")
+                .err();
+            assert!(
+                e.starts_with("/etc/jwtv/jwtv.toml: issuers[0].jwks_seed_file: not a usable seed"),
+                "{e}"
+            );
+        }
+    }
+}
+
 #[cfg(feature = "toml")]
 mod file {
     use super::*;

@@ -26,8 +26,8 @@ impl Remote {
     pub fn new(remote: &RemoteSource, fetch: &FetchSettings, seed: u64) -> Remote {
         Remote {
             issuer: remote.issuer,
-            source: Source::new(
-                remote.location.clone(),
+            source: Source::for_remote(
+                remote,
                 Rules::from_settings(fetch),
                 seed.wrapping_add(remote.issuer as u64),
             ),

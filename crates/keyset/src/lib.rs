@@ -37,7 +37,7 @@ mod tests_store;
 pub use error::FetchError;
 pub use remote::{
     CaBundle, DEFAULT_REFETCH_WAIT, FetchSettings, MAX_REFETCH_WAIT_MS, RemoteLocation,
-    RemoteSource, check_remote_url, discovery_url, is_loopback_host,
+    RemoteSource, Seed, check_remote_url, discovery_url, is_loopback_host,
 };
 pub use snapshot::{Snapshot, SnapshotError};
 pub use source::{

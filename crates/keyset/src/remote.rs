@@ -2,9 +2,15 @@
 //! may be fetched ([`check_remote_url`]), and the bounds of every fetch ([`FetchSettings`]). The
 //! configuration builds these; the refresh machine and every shell read them.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
+use jwtv_verifier::KeySet;
+
+use crate::FetchError;
+use crate::document::parse_key_set;
 
 /// Where a remote issuer's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,65 @@ pub struct RemoteSource {
     pub location: RemoteLocation,
     /// Where it was configured (its variable, or `FILE: issuers[0].jwks_uri`…), for logs.
     pub configured_at: String,
+    /// The set served until the source is first heard from.
+    pub seed: Option<Seed>,
+}
+
+/// A key set served beside a remote source until its first successful fetch, and for as long as
+/// every fetch fails before that one. Each fetched set replaces it (never merged with it): a key the
+/// provider withdrew stops working once the provider has been heard. After a success, a failed
+/// refresh keeps the last good *fetched* set, not the seed.
+///
+/// It is read exactly as a fetched document is (public keys only), so a seed is made by saving what
+/// the provider publishes: `curl $JWKS_URI > seed.json`.
+#[derive(Clone)]
+pub struct Seed {
+    body: Vec<u8>,
+    set: Arc<KeySet>,
+    published: usize,
+}
+
+impl Seed {
+    /// Reads a JWK Set document as the provider would publish it.
+    pub fn parse(body: &[u8]) -> Result<Seed, FetchError> {
+        let (set, published) = parse_key_set(body)?;
+        Ok(Seed {
+            body: body.to_vec(),
+            set: Arc::new(set),
+            published,
+        })
+    }
+
+    /// The set, shared: the store's slot starts with this same set, so handing it on changes nothing.
+    pub fn key_set(&self) -> &Arc<KeySet> {
+        &self.set
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn published(&self) -> usize {
+        self.published
+    }
+}
+
+impl PartialEq for Seed {
+    fn eq(&self, other: &Seed) -> bool {
+        self.body == other.body
+    }
+}
+
+impl Eq for Seed {}
+
+impl fmt::Debug for Seed {
+    // The keys are public, but a line per key helps nobody reading a log of the configuration.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seed")
+            .field("keys", &self.set.keys().len())
+            .field("published", &self.published)
+            .finish()
+    }
 }
 
 /// The bounds of every remote key-set fetch (`design/security.md`, "Remote key sets").

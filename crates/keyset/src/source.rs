@@ -8,7 +8,8 @@
 //!
 //! The rules (`design/security.md`, "Remote key sets"):
 //! - fetched at once, retried with backoff until the first success; until then there is no set, and
-//!   the shell answers 503 and is not ready;
+//!   the shell answers 503 and is not ready, unless the source has a [`Seed`]: then the seed is
+//!   served (and the shell is ready) until the first success, and the first fetched set replaces it;
 //! - refreshed when the TTL (`Cache-Control: max-age` within bounds, else the default) runs out;
 //!   every wait brought forward by up to a fifth ([`crate::jitter`]), so replicas do not fetch in
 //!   lockstep;
@@ -29,7 +30,7 @@ use jwtv_verifier::KeySet;
 use crate::FetchError;
 use crate::document::{jwks_uri_of, parse_key_set};
 use crate::jitter::Jitter;
-use crate::remote::{FetchSettings, RemoteLocation, check_remote_url};
+use crate::remote::{FetchSettings, RemoteLocation, RemoteSource, Seed, check_remote_url};
 use crate::snapshot::Snapshot;
 
 /// The bounds of one source, in milliseconds.
@@ -139,8 +140,13 @@ pub enum Event {
     },
     /// The same document as the set in use.
     Unchanged { ttl: u64 },
-    /// The fetch failed; `serving` says whether a last good set is still served.
-    Failed { error: FetchError, serving: bool },
+    /// The fetch failed; `serving` says whether a set is still served, `seed` whether that set is
+    /// the seed (the source was never heard from).
+    Failed {
+        error: FetchError,
+        serving: bool,
+        seed: bool,
+    },
     /// An unknown `kid` started a refetch.
     UnknownKidRefetch,
     /// An unknown `kid` made no fetch of its own: within the cooldown, or joining the fetch due or
@@ -185,13 +191,17 @@ impl fmt::Display for Event {
                 ttl / 1000
             ),
             Event::Unchanged { ttl } => write!(f, "key set unchanged, ttl {} s", ttl / 1000),
-            Event::Failed { error, serving } => write!(
+            Event::Failed {
+                error,
+                serving,
+                seed,
+            } => write!(
                 f,
                 "key set fetch failed: {error}; {}",
-                if *serving {
-                    "serving the last good key set"
-                } else {
-                    "no key set yet: answering 503"
+                match (serving, seed) {
+                    (true, true) => "serving the seed key set",
+                    (true, false) => "serving the last good key set",
+                    (false, _) => "no key set yet: answering 503",
                 }
             ),
             Event::UnknownKidRefetch => {
@@ -274,7 +284,43 @@ impl Source {
         }
     }
 
-    /// The set to serve; `None` until a fetch succeeded (the shell answers 503 and is not ready).
+    /// A source that serves `source`'s seed, if it has one, until its first successful fetch.
+    pub fn for_remote(source: &RemoteSource, rules: Rules, seed: u64) -> Source {
+        let mut machine = Source::new(source.location.clone(), rules, seed);
+        if let Some(seed) = &source.seed {
+            machine.seed(seed);
+        }
+        machine
+    }
+
+    /// Serves `seed` until the first successful fetch. Not an install: the generation stays, since
+    /// the store's slot starts with the same set.
+    fn seed(&mut self, seed: &Seed) {
+        if self.fetched_at.is_none() {
+            self.set = Some(seed.key_set().clone());
+            self.body = seed.body().to_vec();
+            self.published = seed.published();
+        }
+    }
+
+    /// Whether the set served is the seed: the source was never heard from.
+    pub fn serving_seed(&self) -> bool {
+        self.set.is_some() && self.fetched_at.is_none()
+    }
+
+    /// How long a request may wait on a fetch it makes itself (a shell without background tasks),
+    /// given the fetch timeout: with only the seed in hand, no longer than the refetch wait, so a new
+    /// instance of a slow or hanging provider answers from its seed instead of waiting the timeout.
+    pub fn fetch_budget(&self, timeout: u64) -> u64 {
+        if self.serving_seed() {
+            timeout.min(self.rules.refetch_wait)
+        } else {
+            timeout
+        }
+    }
+
+    /// The set to serve; `None` until a fetch succeeded and without a seed (the shell answers 503
+    /// and is not ready).
     pub fn key_set(&self) -> Option<&Arc<KeySet>> {
         self.set.as_ref()
     }
@@ -315,7 +361,7 @@ impl Source {
         if self.next.is_some_and(|at| at <= now) {
             self.next = None;
             self.due = Some(
-                if self.set.is_some() && self.backoff == self.rules.first_backoff {
+                if self.fetched_at.is_some() && self.backoff == self.rules.first_backoff {
                     Reason::Refresh
                 } else {
                     Reason::Retry
@@ -398,7 +444,8 @@ impl Source {
             return;
         }
         let ttl = self.rules.ttl(max_age);
-        if self.set.is_some() && self.body == body {
+        // The seed's own document still counts as the first fetch: the provider has been heard.
+        if self.set.is_some() && self.body == body && !self.serving_seed() {
             self.events.push_back(Event::Unchanged { ttl });
         } else {
             match parse_key_set(body) {
@@ -440,6 +487,7 @@ impl Source {
         self.events.push_back(Event::Failed {
             error,
             serving: self.set.is_some(),
+            seed: self.serving_seed(),
         });
         // An unknown-kid refetch that fails leaves a served set's refresh where it was.
         if reason == Reason::UnknownKid && self.set.is_some() && self.next.is_some() {

@@ -75,7 +75,8 @@ fn before_the_first_set_the_source_is_not_ready_and_retries_with_backoff() {
             events(&mut source),
             [Event::Failed {
                 error: FetchError::Timeout,
-                serving: false
+                serving: false,
+                seed: false
             }]
         );
         let retry_at = source.poll_timeout().unwrap();
@@ -142,7 +143,8 @@ fn the_last_good_set_is_served_through_an_outage() {
         events(&mut source),
         [Event::Failed {
             error: FetchError::Status(503),
-            serving: true
+            serving: true,
+            seed: false
         }]
     );
     assert_eq!(source.generation(), 1);
@@ -334,7 +336,8 @@ fn discovery_with_a_mismatched_issuer_installs_nothing() {
         &events(&mut source)[..],
         [Event::Failed {
             error: FetchError::Discovery(_),
-            serving: false
+            serving: false,
+            seed: false
         }]
     ));
 }
@@ -421,4 +424,116 @@ fn sources_with_their_own_seeds_refresh_at_different_times() {
         })
         .collect();
     assert!(deadlines.len() > 15, "{deadlines:?}");
+}
+
+// A seed key set (issue 23): served until the first successful fetch, replaced (not merged) by it.
+
+fn seeded_source(keys: &[&str]) -> Source {
+    let remote = crate::RemoteSource {
+        issuer: 0,
+        location: RemoteLocation::JwksUri("https://idp.example.com/keys".into()),
+        configured_at: "JWT_JWKS_URI".into(),
+        seed: Some(crate::Seed::parse(&set(keys)).unwrap()),
+    };
+    Source::for_remote(&remote, rules(), 7)
+}
+
+fn kids(source: &Source) -> Vec<String> {
+    source
+        .key_set()
+        .unwrap()
+        .keys()
+        .iter()
+        .filter_map(|k| k.kid().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_seed_is_served_and_ready_before_the_first_fetch() {
+    let mut source = seeded_source(&[KEY_A]);
+    assert!(source.is_ready());
+    assert!(source.serving_seed());
+    assert_eq!(kids(&source), ["a"]);
+    // The provider is still asked at once.
+    let fetch = source.poll_fetch(0).unwrap();
+    assert_eq!(fetch.reason, Reason::Start);
+    // A fetch may hold a request no longer than the refetch wait while only the seed is in hand.
+    assert_eq!(source.fetch_budget(5 * SECOND), WAIT);
+}
+
+#[test]
+fn a_seed_is_served_while_every_fetch_fails_and_retried_with_backoff() {
+    let mut source = seeded_source(&[KEY_A]);
+    let mut now = 0;
+    for backoff in [SECOND, 2 * SECOND, 4 * SECOND] {
+        let fetch = source.poll_fetch(now).unwrap();
+        assert_ne!(fetch.reason, Reason::Refresh);
+        source.handle_failed(now, FetchError::Status(500));
+        assert_eq!(
+            events(&mut source),
+            [Event::Failed {
+                error: FetchError::Status(500),
+                serving: true,
+                seed: true
+            }]
+        );
+        assert_eq!(kids(&source), ["a"]);
+        let at = source.poll_timeout().unwrap();
+        assert!(is_within_jitter(at, now, backoff));
+        now = at;
+        source.handle_timeout(now);
+    }
+    assert_eq!(source.generation(), 0);
+}
+
+#[test]
+fn the_first_fetch_replaces_the_seed_and_a_withdrawn_key_is_gone() {
+    let mut source = seeded_source(&[KEY_A]);
+    source.poll_fetch(0).unwrap();
+    source.handle_fetched(0, &set(&[KEY_B]), None);
+    assert!(!source.serving_seed());
+    assert_eq!(kids(&source), ["b"], "replaced, not merged");
+    assert_eq!(source.generation(), 1);
+    assert_eq!(source.fetch_budget(5 * SECOND), 5 * SECOND);
+}
+
+#[test]
+fn the_seed_document_fetched_again_counts_as_heard() {
+    let mut source = seeded_source(&[KEY_A]);
+    source.poll_fetch(0).unwrap();
+    source.handle_fetched(0, &set(&[KEY_A]), None);
+    assert!(!source.serving_seed());
+    assert!(matches!(events(&mut source)[..], [Event::Fetched { .. }]));
+}
+
+// After a success, a failed refresh keeps the last good fetched set, never the seed again.
+#[test]
+fn after_a_fetch_a_failed_refresh_keeps_the_fetched_set_not_the_seed() {
+    let mut source = seeded_source(&[KEY_A]);
+    source.poll_fetch(0).unwrap();
+    source.handle_fetched(0, &set(&[KEY_B]), None);
+    events(&mut source);
+    let at = source.poll_timeout().unwrap();
+    source.handle_timeout(at);
+    let fetch = source.poll_fetch(at).unwrap();
+    assert_eq!(fetch.reason, Reason::Refresh);
+    source.handle_failed(at, FetchError::Timeout);
+    assert_eq!(
+        events(&mut source),
+        [Event::Failed {
+            error: FetchError::Timeout,
+            serving: true,
+            seed: false
+        }]
+    );
+    assert_eq!(kids(&source), ["b"]);
+}
+
+#[test]
+fn a_seed_without_a_usable_key_is_refused() {
+    assert!(matches!(
+        crate::Seed::parse(br#"{"keys":[]}"#),
+        Err(FetchError::NoUsableKeys(_))
+    ));
+    assert!(crate::Seed::parse(b"not json").is_err());
 }

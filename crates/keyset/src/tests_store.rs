@@ -92,14 +92,16 @@ fn events_read_the_same_in_every_shell() {
     assert_eq!(
         line(Event::Failed {
             error: FetchError::Status(500),
-            serving: true
+            serving: true,
+            seed: false
         }),
         "key set fetch failed: status 500 (expected 200); serving the last good key set"
     );
     assert!(
         line(Event::Failed {
             error: FetchError::Timeout,
-            serving: false
+            serving: false,
+            seed: false
         })
         .ends_with("no key set yet: answering 503")
     );
@@ -116,7 +118,8 @@ fn events_read_the_same_in_every_shell() {
     assert_eq!(
         Event::Failed {
             error: FetchError::Timeout,
-            serving: true
+            serving: true,
+            seed: false
         }
         .level(),
         crate::Level::Warn

@@ -670,3 +670,92 @@ fn assert_fetch_headers(ks: &KeyServer) {
         "{agent:?}"
     );
 }
+
+// A seed key set (issue 23, item 3): served until the identity provider is first heard, and for as
+// long as it never is; the first fetched set replaces it. Each `wasmtime serve` instance starts with
+// the seed of its own, so these hold for every instance, not only for the first.
+
+/// [`remote_config`] with `seed` as `JWT_JWKS_SEED_FILE`.
+fn seeded_config(ks: &KeyServer, seed: &[&TestJwk]) -> TestConfig {
+    remote_config(ks)
+        .file("seed.json", jwks(seed).into_bytes())
+        .env("JWT_JWKS_SEED_FILE", "{files}/seed.json")
+}
+
+#[test]
+fn an_idp_down_from_the_start_with_a_seed_serves_valid_tokens_and_is_ready() {
+    let key = TestJwk::es256("k1");
+    let other = TestJwk::es256("k2");
+    let ks = KeyServer::start(jwks(&[&key]));
+    ks.set_mode(Mode::Down);
+    let server = Server::start_on(Target::from_env(), seeded_config(&ks, &[&key]));
+    // The provider was asked and could not answer: the seed serves.
+    assert!(
+        eventually(
+            Duration::from_secs(8),
+            while_serving(&server, || ks.connections() >= 1)
+        ),
+        "no fetch attempt"
+    );
+    for _ in 0..5 {
+        assert_eq!(server.get("/readyz").status, 200);
+        assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
+        assert_eq!(auth(&server, &key.token(&claims(ISSUER))), 200);
+    }
+    assert_never_allowed(&server, &key, &other, "serving the seed");
+    let logs = server.stderr_text();
+    assert!(logs.contains("serving the seed key set"), "{logs}");
+    assert!(!logs.contains("answering 503"), "{logs}");
+}
+
+#[test]
+fn a_stalling_idp_with_a_seed_answers_from_the_seed_while_the_fetch_is_held() {
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    // Held for longer than the refetch wait, shorter than the fetch timeout: a request that waited
+    // on the fetch would only be answered after the key server let go.
+    ks.set_mode(Mode::Slow(Duration::from_secs(4)));
+    let server = Server::start_on(
+        Target::from_env(),
+        seeded_config(&ks, &[&key])
+            .env("JWT_FETCH_TIMEOUT", "8")
+            .env("JWT_JWKS_REFETCH_WAIT_MS", "300"),
+    );
+    assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
+    assert_eq!(
+        ks.slow_answered(),
+        0,
+        "answered only once the key server let go of the fetch"
+    );
+    if server.target == Target::Wasm {
+        // That first request itself made the fetch (no background task in a component).
+        assert!(ks.requests(JWKS_PATH) >= 1);
+    }
+}
+
+#[test]
+fn the_first_fetch_replaces_the_seed_and_its_withdrawn_key_is_refused() {
+    let withdrawn = TestJwk::es256("k1");
+    let current = TestJwk::rs256("k2");
+    let ks = KeyServer::start(jwks(&[&current]));
+    let server = Server::start_on(Target::from_env(), seeded_config(&ks, &[&withdrawn]));
+    // Once the provider has been heard, its set alone counts: not merged with the seed.
+    assert!(
+        eventually(Duration::from_secs(10), || validate(
+            &server,
+            &current.token(&claims(ISSUER))
+        ) == (200, None)),
+        "the fetched set never served"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            validate(&server, &withdrawn.token(&claims(ISSUER))),
+            (401, Some("unknown_kid".into()))
+        );
+        assert_eq!(
+            validate(&server, &current.token(&claims(ISSUER))),
+            (200, None)
+        );
+    }
+    assert_never_allowed(&server, &current, &withdrawn, "after the seed was replaced");
+}

@@ -72,11 +72,7 @@ impl Remote {
         slot: Arc<Slot>,
         generation: Arc<AtomicU64>,
     ) -> Remote {
-        let machine = Source::new(
-            source.location.clone(),
-            Rules::from_settings(settings),
-            system_seed(),
-        );
+        let machine = Source::for_remote(&source, Rules::from_settings(settings), system_seed());
         Remote {
             source,
             label,

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use jwtv_keyset::{FetchSettings, RemoteSource, Slot, Store};
+use jwtv_keyset::{FetchSettings, RemoteSource, Store};
 use jwtv_service::verifier::{KeySet, KeyStore, Policy};
 
 use super::fetch::Fetcher;
@@ -89,7 +89,8 @@ impl Keys {
                     .get(source.issuer)
                     .and_then(|p| p.issuer.clone())
                     .unwrap_or_else(|| "(default)".to_owned());
-                let slot = Arc::new(Slot::default());
+                // The configured slot: it starts with the source's seed, if it has one.
+                let slot = store.slot(index).cloned().unwrap_or_default();
                 store.share_slot(index, slot.clone());
                 let remote = Arc::new(Remote::new(
                     source,

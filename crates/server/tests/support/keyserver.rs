@@ -54,6 +54,9 @@ struct State {
     requests: HashMap<String, usize>,
     /// Every accepted connection, `Down` mode included.
     connections: usize,
+    /// Slow answers begun: counted before the first byte is written, so a client that saw the
+    /// answer always sees it counted.
+    slow_answered: usize,
     /// The header lines of the last request read, names lowercased.
     last_headers: Vec<(String, String)>,
 }
@@ -81,6 +84,7 @@ impl KeyServer {
             cache_control: None,
             requests: HashMap::new(),
             connections: 0,
+            slow_answered: 0,
             last_headers: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -148,6 +152,11 @@ impl KeyServer {
     pub fn connections(&self) -> usize {
         self.state.lock().unwrap().connections
     }
+
+    /// Requests `Mode::Slow` has stopped holding (it answers them after its delay).
+    pub fn slow_answered(&self) -> usize {
+        self.state.lock().unwrap().slow_answered
+    }
 }
 
 impl Drop for KeyServer {
@@ -192,6 +201,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
         Mode::Down => Ok(()),
         Mode::Slow(delay) => {
             thread::sleep(delay);
+            state.lock().unwrap().slow_answered += 1;
             respond(&mut stream, body, cache_control)
         }
         Mode::Normal => respond(&mut stream, body, cache_control),
