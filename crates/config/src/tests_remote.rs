@@ -283,7 +283,12 @@ mod seed {
             .key_set(0)
             .expect("the slot starts with the seed");
         assert!(std::sync::Arc::ptr_eq(&slot, seed.key_set()));
-        assert!(loaded.summary().iter().any(|l| l.contains("seed: 1 key(s)")));
+        assert!(
+            loaded
+                .summary()
+                .iter()
+                .any(|l| l.contains("seed: 1 key(s)"))
+        );
         assert!(loaded.into_service().is_ready());
     }
 
