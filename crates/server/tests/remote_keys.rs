@@ -759,3 +759,41 @@ fn the_first_fetch_replaces_the_seed_and_its_withdrawn_key_is_refused() {
     }
     assert_never_allowed(&server, &current, &withdrawn, "after the seed was replaced");
 }
+
+// scripts/bake fetches the key set while baking and bakes it in as the seed (component only).
+#[test]
+fn a_baked_component_starts_with_the_fetched_set_as_its_seed() {
+    if server_target_is_not_bakeable() {
+        return;
+    }
+    let key = TestJwk::es256("k1");
+    let other = TestJwk::es256("k2");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start_baked(remote_config(&ks), TestConfig::new());
+    assert_eq!(ks.requests(JWKS_PATH), 1, "fetched once, while baking");
+    // The provider is gone before any baked instance starts: the seed answers.
+    ks.set_mode(Mode::Down);
+    for _ in 0..5 {
+        assert_eq!(server.get("/readyz").status, 200);
+        assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
+    }
+    assert_never_allowed(&server, &key, &other, "baked seed, provider down");
+    // Back with a rotated set: heard, it replaces the baked seed.
+    ks.set_jwks(jwks(&[&other]));
+    ks.set_mode(Mode::Normal);
+    assert!(
+        eventually(Duration::from_secs(10), || validate(
+            &server,
+            &other.token(&claims(ISSUER))
+        ) == (200, None)),
+        "the fetched set never replaced the baked seed"
+    );
+    assert_eq!(
+        validate(&server, &key.token(&claims(ISSUER))),
+        (401, Some("unknown_kid".into()))
+    );
+}
+
+fn server_target_is_not_bakeable() -> bool {
+    Target::from_env() != Target::Wasm || support::wasi_p3()
+}
