@@ -131,6 +131,28 @@ def envoy_ext_authz(_ctx, work: Path, ports: Ports, _alg: str) -> list[str]:
     return envoy_command(work, doc_text("envoy.yaml", ports))
 
 
+# The validator's cluster of docs/gateway/envoy.yaml, and the same cluster speaking HTTP/2 to it
+VALIDATOR_CLUSTER = "    - name: jwt_validator\n      type: STATIC\n"
+HTTP2_OPTIONS = ("      typed_extension_protocol_options:\n"
+                 "        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
+                 "          \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n"
+                 "          explicit_http_config:\n"
+                 "            http2_protocol_options: {}\n")
+
+
+def envoy_ext_authz_h2(_ctx, work: Path, ports: Ports, _alg: str) -> list[str]:
+    """docs/gateway/envoy.yaml with HTTP/2 (h2c prior knowledge) to the validator: one connection, streams."""
+    text = doc_text("envoy.yaml", ports)
+    if VALIDATOR_CLUSTER not in text:
+        raise BenchFailure("docs/gateway/envoy.yaml changed its jwt_validator cluster")
+    return envoy_command(work, text.replace(VALIDATOR_CLUSTER, VALIDATOR_CLUSTER + HTTP2_OPTIONS))
+
+
+def envoy_ext_authz_grpc(_ctx, work: Path, ports: Ports, _alg: str) -> list[str]:
+    """docs/gateway/envoy-grpc.yaml as shipped (gRPC ext_authz over h2c), only its addresses replaced."""
+    return envoy_command(work, doc_text("envoy-grpc.yaml", ports))
+
+
 # ---------------------------------------------------------------------------------------------------
 # nginx
 
@@ -164,6 +186,9 @@ GATEWAYS = [
     Gateway("nginx-auth_request", "nginx `auth_request` → jwt-validator", "nginx", True, nginx(auth=True)),
     Gateway("envoy", "Envoy, no auth (floor)", "envoy", False, envoy_with(lambda _ctx, _alg: []), checks=False),
     Gateway("envoy-ext_authz", "Envoy `ext_authz` → jwt-validator", "envoy", True, envoy_ext_authz),
+    Gateway("envoy-ext_authz-h2", "Envoy `ext_authz` over HTTP/2 → jwt-validator", "envoy", True, envoy_ext_authz_h2),
+    Gateway("envoy-ext_authz-grpc", "Envoy gRPC `ext_authz` (h2c) → jwt-validator", "envoy", True,
+            envoy_ext_authz_grpc),
     Gateway("envoy-jwt_authn", "Envoy `jwt_authn`", "envoy", False, envoy_with(jwt_authn)),
     Gateway("envoy-filter", "Envoy + jwt-validator proxy-wasm filter", "envoy", False, envoy_with(filter_config)),
 ]
@@ -301,8 +326,8 @@ def report_lines(r: dict, fmt_num, fmt_ratio) -> list[str]:
     L.append("")
     L.append("| gateway | token | req/s | p50 (ms) | p99 (ms) | CPU µs per request, all | without the upstream | ÷ its proxy's floor |")
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    floors = {"nginx-auth_request": "nginx", "envoy-ext_authz": "envoy", "envoy-jwt_authn": "envoy",
-              "envoy-filter": "envoy"}
+    floors = {"nginx-auth_request": "nginx", "envoy-ext_authz": "envoy", "envoy-ext_authz-h2": "envoy",
+              "envoy-ext_authz-grpc": "envoy", "envoy-jwt_authn": "envoy", "envoy-filter": "envoy"}
     for name, algs in s.items():
         for alg, x in algs.items():
             f = cpu_per_req(s, floors.get(name, ""), "any")
@@ -319,6 +344,16 @@ def report_lines(r: dict, fmt_num, fmt_ratio) -> list[str]:
             ours, theirs = cpu_per_req(s, "envoy-filter", alg), cpu_per_req(s, "envoy-jwt_authn", alg)
             L.append(f"| {alg} | **{fmt_ratio(ratio(ours, theirs))}** | {fmt_ratio(ratio(ours, floor))} | "
                      f"{fmt_ratio(ratio(theirs, floor))} |")
+        L.append("")
+    if "envoy-ext_authz-grpc" in s and "envoy-jwt_authn" in s:
+        L += ["jwt-validator behind Envoy's `ext_authz` (gRPC over h2c, HTTP/2, HTTP/1.1) beside Envoy's own `jwt_authn` "
+              "(issue 25's target: gRPC at most 1.5×): CPU per request, all processes.", "",
+              "| token | gRPC ÷ jwt_authn | HTTP/2 ÷ jwt_authn | HTTP/1.1 ÷ jwt_authn |", "| --- | --- | --- | --- |"]
+        for alg in s["envoy-ext_authz-grpc"]:
+            theirs = cpu_per_req(s, "envoy-jwt_authn", alg)
+            cells = [fmt_ratio(ratio(cpu_per_req(s, g, alg), theirs))
+                     for g in ("envoy-ext_authz-grpc", "envoy-ext_authz-h2", "envoy-ext_authz")]
+            L.append(f"| {alg} | **{cells[0]}** | {cells[1]} | {cells[2]} |")
         L.append("")
     return L
 

@@ -43,6 +43,7 @@ CUSTOM_KINDS = {
     "ReferenceGrant": "gateway.networking.k8s.io/v1beta1",
     "SecurityPolicy": "gateway.envoyproxy.io/v1alpha1",
     "SpinApp": "core.spinkube.dev/v1alpha1",
+    "AuthorizationPolicy": "security.istio.io/v1",
 }
 # kubectl with kustomize v5: the machine's, or the one scripts/setup deploy links where it has none.
 KUBECTL = str(ROOT / ".cache/bin/kubectl") if (ROOT / ".cache/bin/kubectl").exists() else "kubectl"
@@ -602,12 +603,15 @@ class Kustomize(unittest.TestCase):
                 if auth_url:
                     # http://SERVICE.NAMESPACE.svc…
                     seen.append((path.name, auth_url.split("//", 1)[1].split(".")[1]))
-                for ref in doc.get("spec", {}).get("extAuth", {}).get("http", {}).get("backendRefs", []):
-                    seen.append((path.name, ref["namespace"]))
+                for protocol in ("http", "grpc"):
+                    ext_auth = doc.get("spec", {}).get("extAuth", {}).get(protocol, {})
+                    for ref in ext_auth.get("backendRefs", []):
+                        seen.append((path.name, ref["namespace"]))
                 if doc["kind"] in ("ReferenceGrant", "SpinApp"):
                     seen.append((path.name, meta["namespace"]))
         self.assertEqual(
-            {name for name, _ in seen}, {"envoy-gateway.yaml", "ingress-nginx.yaml", "spinapp.yaml"}
+            {name for name, _ in seen},
+            {"envoy-gateway.yaml", "envoy-gateway-grpc.yaml", "ingress-nginx.yaml", "spinapp.yaml"},
         )
         self.assertEqual({ns for _, ns in seen}, {NAMESPACE}, seen)
 

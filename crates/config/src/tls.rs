@@ -91,3 +91,50 @@ pub fn from_env(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Option<TlsFiles>, ConfigError> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let read = |path: &Path| -> io::Result<Vec<u8>> {
+            Ok(format!("PEM of {}", path.display()).into_bytes())
+        };
+        from_env(&env, &read)
+    }
+
+    #[test]
+    fn no_variables_mean_plain_http() {
+        assert_eq!(load(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn certificate_and_key_come_together() {
+        let files = load(&[(CERT, "/c.pem"), (KEY, "/k.pem"), (CLIENT_CA, "/ca.pem")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(files.cert.pem, b"PEM of /c.pem");
+        assert_eq!(files.client_ca.unwrap().setting, CLIENT_CA);
+        let alone = load(&[(CERT, "/c.pem")]).unwrap_err().to_string();
+        assert!(alone.contains(KEY), "{alone}");
+        let alone = load(&[(KEY, "/k.pem")]).unwrap_err().to_string();
+        assert!(alone.contains(CERT), "{alone}");
+        let ca_only = load(&[(CLIENT_CA, "/ca.pem")]).unwrap_err().to_string();
+        assert!(ca_only.starts_with(CLIENT_CA), "{ca_only}");
+    }
+
+    /// design/security.md: logs never show a key.
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let files = load(&[(CERT, "/c.pem"), (KEY, "/k.pem")]).unwrap().unwrap();
+        let shown = format!("{files:?}");
+        assert!(!shown.contains("PEM of"), "{shown}");
+        assert!(shown.contains("/k.pem"), "{shown}");
+    }
+}

@@ -251,3 +251,19 @@ fn check_without_keys_is_unavailable() {
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(status.message().contains("503"), "{status:?}");
 }
+
+/// A check is a decision like any other: counted in `/metrics` under the `auth` route.
+#[test]
+fn checks_are_counted_as_auth_decisions() {
+    let server = Server::start_on(Target::Native, config());
+    let auth = format!("Bearer {}", token(json!({})));
+    check(&server, check_request(&[("authorization", &auth)], None)).unwrap();
+    check(&server, check_request(&[], None)).unwrap();
+    let metrics = server.get("/metrics").text();
+    for line in [
+        r#"jwtv_decisions_total{route="auth",result="allow",code="ok"} 1"#,
+        r#"jwtv_decisions_total{route="auth",result="deny",code="missing_token"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+}

@@ -302,3 +302,29 @@ fn probe_speaks_tls_and_mtls_with_the_listeners_certificate() {
         exited.stderr
     );
 }
+
+/// A client that connects to the TLS port and never completes a handshake is closed after the
+/// first-byte timeout (design/security.md: slow clients are timed out).
+#[test]
+fn silent_tls_client_is_closed_after_the_first_byte_timeout() {
+    let ca = Ca::new("tls-suite CA");
+    let files = Files::new(&ca.server("server-a"), None);
+    let server = Server::start_on(
+        Target::Native,
+        files
+            .config()
+            .env("JWT_FIRST_BYTE_TIMEOUT", "1")
+            .env("JWT_REQUEST_TIMEOUT", "30"),
+    );
+    let mut socket = server.connect();
+    // Half a ClientHello record header, then nothing.
+    std::io::Write::write_all(&mut socket, &[0x16, 0x03]).unwrap();
+    let mut buf = [0u8; 64];
+    // Bounded by the support's IO timeout (10 s): a read error there would be a timeout, not a close.
+    let read = std::io::Read::read(&mut socket, &mut buf);
+    assert!(
+        matches!(read, Ok(0))
+            || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the silent TLS client was not closed: {read:?}"
+    );
+}

@@ -46,8 +46,6 @@ pub enum Untranslatable {
 pub struct Translated {
     pub request: Request<Vec<u8>>,
     pub policy: Option<String>,
-    /// The headers the client sent (lowercase names), for `headers_to_remove`.
-    pub client_headers: Vec<String>,
 }
 
 /// `/auth{path}`, or `/policy/{name}/auth{path}` when the route names a policy: the same request a
@@ -86,7 +84,6 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
-    let mut client_headers = Vec::new();
     for (name, value) in client_headers_of(http) {
         // Pseudo-headers (`:path`, `:authority`…) are the attributes above, not headers.
         if name.starts_with(':') {
@@ -97,7 +94,6 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
             HeaderName::from_bytes(name.as_bytes()),
             HttpHeaderValue::from_bytes(value),
         ) {
-            client_headers.push(name.as_str().to_owned());
             headers.append(name, value);
         }
     }
@@ -106,11 +102,7 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
     {
         headers.insert(HOST, host);
     }
-    Ok(Translated {
-        request,
-        policy,
-        client_headers,
-    })
+    Ok(Translated { request, policy })
 }
 
 /// The request's headers: `header_map` when Envoy sends raw headers (`encode_raw_headers`), else the
@@ -200,14 +192,16 @@ fn allowed(
             )
         })
         .collect();
+    // The client's headers are the translated request's (its keys are unique and lowercase).
     let mut headers_to_remove: Vec<String> = translated
-        .client_headers
-        .iter()
-        .filter(|name| gateway.is_identity_header(name) && !set.contains(name.as_str()))
-        .cloned()
+        .request
+        .headers()
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|name| gateway.is_identity_header(name) && !set.contains(name))
+        .map(str::to_owned)
         .collect();
-    headers_to_remove.sort();
-    headers_to_remove.dedup();
+    headers_to_remove.sort_unstable();
 
     let identity = |header: &str| {
         answer
