@@ -715,12 +715,17 @@ fn a_stalling_idp_with_a_seed_answers_from_the_seed_while_the_fetch_is_held() {
     // Held for longer than the refetch wait, shorter than the fetch timeout: a request that waited
     // on the fetch would only be answered after the key server let go.
     ks.set_mode(Mode::Slow(Duration::from_secs(4)));
-    let server = Server::start_on(
-        Target::from_env(),
-        seeded_config(&ks, &[&key])
-            .env("JWT_FETCH_TIMEOUT", "8")
-            .env("JWT_JWKS_REFETCH_WAIT_MS", "300"),
-    );
+    // Not remote_config: its 1 s fetch timeout would end the fetch before the key server answers.
+    let config = TestConfig::new()
+        .env("JWT_JWKS_URI", ks.url(JWKS_PATH))
+        .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+        .env("JWT_ISSUER", ISSUER)
+        .env("JWT_AUDIENCE", AUDIENCE)
+        .env("JWT_FETCH_TIMEOUT", "8")
+        .env("JWT_JWKS_REFETCH_WAIT_MS", "300")
+        .file("seed.json", jwks(&[&key]).into_bytes())
+        .env("JWT_JWKS_SEED_FILE", "{files}/seed.json");
+    let server = Server::start_on(Target::from_env(), config);
     assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
     assert_eq!(
         ks.slow_answered(),
