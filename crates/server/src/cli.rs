@@ -87,6 +87,9 @@ REMOTE KEY SETS (the native server fetches them; the WebAssembly component refus
                          unknown kid triggers one refetch at most per cooldown, shared by all requests.
                          Encryption keys, symmetric (oct) keys and unsupported algorithms are skipped; a
                          set with no usable key is a failed fetch. Redirects are not followed.
+  JWT_JWKS_SEED_FILE     a JWK Set file served beside JWT_JWKS_URI / discovery until the first successful
+                         fetch (ready, no 503 while the provider is down); the first fetched set
+                         replaces it, never merged. Make it with: curl $JWKS_URI > seed.json
   JWT_ALLOW_HTTP_LOOPBACK
                          true: accept plain http:// key-set and discovery URLs, for loopback hosts only
                          (127.0.0.0/8, ::1, localhost); otherwise https is required
