@@ -77,17 +77,17 @@ fn configure(baking: bool) -> Instance {
         .map_err(|e| e.to_string())
         .and_then(|loaded| {
             warnings.clone_from(&loaded.warnings);
-            let remote = loaded.remote.first().map(|s| s.configured_at.clone());
             // What the shell cannot serve at all is said first, whether baking or not.
-            let validator = validator_of(loaded)?;
-            match remote.filter(|_| baking) {
-                Some(at) => Err(format!(
-                    "{at}: a remote key set is fetched while serving and cannot be baked; bake a \
-                     JWKS file ({}) or serve the component unbaked",
-                    config::table::JWKS_FILE.var()
-                )),
-                None => Ok(validator),
+            #[allow(unused_mut)]
+            let mut validator = validator_of(loaded)?;
+            // A baked component starts with the key sets fetched now as its seeds.
+            #[cfg(not(feature = "p3"))]
+            if let (true, Some(remote)) = (baking, validator.remote.as_mut()) {
+                remote.bake_seeds()?;
             }
+            #[cfg(feature = "p3")]
+            let _ = baking;
+            Ok(validator)
         })
         .map_err(|e| format!("configuration error: {e}"));
     Instance {

@@ -163,8 +163,8 @@ impl fmt::Debug for HmacSecret {
 /// A configuration ready to serve.
 pub struct Loaded {
     pub verifier: Verifier,
-    /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
-    /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
+    /// One key set per issuer, in the order of `verifier.policies()`; for remote issuers their seed,
+    /// or none (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
     /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,

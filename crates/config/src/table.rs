@@ -546,7 +546,7 @@ pub const JWKS_SEED_FILE: Setting = row(
     Some("issuers[].jwks_seed_file"),
     Kind::Path,
     "",
-    "a JWK set as the provider publishes it, served until the first fetch succeeds (needs a remote source)",
+    "a JWK set file served beside the remote source until the first successful fetch (ready, no 503 while the provider is down); the first fetched set replaces it, never merged. Make it with: curl $JWKS_URI > seed.json",
     NATIVE_COMPONENT,
     Group::Remote,
 );
