@@ -34,7 +34,7 @@ struct Remote {
     issuer: usize,
     /// As configured; a bake gives it the seed it fetched.
     source: RemoteSource,
-    /// Where it was configured (`JWT_JWKS_URI`…), for log lines.
+    /// Where it was configured (a variable or a file field), for log lines.
     configured_at: String,
     machine: Mutex<Source>,
 }
