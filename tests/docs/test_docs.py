@@ -24,14 +24,6 @@ FIGURES = re.compile(r"<!-- figures: (\S+) -->\n(.*?)<!-- /figures -->", re.S)
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?×?")
 
 
-# Pages other branches of issue 23 write, linked before they land. A link to one is tolerated while the
-# file is missing (and checked like any other once it exists); an entry whose page exists fails
-# test_pending_pages_are_still_missing, so the list empties itself as the branches are merged.
-PENDING = {
-    "docs/configuration.md": "rendered from the settings table (branch w-settings)",
-}
-
-
 def pages():
     """The Markdown files whose links are checked."""
     found = [ROOT / "README.md", ROOT / "bench" / "README.md"]
@@ -96,8 +88,6 @@ class Links(unittest.TestCase):
                 file_part, _, anchor = target.partition("#")
                 dest = (page.parent / file_part).resolve() if file_part else page
                 if not dest.exists():
-                    if dest.is_relative_to(ROOT) and str(dest.relative_to(ROOT)) in PENDING:
-                        continue
                     broken.append(f"{where} (no such file)")
                 elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
                     broken.append(f"{where} (no heading #{anchor} in {dest.relative_to(ROOT)})")
@@ -106,11 +96,6 @@ class Links(unittest.TestCase):
         # A checker that found nothing to check proves nothing.
         self.assertGreater(checked, 50, "too few relative links found: is the link pattern broken?")
         self.assertEqual(broken, [], "broken links:\n" + "\n".join(broken))
-
-    def test_pending_pages_are_still_missing(self):
-        landed = [page for page in PENDING if (ROOT / page).exists()]
-        self.assertEqual(landed, [], "these pages exist now: remove them from PENDING in "
-                         "tests/docs/test_docs.py so that their links are checked as any other")
 
     def test_every_page_under_docs_is_linked_from_the_readme(self):
         # The README is the way in: a page it does not name is a page a newcomer never finds.
