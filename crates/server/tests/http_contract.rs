@@ -638,7 +638,7 @@ fn unknown_paths_are_404_json() {
 
 /// A client trickling its headers never blocks others. Cutting it off is the listener's job: the native
 /// server does it (request timeout); `wasmtime serve` has no header timeout, so for the component it
-/// belongs to the proxy in front (README, "Running the component"), and only the first half is checked.
+/// belongs to the proxy in front (docs/gateway.md, "Slow clients"), and only the first half is checked.
 #[test]
 fn a_slow_client_is_cut_off_and_others_are_still_served() {
     let server = Server::start(config());

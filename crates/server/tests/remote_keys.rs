@@ -424,7 +424,7 @@ fn the_last_good_key_set_is_served_through_an_outage() {
             "{name}: no refresh attempts"
         );
         // Fresh tokens (no cache hit): verified with the last good set. A component instance started
-        // during the outage never had one: 503 there, never 401 (README, remote keys per host mode).
+        // during the outage never had one: 503 there, never 401 (docs/remote-keys.md, the component per host mode).
         let last_good = match server.target {
             Target::Native => &[200][..],
             Target::Wasm => &[200, 503][..],
