@@ -7,7 +7,7 @@
 //! request and bounded by the refetch wait. The machines live in the instance (the instance is the
 //! state), so a host that reuses instances (`wasmtime serve --max-instance-reuse-count`, Spin) fetches
 //! once per instance and TTL, and one that makes a fresh instance per request fetches on every request
-//! (README, "Remote keys per host mode").
+//! (`docs/remote-keys.md`, "The WebAssembly component, per host mode").
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
