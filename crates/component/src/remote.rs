@@ -7,14 +7,16 @@
 //! request and bounded by the refetch wait. The machines live in the instance (the instance is the
 //! state), so a host that reuses instances (`wasmtime serve --max-instance-reuse-count`, Spin) fetches
 //! once per instance and TTL, and one that makes a fresh instance per request fetches on every request
-//! (README, "Remote keys per host mode").
+//! (`docs/remote-keys.md`, "The WebAssembly component, per host mode").
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response};
 use jwtv_config::Loaded;
-use jwtv_keyset::{FetchSettings, Level, RemoteSource, Rules, Source, Store, UnknownKid};
+use jwtv_keyset::{
+    Event, FetchSettings, Level, RemoteSource, Rules, Seed, Source, Store, UnknownKid,
+};
 use jwtv_service::Service;
 
 use crate::outgoing;
@@ -23,13 +25,16 @@ use crate::outgoing;
 pub struct RemoteKeys {
     store: Arc<Store>,
     sources: Vec<Remote>,
+    rules: Rules,
     timeout_ms: u64,
     max_bytes: usize,
 }
 
 struct Remote {
     issuer: usize,
-    /// Where it was configured (`JWT_JWKS_URI`…), for log lines.
+    /// As configured; a bake gives it the seed it fetched.
+    source: RemoteSource,
+    /// Where it was configured (a variable or a file field), for log lines.
     configured_at: String,
     machine: Mutex<Source>,
 }
@@ -76,15 +81,63 @@ impl RemoteKeys {
                     rules.clone(),
                     seed ^ (source.issuer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 )),
-                configured_at: source.configured_at,
+                configured_at: source.configured_at.clone(),
+                source,
             })
             .collect();
         RemoteKeys {
             store,
             sources,
+            rules,
             timeout_ms: u64::try_from(fetch.timeout.as_millis()).unwrap_or(u64::MAX),
             max_bytes: fetch.max_bytes,
         }
+    }
+
+    /// At bake time (`scripts/bake`): fetches each source's key set once and makes it the seed its
+    /// baked instances start with, so they answer valid tokens before (and without) reaching the
+    /// provider; each instance still fetches at its first request and the fetched set replaces the
+    /// seed. A source that cannot be fetched fails the bake, naming it: a baked component that could
+    /// only answer 503 until the provider is back is not what the bake was asked for. Prints nothing
+    /// (a stream opened now would be stale in every baked instance).
+    pub fn bake_seeds(&mut self) -> Result<(), String> {
+        let jitter = now_ms();
+        for remote in &mut self.sources {
+            let machine = remote.machine.get_mut().unwrap_or_else(|p| p.into_inner());
+            // A discovery and its key set: the machine asks for nothing more until a deadline.
+            for _ in 0..4 {
+                let Some(fetch) = machine.poll_fetch(now_ms()) else {
+                    break;
+                };
+                match outgoing::get(&fetch, self.timeout_ms.max(1), self.max_bytes) {
+                    Ok(fetched) => machine.handle_fetched(now_ms(), &fetched.body, fetched.max_age),
+                    Err(error) => machine.handle_failed(now_ms(), error),
+                }
+            }
+            let failure = std::iter::from_fn(|| machine.poll_event())
+                .filter(|e| matches!(e, Event::Failed { .. }))
+                .last();
+            let snapshot = match (machine.export(), failure) {
+                (Some(snapshot), None) => snapshot,
+                (_, failure) => {
+                    return Err(format!(
+                        "{}: the key set to seed the baked component could not be fetched: {}",
+                        remote.configured_at,
+                        failure.map_or_else(|| "no answer".to_owned(), |e| e.to_string())
+                    ));
+                }
+            };
+            let seed = Seed::parse(&snapshot.body)
+                .map_err(|e| format!("{}: the fetched key set: {e}", remote.configured_at))?;
+            self.store.install(remote.issuer, seed.key_set().clone());
+            remote.source.seed = Some(seed);
+            *machine = Source::for_remote(
+                &remote.source,
+                self.rules.clone(),
+                jitter ^ (remote.issuer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+        }
+        Ok(())
     }
 
     /// Answers `request`: the sources first get the fetches they are due, then the service decides;

@@ -72,20 +72,22 @@ fn configure(baking: bool) -> Instance {
     let env = |name: &str| std::env::var(name).ok();
     let read = |path: &std::path::Path| std::fs::read(path);
     let mut warnings = Vec::new();
-    let validator = config::load(&env, &read)
+    let names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+    let validator = config::load_checked(&env, names.iter().map(String::as_str), &read)
         .map_err(|e| e.to_string())
         .and_then(|loaded| {
             warnings.clone_from(&loaded.warnings);
-            let remote = loaded.remote.first().map(|s| s.configured_at.clone());
             // What the shell cannot serve at all is said first, whether baking or not.
-            let validator = validator_of(loaded)?;
-            match remote.filter(|_| baking) {
-                Some(at) => Err(format!(
-                    "{at}: a remote key set is fetched while serving and cannot be baked; bake a \
-                     JWKS file (JWT_JWKS_FILE) or serve the component unbaked"
-                )),
-                None => Ok(validator),
+            #[allow(unused_mut)]
+            let mut validator = validator_of(loaded)?;
+            // A baked component starts with the key sets fetched now as its seeds.
+            #[cfg(not(feature = "p3"))]
+            if let (true, Some(remote)) = (baking, validator.remote.as_mut()) {
+                remote.bake_seeds()?;
             }
+            #[cfg(feature = "p3")]
+            let _ = baking;
+            Ok(validator)
         })
         .map_err(|e| format!("configuration error: {e}"));
     Instance {
@@ -109,8 +111,9 @@ fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     if let Some(source) = loaded.remote.first() {
         return Err(format!(
             "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
-             build yet; use the WASI 0.2 component, or mount a JWKS file and set JWT_JWKS_FILE",
-            source.configured_at
+             build yet; use the WASI 0.2 component, or mount a JWKS file and set {}",
+            source.configured_at,
+            config::table::JWKS_FILE.var()
         ));
     }
     Ok(Validator {

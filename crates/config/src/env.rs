@@ -1,5 +1,6 @@
-//! The single-issuer configuration from `JWT_*` environment variables (and the seed-compatible
-//! `JWT_SECRET` and `PORT`).
+//! The single-issuer configuration from environment variables: each read by its row of the settings
+//! table ([`crate::table`]), which alone spells the names (the seed-compatible secret and port
+//! variables included).
 
 use std::path::Path;
 
@@ -10,117 +11,138 @@ use jwtv_service::gateway::{Access, ClaimHeader, ClaimRequirement, NamedPolicy, 
 
 use super::check_policy_name;
 use super::keys::{self, SecretError};
+use super::shared::{self, Place, Raw, Reader};
+use super::table::{self, Setting};
 use super::{
-    CaBundle, ConfigError, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys, Loaded,
-    ReadFileFn, RemoteField, SEED_WITHOUT_REMOTE, Shared, assemble, check_allow_list, check_listen,
-    check_log_refusals_per_sec, check_log_sample, check_max_connections, check_realm,
-    check_timeout_secs, check_token_cache_size, non_empty, parse_algorithm, parse_logged_decisions,
-    read_error, read_seed, remote_location, settle_first_byte_timeout,
+    ConfigError, EnvFn, IssuerConfig, IssuerKeys, Loaded, ReadFileFn, RemoteField, Shared,
+    assemble, check_allow_list, non_empty, parse_algorithm, read_error, read_seed, remote_location,
+    seed_without_remote,
 };
 
-/// Largest body or token limit accepted: far above any real token, low enough that a typo cannot
-/// let one request claim gigabytes.
-pub(crate) const MAX_SIZE_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Typed access to environment variables; every error names the variable.
+/// Typed access to environment variables by row; every error names the variable.
 pub(crate) struct Vars<'a> {
     get: EnvFn<'a>,
+    read_file: Option<ReadFileFn<'a>>,
 }
 
 impl<'a> Vars<'a> {
+    #[cfg_attr(not(feature = "toml"), allow(dead_code))]
     pub(crate) fn new(get: EnvFn<'a>) -> Vars<'a> {
-        Vars { get }
+        Vars {
+            get,
+            read_file: None,
+        }
     }
 
-    /// The raw value, `Some("")` included.
+    fn with_files(get: EnvFn<'a>, read_file: ReadFileFn<'a>) -> Vars<'a> {
+        Vars {
+            get,
+            read_file: Some(read_file),
+        }
+    }
+
+    /// The raw value of any variable (`secret_env` names one), `Some("")` included.
     pub(crate) fn raw(&self, name: &str) -> Option<String> {
         (self.get)(name)
     }
 
-    /// The value, with empty counted as unset.
-    pub(crate) fn string(&self, name: &str) -> Option<String> {
+    /// A row's value, with empty counted as unset.
+    pub(crate) fn string(&self, row: &Setting) -> Option<String> {
+        self.named(row.var())
+    }
+
+    fn named(&self, name: &str) -> Option<String> {
         non_empty((self.get)(name))
     }
 
     /// A comma-separated list; blanks around items and empty items are dropped.
-    pub(crate) fn list(&self, name: &str) -> Vec<String> {
-        self.string(name)
-            .map(|v| split_list(&v))
-            .unwrap_or_default()
+    fn list(&self, name: &str) -> Vec<String> {
+        self.named(name).map(|v| split_list(&v)).unwrap_or_default()
     }
 
     /// Scopes are space-delimited in OAuth; commas are accepted too.
-    pub(crate) fn scopes(&self, name: &str) -> Vec<String> {
+    fn scopes(&self, name: &str) -> Vec<String> {
         self.list(name)
             .iter()
             .flat_map(|s| s.split_whitespace().map(str::to_owned))
             .collect()
     }
 
-    pub(crate) fn seconds(&self, name: &str) -> Result<Option<u64>, ConfigError> {
-        self.string(name)
-            .map(|v| {
-                v.trim().parse::<u64>().map_err(|_| {
-                    ConfigError::env(name, format!("{v:?} is not a whole number of seconds"))
-                })
-            })
-            .transpose()
-    }
-
-    /// A whole number of `what` (entries, connections), unchecked.
-    pub(crate) fn count(&self, name: &str, what: &str) -> Result<Option<usize>, ConfigError> {
-        self.string(name)
-            .map(|v| {
-                v.trim().parse::<usize>().map_err(|_| {
-                    ConfigError::env(name, format!("{v:?} is not a whole number of {what}"))
-                })
-            })
-            .transpose()
-    }
-
-    pub(crate) fn size(&self, name: &str) -> Result<Option<usize>, ConfigError> {
-        self.string(name)
-            .map(|v| {
-                let n = v.trim().parse::<usize>().map_err(|_| {
-                    ConfigError::env(name, format!("{v:?} is not a whole number of bytes"))
-                })?;
-                check_size(n).map_err(|m| ConfigError::env(name, m))
-            })
-            .transpose()
-    }
-
-    pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-        self.string(name)
-            .map(|v| {
-                parse_bool(&v)
-                    .ok_or_else(|| ConfigError::env(name, format!("{v:?} is not true or false")))
-            })
-            .transpose()
-    }
-
-    pub(crate) fn algorithms(&self, name: &str) -> Result<Vec<Algorithm>, ConfigError> {
-        self.list(name)
+    fn algorithms(&self, row: &Setting) -> Result<Vec<Algorithm>, ConfigError> {
+        self.list(row.var())
             .iter()
-            .map(|a| parse_algorithm(a).map_err(|m| ConfigError::env(name, m)))
+            .map(|a| parse_algorithm(a).map_err(|m| ConfigError::env(row.var(), m)))
             .collect()
     }
 
-    /// `JWT_LISTEN` (host:port) or else `PORT` (all interfaces), when either is set.
-    pub(crate) fn listen(&self) -> Result<Option<String>, ConfigError> {
-        if let Some(listen) = self.string("JWT_LISTEN") {
-            return check_listen(&listen)
-                .map(Some)
-                .map_err(|m| ConfigError::env("JWT_LISTEN", m));
-        }
-        match self.string("PORT") {
-            None => Ok(None),
-            Some(port) => match port.trim().parse::<u16>() {
-                Ok(port) => Ok(Some(format!("0.0.0.0:{port}"))),
-                Err(_) => Err(ConfigError::env(
-                    "PORT",
-                    format!("{port:?} is not a port number (0 to 65535)"),
-                )),
-            },
+    fn raw_of(&self, row: &Setting, value: Option<String>) -> Option<Raw<String>> {
+        value.map(|value| Raw {
+            value,
+            place: Place::Env(row.var()),
+        })
+    }
+}
+
+impl Reader for Vars<'_> {
+    fn text(&self, row: &Setting) -> Result<Option<Raw<String>>, ConfigError> {
+        Ok(self.raw_of(row, self.string(row)))
+    }
+
+    fn verbatim(&self, row: &Setting) -> Result<Option<Raw<String>>, ConfigError> {
+        Ok(self.raw_of(row, self.raw(row.var()).filter(|v| !v.is_empty())))
+    }
+
+    fn int(&self, row: &Setting) -> Result<Option<Raw<u64>>, ConfigError> {
+        let what = match row.kind {
+            table::Kind::Int(int) => int.what,
+            _ => "units",
+        };
+        self.text(row)?
+            .map(|raw| match raw.value.trim().parse::<u64>() {
+                Ok(value) => Ok(Raw {
+                    value,
+                    place: raw.place,
+                }),
+                Err(_) => Err(raw
+                    .place
+                    .err(format!("{:?} is not a whole number of {what}", raw.value))),
+            })
+            .transpose()
+    }
+
+    fn flag(&self, row: &Setting) -> Result<Option<Raw<bool>>, ConfigError> {
+        self.text(row)?
+            .map(|raw| match parse_bool(&raw.value) {
+                Some(value) => Ok(Raw {
+                    value,
+                    place: raw.place,
+                }),
+                None => Err(raw
+                    .place
+                    .err(format!("{:?} is not true or false", raw.value))),
+            })
+            .transpose()
+    }
+
+    fn fraction(&self, row: &Setting) -> Result<Option<Raw<f64>>, ConfigError> {
+        self.text(row)?
+            .map(|raw| match raw.value.trim().parse::<f64>() {
+                Ok(value) => Ok(Raw {
+                    value,
+                    place: raw.place,
+                }),
+                Err(_) => Err(raw.place.err(format!("{:?} is not a number", raw.value))),
+            })
+            .transpose()
+    }
+
+    fn read(&self, raw: &Raw<String>) -> Result<(String, Vec<u8>), ConfigError> {
+        let path = raw.value.clone();
+        match self.read_file {
+            Some(read_file) => read_file(Path::new(&path))
+                .map(|bytes| (path.clone(), bytes))
+                .map_err(|e| raw.place.err(read_error(&path, &e))),
+            None => Err(raw.place.err("files cannot be read here")),
         }
     }
 }
@@ -142,16 +164,6 @@ pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-pub(crate) fn check_size(n: usize) -> Result<usize, String> {
-    if (1..=MAX_SIZE_LIMIT).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!(
-            "{n} is out of range: use 1 to {MAX_SIZE_LIMIT} bytes"
-        ))
-    }
-}
-
 /// A secret file keeps its bytes, except one final line break: `echo secret > file` must mean `secret`.
 pub(crate) fn strip_final_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     if bytes.ends_with(b"\n") {
@@ -164,55 +176,55 @@ pub(crate) fn strip_final_newline(mut bytes: Vec<u8>) -> Vec<u8> {
 }
 
 pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
-    let vars = Vars::new(env);
-    let mut shared = shared(&vars)?;
+    let vars = Vars::with_files(env, read_file);
+    let (mut shared, allow_weak) = shared::shared(&vars, &vars)?;
+    gateway(&vars, &mut shared)?;
     let policy = policy(&vars)?;
-    let allow_weak = vars.bool("JWT_ALLOW_WEAK_SECRET")?.unwrap_or(false);
-    let read = |var: &str, path: String| {
-        read_file(Path::new(&path)).map_err(|e| ConfigError::env(var, read_error(&path, &e)))
+    let read = |row: &Setting, path: String| {
+        read_file(Path::new(&path)).map_err(|e| ConfigError::env(row.var(), read_error(&path, &e)))
     };
-    if let Some(path) = vars.string("JWT_FETCH_CA_FILE") {
-        let pem = read("JWT_FETCH_CA_FILE", path.clone())?;
-        shared.server.fetch.ca_bundle = Some(CaBundle {
-            setting: "JWT_FETCH_CA_FILE".to_owned(),
-            path,
-            pem,
-        });
-    }
 
     let location = remote_location(
-        vars.string("JWT_JWKS_URI").as_deref(),
-        vars.bool("JWT_OIDC_DISCOVERY")?.unwrap_or(false),
+        vars.string(&table::JWKS_URI).as_deref(),
+        vars.flag(&table::OIDC_DISCOVERY)?
+            .is_some_and(|raw| raw.value),
         policy.issuer.as_deref(),
         shared.server.fetch.allow_http_loopback,
-        ("JWT_JWKS_URI", "JWT_OIDC_DISCOVERY=true", "JWT_ISSUER"),
+        (
+            table::JWKS_URI.var(),
+            &format!("{}=true", table::OIDC_DISCOVERY.var()),
+            table::ISSUER.var(),
+        ),
     )
     .map_err(|(field, m)| match field {
-        RemoteField::JwksUri => ConfigError::env("JWT_JWKS_URI", m),
-        RemoteField::Discovery => ConfigError::env("JWT_OIDC_DISCOVERY", m),
+        RemoteField::JwksUri => ConfigError::env(table::JWKS_URI.var(), m),
+        RemoteField::Discovery => ConfigError::env(table::OIDC_DISCOVERY.var(), m),
     })?;
-    let seed_path = vars.string("JWT_JWKS_SEED_FILE");
+    let seed_path = vars.string(&table::JWKS_SEED_FILE);
     if location.is_none() && seed_path.is_some() {
-        return Err(ConfigError::env("JWT_JWKS_SEED_FILE", SEED_WITHOUT_REMOTE));
+        return Err(ConfigError::env(
+            table::JWKS_SEED_FILE.var(),
+            seed_without_remote(),
+        ));
     }
     if let Some(location) = location {
         let seed = match seed_path {
             Some(path) => Some(
-                read_seed(&read("JWT_JWKS_SEED_FILE", path)?)
-                    .map_err(|m| ConfigError::env("JWT_JWKS_SEED_FILE", m))?,
+                read_seed(&read(&table::JWKS_SEED_FILE, path)?)
+                    .map_err(|m| ConfigError::env(table::JWKS_SEED_FILE.var(), m))?,
             ),
             None => None,
         };
         let remote_var = match location {
-            super::RemoteLocation::JwksUri(_) => "JWT_JWKS_URI",
-            super::RemoteLocation::Discovery { .. } => "JWT_OIDC_DISCOVERY",
+            super::RemoteLocation::JwksUri(_) => table::JWKS_URI.var(),
+            super::RemoteLocation::Discovery { .. } => table::OIDC_DISCOVERY.var(),
         };
         // One source of truth per issuer: mixing a fetched set with configured keys would keep
         // accepting a configured key after the provider rotated it out.
-        for var in STATIC_KEY_VARS {
-            if vars.string(var).is_some() {
+        for row in STATIC_KEYS {
+            if vars.string(&row).is_some() {
                 return Err(ConfigError::env(
-                    var,
+                    row.var(),
                     format!(
                         "cannot be combined with {remote_var}: a remote issuer's keys all come from its \
                          key set (configure another issuer in a file for other keys)"
@@ -234,7 +246,7 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
             shared,
             Vec::new(),
             "environment variables",
-            |m| ConfigError::env("JWT_ISSUER", m),
+            |m| ConfigError::env(table::ISSUER.var(), m),
         );
     }
 
@@ -242,53 +254,72 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
     let mut secrets = Vec::new();
     let mut set = KeySet::default();
 
-    let jwks = match (vars.string("JWT_JWKS"), vars.string("JWT_JWKS_FILE")) {
+    let jwks = match (vars.string(&table::JWKS), vars.string(&table::JWKS_FILE)) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::env(
-                "JWT_JWKS_FILE",
-                "set either JWT_JWKS or JWT_JWKS_FILE, not both",
+                table::JWKS_FILE.var(),
+                format!(
+                    "set either {} or {}, not both",
+                    table::JWKS.var(),
+                    table::JWKS_FILE.var()
+                ),
             ));
         }
-        (Some(inline), None) => Some(("JWT_JWKS", inline.into_bytes())),
-        (None, Some(path)) => Some(("JWT_JWKS_FILE", read("JWT_JWKS_FILE", path)?)),
+        (Some(inline), None) => Some((&table::JWKS, inline.into_bytes())),
+        (None, Some(path)) => Some((&table::JWKS_FILE, read(&table::JWKS_FILE, path)?)),
         (None, None) => None,
     };
-    if let Some((var, document)) = jwks {
-        let imported = keys::jwks(&document, allow_weak).map_err(|m| ConfigError::env(var, m))?;
+    if let Some((row, document)) = jwks {
+        let imported =
+            keys::jwks(&document, allow_weak).map_err(|m| ConfigError::env(row.var(), m))?;
         if let Some(weak) = imported.weak {
-            warnings.push(weak_warning(var, &weak));
+            warnings.push(weak_warning(row.var(), &weak));
         }
         set = imported.set;
         secrets.extend(imported.secrets);
     }
 
-    let secret = match (vars.string("JWT_SECRET"), vars.string("JWT_SECRET_FILE")) {
+    let secret = match (
+        vars.string(&table::SECRET),
+        vars.string(&table::SECRET_FILE),
+    ) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::env(
-                "JWT_SECRET_FILE",
-                "set either JWT_SECRET or JWT_SECRET_FILE, not both",
+                table::SECRET_FILE.var(),
+                format!(
+                    "set either {} or {}, not both",
+                    table::SECRET.var(),
+                    table::SECRET_FILE.var()
+                ),
             ));
         }
         // The exact bytes, as the replaced service used them.
         (Some(_), None) => vars
-            .raw("JWT_SECRET")
-            .map(|s| ("JWT_SECRET", s.into_bytes())),
+            .raw(table::SECRET.var())
+            .map(|s| (&table::SECRET, s.into_bytes())),
         (None, Some(path)) => Some((
-            "JWT_SECRET_FILE",
-            strip_final_newline(read("JWT_SECRET_FILE", path)?),
+            &table::SECRET_FILE,
+            strip_final_newline(read(&table::SECRET_FILE, path)?),
         )),
         (None, None) => None,
     };
-    if let Some((var, bytes)) = secret {
+    if let Some((row, bytes)) = secret {
+        let var = row.var();
         let imported =
             keys::secret(bytes, &policy.algorithms, allow_weak).map_err(|e| match e {
                 SecretError::Weak(m) => ConfigError::env(
                     var,
-                    format!("{m}; use a longer secret or set JWT_ALLOW_WEAK_SECRET=1"),
+                    format!(
+                        "{m}; use a longer secret or set {}=1",
+                        table::ALLOW_WEAK_SECRET.var()
+                    ),
                 ),
                 SecretError::NoHmacAlgorithm => ConfigError::env(
                     var,
-                    "an HMAC secret is configured but JWT_ALGORITHMS lists no HS algorithm",
+                    format!(
+                        "an HMAC secret is configured but {} lists no HS algorithm",
+                        table::ALGORITHMS.var()
+                    ),
                 ),
                 SecretError::Key(m) => ConfigError::env(var, m),
             })?;
@@ -299,27 +330,28 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
         secrets.push(imported.secret);
     }
 
-    if let Some(path) = vars.string("JWT_PUBLIC_KEY_FILE") {
-        let pem = read("JWT_PUBLIC_KEY_FILE", path)?;
-        let key =
-            keys::pem(&pem, None, None).map_err(|m| ConfigError::env("JWT_PUBLIC_KEY_FILE", m))?;
+    if let Some(path) = vars.string(&table::PUBLIC_KEY_FILE) {
+        let pem = read(&table::PUBLIC_KEY_FILE, path)?;
+        let key = keys::pem(&pem, None, None)
+            .map_err(|m| ConfigError::env(table::PUBLIC_KEY_FILE.var(), m))?;
         set.push(key);
     }
 
     if set.is_empty() {
-        if vars.raw("JWT_SECRET").is_some() {
+        if vars.raw(table::SECRET.var()).is_some() {
             return Err(ConfigError::env(
-                "JWT_SECRET",
+                table::SECRET.var(),
                 "is set but empty; give a secret of at least 32 bytes",
             ));
         }
         return Err(ConfigError::NoKey);
     }
-    let unserved =
-        check_allow_list(&policy, &set).map_err(|m| ConfigError::env("JWT_ALGORITHMS", m))?;
+    let unserved = check_allow_list(&policy, &set)
+        .map_err(|m| ConfigError::env(table::ALGORITHMS.var(), m))?;
     for alg in unserved {
         warnings.push(format!(
-            "JWT_ALGORITHMS: no configured key can verify {alg}; tokens signed with it will be refused"
+            "{}: no configured key can verify {alg}; tokens signed with it will be refused",
+            table::ALGORITHMS.var()
         ));
     }
     let issuer = IssuerConfig {
@@ -332,7 +364,7 @@ pub(super) fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, 
         shared,
         warnings,
         "environment variables",
-        |m| ConfigError::env("JWT_ISSUER", m),
+        |m| ConfigError::env(table::ISSUER.var(), m),
     )
 }
 
@@ -345,160 +377,97 @@ fn weak_warning(var: &str, shortfall: &str) -> String {
 
 fn policy(vars: &Vars<'_>) -> Result<Policy, ConfigError> {
     let mut policy = Policy {
-        issuer: vars.string("JWT_ISSUER").map(|s| s.trim().to_owned()),
-        allowed_tenants: vars.list("JWT_ALLOWED_TENANTS"),
-        audiences: vars.list("JWT_AUDIENCE"),
-        algorithms: vars.algorithms("JWT_ALGORITHMS")?,
-        max_age_secs: vars.seconds("JWT_MAX_AGE")?,
-        required_claims: vars.list("JWT_REQUIRED_CLAIMS"),
-        required_scopes: vars.scopes("JWT_REQUIRED_SCOPES"),
+        issuer: vars.string(&table::ISSUER).map(|s| s.trim().to_owned()),
+        allowed_tenants: vars.list(table::ALLOWED_TENANTS.var()),
+        audiences: vars.list(table::AUDIENCE.var()),
+        algorithms: vars.algorithms(&table::ALGORITHMS)?,
+        max_age_secs: shared::bounded(vars, &table::MAX_AGE)?.map(|raw| raw.value),
+        required_claims: vars.list(table::REQUIRED_CLAIMS.var()),
+        required_scopes: vars.scopes(table::REQUIRED_SCOPES.var()),
         ..Policy::default()
     };
-    if let Some(leeway) = vars.seconds("JWT_LEEWAY")? {
-        policy.leeway_secs = leeway;
+    if let Some(raw) = shared::bounded(vars, &table::LEEWAY)? {
+        policy.leeway_secs = raw.value;
     }
-    let types = vars.list("JWT_TYPES");
+    let types = vars.list(table::TYPES.var());
     if !types.is_empty() {
         policy.types = types;
     }
-    if let Some(require) = vars.bool("JWT_REQUIRE_EXP")? {
-        policy.require_exp = require;
+    if let Some(raw) = vars.flag(&table::REQUIRE_EXP)? {
+        policy.require_exp = raw.value;
     }
-    super::check_template(&policy, ("JWT_ISSUER", "JWT_ALLOWED_TENANTS"))
+    super::check_template(&policy, (table::ISSUER.var(), table::ALLOWED_TENANTS.var()))
         .map_err(|(var, m)| ConfigError::env(var, m))?;
     Ok(policy)
 }
 
-fn shared(vars: &Vars<'_>) -> Result<Shared, ConfigError> {
-    let mut shared = Shared::default();
-    if let Some(listen) = vars.listen()? {
-        shared.server.listen = listen;
+/// Identity headers and named policies (forward auth).
+fn gateway(vars: &Vars<'_>, shared: &mut Shared) -> Result<(), ConfigError> {
+    if let Some(spec) = vars.string(&table::CLAIM_HEADERS) {
+        shared.options.gateway.claim_headers = ClaimHeader::parse_list(&spec)
+            .map_err(|m| ConfigError::env(table::CLAIM_HEADERS.var(), m))?;
     }
-    if let Some(n) = vars.size("JWT_MAX_BODY_BYTES")? {
-        shared.options.max_body_bytes = n;
-    }
-    if let Some(n) = vars.size("JWT_MAX_TOKEN_BYTES")? {
-        shared.limits.max_token_bytes = n;
-    }
-    if let Some(expose) = vars.bool("JWT_EXPOSE_ERRORS")? {
-        shared.options.expose_descriptions = expose;
-    }
-    if let Some(realm) = vars.raw("JWT_REALM").filter(|r| !r.is_empty()) {
-        shared.options.realm = check_realm(&realm).map_err(|m| ConfigError::env("JWT_REALM", m))?;
-    }
-    if let Some(spec) = vars.string("JWT_CLAIM_HEADERS") {
-        shared.options.gateway.claim_headers =
-            ClaimHeader::parse_list(&spec).map_err(|m| ConfigError::env("JWT_CLAIM_HEADERS", m))?;
-    }
-    shared.options.gateway.access = access(vars, None, "JWT")?;
-    for name in vars.list("JWT_POLICIES") {
+    shared.options.gateway.access = access(vars, None)?;
+    for name in vars.list(table::POLICIES.var()) {
         shared
             .options
             .gateway
             .policies
             .push(named_policy(vars, &name)?);
     }
-    if let Some(n) = vars.count("JWT_TOKEN_CACHE_SIZE", "entries")? {
-        shared.server.token_cache_size =
-            check_token_cache_size(n).map_err(|m| ConfigError::env("JWT_TOKEN_CACHE_SIZE", m))?;
-    }
-    if let Some(secs) = vars.seconds("JWT_REQUEST_TIMEOUT")? {
-        shared.server.request_timeout =
-            check_timeout_secs(secs).map_err(|m| ConfigError::env("JWT_REQUEST_TIMEOUT", m))?;
-    }
-    settle_first_byte_timeout(&mut shared.server, vars.seconds("JWT_FIRST_BYTE_TIMEOUT")?)
-        .map_err(|m| ConfigError::env("JWT_FIRST_BYTE_TIMEOUT", m))?;
-    if let Some(n) = vars.count("JWT_MAX_CONNECTIONS", "connections")? {
-        shared.server.max_connections =
-            Some(check_max_connections(n).map_err(|m| ConfigError::env("JWT_MAX_CONNECTIONS", m))?);
-    }
-    if let Some(value) = vars.string("JWT_LOG_DECISIONS") {
-        shared.server.decision_log.which =
-            parse_logged_decisions(&value).map_err(|m| ConfigError::env("JWT_LOG_DECISIONS", m))?;
-    }
-    if let Some(value) = vars.string("JWT_LOG_SAMPLE") {
-        let rate = value.trim().parse::<f64>().map_err(|_| {
-            ConfigError::env("JWT_LOG_SAMPLE", format!("{value:?} is not a number"))
-        })?;
-        shared.server.decision_log.sample_per_million =
-            check_log_sample(rate).map_err(|m| ConfigError::env("JWT_LOG_SAMPLE", m))?;
-    }
-    if let Some(n) = vars.count("JWT_LOG_REFUSALS_PER_SEC", "lines a second")? {
-        shared.server.decision_log.refusals_per_sec = check_log_refusals_per_sec(n)
-            .map_err(|m| ConfigError::env("JWT_LOG_REFUSALS_PER_SEC", m))?;
-    }
-    let fetch = FetchInput {
-        allow_http_loopback: vars.bool("JWT_ALLOW_HTTP_LOOPBACK")?,
-        timeout_secs: vars.seconds("JWT_FETCH_TIMEOUT")?,
-        max_bytes: vars.size("JWT_FETCH_MAX_BYTES")?,
-        min_ttl_secs: vars.seconds("JWT_JWKS_MIN_TTL")?,
-        max_ttl_secs: vars.seconds("JWT_JWKS_MAX_TTL")?,
-        default_ttl_secs: vars.seconds("JWT_JWKS_DEFAULT_TTL")?,
-        refetch_cooldown_secs: vars.seconds("JWT_JWKS_REFETCH_COOLDOWN")?,
-        refetch_wait_ms: vars
-            .count("JWT_JWKS_REFETCH_WAIT_MS", "milliseconds")?
-            .map(|ms| ms as u64),
-    };
-    shared.server.fetch = fetch.settings().map_err(|(field, m)| {
-        let var = match field {
-            FetchField::Timeout => "JWT_FETCH_TIMEOUT",
-            FetchField::MaxBytes => "JWT_FETCH_MAX_BYTES",
-            FetchField::MinTtl => "JWT_JWKS_MIN_TTL",
-            FetchField::MaxTtl => "JWT_JWKS_MAX_TTL",
-            FetchField::DefaultTtl => "JWT_JWKS_DEFAULT_TTL",
-            FetchField::RefetchCooldown => "JWT_JWKS_REFETCH_COOLDOWN",
-            FetchField::RefetchWait => "JWT_JWKS_REFETCH_WAIT_MS",
-        };
-        ConfigError::env(var, m)
-    })?;
-    Ok(shared)
+    Ok(())
 }
 
-/// The variables that configure keys directly (as opposed to fetching them).
-const STATIC_KEY_VARS: [&str; 5] = [
-    "JWT_SECRET",
-    "JWT_SECRET_FILE",
-    "JWT_JWKS",
-    "JWT_JWKS_FILE",
-    "JWT_PUBLIC_KEY_FILE",
+/// The rows that configure keys directly (as opposed to fetching them).
+const STATIC_KEYS: [Setting; 5] = [
+    table::SECRET,
+    table::SECRET_FILE,
+    table::JWKS,
+    table::JWKS_FILE,
+    table::PUBLIC_KEY_FILE,
 ];
 
-/// A named policy from `JWT_POLICY_<NAME>_{ISSUERS,AUDIENCES,SCOPES,CLAIMS}`, so the component, which
-/// has no configuration file, can serve `/policy/{name}/auth` too.
+/// A named policy from its templated rows (`JWT_POLICY_<NAME>_SCOPES`…), so the component, which has
+/// no configuration file, can serve `/policy/{name}/auth` too.
 fn named_policy(vars: &Vars<'_>, name: &str) -> Result<NamedPolicy, ConfigError> {
-    check_policy_name(name).map_err(|m| ConfigError::env("JWT_POLICIES", m))?;
-    let prefix = format!("JWT_POLICY_{}", name.to_ascii_uppercase().replace('-', "_"));
-    let var = |suffix: &str| format!("{prefix}_{suffix}");
-    let claims_var = var("CLAIMS");
-    let claims = ClaimRequirement::parse_list(&vars.string(&claims_var).unwrap_or_default())
+    check_policy_name(name).map_err(|m| ConfigError::env(table::POLICIES.var(), m))?;
+    let claims_var = table::POLICY_CLAIMS.for_policy(name);
+    let claims = ClaimRequirement::parse_list(&vars.named(&claims_var).unwrap_or_default())
         .map_err(|m| ConfigError::env(&claims_var, m))?;
     Ok(NamedPolicy {
         name: name.to_owned(),
         requirements: Requirements {
-            issuers: vars.list(&var("ISSUERS")),
-            audiences: vars.list(&var("AUDIENCES")),
-            scopes: vars.scopes(&var("SCOPES")),
+            issuers: vars.list(&table::POLICY_ISSUERS.for_policy(name)),
+            audiences: vars.list(&table::POLICY_AUDIENCES.for_policy(name)),
+            scopes: vars.scopes(&table::POLICY_SCOPES.for_policy(name)),
             claims,
         },
-        access: access(vars, Some(name), &prefix)?,
+        access: access(vars, Some(name))?,
     })
 }
 
-/// `{prefix}_TOKEN_SOURCES`, `{prefix}_ANONYMOUS` and `{prefix}_RULE` (`JWT` for the default policy).
-fn access(vars: &Vars<'_>, policy: Option<&str>, prefix: &str) -> Result<Access, ConfigError> {
-    let var = |suffix: &str| format!("{prefix}_{suffix}");
+/// A policy's token sources, anonymous switch and rule: the `JWT_*` rows for the default policy, the
+/// `JWT_POLICY_<NAME>_*` ones for a named policy.
+fn access(vars: &Vars<'_>, policy: Option<&str>) -> Result<Access, ConfigError> {
+    let var = |default: &Setting, named: &Setting| match policy {
+        Some(name) => named.for_policy(name),
+        None => default.var().to_owned(),
+    };
+    let sources = var(&table::TOKEN_SOURCES, &table::POLICY_TOKEN_SOURCES);
+    let anonymous = var(&table::ANONYMOUS, &table::POLICY_ANONYMOUS);
+    let rule = var(&table::RULE, &table::POLICY_RULE);
     crate::access(
         policy,
-        vars.string(&var("TOKEN_SOURCES")).as_deref(),
-        vars.string(&var("ANONYMOUS")).as_deref(),
-        vars.raw(&var("RULE")).as_deref(),
+        vars.named(&sources).as_deref(),
+        vars.named(&anonymous).as_deref(),
+        vars.raw(&rule).as_deref(),
     )
     .map_err(|(field, m)| {
-        let suffix = match field {
-            AccessField::TokenSources => "TOKEN_SOURCES",
-            AccessField::Anonymous => "ANONYMOUS",
-            AccessField::Rule => "RULE",
+        let name = match field {
+            AccessField::TokenSources => sources.clone(),
+            AccessField::Anonymous => anonymous.clone(),
+            AccessField::Rule => rule.clone(),
         };
-        ConfigError::env(var(suffix), m)
+        ConfigError::env(name, m)
     })
 }

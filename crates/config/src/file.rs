@@ -43,26 +43,23 @@ use jwtv_service::gateway::{
 };
 use jwtv_verifier::{KeySet, Policy};
 use serde::Deserialize;
+use toml::Spanned;
 
-use super::env::{Vars, check_size, strip_final_newline};
+use super::env::{Vars, strip_final_newline};
 use super::keys::{self, SecretError};
+use super::shared::{self, Place, Raw, Reader};
+use super::table::{self, Kind, Setting};
 use super::{
-    CaBundle, ConfigError, ENV_VARS, EnvFn, FetchField, FetchInput, IssuerConfig, IssuerKeys,
-    Loaded, ReadFileFn, RemoteField, RemoteLocation, SEED_WITHOUT_REMOTE, Shared, assemble,
-    check_allow_list, check_listen, check_log_refusals_per_sec, check_log_sample,
-    check_max_connections, check_policy_name, check_realm, check_timeout_secs,
-    check_token_cache_size, io_reason, one_line, parse_algorithm, parse_logged_decisions,
-    read_error, read_seed, remote_location, settle_first_byte_timeout,
+    ConfigError, EnvFn, IssuerConfig, IssuerKeys, Loaded, ReadFileFn, RemoteField, RemoteLocation,
+    assemble, check_allow_list, check_policy_name, io_reason, one_line, parse_algorithm,
+    read_error, read_seed, remote_location, seed_without_remote,
 };
-
-/// Deepest JSON nesting an operator may allow; far beyond any real token.
-const MAX_JSON_DEPTH: usize = 128;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     #[serde(default)]
-    server: ServerSection,
+    server: Section,
     #[serde(default)]
     issuers: Vec<IssuerSection>,
     #[serde(default)]
@@ -70,24 +67,15 @@ struct FileConfig {
     #[serde(default)]
     policies: BTreeMap<String, PolicySection>,
     #[serde(default)]
-    fetch: FetchSection,
+    fetch: Section,
 }
 
-/// How remote key sets (`jwks_uri`, `discovery`) are fetched.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchSection {
-    allow_http_loopback: Option<bool>,
-    timeout_secs: Option<u64>,
-    max_bytes: Option<usize>,
-    min_ttl_secs: Option<u64>,
-    max_ttl_secs: Option<u64>,
-    default_ttl_secs: Option<u64>,
-    refetch_cooldown_secs: Option<u64>,
-    refetch_wait_ms: Option<u64>,
-    /// PEM CA certificates trusted beside the Mozilla roots; relative to this file.
-    ca_file: Option<String>,
-}
+/// A table whose keys are rows of the settings table (`[server]`, `[fetch]`), kept raw with their
+/// places until a row asks for its value.
+type Section = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+/// The tables read by row.
+const ROW_TABLES: [&str; 2] = ["server", "fetch"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,25 +138,6 @@ struct PolicySection {
     token_sources: Option<Vec<String>>,
     anonymous: Option<String>,
     rule: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerSection {
-    listen: Option<String>,
-    max_body_bytes: Option<usize>,
-    max_token_bytes: Option<usize>,
-    max_json_depth: Option<usize>,
-    expose_error_descriptions: Option<bool>,
-    realm: Option<String>,
-    allow_weak_secrets: Option<bool>,
-    request_timeout_secs: Option<u64>,
-    first_byte_timeout_secs: Option<u64>,
-    max_connections: Option<usize>,
-    token_cache_size: Option<usize>,
-    log_decisions: Option<String>,
-    log_sample: Option<f64>,
-    log_refusals_per_sec: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,17 +236,15 @@ pub(super) fn load_text(
         .parent()
         .unwrap_or(Path::new(""))
         .to_path_buf();
-    let (mut shared, allow_weak) = shared(&config.server, &vars, &at)?;
-    shared.server.fetch = fetch_settings(&config.fetch, &at)?;
-    if let Some(file) = &config.fetch.ca_file {
-        let pem = read_file(&base.join(file))
-            .map_err(|e| at.err("fetch.ca_file", read_error(file, &e)))?;
-        shared.server.fetch.ca_bundle = Some(CaBundle {
-            setting: format!("fetch.ca_file in {path}"),
-            path: base.join(file).display().to_string(),
-            pem,
-        });
-    }
+    let rows = Rows {
+        path,
+        text,
+        base: &base,
+        read_file,
+        sections: [&config.server, &config.fetch],
+    };
+    rows.check_keys()?;
+    let (mut shared, allow_weak) = shared::shared(&rows, &vars)?;
     shared.options.gateway = gateway(&config.gateway, &config.policies, &at)?;
     if config.issuers.is_empty() {
         return Err(ConfigError::file(
@@ -325,8 +292,9 @@ fn gateway(
         gateway.claim_headers.push(mapping);
     }
     if let Some(n) = section.max_header_value_bytes {
-        gateway.max_header_value_bytes =
-            check_size(n).map_err(|m| at.err("gateway.max_header_value_bytes", m))?;
+        gateway.max_header_value_bytes = shared::check(&table::MAX_HEADER_VALUE_BYTES, n as u64)
+            .map_err(|m| at.err("gateway.max_header_value_bytes", m))?
+            as usize;
     }
     for (name, p) in policies {
         let field = format!("policies.{name}");
@@ -388,118 +356,156 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn shared(
-    server: &ServerSection,
-    vars: &Vars<'_>,
-    at: &At<'_>,
-) -> Result<(Shared, bool), ConfigError> {
-    let mut shared = Shared::default();
-    // The file's address wins; without one, the platform's JWT_LISTEN or PORT still applies.
-    match &server.listen {
-        Some(listen) => {
-            shared.server.listen = check_listen(listen).map_err(|m| at.err("server.listen", m))?
-        }
-        None => {
-            if let Some(listen) = vars.listen()? {
-                shared.server.listen = listen;
-            }
-        }
-    }
-    if let Some(n) = server.max_body_bytes {
-        shared.options.max_body_bytes =
-            check_size(n).map_err(|m| at.err("server.max_body_bytes", m))?;
-    }
-    if let Some(n) = server.max_token_bytes {
-        shared.limits.max_token_bytes =
-            check_size(n).map_err(|m| at.err("server.max_token_bytes", m))?;
-    }
-    if let Some(depth) = server.max_json_depth {
-        if !(1..=MAX_JSON_DEPTH).contains(&depth) {
-            return Err(at.err(
-                "server.max_json_depth",
-                format!("{depth} is out of range: use 1 to {MAX_JSON_DEPTH}"),
-            ));
-        }
-        shared.limits.max_json_depth = depth;
-    }
-    if let Some(expose) = server.expose_error_descriptions {
-        shared.options.expose_descriptions = expose;
-    }
-    if let Some(realm) = &server.realm {
-        shared.options.realm = check_realm(realm).map_err(|m| at.err("server.realm", m))?;
-    }
-    if let Some(secs) = server.request_timeout_secs {
-        shared.server.request_timeout =
-            check_timeout_secs(secs).map_err(|m| at.err("server.request_timeout_secs", m))?;
-    }
-    settle_first_byte_timeout(&mut shared.server, server.first_byte_timeout_secs)
-        .map_err(|m| at.err("server.first_byte_timeout_secs", m))?;
-    if let Some(n) = server.max_connections {
-        shared.server.max_connections =
-            Some(check_max_connections(n).map_err(|m| at.err("server.max_connections", m))?);
-    }
-    if let Some(n) = server.token_cache_size {
-        shared.server.token_cache_size =
-            check_token_cache_size(n).map_err(|m| at.err("server.token_cache_size", m))?;
-    }
-    if let Some(value) = &server.log_decisions {
-        shared.server.decision_log.which =
-            parse_logged_decisions(value).map_err(|m| at.err("server.log_decisions", m))?;
-    }
-    if let Some(rate) = server.log_sample {
-        shared.server.decision_log.sample_per_million =
-            check_log_sample(rate).map_err(|m| at.err("server.log_sample", m))?;
-    }
-    if let Some(n) = server.log_refusals_per_sec {
-        shared.server.decision_log.refusals_per_sec =
-            check_log_refusals_per_sec(n).map_err(|m| at.err("server.log_refusals_per_sec", m))?;
-    }
-    Ok((shared, server.allow_weak_secrets.unwrap_or(false)))
-}
-
-fn fetch_settings(
-    section: &FetchSection,
-    at: &At<'_>,
-) -> Result<super::FetchSettings, ConfigError> {
-    let input = FetchInput {
-        allow_http_loopback: section.allow_http_loopback,
-        timeout_secs: section.timeout_secs,
-        max_bytes: section.max_bytes,
-        min_ttl_secs: section.min_ttl_secs,
-        max_ttl_secs: section.max_ttl_secs,
-        default_ttl_secs: section.default_ttl_secs,
-        refetch_cooldown_secs: section.refetch_cooldown_secs,
-        refetch_wait_ms: section.refetch_wait_ms,
-    };
-    input.settings().map_err(|(field, m)| {
-        let name = match field {
-            FetchField::Timeout => "fetch.timeout_secs",
-            FetchField::MaxBytes => "fetch.max_bytes",
-            FetchField::MinTtl => "fetch.min_ttl_secs",
-            FetchField::MaxTtl => "fetch.max_ttl_secs",
-            FetchField::DefaultTtl => "fetch.default_ttl_secs",
-            FetchField::RefetchCooldown => "fetch.refetch_cooldown_secs",
-            FetchField::RefetchWait => "fetch.refetch_wait_ms",
-        };
-        at.err(name, m)
-    })
-}
-
 /// The file is the whole configuration; a `JWT_*` variable left in the environment would silently do
 /// nothing, so say so at every start. A variable the file reads through `secret_env` is not ignored.
 fn ignored_variables(vars: &Vars<'_>, issuers: &[IssuerSection]) -> Vec<String> {
-    ENV_VARS
-        .iter()
-        .filter(|name| vars.string(name).is_some())
+    table::replaced_by_file()
+        .filter(|row| vars.string(row).is_some())
+        .map(|row| row.var())
         .filter(|name| {
             !issuers
                 .iter()
-                .any(|i| i.secret_env.as_deref() == Some(**name))
+                .any(|i| i.secret_env.as_deref() == Some(*name))
         })
         .map(|name| {
             format!("{name} is set but ignored: the configuration file is the whole configuration")
         })
         .collect()
+}
+
+/// The file's tables read by row ([`Reader`]): a value's place is its TOML path, and a type error
+/// is located by line and column as the parser's own errors are.
+struct Rows<'a> {
+    path: &'a str,
+    text: &'a str,
+    base: &'a Path,
+    read_file: ReadFileFn<'a>,
+    /// In the order of [`ROW_TABLES`].
+    sections: [&'a Section; 2],
+}
+
+impl Rows<'_> {
+    /// Every key of a table read by row must be a row: an unknown key is an error, as serde's
+    /// `deny_unknown_fields` makes it for the other tables.
+    fn check_keys(&self) -> Result<(), ConfigError> {
+        for (table_name, section) in ROW_TABLES.iter().zip(self.sections) {
+            for key in section.keys() {
+                let known = table::SETTINGS.iter().any(|row| {
+                    row.toml_table() == Some(*table_name) && row.toml_key() == Some(key.get_ref())
+                });
+                if !known {
+                    let expected: Vec<String> = table::SETTINGS
+                        .iter()
+                        .filter(|row| row.toml_table() == Some(*table_name))
+                        .filter_map(|row| row.toml_key())
+                        .map(|k| format!("`{k}`"))
+                        .collect();
+                    return Err(self.located(
+                        key.span().start,
+                        format!(
+                            "unknown field `{}`, expected one of {}",
+                            key.get_ref(),
+                            expected.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn located(&self, offset: usize, message: impl std::fmt::Display) -> ConfigError {
+        let (line, column) = line_column(self.text, offset);
+        ConfigError::file(format!("{}:{line}:{column}", self.path), message)
+    }
+
+    /// The row's value as written, and its place.
+    fn value(&self, row: &Setting) -> Option<(&Spanned<toml::Value>, Place)> {
+        let table_name = row.toml_table()?;
+        let key = row.toml_key()?;
+        let i = ROW_TABLES.iter().position(|t| *t == table_name)?;
+        let value = self.sections[i]
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v)?;
+        let place = Place::File {
+            path: self.path.to_owned(),
+            field: format!("{table_name}.{key}"),
+        };
+        Some((value, place))
+    }
+
+    fn typed<T>(
+        &self,
+        row: &Setting,
+        expected: &str,
+        convert: impl Fn(&toml::Value) -> Option<T>,
+    ) -> Result<Option<Raw<T>>, ConfigError> {
+        let Some((value, place)) = self.value(row) else {
+            return Ok(None);
+        };
+        match convert(value.get_ref()) {
+            Some(v) => Ok(Some(Raw { value: v, place })),
+            None => Err(self.located(
+                value.span().start,
+                format!(
+                    "invalid value: {}, expected {expected}",
+                    describe(value.get_ref())
+                ),
+            )),
+        }
+    }
+}
+
+/// A value in an error, as serde would name it.
+fn describe(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Integer(i) => format!("integer `{i}`"),
+        toml::Value::Float(f) => format!("floating point `{f}`"),
+        toml::Value::Boolean(b) => format!("boolean `{b}`"),
+        toml::Value::String(s) => format!("string {s:?}"),
+        other => other.type_str().to_owned(),
+    }
+}
+
+impl Reader for Rows<'_> {
+    fn text(&self, row: &Setting) -> Result<Option<Raw<String>>, ConfigError> {
+        self.typed(row, "a string", |v| v.as_str().map(str::to_owned))
+    }
+
+    fn verbatim(&self, row: &Setting) -> Result<Option<Raw<String>>, ConfigError> {
+        self.text(row)
+    }
+
+    fn int(&self, row: &Setting) -> Result<Option<Raw<u64>>, ConfigError> {
+        let expected = match row.kind {
+            Kind::Int(int) => format!("a whole number of {}", int.what),
+            _ => "a whole number".to_owned(),
+        };
+        self.typed(row, &expected, |v| {
+            v.as_integer().and_then(|i| u64::try_from(i).ok())
+        })
+    }
+
+    fn flag(&self, row: &Setting) -> Result<Option<Raw<bool>>, ConfigError> {
+        self.typed(row, "true or false", toml::Value::as_bool)
+    }
+
+    fn fraction(&self, row: &Setting) -> Result<Option<Raw<f64>>, ConfigError> {
+        self.typed(row, "a number", |v| match v {
+            toml::Value::Float(f) => Some(*f),
+            toml::Value::Integer(i) => Some(*i as f64),
+            _ => None,
+        })
+    }
+
+    /// Paths are relative to the configuration file, so a config directory can move as a whole.
+    fn read(&self, raw: &Raw<String>) -> Result<(String, Vec<u8>), ConfigError> {
+        let full = self.base.join(&raw.value);
+        (self.read_file)(&full)
+            .map(|bytes| (full.display().to_string(), bytes))
+            .map_err(|e| raw.place.err(read_error(&raw.value, &e)))
+    }
 }
 
 /// Everything needed to read one issuer's key sources.
@@ -661,7 +667,7 @@ impl Sources<'_> {
         })?;
         let Some(location) = location else {
             if s.jwks_seed_file.is_some() {
-                return Err(self.err("jwks_seed_file", SEED_WITHOUT_REMOTE));
+                return Err(self.err("jwks_seed_file", seed_without_remote()));
             }
             return Ok(None);
         };

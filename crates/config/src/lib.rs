@@ -16,12 +16,17 @@ mod env;
 #[cfg(feature = "toml")]
 mod file;
 mod keys;
+pub mod reference;
+mod shared;
+pub mod table;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_access;
 #[cfg(test)]
 mod tests_remote;
+#[cfg(test)]
+mod tests_table;
 mod tls;
 
 use std::fmt;
@@ -32,8 +37,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use jwtv_keyset::{
-    CaBundle, FetchSettings, MAX_REFETCH_WAIT_MS, RemoteLocation, RemoteSource, Seed, Store,
-    check_remote_url, discovery_url,
+    FetchSettings, RemoteLocation, RemoteSource, Seed, Store, check_remote_url, discovery_url,
 };
 use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 
@@ -43,7 +47,7 @@ use jwtv_service::sources::TokenSource;
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
-pub use tls::{PemFile, TLS_ENV_VARS, TlsFiles, from_env as tls_from_env};
+pub use tls::{PemFile, TlsFiles, from_env as tls_from_env};
 
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Reads one whole file.
@@ -55,62 +59,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// As Node's `keepAliveTimeout`, which the replaced Express service had: short enough that idle sockets
 /// do not pile up, long enough for a client's next request on a kept-alive connection.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Timeouts in seconds are accepted in `1..=MAX_TIMEOUT_SECS`.
-pub const MAX_TIMEOUT_SECS: u64 = 3600;
-pub const MAX_CONNECTIONS: usize = 1_000_000;
-
-/// The names of every environment variable read in the single-issuer case. With a configuration file
-/// they are ignored (and reported), except the listen address which the file may leave out.
-pub const ENV_VARS: &[&str] = &[
-    "JWT_SECRET",
-    "JWT_SECRET_FILE",
-    "JWT_JWKS",
-    "JWT_JWKS_FILE",
-    "JWT_PUBLIC_KEY_FILE",
-    "JWT_ISSUER",
-    "JWT_ALLOWED_TENANTS",
-    "JWT_AUDIENCE",
-    "JWT_ALGORITHMS",
-    "JWT_LEEWAY",
-    "JWT_MAX_AGE",
-    "JWT_REQUIRED_CLAIMS",
-    "JWT_TYPES",
-    "JWT_REQUIRE_EXP",
-    "JWT_ALLOW_WEAK_SECRET",
-    "JWT_MAX_BODY_BYTES",
-    "JWT_MAX_TOKEN_BYTES",
-    "JWT_EXPOSE_ERRORS",
-    "JWT_REALM",
-    "JWT_REQUIRED_SCOPES",
-    "JWT_CLAIM_HEADERS",
-    "JWT_POLICIES",
-    "JWT_TOKEN_SOURCES",
-    "JWT_ANONYMOUS",
-    "JWT_RULE",
-    "JWT_JWKS_URI",
-    "JWT_JWKS_SEED_FILE",
-    "JWT_OIDC_DISCOVERY",
-    "JWT_ALLOW_HTTP_LOOPBACK",
-    "JWT_FETCH_TIMEOUT",
-    "JWT_FETCH_MAX_BYTES",
-    "JWT_JWKS_MIN_TTL",
-    "JWT_JWKS_MAX_TTL",
-    "JWT_JWKS_DEFAULT_TTL",
-    "JWT_JWKS_REFETCH_COOLDOWN",
-    "JWT_JWKS_REFETCH_WAIT_MS",
-    "JWT_FETCH_CA_FILE",
-    "JWT_TOKEN_CACHE_SIZE",
-    "JWT_REQUEST_TIMEOUT",
-    "JWT_FIRST_BYTE_TIMEOUT",
-    "JWT_MAX_CONNECTIONS",
-    "JWT_LOG_DECISIONS",
-    "JWT_LOG_SAMPLE",
-    "JWT_LOG_REFUSALS_PER_SEC",
-];
-
 /// Verified tokens the native server remembers by default (each entry holds the token's claims).
 pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 10_000;
-pub const MAX_TOKEN_CACHE_SIZE: usize = 10_000_000;
 
 /// What the native shell needs besides the service: where to listen and how hard to protect itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,36 +121,6 @@ impl Default for DecisionLog {
     }
 }
 
-/// Refusal lines a second per code, 0 (no bound) to [`MAX_LOG_REFUSALS_PER_SEC`].
-pub(crate) fn check_log_refusals_per_sec(n: usize) -> Result<u32, String> {
-    u32::try_from(n)
-        .ok()
-        .filter(|&n| n <= MAX_LOG_REFUSALS_PER_SEC)
-        .ok_or_else(|| {
-            format!("{n} is out of range: use 0 (no bound) to {MAX_LOG_REFUSALS_PER_SEC}")
-        })
-}
-
-/// `all`, `refusals` or `none`.
-pub(crate) fn parse_logged_decisions(value: &str) -> Result<LoggedDecisions, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "all" => Ok(LoggedDecisions::All),
-        "refusals" => Ok(LoggedDecisions::Refusals),
-        "none" => Ok(LoggedDecisions::None),
-        _ => Err(format!("{value:?} is not one of all, refusals, none")),
-    }
-}
-
-/// A sampling rate from 0 to 1, in millionths.
-pub(crate) fn check_log_sample(rate: f64) -> Result<u32, String> {
-    if (0.0..=1.0).contains(&rate) {
-        // In range, so the product fits.
-        Ok((rate * 1_000_000.0).round() as u32)
-    } else {
-        Err(format!("{rate} is out of range: use 0.0 to 1.0"))
-    }
-}
-
 impl Default for ServerSettings {
     fn default() -> ServerSettings {
         ServerSettings {
@@ -248,8 +168,8 @@ impl fmt::Debug for HmacSecret {
 /// A configuration ready to serve.
 pub struct Loaded {
     pub verifier: Verifier,
-    /// One key set per issuer, in the order of `verifier.policies()`; none yet for remote issuers
-    /// (until a shell installs what it fetched, their tokens get 503, never a verdict).
+    /// One key set per issuer, in the order of `verifier.policies()`; for remote issuers their seed,
+    /// or none (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
     /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
     pub remote: Vec<RemoteSource>,
@@ -257,8 +177,8 @@ pub struct Loaded {
     pub server: ServerSettings,
     /// Things that work but deserve attention at every start (a weak-secret override, ignored variables).
     pub warnings: Vec<String>,
-    /// Issuers, keys and limits in words, for a start-up log line. Never holds key bytes.
-    pub summary: Vec<String>,
+    /// The source and the issuers with their keys in words ([`Loaded::summary`]).
+    issuers_summary: Vec<String>,
     /// The HMAC secrets, for `mint`. Not for logging.
     pub hmac_secrets: Vec<HmacSecret>,
 }
@@ -270,7 +190,7 @@ impl fmt::Debug for Loaded {
             .field("remote", &self.remote)
             .field("server", &self.server)
             .field("warnings", &self.warnings)
-            .field("summary", &self.summary)
+            .field("summary", &self.issuers_summary)
             .finish_non_exhaustive()
     }
 }
@@ -287,8 +207,13 @@ pub enum ConfigError {
     File { location: String, message: String },
     /// Refusing to start rather than falling back to a built-in secret.
     #[error(
-        "no key configured: set JWT_SECRET, JWT_SECRET_FILE, JWT_JWKS, JWT_JWKS_FILE or \
-         JWT_PUBLIC_KEY_FILE, or a config file with JWT_CONFIG"
+        "no key configured: set {}, {}, {}, {} or {}, or a config file with {}",
+        table::SECRET.var(),
+        table::SECRET_FILE.var(),
+        table::JWKS.var(),
+        table::JWKS_FILE.var(),
+        table::PUBLIC_KEY_FILE.var(),
+        table::CONFIG.var()
     )]
     NoKey,
     #[error(
@@ -315,14 +240,37 @@ impl ConfigError {
     }
 }
 
-/// Loads the configuration: the TOML file named by `JWT_CONFIG` if set, otherwise the `JWT_*`
+/// Loads the configuration: the TOML file named by [`table::CONFIG`] if set, otherwise the `JWT_*`
 /// environment variables of the single-issuer case.
 pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigError> {
-    let mut loaded = match non_empty(env("JWT_CONFIG")) {
+    let mut loaded = match non_empty(env(table::CONFIG.var())) {
         Some(path) => load_file(&path, env, read_file),
         None => env::load(env, read_file),
     }?;
     loaded.server.tls = tls::from_env(env, read_file)?;
+    Ok(loaded)
+}
+
+/// As [`load`], and one warning for every `JWT_*` variable among `names` (the environment's
+/// variable names) that no setting knows, naming the nearest known one: a typo must not start the
+/// service as if the setting were unset. A variable the configuration reads by a name it gives
+/// (`secret_env`) is not unknown.
+pub fn load_checked<'n>(
+    env: EnvFn<'_>,
+    names: impl IntoIterator<Item = &'n str>,
+    read_file: ReadFileFn<'_>,
+) -> Result<Loaded, ConfigError> {
+    let asked = std::cell::RefCell::new(Vec::new());
+    let recording = |name: &str| {
+        asked.borrow_mut().push(name.to_owned());
+        env(name)
+    };
+    let mut loaded = load(&recording, read_file)?;
+    let asked = asked.into_inner();
+    let unread = names
+        .into_iter()
+        .filter(|name| !asked.iter().any(|a| a == name));
+    loaded.warnings.extend(table::unknown_variables(unread));
     Ok(loaded)
 }
 
@@ -369,9 +317,16 @@ pub(crate) enum IssuerKeys {
 
 /// A seed key set belongs beside a remote source: alone it would be a configured set that silently
 /// never refreshes.
-pub(crate) const SEED_WITHOUT_REMOTE: &str = "a seed key set is served only until the remote key \
-     set is fetched: set the remote source too (JWT_JWKS_URI or JWT_OIDC_DISCOVERY=true; jwks_uri or \
-     discovery = true in a file), or configure the keys themselves (JWT_JWKS_FILE, jwks_file)";
+pub(crate) fn seed_without_remote() -> String {
+    format!(
+        "a seed key set is served only until the remote key set is fetched: set the remote source \
+         too ({} or {}=true; jwks_uri or discovery = true in a file), or configure the keys \
+         themselves ({}, jwks_file)",
+        table::JWKS_URI.var(),
+        table::OIDC_DISCOVERY.var(),
+        table::JWKS_FILE.var()
+    )
+}
 
 /// A seed file: a JWK Set as the provider publishes it (`curl $JWKS_URI > seed.json`), read by the
 /// same rules as a fetched one.
@@ -417,10 +372,11 @@ pub(crate) fn assemble(
                 if issuer.policy.audiences.is_empty() {
                     warnings.push(format!(
                         "{}: keys fetched from {} but no audience configured: a token this issuer \
-                         made for any other application is accepted; set JWT_AUDIENCE (or \
-                         `audiences` in the file)",
+                         made for any other application is accepted; set {} (or `audiences` in \
+                         the file)",
                         keys::issuer_name(&issuer.policy),
                         location.url(),
+                        table::AUDIENCE.var(),
                     ));
                 }
                 let mut line = keys::describe_remote_issuer(&issuer.policy, &location);
@@ -452,66 +408,6 @@ pub(crate) fn assemble(
     }
     let verifier =
         Verifier::new(policies, shared.limits).map_err(|e| verifier_error(e.to_string()))?;
-    summary.push(format!(
-        "limits: body {} bytes, token {} bytes, JSON depth {}; request timeout {}s, first byte within {}s, {}; listen {}",
-        shared.options.max_body_bytes,
-        shared.limits.max_token_bytes,
-        shared.limits.max_json_depth,
-        shared.server.request_timeout.as_secs(),
-        shared.server.first_byte_timeout.as_secs(),
-        match shared.server.max_connections {
-            Some(n) => format!("{n} connections"),
-            None => "connections sized from the file-descriptor limit".to_owned(),
-        },
-        shared.server.listen,
-    ));
-    summary.push(match shared.server.token_cache_size {
-        0 => "token cache: off".to_owned(),
-        n => format!("token cache: up to {n} verified tokens"),
-    });
-    let logged = shared.server.decision_log;
-    summary.push(format!(
-        "decision logs: {}{}{}",
-        match logged.which {
-            LoggedDecisions::All => "every decision",
-            LoggedDecisions::Refusals => "refusals only",
-            LoggedDecisions::None => "none (counted in /metrics only)",
-        },
-        match logged.sample_per_million {
-            1_000_000 => String::new(),
-            n => format!(", {}% of them", f64::from(n) / 10_000.0),
-        },
-        match (logged.which, logged.refusals_per_sec) {
-            (LoggedDecisions::None, _) => String::new(),
-            (_, 0) => ", refusal lines unbounded".to_owned(),
-            (_, n) => format!(", at most {n} refusal lines a second per code (the rest summed up)"),
-        }
-    ));
-    if !remote.is_empty() {
-        let f = &shared.server.fetch;
-        summary.push(format!(
-            "remote key sets: timeout {}s, at most {} bytes, TTL {}s (Cache-Control max-age clamped to \
-             {}s..{}s), unknown-kid refetch at most every {}s, waited on for at most {}ms{}",
-            f.timeout.as_secs(),
-            f.max_bytes,
-            f.default_ttl.as_secs(),
-            f.min_ttl.as_secs(),
-            f.max_ttl.as_secs(),
-            f.refetch_cooldown.as_secs(),
-            f.refetch_wait.as_millis(),
-            if f.allow_http_loopback {
-                "; plain http allowed for loopback hosts"
-            } else {
-                ""
-            },
-        ));
-        if let Some(ca) = &f.ca_bundle {
-            summary.push(format!(
-                "remote key sets: CA certificates from {:?} trusted beside the Mozilla roots",
-                ca.path
-            ));
-        }
-    }
     Ok(Loaded {
         verifier,
         keys: Store::new(sets),
@@ -519,7 +415,7 @@ pub(crate) fn assemble(
         options: shared.options,
         server: shared.server,
         warnings,
-        summary,
+        issuers_summary: summary,
         hmac_secrets,
     })
 }
@@ -780,186 +676,82 @@ pub(crate) enum RemoteField {
     Discovery,
 }
 
-/// Fetch settings as the front ends read them; `None` keeps the default.
-#[derive(Default)]
-pub(crate) struct FetchInput {
-    pub allow_http_loopback: Option<bool>,
-    pub timeout_secs: Option<u64>,
-    pub max_bytes: Option<usize>,
-    pub min_ttl_secs: Option<u64>,
-    pub max_ttl_secs: Option<u64>,
-    pub default_ttl_secs: Option<u64>,
-    pub refetch_cooldown_secs: Option<u64>,
-    pub refetch_wait_ms: Option<u64>,
-}
-
-/// Which fetch setting a message is about, so each front end can name its variable or field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FetchField {
-    Timeout,
-    MaxBytes,
-    MinTtl,
-    MaxTtl,
-    DefaultTtl,
-    RefetchCooldown,
-    RefetchWait,
-}
-
-const WEEK_SECS: u64 = 7 * 24 * 3600;
-
-impl FetchInput {
-    pub(crate) fn settings(&self) -> Result<FetchSettings, (FetchField, String)> {
-        let defaults = FetchSettings::default();
-        let secs = |field: FetchField, value: Option<u64>, hi: u64, default: Duration| match value {
-            None => Ok(default),
-            Some(v) if (1..=hi).contains(&v) => Ok(Duration::from_secs(v)),
-            Some(v) => Err((field, format!("{v} is out of range: use 1 to {hi} seconds"))),
-        };
-        let timeout = secs(
-            FetchField::Timeout,
-            self.timeout_secs,
-            120,
-            defaults.timeout,
-        )?;
-        let max_bytes = match self.max_bytes {
-            None => defaults.max_bytes,
-            Some(n) if (1024..=16 * 1024 * 1024).contains(&n) => n,
-            Some(n) => {
-                return Err((
-                    FetchField::MaxBytes,
-                    format!("{n} is out of range: use 1024 to 16777216 bytes"),
-                ));
-            }
-        };
-        let min_ttl = secs(
-            FetchField::MinTtl,
-            self.min_ttl_secs,
-            WEEK_SECS,
-            defaults.min_ttl,
-        )?;
-        let max_ttl = secs(
-            FetchField::MaxTtl,
-            self.max_ttl_secs,
-            WEEK_SECS,
-            defaults.max_ttl,
-        )?;
-        if min_ttl > max_ttl {
-            let field = match self.max_ttl_secs {
-                Some(_) => FetchField::MaxTtl,
-                None => FetchField::MinTtl,
-            };
-            return Err((
-                field,
-                format!(
-                    "the TTL bounds are inverted: minimum {}s is above maximum {}s",
-                    min_ttl.as_secs(),
-                    max_ttl.as_secs()
-                ),
-            ));
-        }
-        // An explicit default outside the bounds is a mistake worth naming; the built-in default just
-        // follows bounds that were moved.
-        let default_ttl = match self.default_ttl_secs {
-            None => defaults.default_ttl.clamp(min_ttl, max_ttl),
-            Some(v) if (min_ttl.as_secs()..=max_ttl.as_secs()).contains(&v) => {
-                Duration::from_secs(v)
-            }
-            Some(v) => {
-                return Err((
-                    FetchField::DefaultTtl,
-                    format!(
-                        "{v} is outside the TTL bounds: use {} to {} seconds",
-                        min_ttl.as_secs(),
-                        max_ttl.as_secs()
-                    ),
-                ));
-            }
-        };
-        let refetch_cooldown = secs(
-            FetchField::RefetchCooldown,
-            self.refetch_cooldown_secs,
-            3600,
-            defaults.refetch_cooldown,
-        )?;
-        let refetch_wait = match self.refetch_wait_ms {
-            None => defaults.refetch_wait,
-            Some(ms) if ms <= MAX_REFETCH_WAIT_MS => Duration::from_millis(ms),
-            Some(ms) => {
-                return Err((
-                    FetchField::RefetchWait,
-                    format!(
-                        "{ms} is out of range: use 0 (never wait) to {MAX_REFETCH_WAIT_MS} milliseconds"
-                    ),
-                ));
-            }
-        };
-        Ok(FetchSettings {
-            allow_http_loopback: self.allow_http_loopback.unwrap_or(false),
-            timeout,
-            max_bytes,
-            min_ttl,
-            max_ttl,
-            default_ttl,
-            refetch_cooldown,
-            refetch_wait,
-            ca_bundle: None,
-        })
-    }
-}
-
-/// The token-cache size, checked.
-pub(crate) fn check_token_cache_size(n: usize) -> Result<usize, String> {
-    if n <= MAX_TOKEN_CACHE_SIZE {
-        Ok(n)
-    } else {
-        Err(format!(
-            "{n} is out of range: use 0 (no cache) to {MAX_TOKEN_CACHE_SIZE} entries"
-        ))
-    }
-}
-
-/// A timeout in whole seconds, checked.
-pub(crate) fn check_timeout_secs(secs: u64) -> Result<Duration, String> {
-    if (1..=MAX_TIMEOUT_SECS).contains(&secs) {
-        Ok(Duration::from_secs(secs))
-    } else {
-        Err(format!(
-            "{secs} is out of range: use 1 to {MAX_TIMEOUT_SECS} seconds"
-        ))
-    }
-}
-
-/// The connection limit, checked.
-pub(crate) fn check_max_connections(n: usize) -> Result<usize, String> {
-    if (1..=MAX_CONNECTIONS).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} is out of range: use 1 to {MAX_CONNECTIONS}"))
-    }
-}
-
-/// Sets the first-byte timeout: the given one, or the default shortened to the request timeout. Waiting
-/// for a first byte is part of a request's time, so it cannot be the longer of the two.
-pub(crate) fn settle_first_byte_timeout(
-    server: &mut ServerSettings,
-    secs: Option<u64>,
-) -> Result<(), String> {
-    let Some(secs) = secs else {
-        server.first_byte_timeout = DEFAULT_FIRST_BYTE_TIMEOUT.min(server.request_timeout);
-        return Ok(());
-    };
-    let timeout = check_timeout_secs(secs)?;
-    if timeout > server.request_timeout {
-        return Err(format!(
-            "{secs}s is longer than the request timeout ({}s): use at most that",
-            server.request_timeout.as_secs()
-        ));
-    }
-    server.first_byte_timeout = timeout;
-    Ok(())
-}
-
 impl Loaded {
+    /// The configuration in words, for start-up log lines: where it came from, the issuers and their
+    /// keys, the limits and the server settings. Never holds key bytes.
+    pub fn summary(&self) -> Vec<String> {
+        self.summary_with(&self.server)
+    }
+
+    /// As [`Loaded::summary`], with the server settings in effect (a shell may override some, such
+    /// as the listen address from a command-line flag): the summary says what is served.
+    pub fn summary_with(&self, server: &ServerSettings) -> Vec<String> {
+        let mut summary = self.issuers_summary.clone();
+        let limits = self.verifier.limits();
+        summary.push(format!(
+            "limits: body {} bytes, token {} bytes, JSON depth {}; request timeout {}s, first byte within {}s, {}; listen {}",
+            self.options.max_body_bytes,
+            limits.max_token_bytes,
+            limits.max_json_depth,
+            server.request_timeout.as_secs(),
+            server.first_byte_timeout.as_secs(),
+            match server.max_connections {
+                Some(n) => format!("{n} connections"),
+                None => "connections sized from the file-descriptor limit".to_owned(),
+            },
+            server.listen,
+        ));
+        summary.push(match server.token_cache_size {
+            0 => "token cache: off".to_owned(),
+            n => format!("token cache: up to {n} verified tokens"),
+        });
+        let logged = server.decision_log;
+        summary.push(format!(
+            "decision logs: {}{}{}",
+            match logged.which {
+                LoggedDecisions::All => "every decision",
+                LoggedDecisions::Refusals => "refusals only",
+                LoggedDecisions::None => "none (counted in /metrics only)",
+            },
+            match logged.sample_per_million {
+                1_000_000 => String::new(),
+                n => format!(", {}% of them", f64::from(n) / 10_000.0),
+            },
+            match (logged.which, logged.refusals_per_sec) {
+                (LoggedDecisions::None, _) => String::new(),
+                (_, 0) => ", refusal lines unbounded".to_owned(),
+                (_, n) =>
+                    format!(", at most {n} refusal lines a second per code (the rest summed up)"),
+            }
+        ));
+        if !self.remote.is_empty() {
+            let f = &server.fetch;
+            summary.push(format!(
+                "remote key sets: timeout {}s, at most {} bytes, TTL {}s (Cache-Control max-age clamped to \
+                 {}s..{}s), unknown-kid refetch at most every {}s, waited on for at most {}ms{}",
+                f.timeout.as_secs(),
+                f.max_bytes,
+                f.default_ttl.as_secs(),
+                f.min_ttl.as_secs(),
+                f.max_ttl.as_secs(),
+                f.refetch_cooldown.as_secs(),
+                f.refetch_wait.as_millis(),
+                if f.allow_http_loopback {
+                    "; plain http allowed for loopback hosts"
+                } else {
+                    ""
+                },
+            ));
+            if let Some(ca) = &f.ca_bundle {
+                summary.push(format!(
+                    "remote key sets: CA certificates from {:?} trusted beside the Mozilla roots",
+                    ca.path
+                ));
+            }
+        }
+        summary
+    }
+
     /// The service for a loaded configuration, with its static key sets.
     pub fn into_service(self) -> Service {
         Service::new(self.verifier, Arc::new(self.keys), self.options)

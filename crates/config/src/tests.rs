@@ -356,7 +356,7 @@ fn summary_describes_keys_without_their_bytes() {
         .env("JWT_ISSUER", "iss-a")
         .env("JWT_AUDIENCE", "api")
         .ok();
-    let summary = loaded.summary.join("\n");
+    let summary = loaded.summary().join("\n");
     assert!(summary.contains("issuer \"iss-a\""), "{summary}");
     assert!(summary.contains("HMAC secret"), "{summary}");
     assert!(summary.contains("audiences: api"), "{summary}");

@@ -195,7 +195,7 @@ fn fetch_bounds_and_cache_size_from_the_environment() {
     assert_eq!(f.refetch_cooldown, Duration::from_secs(2));
     assert_eq!(f.refetch_wait, Duration::from_millis(250));
     assert_eq!(loaded.server.token_cache_size, 0);
-    assert!(loaded.summary.iter().any(|l| l == "token cache: off"));
+    assert!(loaded.summary().iter().any(|l| l == "token cache: off"));
 
     let defaults = env().env("JWT_SECRET", SECRET).ok();
     assert_eq!(defaults.server.token_cache_size, 10_000);
@@ -243,13 +243,18 @@ fn a_ca_file_is_read_with_the_configuration_and_an_unreadable_one_refused() {
         .env("JWT_FETCH_CA_FILE", "/etc/ssl/internal-ca.pem")
         .file("/etc/ssl/internal-ca.pem", "-----BEGIN CERTIFICATE-----\n")
         .ok();
+    assert!(
+        loaded
+            .summary()
+            .iter()
+            .any(|l| l.contains("internal-ca.pem"))
+    );
     let ca = loaded.server.fetch.ca_bundle.expect("CA bundle");
     assert_eq!(
         (ca.setting.as_str(), ca.path.as_str()),
         ("JWT_FETCH_CA_FILE", "/etc/ssl/internal-ca.pem")
     );
     assert_eq!(ca.pem, b"-----BEGIN CERTIFICATE-----\n");
-    assert!(loaded.summary.iter().any(|l| l.contains("internal-ca.pem")));
     let e = env()
         .env("JWT_JWKS_URI", "https://idp.internal/keys")
         .env("JWT_FETCH_CA_FILE", "/nowhere/ca.pem")
@@ -278,7 +283,12 @@ mod seed {
             .key_set(0)
             .expect("the slot starts with the seed");
         assert!(std::sync::Arc::ptr_eq(&slot, seed.key_set()));
-        assert!(loaded.summary.iter().any(|l| l.contains("seed: 1 key(s)")));
+        assert!(
+            loaded
+                .summary()
+                .iter()
+                .any(|l| l.contains("seed: 1 key(s)"))
+        );
         assert!(loaded.into_service().is_ready());
     }
 
@@ -449,11 +459,11 @@ secret = "{SECRET}"
         assert_eq!(loaded.server.fetch.refetch_wait, Duration::ZERO);
         assert!(
             loaded
-                .summary
+                .summary()
                 .iter()
                 .any(|l| l.contains("keys fetched through OIDC discovery")),
             "{:?}",
-            loaded.summary
+            loaded.summary()
         );
     }
 

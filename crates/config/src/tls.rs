@@ -1,19 +1,17 @@
-//! The listener's TLS files (`JWT_TLS_CERT_FILE`, `JWT_TLS_KEY_FILE`, `JWT_TLS_CLIENT_CA_FILE`), from
-//! the environment whether or not a configuration file is used: certificates are deployment, mounted
+//! The listener's TLS files ([`table::TLS_CERT_FILE`], [`table::TLS_KEY_FILE`],
+//! [`table::TLS_CLIENT_CA_FILE`]), from the environment whether or not a configuration file is used: certificates are deployment, mounted
 //! from a secret beside whichever configuration. Read here with the rest of the configuration (so a
 //! reload sees a rotated certificate), parsed by the native shell, which names the setting and the
 //! path when it refuses one.
 
 use std::path::Path;
 
+use super::table;
 use super::{ConfigError, EnvFn, ReadFileFn, non_empty, read_error};
 
-/// The variables of this module (not in [`super::ENV_VARS`]: they are honoured with a file too).
-pub const TLS_ENV_VARS: [&str; 3] = [CERT, KEY, CLIENT_CA];
-
-const CERT: &str = "JWT_TLS_CERT_FILE";
-const KEY: &str = "JWT_TLS_KEY_FILE";
-const CLIENT_CA: &str = "JWT_TLS_CLIENT_CA_FILE";
+const CERT: &str = table::TLS_CERT_FILE.var();
+const KEY: &str = table::TLS_KEY_FILE.var();
+const CLIENT_CA: &str = table::TLS_CLIENT_CA_FILE.var();
 
 /// TLS on the listener: a certificate chain and its key, and optionally the CA that must have signed
 /// every client's certificate (mTLS).

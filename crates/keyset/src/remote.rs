@@ -38,7 +38,7 @@ pub struct RemoteSource {
     /// Index of the issuer in the verifier's policy order.
     pub issuer: usize,
     pub location: RemoteLocation,
-    /// Where it was configured (`JWT_JWKS_URI`, `issuers[0].jwks_uri`…), for logs.
+    /// Where it was configured (its variable, or `FILE: issuers[0].jwks_uri`…), for logs.
     pub configured_at: String,
     /// The set served until the source is first heard from.
     pub seed: Option<Seed>,

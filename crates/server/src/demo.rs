@@ -6,7 +6,7 @@
 use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtv_config::{self as config, Loaded};
+use jwtv_config::{self as config, Loaded, table};
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::cli::MintArgs;
@@ -30,12 +30,16 @@ pub fn load() -> anyhow::Result<Demo> {
     // full 256 random bits.
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     // The process environment is deliberately not consulted: the demo must behave the same everywhere.
-    let env = |name: &str| match name {
-        "JWT_SECRET" => Some(secret.clone()),
-        "JWT_ISSUER" => Some(ISSUER.to_owned()),
-        "JWT_AUDIENCE" => Some(AUDIENCE.to_owned()),
-        "JWT_LISTEN" => Some(LISTEN.to_owned()),
-        _ => None,
+    let env = |name: &str| {
+        [
+            (table::SECRET, secret.as_str()),
+            (table::ISSUER, ISSUER),
+            (table::AUDIENCE, AUDIENCE),
+            (table::LISTEN, LISTEN),
+        ]
+        .into_iter()
+        .find(|(row, _)| row.var() == name)
+        .map(|(_, value)| value.to_owned())
     };
     let no_files = |_: &std::path::Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
     let mut loaded = config::load(&env, &no_files).context("demo configuration")?;

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::LogFormat;
 
 pub fn init(format: LogFormat, default_level: &str) {
-    let (filter, bad_filter) = match std::env::var("RUST_LOG") {
+    let (filter, bad_filter) = match std::env::var(jwtv_config::table::RUST_LOG.var()) {
         Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
             Ok(filter) => (filter, None),
             Err(e) => (EnvFilter::new(default_level), Some(e.to_string())),
@@ -28,6 +28,6 @@ pub fn init(format: LogFormat, default_level: &str) {
             .try_init(),
     };
     if let Some(error) = bad_filter {
-        tracing::warn!(%error, "RUST_LOG is not a valid filter; logging at {default_level}");
+        tracing::warn!(%error, "{} is not a valid filter; logging at {default_level}", jwtv_config::table::RUST_LOG.var());
     }
 }

@@ -54,10 +54,11 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig) => check_config(&cli.global),
         Some(Command::Explain(args)) => explain(&args, &cli.global),
         Some(Command::Probe(args)) => probe(&args),
+        Some(Command::ConfigReference) => config_reference(),
     }
 }
 
-/// Loads the configuration from the process environment, `--config` standing in for `JWT_CONFIG`.
+/// Loads the configuration from the process environment, `--config` standing in for the variable.
 fn load(global: &GlobalArgs) -> (Result<Loaded, ConfigError>, reload::Inputs) {
     reload::Source::new(global.config.as_deref()).load()
 }
@@ -95,12 +96,13 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    for line in &loaded.summary {
-        tracing::info!("{line}");
-    }
+    // The flag wins over the configuration: the summary says what is in effect.
     let mut settings = loaded.server.clone();
     if let Some(listen) = args.listen {
         settings.listen = listen;
+    }
+    for line in loaded.summary_with(&settings) {
+        tracing::info!("{line}");
     }
     let max_token_bytes = loaded.verifier.limits().max_token_bytes;
     let active = match reload::Active::build(loaded, inputs.digest.clone(), None) {
@@ -174,6 +176,21 @@ fn mint(args: &MintArgs, global: &GlobalArgs) -> ExitCode {
     }
 }
 
+/// Prints `docs/configuration.md`, rendered from the settings table.
+fn config_reference() -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(jwtv_config::reference::markdown().as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(
+            EXIT_RUNTIME,
+            &anyhow::Error::new(e).context("cannot write the reference"),
+        ),
+    }
+}
+
 fn check_config(global: &GlobalArgs) -> ExitCode {
     let (loaded, inputs) = load(global);
     let loaded = match loaded {
@@ -181,7 +198,11 @@ fn check_config(global: &GlobalArgs) -> ExitCode {
         Err(e) => return config_error(&e),
     };
     let mut out = String::new();
-    for line in loaded.summary.iter().chain(&policy_text::describe(&loaded)) {
+    for line in loaded
+        .summary()
+        .iter()
+        .chain(&policy_text::describe(&loaded))
+    {
         out.push_str(line);
         out.push('\n');
     }

@@ -6,11 +6,11 @@
 //! over loopback, once, and must not need TLS roots or threads to do so. Every step (resolve,
 //! connect, handshake, write, read) is bounded by one deadline.
 //!
-//! When the listener speaks TLS (`JWT_TLS_CERT_FILE` in the probe's environment, as in the server's
-//! container) the probe does too, for `http://` and `https://` URLs alike, so the image's
+//! When the listener speaks TLS (its certificate file set in the probe's environment, as in the
+//! server's container) the probe does too, for `http://` and `https://` URLs alike, so the image's
 //! HEALTHCHECK line stays the same: it trusts exactly the configured certificate (the same leaf,
 //! whatever name the URL uses: loopback is not the name in the certificate), and under mTLS
-//! (`JWT_TLS_CLIENT_CA_FILE`) presents that certificate and key as its own, so the listener's
+//! (a client CA file set) presents that certificate and key as its own, so the listener's
 //! certificate must then be one the client CA signed.
 
 use std::io::{Read, Write};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use jwtv_config::TlsFiles;
+use jwtv_config::{TlsFiles, table};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
@@ -44,7 +44,9 @@ pub enum ProbeError {
     )]
     NotHttp { url: String },
     #[error(
-        "{url}: https needs JWT_TLS_CERT_FILE and JWT_TLS_KEY_FILE, the listener's certificate the probe expects"
+        "{url}: https needs {} and {}, the listener's certificate the probe expects",
+        table::TLS_CERT_FILE.var(),
+        table::TLS_KEY_FILE.var()
     )]
     NoCertificate { url: String },
     #[error("{url}: TLS: {reason}")]
@@ -234,9 +236,10 @@ impl ServerCertVerifier for Pinned {
         if end_entity.as_ref() == self.leaf.as_ref() {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(
-                "the server's certificate is not JWT_TLS_CERT_FILE's".to_owned(),
-            ))
+            Err(rustls::Error::General(format!(
+                "the server's certificate is not {}'s",
+                table::TLS_CERT_FILE.var()
+            )))
         }
     }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use jwtv_config::{self as config, ConfigError, DecisionLog, Loaded, ServerSettings};
+use jwtv_config::{self as config, ConfigError, DecisionLog, Loaded, ServerSettings, table};
 use jwtv_service::Service;
 
 use crate::keys::Keys;
@@ -76,8 +76,8 @@ impl Inputs {
     }
 }
 
-/// Where the configuration comes from: the process environment, `--config` standing in for
-/// `JWT_CONFIG`, and the files they name.
+/// Where the configuration comes from: the process environment, `--config` standing in for its
+/// variable ([`table::CONFIG`]), and the files they name.
 #[derive(Debug, Clone)]
 pub struct Source {
     config_file: Option<String>,
@@ -96,8 +96,8 @@ impl Source {
         let hasher = RefCell::new(ring::digest::Context::new(&ring::digest::SHA256));
         let files = RefCell::new(Vec::new());
         let env = |name: &str| {
-            let value = match (name, &self.config_file) {
-                ("JWT_CONFIG", Some(file)) => Some(file.clone()),
+            let value = match &self.config_file {
+                Some(file) if name == table::CONFIG.var() => Some(file.clone()),
                 _ => std::env::var(name).ok(),
             };
             feed(
@@ -121,7 +121,10 @@ impl Source {
             files.borrow_mut().push((path.to_owned(), seen));
             result
         };
-        let loaded = config::load(&env, &read);
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        let loaded = config::load_checked(&env, names.iter().map(String::as_str), &read);
         let inputs = Inputs {
             digest: hex(hasher.into_inner().finish().as_ref()),
             files: files.into_inner(),

@@ -5,7 +5,8 @@
 //! the key server behind a TLS front that presents its certificate, and Debian's tinyproxy as the
 //! proxy, whose log shows what it was asked (`scripts/setup debian` installs it).
 //!
-//! Native only: the component makes no outgoing requests.
+//! Native only: the component fetches through its host's outgoing wasi:http, which has no proxy or CA
+//! settings of ours (wasmtime serve and Spin decide egress).
 
 mod support;
 

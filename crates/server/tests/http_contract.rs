@@ -638,7 +638,7 @@ fn unknown_paths_are_404_json() {
 
 /// A client trickling its headers never blocks others. Cutting it off is the listener's job: the native
 /// server does it (request timeout); `wasmtime serve` has no header timeout, so for the component it
-/// belongs to the proxy in front (README, "Running the component"), and only the first half is checked.
+/// belongs to the proxy in front (docs/gateway.md, "Slow clients"), and only the first half is checked.
 #[test]
 fn a_slow_client_is_cut_off_and_others_are_still_served() {
     let server = Server::start(config());
@@ -982,15 +982,16 @@ fn a_baked_component_prints_its_configuration_warnings_when_serving() {
 }
 
 #[test]
-fn a_remote_key_set_or_a_misconfiguration_is_refused_by_the_bake_in_one_line() {
+fn an_unreachable_remote_key_set_or_a_misconfiguration_is_refused_by_the_bake_in_one_line() {
     if !bakeable() {
         return;
     }
     for (name, value, reason) in [
+        // The bake fetches the key set to seed the baked component; unreachable, it refuses.
         (
             "JWT_JWKS_URI",
-            "https://keys.example.com/jwks",
-            "JWT_JWKS_URI: a remote key set is fetched while serving and cannot be baked",
+            "https://keys.invalid/jwks",
+            "JWT_JWKS_URI: the key set to seed the baked component could not be fetched",
         ),
         (
             "JWT_SECRET",

@@ -2,7 +2,7 @@
 //! At the limit, the connection quiet the longest makes room for a new one; a connection with a request
 //! in progress never does; slow-header clients are cut at the request timeout.
 //!
-//! Native only: under `wasmtime serve` connections are the host's business (see the README).
+//! Native only: under `wasmtime serve` connections are the host's business (docs/wasm.md, docs/gateway.md).
 //! A small limit keeps each scenario to a few hundred sockets.
 
 mod support;

@@ -535,7 +535,7 @@ fn sighup_with_an_unchanged_configuration_keeps_digest_and_cache() {
     assert_eq!(reloads(&server, "failed"), 0);
 }
 
-/// README, "Rotating a key": publish the new key beside the old one, each with a `kid`; sign with the
+/// docs/operations.md, "Rotating a key": publish the new key beside the old one, each with a `kid`; sign with the
 /// new one; remove the old one once its last token expired. At no step is a token refused.
 #[test]
 fn rotating_an_hmac_secret_with_overlapping_kids_refuses_no_token() {

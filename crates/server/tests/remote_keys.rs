@@ -424,7 +424,7 @@ fn the_last_good_key_set_is_served_through_an_outage() {
             "{name}: no refresh attempts"
         );
         // Fresh tokens (no cache hit): verified with the last good set. A component instance started
-        // during the outage never had one: 503 there, never 401 (README, remote keys per host mode).
+        // during the outage never had one: 503 there, never 401 (docs/remote-keys.md, the component per host mode).
         let last_good = match server.target {
             Target::Native => &[200][..],
             Target::Wasm => &[200, 503][..],
@@ -715,12 +715,17 @@ fn a_stalling_idp_with_a_seed_answers_from_the_seed_while_the_fetch_is_held() {
     // Held for longer than the refetch wait, shorter than the fetch timeout: a request that waited
     // on the fetch would only be answered after the key server let go.
     ks.set_mode(Mode::Slow(Duration::from_secs(4)));
-    let server = Server::start_on(
-        Target::from_env(),
-        seeded_config(&ks, &[&key])
-            .env("JWT_FETCH_TIMEOUT", "8")
-            .env("JWT_JWKS_REFETCH_WAIT_MS", "300"),
-    );
+    // Not remote_config: its 1 s fetch timeout would end the fetch before the key server answers.
+    let config = TestConfig::new()
+        .env("JWT_JWKS_URI", ks.url(JWKS_PATH))
+        .env("JWT_ALLOW_HTTP_LOOPBACK", "true")
+        .env("JWT_ISSUER", ISSUER)
+        .env("JWT_AUDIENCE", AUDIENCE)
+        .env("JWT_FETCH_TIMEOUT", "8")
+        .env("JWT_JWKS_REFETCH_WAIT_MS", "300")
+        .file("seed.json", jwks(&[&key]).into_bytes())
+        .env("JWT_JWKS_SEED_FILE", "{files}/seed.json");
+    let server = Server::start_on(Target::from_env(), config);
     assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
     assert_eq!(
         ks.slow_answered(),
@@ -758,4 +763,42 @@ fn the_first_fetch_replaces_the_seed_and_its_withdrawn_key_is_refused() {
         );
     }
     assert_never_allowed(&server, &current, &withdrawn, "after the seed was replaced");
+}
+
+// scripts/bake fetches the key set while baking and bakes it in as the seed (component only).
+#[test]
+fn a_baked_component_starts_with_the_fetched_set_as_its_seed() {
+    if server_target_is_not_bakeable() {
+        return;
+    }
+    let key = TestJwk::es256("k1");
+    let other = TestJwk::es256("k2");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start_baked(remote_config(&ks), TestConfig::new());
+    assert_eq!(ks.requests(JWKS_PATH), 1, "fetched once, while baking");
+    // The provider is gone before any baked instance starts: the seed answers.
+    ks.set_mode(Mode::Down);
+    for _ in 0..5 {
+        assert_eq!(server.get("/readyz").status, 200);
+        assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
+    }
+    assert_never_allowed(&server, &key, &other, "baked seed, provider down");
+    // Back with a rotated set: heard, it replaces the baked seed.
+    ks.set_jwks(jwks(&[&other]));
+    ks.set_mode(Mode::Normal);
+    assert!(
+        eventually(Duration::from_secs(10), || validate(
+            &server,
+            &other.token(&claims(ISSUER))
+        ) == (200, None)),
+        "the fetched set never replaced the baked seed"
+    );
+    assert_eq!(
+        validate(&server, &key.token(&claims(ISSUER))),
+        (401, Some("unknown_kid".into()))
+    );
+}
+
+fn server_target_is_not_bakeable() -> bool {
+    Target::from_env() != Target::Wasm || support::wasi_p3()
 }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::json;
 use std::time::Duration;
 use support::jwt::{self, TestKey};
-use support::{Exited, Server, Target, TestConfig, run_to_exit};
+use support::{Exited, Server, Target, TestConfig, free_port, run_to_exit, workspace_root};
 
 const SECRET: &str = "startup-test-secret-0123456789abcdefghijklmnop";
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -233,20 +233,64 @@ fn help_documents_every_environment_variable() {
     let exited = run_to_exit(&TestConfig::new(), &["--help"], EXIT_TIMEOUT);
     assert!(exited.status.success(), "--help: {exited:?}");
     let help = exited.stdout + &exited.stderr;
-    // The configuration's own list of variables, plus those the shell reads itself.
-    let missing: Vec<&str> = jwtv_config::ENV_VARS
+    // Every variable of the settings table, the shell's own (log format, listen address) included.
+    let missing: Vec<&str> = jwtv_config::table::SETTINGS
         .iter()
-        .copied()
-        .chain([
-            "PORT",
-            "JWT_LISTEN",
-            "JWT_CONFIG",
-            "JWT_LOG_FORMAT",
-            "RUST_LOG",
-        ])
+        .filter_map(|row| row.env)
         .filter(|v| !help.contains(v))
         .collect();
     assert!(missing.is_empty(), "--help does not mention {missing:?}");
+}
+
+/// Issue 22, item 7: the summary tells the address in effect, not the configuration's default.
+#[test]
+fn listen_flag_is_the_address_the_summary_names() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let server = Server::start_on(
+        Target::Native,
+        good_env().arg("--listen").arg(address.as_str()),
+    );
+    let stderr = server.stderr();
+    assert!(
+        stderr.wait_for(&format!("listen {address}"), Duration::from_secs(5)),
+        "the summary does not name {address}: {}",
+        server.stderr_text()
+    );
+    assert!(
+        !server.stderr_text().contains("listen 0.0.0.0:3000"),
+        "the summary names the default address: {}",
+        server.stderr_text()
+    );
+}
+
+/// Issue 22: a mistyped variable must not start the service as if it were unset, without a word.
+#[test]
+fn mistyped_variable_is_warned_naming_the_known_one() {
+    let server = Server::start_on(Target::Native, good_env().env("JWT_AUDIENCES", "api"));
+    assert!(
+        server.stderr().wait_for(
+            "JWT_AUDIENCES is not a setting and is ignored: did you mean JWT_AUDIENCE?",
+            Duration::from_secs(5)
+        ),
+        "no warning about JWT_AUDIENCES: {}",
+        server.stderr_text()
+    );
+}
+
+/// `docs/configuration.md` is what `config-reference` prints (the committed file is compared with the
+/// table in `crates/config/tests/reference.rs`).
+#[test]
+fn config_reference_prints_the_committed_reference() {
+    let exited = run_to_exit(&TestConfig::new(), &["config-reference"], EXIT_TIMEOUT);
+    assert!(exited.status.success(), "config-reference: {exited:?}");
+    let committed = std::fs::read_to_string(workspace_root().join("docs/configuration.md"))
+        .expect("docs/configuration.md");
+    assert!(
+        exited.stdout == committed,
+        "docs/configuration.md differs from `jwt-validator config-reference`; regenerate it with \
+         `jwt-validator config-reference > docs/configuration.md`"
+    );
 }
 
 #[test]

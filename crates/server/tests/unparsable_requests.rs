@@ -1,6 +1,6 @@
-//! The answers that are not JSON, exactly as the README lists them (issue 12): what hyper answers
+//! The answers that are not JSON, exactly as docs/api.md lists them (issue 12): what hyper answers
 //! itself to a request it cannot parse, over a raw TCP stream to the real server. If hyper ever lets
-//! us write these, this test is where the README's exception list gets shorter.
+//! us write these, this test is where docs/api.md's exception list gets shorter.
 
 mod support;
 

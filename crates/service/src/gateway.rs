@@ -145,7 +145,7 @@ impl ClaimHeader {
         })
     }
 
-    /// Parses `Header=claim.path,Other=claim` (the `JWT_CLAIM_HEADERS` form).
+    /// Parses `Header=claim.path,Other=claim` (the form of the claim-headers variable).
     pub fn parse_list(spec: &str) -> Result<Vec<ClaimHeader>, String> {
         spec.split(',')
             .map(str::trim)

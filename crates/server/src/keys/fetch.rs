@@ -1,5 +1,5 @@
 //! One bounded HTTP GET for a key set or a discovery document: HTTPS through rustls (ring provider,
-//! Mozilla roots compiled in, plus the CA bundle of `JWT_FETCH_CA_FILE` / `fetch.ca_file` when set), or
+//! Mozilla roots compiled in, plus the CA bundle of the `fetch.ca_file` setting when set), or
 //! plain HTTP for an explicitly allowed loopback URL (checked at configuration, and again for a
 //! discovered `jwks_uri`). HTTPS goes through the proxy of `HTTPS_PROXY` unless `NO_PROXY` says
 //! otherwise ([`super::proxy`]), in a CONNECT tunnel: TLS end to end, the proxy sees only the host and

@@ -77,7 +77,12 @@ impl Keys {
                     p.remotes
                         .iter()
                         .zip(&p.tasks)
-                        .find(|(r, _)| r.source == source)
+                        // The seed is left out: a source that has been heard keeps its fetched set
+                        // through a reload that only changes the seed file.
+                        .find(|(r, _)| {
+                            (r.source.issuer, &r.source.location, &r.source.configured_at)
+                                == (source.issuer, &source.location, &source.configured_at)
+                        })
                 });
                 if let Some((remote, task)) = kept {
                     store.share_slot(index, remote.slot.clone());

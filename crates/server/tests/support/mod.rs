@@ -519,7 +519,7 @@ impl Server {
             attempts += 1;
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let mut command = Command::new(wasmtime());
-            // Instances are reused, as the README recommends: each instance then serves many
+            // Instances are reused, as docs/wasm.md recommends: each instance then serves many
             // requests, so anything one request left behind would show in the next.
             command.args(["serve", "-S", "cli", "--max-instance-reuse-count", "64"]);
             if wasi_p3() {
