@@ -6,7 +6,8 @@ use std::path::Path;
 
 use jwtv_verifier::{Algorithm, KeySet, Policy};
 
-use jwtv_service::gateway::{ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
+use crate::AccessField;
+use jwtv_service::gateway::{Access, ClaimHeader, ClaimRequirement, NamedPolicy, Requirements};
 
 use super::check_policy_name;
 use super::keys::{self, SecretError};
@@ -406,6 +407,7 @@ fn gateway(vars: &Vars<'_>, shared: &mut Shared) -> Result<(), ConfigError> {
         shared.options.gateway.claim_headers = ClaimHeader::parse_list(&spec)
             .map_err(|m| ConfigError::env(table::CLAIM_HEADERS.var(), m))?;
     }
+    shared.options.gateway.access = access(vars, None)?;
     for name in vars.list(table::POLICIES.var()) {
         shared
             .options
@@ -440,5 +442,32 @@ fn named_policy(vars: &Vars<'_>, name: &str) -> Result<NamedPolicy, ConfigError>
             scopes: vars.scopes(&table::POLICY_SCOPES.for_policy(name)),
             claims,
         },
+        access: access(vars, Some(name))?,
+    })
+}
+
+/// A policy's token sources, anonymous switch and rule: the `JWT_*` rows for the default policy, the
+/// `JWT_POLICY_<NAME>_*` ones for a named policy.
+fn access(vars: &Vars<'_>, policy: Option<&str>) -> Result<Access, ConfigError> {
+    let var = |default: &Setting, named: &Setting| match policy {
+        Some(name) => named.for_policy(name),
+        None => default.var().to_owned(),
+    };
+    let sources = var(&table::TOKEN_SOURCES, &table::POLICY_TOKEN_SOURCES);
+    let anonymous = var(&table::ANONYMOUS, &table::POLICY_ANONYMOUS);
+    let rule = var(&table::RULE, &table::POLICY_RULE);
+    crate::access(
+        policy,
+        vars.named(&sources).as_deref(),
+        vars.named(&anonymous).as_deref(),
+        vars.raw(&rule).as_deref(),
+    )
+    .map_err(|(field, m)| {
+        let name = match field {
+            AccessField::TokenSources => sources.clone(),
+            AccessField::Anonymous => anonymous.clone(),
+            AccessField::Rule => rule.clone(),
+        };
+        ConfigError::env(name, m)
     })
 }

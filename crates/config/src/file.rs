@@ -37,7 +37,10 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
-use jwtv_service::gateway::{ClaimHeader, ClaimRequirement, Gateway, NamedPolicy, Requirements};
+use crate::AccessField;
+use jwtv_service::gateway::{
+    Access, ClaimHeader, ClaimRequirement, Gateway, NamedPolicy, Requirements,
+};
 use jwtv_verifier::{KeySet, Policy};
 use serde::Deserialize;
 use toml::Spanned;
@@ -80,6 +83,44 @@ struct GatewaySection {
     #[serde(default)]
     claim_headers: BTreeMap<String, String>,
     max_header_value_bytes: Option<usize>,
+    /// The default policy's access (`/auth`, `POST /validate`): ordered token sources,
+    /// `anonymous = "allow"`, a CEL rule.
+    token_sources: Option<Vec<String>>,
+    anonymous: Option<String>,
+    rule: Option<String>,
+}
+
+/// A policy's token sources, anonymous switch and rule (issue 24). Not a flattened section: serde's
+/// `flatten` does not work with `deny_unknown_fields`.
+struct AccessFields<'a> {
+    token_sources: &'a Option<Vec<String>>,
+    anonymous: &'a Option<String>,
+    rule: &'a Option<String>,
+}
+
+impl AccessFields<'_> {
+    fn access(
+        &self,
+        policy: Option<&str>,
+        field: &str,
+        at: &At<'_>,
+    ) -> Result<Access, ConfigError> {
+        let sources = self.token_sources.as_ref().map(|list| list.join(","));
+        crate::access(
+            policy,
+            sources.as_deref(),
+            self.anonymous.as_deref(),
+            self.rule.as_deref(),
+        )
+        .map_err(|(which, m)| {
+            let name = match which {
+                AccessField::TokenSources => "token_sources",
+                AccessField::Anonymous => "anonymous",
+                AccessField::Rule => "rule",
+            };
+            at.err(&format!("{field}{name}"), m)
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +135,9 @@ struct PolicySection {
     /// `claim = value` or `claim = [values]` (any of), or `claim = []` for presence only.
     #[serde(default)]
     claims: BTreeMap<String, toml::Value>,
+    token_sources: Option<Vec<String>>,
+    anonymous: Option<String>,
+    rule: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,7 +277,15 @@ fn gateway(
     policies: &BTreeMap<String, PolicySection>,
     at: &At<'_>,
 ) -> Result<Gateway, ConfigError> {
-    let mut gateway = Gateway::default();
+    let mut gateway = Gateway {
+        access: AccessFields {
+            token_sources: &section.token_sources,
+            anonymous: &section.anonymous,
+            rule: &section.rule,
+        }
+        .access(None, "gateway.", at)?,
+        ..Gateway::default()
+    };
     for (header, claim) in &section.claim_headers {
         let mapping = ClaimHeader::new(header, claim)
             .map_err(|m| at.err(&format!("gateway.claim_headers.{header}"), m))?;
@@ -268,6 +320,12 @@ fn gateway(
         gateway.policies.push(NamedPolicy {
             name: name.clone(),
             requirements,
+            access: AccessFields {
+                token_sources: &p.token_sources,
+                anonymous: &p.anonymous,
+                rule: &p.rule,
+            }
+            .access(Some(name), &format!("{field}."), at)?,
         });
     }
     Ok(gateway)

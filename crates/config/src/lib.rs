@@ -22,6 +22,8 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_access;
+#[cfg(test)]
 mod tests_remote;
 #[cfg(test)]
 mod tests_table;
@@ -39,6 +41,9 @@ use jwtv_keyset::{
 };
 use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 
+use jwtv_service::gateway::Access;
+use jwtv_service::rule::{Rule, RuleError};
+use jwtv_service::sources::TokenSource;
 use jwtv_service::{Options, Service};
 
 /// Reads one environment variable (`None` when unset).
@@ -500,6 +505,56 @@ pub(crate) fn check_realm(value: &str) -> Result<String, String> {
 }
 
 /// A policy name is a path segment of `/policy/{name}/auth`.
+/// Which setting of a policy's access an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccessField {
+    TokenSources,
+    Anonymous,
+    Rule,
+}
+
+/// A policy's token sources, anonymous switch and CEL rule (issue 24), from the raw values either
+/// reader found; `policy` is `None` for the default policy. A rule is compiled and checked here, so a
+/// bad one stops the start or the reload with the policy and the column.
+pub(crate) fn access(
+    policy: Option<&str>,
+    token_sources: Option<&str>,
+    anonymous: Option<&str>,
+    rule: Option<&str>,
+) -> Result<Access, (AccessField, String)> {
+    let mut access = Access::default();
+    if let Some(spec) = token_sources {
+        access.token_sources =
+            TokenSource::parse_list(spec).map_err(|m| (AccessField::TokenSources, m))?;
+    }
+    match anonymous.map(str::trim) {
+        None | Some("") | Some("deny") => {}
+        Some("allow") => access.anonymous = true,
+        Some(other) => {
+            return Err((
+                AccessField::Anonymous,
+                format!("{other:?} is neither \"allow\" nor \"deny\""),
+            ));
+        }
+    }
+    if let Some(rule) = rule.filter(|r| !r.trim().is_empty()) {
+        let whose = match policy {
+            Some(name) => format!("policy {name:?}"),
+            None => "the default policy".to_owned(),
+        };
+        access.rule = Some(Rule::compile(rule).map_err(|e| {
+            let message = match e {
+                RuleError::Invalid { column, message } => {
+                    format!("{whose}'s rule, column {column}: {message}")
+                }
+                RuleError::NotBuilt => format!("{whose} has a rule, but {e}"),
+            };
+            (AccessField::Rule, message)
+        })?);
+    }
+    Ok(access)
+}
+
 pub(crate) fn check_policy_name(name: &str) -> Result<(), String> {
     if !name.is_empty()
         && name

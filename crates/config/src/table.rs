@@ -726,6 +726,60 @@ pub const POLICY_SCOPES: Setting = row(
     ALL,
     Group::Gateway,
 );
+pub const TOKEN_SOURCES: Setting = row(
+    Some("JWT_TOKEN_SOURCES"),
+    Some("gateway.token_sources"),
+    Kind::List,
+    "bearer",
+    "where the token is looked for, in order: bearer, cookie:NAME, header:NAME, query:NAME (query leaks into logs: only if listed); two sources with different tokens are refused (docs/access.md)",
+    ALL,
+    Group::Gateway,
+);
+pub const ANONYMOUS: Setting = row(
+    Some("JWT_ANONYMOUS"),
+    Some("gateway.anonymous"),
+    Kind::Choice(&["allow", "deny"]),
+    "deny",
+    "allow: a request with no token passes /auth with empty identity headers (a bad token is still refused)",
+    ALL,
+    Group::Gateway,
+);
+pub const RULE: Setting = row(
+    Some("JWT_RULE"),
+    Some("gateway.rule"),
+    Kind::Text,
+    "none",
+    "a CEL rule over claims and request (method, path, host, headers) a verified token must pass, else 403 rule_failed; checked at start (docs/access.md)",
+    ALL,
+    Group::Gateway,
+);
+pub const POLICY_TOKEN_SOURCES: Setting = row(
+    Some("JWT_POLICY_<NAME>_TOKEN_SOURCES"),
+    Some("policies.<name>.token_sources"),
+    Kind::List,
+    "bearer",
+    "the policy's token sources, as JWT_TOKEN_SOURCES",
+    ALL,
+    Group::Gateway,
+);
+pub const POLICY_ANONYMOUS: Setting = row(
+    Some("JWT_POLICY_<NAME>_ANONYMOUS"),
+    Some("policies.<name>.anonymous"),
+    Kind::Choice(&["allow", "deny"]),
+    "deny",
+    "allow: the policy lets requests without a token through, as JWT_ANONYMOUS",
+    ALL,
+    Group::Gateway,
+);
+pub const POLICY_RULE: Setting = row(
+    Some("JWT_POLICY_<NAME>_RULE"),
+    Some("policies.<name>.rule"),
+    Kind::Text,
+    "none",
+    "the policy's CEL rule, as JWT_RULE",
+    ALL,
+    Group::Gateway,
+);
 pub const POLICY_CLAIMS: Setting = row(
     Some("JWT_POLICY_<NAME>_CLAIMS"),
     Some("policies.<name>.claims"),
@@ -836,6 +890,12 @@ pub const SETTINGS: &[Setting] = &[
     POLICY_AUDIENCES,
     POLICY_SCOPES,
     POLICY_CLAIMS,
+    TOKEN_SOURCES,
+    ANONYMOUS,
+    RULE,
+    POLICY_TOKEN_SOURCES,
+    POLICY_ANONYMOUS,
+    POLICY_RULE,
     CONFIG,
     LISTEN,
     PORT,

@@ -21,7 +21,22 @@ pub struct Plugin {
     /// The issuers whose key sets the shell fetches, and how.
     pub remote: Vec<RemoteSource>,
     pub fetch: FetchSettings,
+    /// Whether a policy reads more than `Authorization` (a cookie, a named header, a query parameter)
+    /// or has a rule over the request: then the service gets the whole request, else only the
+    /// credential (the common case stays as cheap as before).
+    whole_request: bool,
 }
+
+/// Headers a forward-auth gateway uses to report the original request (`jwtv_service::request`): in
+/// the filter the request is the original one, so a client must not be able to claim another.
+const REPORTED: [&str; 6] = [
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-forwarded-host",
+    "x-original-method",
+    "x-original-uri",
+    "x-original-host",
+];
 
 /// What to do with one request.
 #[derive(Debug)]
@@ -63,11 +78,21 @@ impl Plugin {
             Some(secret) => VerifiedCache::keyed(size, generation, secret),
             None => VerifiedCache::new(size, generation),
         };
+        let gateway = &loaded.options.gateway;
+        let whole_request = std::iter::once(&gateway.access)
+            .chain(gateway.policies.iter().map(|p| &p.access))
+            .any(|a| {
+                a.rule.is_some()
+                    || a.token_sources
+                        .iter()
+                        .any(|s| *s != jwtv_service::sources::TokenSource::Bearer)
+            });
         let service = Service::new(loaded.verifier, keys.clone(), loaded.options)
             .with_token_cache(Arc::new(cache));
         Ok((
             Plugin {
                 service,
+                whole_request,
                 keys,
                 remote: loaded.remote,
                 fetch: loaded.server.fetch,
@@ -105,22 +130,55 @@ impl Plugin {
         policy: Option<&str>,
         now: u64,
     ) -> Verdict {
-        let mut builder = match policy {
-            Some(name) => Request::get(format!("/policy/{name}/auth")),
-            None => Request::get("/auth"),
+        let route = match policy {
+            Some(name) => format!("/policy/{name}/auth"),
+            None => "/auth".to_owned(),
         };
+        let mut builder = Request::get(route.as_str());
         // The service's rule: an upstream only ever sees the identity headers the filter set.
         let identity = &self.service.options().gateway;
         let mut remove = Vec::new();
+        let (mut method, mut path) = (None, None);
         for (name, value) in headers {
-            // Only the credential matters to `/auth`; copying the rest would cost for nothing. Envoy
-            // has already refused values with control bytes, the only ones `http` would not take.
-            if name.eq_ignore_ascii_case("authorization") {
+            // Only the credential matters to `/auth` unless a policy reads more; copying the rest would
+            // cost for nothing. Envoy has already refused values with control bytes, the only ones
+            // `http` would not take.
+            if identity.is_identity_header(name) {
+                remove.push(name.to_owned());
+            } else if name.eq_ignore_ascii_case("authorization") {
                 if let Ok(value) = HeaderValue::from_bytes(value) {
                     builder = builder.header(http::header::AUTHORIZATION, value);
                 }
-            } else if identity.is_identity_header(name) {
-                remove.push(name.to_owned());
+            } else if !self.whole_request {
+                continue;
+            } else if let Some(pseudo) = name.strip_prefix(':') {
+                // The request itself, as Envoy ext_authz would send it: method, host and the path
+                // under the route (`jwtv_service::request`).
+                match pseudo {
+                    "method" => method = Some(value),
+                    "path" => path = Some(value),
+                    "authority" => {
+                        if let Ok(value) = HeaderValue::from_bytes(value) {
+                            builder = builder.header(http::header::HOST, value);
+                        }
+                    }
+                    _ => {}
+                }
+            } else if !REPORTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    builder = builder.header(name, value);
+                }
+            }
+        }
+        if let Some(method) = method.and_then(|m| http::Method::from_bytes(m).ok()) {
+            builder = builder.method(method);
+        }
+        if let Some(path) = path.and_then(|p| std::str::from_utf8(p).ok()) {
+            // A path `http` cannot take keeps the route alone (the path then reads as `/`).
+            if let Ok(uri) = http::Uri::try_from(format!("{route}{path}")) {
+                if path.starts_with('/') {
+                    builder = builder.uri(uri);
+                }
             }
         }
         // Only a policy name that is not a path segment fails here; `has_policy` comes first.
@@ -217,5 +275,94 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    // Issue 24: the filter hands the service the request itself, so token sources, anonymous routes
+    // and rules decide as on /auth; a client cannot claim another method through X-Forwarded-*.
+    #[cfg(feature = "rules")]
+    mod access {
+        use super::*;
+
+        const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+        fn token(claims: serde_json::Value) -> String {
+            let key = jwtv_signer::SigningKey::hmac(SECRET.as_bytes());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let mut claims = claims;
+            claims["exp"] = serde_json::json!(now + 600);
+            jwtv_signer::encode(&serde_json::json!({"alg": "HS256"}), &claims, &key).unwrap()
+        }
+
+        fn plugin(extra: &str) -> Plugin {
+            load(&format!("[[issuers]]\nsecret = \"{SECRET}\"\n{extra}")).unwrap()
+        }
+
+        fn decide(plugin: &Plugin, headers: &[(&str, &str)]) -> Verdict {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            plugin.decide(headers.iter().map(|(n, v)| (*n, v.as_bytes())), None, now)
+        }
+
+        fn status(verdict: &Verdict) -> u16 {
+            match verdict {
+                Verdict::Allow { .. } => 200,
+                Verdict::Deny(r) | Verdict::UnknownKid(r, _) => r.status().as_u16(),
+            }
+        }
+
+        #[test]
+        fn a_cookie_token_is_read_from_the_request() {
+            let p = plugin("[gateway]\ntoken_sources = [\"cookie:session\"]\n");
+            let cookie = format!(
+                "a=1; session={}",
+                token(serde_json::json!({"sub": "alice"}))
+            );
+            let verdict = decide(
+                &p,
+                &[(":method", "GET"), (":path", "/x"), ("cookie", &cookie)],
+            );
+            let Verdict::Allow { set, .. } = verdict else {
+                panic!("{verdict:?}")
+            };
+            assert_eq!(set["x-auth-subject"], "alice");
+        }
+
+        #[test]
+        fn an_anonymous_route_sets_empty_identity_and_removes_the_clients() {
+            let p = plugin("[gateway]\nanonymous = \"allow\"\n");
+            let verdict = decide(&p, &[(":method", "GET"), ("x-auth-subject", "root")]);
+            let Verdict::Allow { remove, set } = verdict else {
+                panic!("{verdict:?}")
+            };
+            assert_eq!(remove, ["x-auth-subject"]);
+            assert_eq!(set["x-auth-subject"], "");
+        }
+
+        #[test]
+        fn a_rule_on_the_method_sees_the_request_not_a_client_claim() {
+            let p = plugin(
+                "[gateway]\nrule = \"request.method == 'GET' && request.path == '/docs'\"\n",
+            );
+            let bearer = format!("Bearer {}", token(serde_json::json!({"sub": "bob"})));
+            let get = [
+                (":method", "GET"),
+                (":path", "/docs?x=1"),
+                ("authorization", bearer.as_str()),
+            ];
+            assert_eq!(status(&decide(&p, &get)), 200);
+            let forged = [
+                (":method", "POST"),
+                (":path", "/docs"),
+                ("x-forwarded-method", "GET"),
+                ("x-original-method", "GET"),
+                ("authorization", bearer.as_str()),
+            ];
+            assert_eq!(status(&decide(&p, &forged)), 403);
+        }
     }
 }

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use http::{HeaderValue, Method, Request};
 use jwtv_config::Loaded;
 use jwtv_service::Service;
+use jwtv_service::sources::TokenSource;
 use jwtv_service::verifier::{Check, Key, Policy, Rejected, Trace};
 use serde_json::{Value, json};
 
@@ -99,6 +100,22 @@ fn describe(
     let validate = validate_answer(service, token, now);
     let auth = auth_answer(service, token, now);
     let valid = validate["status"] == 200;
+    let rule = service.options().gateway.access.rule.as_ref().map(|rule| {
+        // The verdict as the service gave it: evaluated only once every check before it passed.
+        let (verdict, description) = if valid {
+            ("pass", None)
+        } else if validate["body"]["error"] == "rule_failed" {
+            let description = validate["body"]["error_description"].as_str();
+            let verdict = match description {
+                Some(d) if d.contains("could not be evaluated") => "error",
+                _ => "fail",
+            };
+            (verdict, description)
+        } else {
+            ("not_reached", None)
+        };
+        json!({ "rule": rule.source(), "verdict": verdict, "description": description })
+    });
     let report = json!({
         "header": segment(token, 0),
         "claims": claims,
@@ -113,6 +130,7 @@ fn describe(
         "checks": checks,
         "validate": validate,
         "auth": auth,
+        "rule": rule,
         "valid": valid,
         "notes": notes,
     });
@@ -242,21 +260,45 @@ fn validate_answer(service: &Service, token: &str, now: u64) -> Value {
     })
 }
 
-/// What `GET /auth` with `Authorization: Bearer …` answers (status, and the reason header of a deny).
+/// What `GET /auth` answers with the token sent by the default policy's first token source (bearer,
+/// a cookie, a header or a query parameter): status, the reason header of a deny, and the source the
+/// service took the token from.
 fn auth_answer(service: &Service, token: &str, now: u64) -> Value {
-    let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) else {
-        return json!({ "status": null, "error": "the token cannot be sent in a header" });
-    };
+    let sources = &service.options().gateway.access.token_sources;
     let mut request = Request::new(Vec::new());
     *request.uri_mut() = http::Uri::from_static("/auth");
-    request.headers_mut().insert(AUTHORIZATION, value);
-    let response = service.handle(&request, now).response;
+    let sent = match sources.first() {
+        Some(TokenSource::Cookie(name)) => HeaderValue::from_str(&format!("{name}={token}"))
+            .map(|v| request.headers_mut().insert(COOKIE, v))
+            .is_ok(),
+        Some(TokenSource::Header(name)) => HeaderValue::from_str(token)
+            .map(|v| request.headers_mut().insert(name.clone(), v))
+            .is_ok(),
+        Some(TokenSource::Query(name)) => format!("/auth?{name}={token}")
+            .parse()
+            .map(|uri| *request.uri_mut() = uri)
+            .is_ok(),
+        Some(TokenSource::Bearer) | None => HeaderValue::from_str(&format!("Bearer {token}"))
+            .map(|v| request.headers_mut().insert(AUTHORIZATION, v))
+            .is_ok(),
+    };
+    if !sent {
+        return json!({ "status": null, "error": "the token cannot be sent in a header" });
+    }
+    let handled = service.handle(&request, now);
+    let response = handled.response;
+    let source = handled
+        .decision
+        .and_then(|d| d.source)
+        .and_then(|i| sources.get(i))
+        .map(|s| s.to_string());
     json!({
         "status": response.status().as_u16(),
         "error": response
             .headers()
             .get(jwtv_service::gateway::X_AUTH_ERROR)
             .and_then(|v| v.to_str().ok()),
+        "source": source,
     })
 }
 
@@ -321,10 +363,24 @@ pub fn render_text(report: &Value) -> String {
     let auth = &report["auth"];
     let _ = writeln!(
         out,
-        "GET  /auth      {} {}",
+        "GET  /auth      {} {}{}",
         auth["status"],
-        auth["error"].as_str().unwrap_or("ok")
+        auth["error"].as_str().unwrap_or("ok"),
+        auth["source"]
+            .as_str()
+            .map_or(String::new(), |s| format!(" (token from {s})"))
     );
+    if let Some(rule) = report["rule"].as_object() {
+        let mut line = format!(
+            "rule       {}: {}",
+            rule["rule"].as_str().unwrap_or(""),
+            rule["verdict"].as_str().unwrap_or("")
+        );
+        if let Some(d) = rule["description"].as_str() {
+            let _ = write!(line, " ({d})");
+        }
+        let _ = writeln!(out, "{line}");
+    }
     for note in report["notes"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "note: {}", note.as_str().unwrap_or(""));
     }

@@ -25,9 +25,11 @@ const BUCKETS_US: [u64; 14] = [
 /// Routes that produce decisions. Gateway paths (`/auth…`, `/policy/…`) count as `auth`.
 const ROUTES: [&str; 2] = ["validate", "auth"];
 
-/// One slot per code, plus one for allow.
-const OUTCOMES: usize = Code::ALL.len() + 1;
+/// One slot per code, plus one for allow and one for an anonymous pass (no token, on an anonymous
+/// route: `result="allow",code="anonymous"`).
+const OUTCOMES: usize = Code::ALL.len() + 2;
 const ALLOW: usize = Code::ALL.len();
+const ANONYMOUS: usize = Code::ALL.len() + 1;
 
 pub struct Metrics {
     decisions: [[AtomicU64; OUTCOMES]; ROUTES.len()],
@@ -95,7 +97,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
-            "# HELP jwtv_decisions_total Token decisions by route, result and reason code (code=\"ok\" when allowed).\n\
+            "# HELP jwtv_decisions_total Token decisions by route, result and reason code (code=\"ok\" when allowed, \"anonymous\" when let through without a token).\n\
              # TYPE jwtv_decisions_total counter\n",
         );
         for (r, route) in ROUTES.iter().enumerate() {
@@ -107,6 +109,8 @@ impl Metrics {
                 }
                 let (result, code) = if o == ALLOW {
                     ("allow", "ok")
+                } else if o == ANONYMOUS {
+                    ("allow", "anonymous")
                 } else {
                     ("deny", Code::ALL[o].as_str())
                 };
@@ -166,6 +170,9 @@ impl Metrics {
 }
 
 fn outcome(decision: &Decision) -> usize {
+    if decision.anonymous {
+        return ANONYMOUS;
+    }
     if decision.allowed {
         return ALLOW;
     }
@@ -382,10 +389,12 @@ mod tests {
     fn deny(code: Code) -> Decision {
         Decision {
             allowed: false,
+            anonymous: false,
             code: Some(code),
             iss: None,
             kid: None,
             issuer: None,
+            source: None,
         }
     }
 
@@ -402,10 +411,12 @@ mod tests {
         let m = Metrics::default();
         let allow = Decision {
             allowed: true,
+            anonymous: false,
             code: None,
             iss: None,
             kid: None,
             issuer: None,
+            source: None,
         };
         m.observe(
             route_of("/validate"),
@@ -449,6 +460,34 @@ mod tests {
         assert!(text.contains("jwtv_request_duration_seconds_bucket{le=\"+Inf\"} 4\n"));
         assert!(text.contains("jwtv_request_duration_seconds_count 4\n"));
         assert!(text.contains("jwtv_build_info{version=\""));
+    }
+
+    // Issue 24: an anonymous pass is counted apart from a verified allow.
+    #[test]
+    fn anonymous_passes_have_their_own_label() {
+        let m = Metrics::default();
+        let anonymous = Decision {
+            allowed: true,
+            anonymous: true,
+            ..deny(Code::MissingToken)
+        };
+        let anonymous = Decision {
+            code: None,
+            ..anonymous
+        };
+        m.observe(
+            route_of("/auth"),
+            Some(&anonymous),
+            Duration::from_micros(5),
+        );
+        let text = m.render();
+        assert!(
+            text.contains(
+                "jwtv_decisions_total{route=\"auth\",result=\"allow\",code=\"anonymous\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("route=\"auth\",result=\"allow\",code=\"ok\""));
     }
 
     #[test]

@@ -398,7 +398,13 @@ impl State {
                 ) =>
             {
                 tracing::info!(
-                decision = if d.allowed { "allow" } else { "deny" },
+                decision = if d.anonymous {
+                    "anonymous"
+                } else if d.allowed {
+                    "allow"
+                } else {
+                    "deny"
+                },
                 code = d.code.map_or("ok", |c| c.as_str()),
                 iss = %printable(d.iss.as_deref()),
                 kid = %printable(d.kid.as_deref()),

@@ -136,6 +136,38 @@ fn a_token_read_from_stdin_is_explained_and_valid_exits_0() {
     assert!(text.contains("verdict    valid"), "{text}");
 }
 
+// Issue 24: explain sends the token by the first configured source and says which one the service
+// took it from, and gives the rule's verdict.
+#[test]
+fn explain_shows_the_token_source_and_the_rule_verdict() {
+    let config = config()
+        .env("JWT_TOKEN_SOURCES", "cookie:session,bearer")
+        .env("JWT_RULE", "claims.sub == 'alice'");
+    let (exit, report) = explain_json(&config, &token(&claims()));
+    assert_eq!(exit, Some(0), "{report}");
+    assert_eq!(report["auth"]["source"], "cookie:session", "{report}");
+    assert_eq!(report["rule"]["verdict"], "pass", "{report}");
+    let bob = token(&with(claims(), "sub", serde_json::json!("bob")));
+    let exited = run_to_exit(&config, &["explain", &bob], EXIT_TIMEOUT);
+    assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
+    for expected in [
+        "GET  /auth      403 rule_failed (token from cookie:session)",
+        "rule       claims.sub == 'alice': fail",
+        "POST /validate  403 rule_failed",
+    ] {
+        assert!(
+            exited.stdout.contains(expected),
+            "{expected:?} missing from:\n{}",
+            exited.stdout
+        );
+    }
+    let (_, report) = explain_json(
+        &config.env("JWT_RULE", "'x' in claims.groups"),
+        &token(&claims()),
+    );
+    assert_eq!(report["rule"]["verdict"], "error", "{report}");
+}
+
 #[test]
 fn a_configuration_error_exits_2_with_one_line() {
     let config = config().env("JWT_LEEWAY", "soon");

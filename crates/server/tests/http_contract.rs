@@ -838,6 +838,19 @@ fn a_pem_key_is_refused_with_a_clear_error_where_pem_is_not_built_in() {
     );
 }
 
+// Issue 24: a configuration that asks for a rule never runs on a build that cannot evaluate it.
+#[test]
+fn a_rule_is_refused_with_a_clear_error_where_rules_are_not_built_in() {
+    if support::rules_supported() {
+        return;
+    }
+    refused_at_start(
+        TestConfig::new().env("JWT_RULE", "'admin' in claims.groups"),
+        "JWT_RULE: the default policy has a rule, but this build has no CEL rules (the WebAssembly \
+         component's `rules` build has them)",
+    );
+}
+
 #[test]
 fn the_wide_component_without_the_wide_arithmetic_flag_is_refused_by_wasmtime_at_start() {
     if !support::wide_arithmetic() {

@@ -246,6 +246,126 @@ fn fails_closed_when_the_validator_has_no_keys(kind: Kind) {
     assert_eq!(upstream.hits(), 0, "{kind:?}: the upstream was reached");
 }
 
+// ---- Issue 24: token sources, anonymous routes and rules, through each proxy's documented file ----
+
+/// A validator with these settings, on the target under test (gRPC: the native binary, as
+/// `validator_for`).
+fn validator_with(kind: Kind, extra: &[(&str, &str)]) -> Server {
+    let mut config = TestConfig::new()
+        .env("JWT_SECRET", String::from_utf8(SECRET.to_vec()).unwrap())
+        .env("JWT_AUDIENCE", "api");
+    for (k, v) in extra {
+        config = config.env(k, *v);
+    }
+    match kind {
+        Kind::EnvoyGrpc => Server::start_on(Target::Native, config),
+        _ => Server::start(config),
+    }
+}
+
+/// The gateway files pass `Cookie` and a named header (Envoy lists them in `allowed_headers`).
+fn cookie_and_header_tokens_reach_the_upstream(kind: Kind) {
+    let validator = validator_with(
+        kind,
+        &[(
+            "JWT_TOKEN_SOURCES",
+            "cookie:session,header:x-access-token,bearer",
+        )],
+    );
+    let upstream = Upstream::start();
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+    let t = token(json!({}));
+    let cookie = format!("theme=dark; session={t}");
+    let r = proxy.get("/orders", &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{kind:?} cookie: {}", r.text());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice"),
+        "{kind:?}"
+    );
+    let r = proxy.get("/orders", &[("X-Access-Token", &t)]);
+    assert_eq!(r.status, 200, "{kind:?} header: {}", r.text());
+    // Two sources, two tokens: refused, 401 (forward auth answers 401/403 only).
+    let other = token(json!({"sub": "mallory"}));
+    let r = proxy.get(
+        "/orders",
+        &[("Cookie", &cookie), ("Authorization", &bearer(&other))],
+    );
+    assert_eq!(r.status, 401, "{kind:?} conflict");
+    assert_eq!(
+        r.header("x-auth-error"),
+        Some("invalid_request"),
+        "{kind:?}"
+    );
+    assert_eq!(upstream.hits(), 2);
+}
+
+fn an_anonymous_route_passes_without_a_token_but_not_with_a_bad_one(kind: Kind) {
+    let validator = validator_with(kind, &[("JWT_ANONYMOUS", "allow")]);
+    let upstream = Upstream::start();
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+    // The start probe (`GET /` without a token) passes too on this route.
+    let before = upstream.hits();
+    let r = proxy.get("/public", &[("X-Auth-Subject", "mallory")]);
+    assert_eq!(r.status, 200, "{kind:?}: {}", r.text());
+    let seen = upstream.last();
+    assert_ne!(
+        seen.get("x-auth-subject").map(String::as_str),
+        Some("mallory"),
+        "{kind:?}: {seen:?}"
+    );
+    assert_eq!(
+        seen.get("x-auth-subject").map(String::as_str).unwrap_or(""),
+        "",
+        "{kind:?}: {seen:?}"
+    );
+    let expired = token(json!({"exp": now() - 3600}));
+    let r = proxy.get("/public", &[("Authorization", &bearer(&expired))]);
+    assert_eq!(r.status, 401, "{kind:?}");
+    assert_eq!(r.header("x-auth-error"), Some("token_expired"), "{kind:?}");
+    assert_eq!(upstream.hits() - before, 1);
+}
+
+/// A rule on a nested claim and on the original request's method, as each proxy reports it.
+fn a_rule_on_a_nested_claim_and_the_method_decides(kind: Kind) {
+    if kind != Kind::EnvoyGrpc && !support::rules_supported() {
+        return; // http_contract.rs: such a build refuses a rule at start
+    }
+    let validator = validator_with(
+        kind,
+        &[(
+            "JWT_RULE",
+            "'ops' in claims.realm_access.roles && (request.method == 'GET' || 'writer' in claims.realm_access.roles)",
+        )],
+    );
+    let upstream = Upstream::start();
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+    let ops = bearer(&token(json!({"realm_access": {"roles": ["ops"]}})));
+    let writer = bearer(&token(
+        json!({"realm_access": {"roles": ["ops", "writer"]}}),
+    ));
+    let dev = bearer(&token(json!({"realm_access": {"roles": ["dev"]}})));
+    assert_eq!(
+        proxy.get("/orders", &[("Authorization", &ops)]).status,
+        200,
+        "{kind:?} GET ops"
+    );
+    let r = proxy.get("/orders", &[("Authorization", &dev)]);
+    assert_eq!(r.status, 403, "{kind:?} GET dev");
+    assert_eq!(r.header("x-auth-error"), Some("rule_failed"), "{kind:?}");
+    let r = proxy.send("DELETE", "/orders/1", &[("Authorization", &ops)]);
+    assert_eq!(r.status, 403, "{kind:?} DELETE ops");
+    assert_eq!(r.header("x-auth-error"), Some("rule_failed"), "{kind:?}");
+    assert_eq!(
+        proxy
+            .send("DELETE", "/orders/1", &[("Authorization", &writer)])
+            .status,
+        200,
+        "{kind:?} DELETE writer"
+    );
+    assert_eq!(upstream.hits(), 2);
+}
+
 /// The cases above for one proxy, as a module named for it.
 macro_rules! gateway_suite {
     ($name:ident, $kind:expr) => {
@@ -265,6 +385,21 @@ macro_rules! gateway_suite {
             #[test]
             fn named_policy_without_its_scope_is_403() {
                 named_policy_needs_its_scope($kind);
+            }
+
+            #[test]
+            fn cookie_and_header_tokens_are_accepted() {
+                cookie_and_header_tokens_reach_the_upstream($kind);
+            }
+
+            #[test]
+            fn anonymous_route_passes_without_token() {
+                an_anonymous_route_passes_without_a_token_but_not_with_a_bad_one($kind);
+            }
+
+            #[test]
+            fn rule_on_nested_claim_and_method() {
+                a_rule_on_a_nested_claim_and_the_method_decides($kind);
             }
 
             #[test]

@@ -6,8 +6,10 @@
 //! exist); deny is 401 or 403 only (nginx turns anything else into 500), with the reason in
 //! `X-Auth-Error` because nginx passes upstream nothing else but the status and `WWW-Authenticate`.
 
-use crate::{Decision, Handled, Service};
-use crate::{bearer, response};
+use crate::request::Original;
+use crate::rule::{Rule, Verdict};
+use crate::sources::{self, SourceError, TokenSource};
+use crate::{Decision, Handled, Service, response};
 use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use jwtv_verifier::claims::{self, Claims};
@@ -61,6 +63,31 @@ pub struct Gateway {
     pub max_header_value_bytes: usize,
     /// Named policies, served at `/policy/{name}/auth`.
     pub policies: Vec<NamedPolicy>,
+    /// The default policy's token sources, anonymous switch and rule (`/auth` and `POST /validate`).
+    pub access: Access,
+}
+
+/// How a policy finds its token, whether it lets requests without one through, and the rule a
+/// verified token must also pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// Where the token is looked for, in order (default: bearer only).
+    pub token_sources: Vec<TokenSource>,
+    /// A request with no token at all passes, with empty identity headers (default: refused).
+    /// A token that is sent and fails is refused as always.
+    pub anonymous: bool,
+    /// A CEL rule a verified token must pass (default: none).
+    pub rule: Option<Rule>,
+}
+
+impl Default for Access {
+    fn default() -> Access {
+        Access {
+            token_sources: TokenSource::defaults(),
+            anonymous: false,
+            rule: None,
+        }
+    }
 }
 
 /// Prefix of every identity header the validator sets upstream.
@@ -87,6 +114,7 @@ impl Default for Gateway {
             claim_headers: Vec::new(),
             max_header_value_bytes: 1024,
             policies: Vec::new(),
+            access: Access::default(),
         }
     }
 }
@@ -184,6 +212,7 @@ impl ClaimRequirement {
 pub struct NamedPolicy {
     pub name: String,
     pub requirements: Requirements,
+    pub access: Access,
 }
 
 impl Requirements {
@@ -223,14 +252,24 @@ impl Requirements {
 /// Splits a gateway path: `Some(None)` for `/auth[/…]`, `Some(Some(name))` for
 /// `/policy/{name}/auth[/…]`, `None` for anything else.
 pub(crate) fn route(path: &str) -> Option<Option<&str>> {
-    let under =
-        |rest: &str, prefix: &str| rest == prefix || rest.starts_with(&format!("{prefix}/"));
-    if under(path, "/auth") {
-        return Some(None);
+    route_tail(path)?;
+    match path.strip_prefix("/policy/") {
+        Some(rest) => rest.split_once('/').map(|(name, _)| Some(name)),
+        None => Some(None),
+    }
+}
+
+/// What follows `/auth` in a gateway path (`""` or `/…`): Envoy's original path, under its
+/// `path_prefix`. `None` when the path is not a gateway route.
+pub(crate) fn route_tail(path: &str) -> Option<&str> {
+    let under = |rest: &'_ str| rest.is_empty() || rest.starts_with('/');
+    if let Some(rest) = path.strip_prefix("/auth") {
+        return under(rest).then_some(rest);
     }
     let rest = path.strip_prefix("/policy/")?;
     let (name, tail) = rest.split_once('/')?;
-    (!name.is_empty() && under(&format!("/{tail}"), "/auth")).then_some(Some(name))
+    let tail = tail.strip_prefix("auth")?;
+    (!name.is_empty() && under(tail)).then_some(tail)
 }
 
 pub(crate) fn handle<B>(
@@ -240,10 +279,10 @@ pub(crate) fn handle<B>(
     policy: Option<&str>,
 ) -> Handled {
     let gateway = &service.options.gateway;
-    let requirements = match policy {
-        None => None,
+    let (requirements, access) = match policy {
+        None => (None, &gateway.access),
         Some(name) => match gateway.policies.iter().find(|p| p.name == name) {
-            Some(p) => Some(&p.requirements),
+            Some(p) => (Some(&p.requirements), &p.access),
             None => {
                 return Handled {
                     response: response::not_found(&format!("/policy/{name}")),
@@ -252,32 +291,101 @@ pub(crate) fn handle<B>(
             }
         },
     };
-    let token = match bearer::token(req.headers()) {
-        Ok(Some(token)) => token,
+    let original = Original::forwarded(req, route_tail(req.uri().path()).unwrap_or(""));
+    let found = match sources::find(&access.token_sources, req.headers(), original.query) {
+        Ok(Some(found)) => found,
+        Ok(None) if access.anonymous => return anonymous(gateway),
         Ok(None) => return missing_token(service),
         // 401, never 400 (see `deny`).
-        Err(unreadable) => {
-            let rejection = Rejection::new(Code::MalformedToken, unreadable.to_string());
+        Err(SourceError::Unreadable(unreadable)) => {
+            let rejection = Rejection::new(Code::MalformedToken, unreadable);
+            return deny(service, rejection, None, None, None);
+        }
+        Err(conflict) => {
+            let rejection = Rejection::new(Code::InvalidRequest, conflict.to_string());
             return deny(service, rejection, None, None, None);
         }
     };
-    let verified = match service.verify(token, now) {
+    let source = access.token_sources.iter().position(|s| s == found.source);
+    let verified = match service.verify(&found.token, now) {
         Ok(verified) => verified,
-        Err(r) => return deny(service, r.rejection, r.iss, r.kid, r.issuer),
+        Err(r) => {
+            let mut handled = deny(service, r.rejection, r.iss, r.kid, r.issuer);
+            if let Some(decision) = &mut handled.decision {
+                decision.source = source;
+            }
+            return handled;
+        }
     };
-    let decision = Decision::allowed(&verified);
-    if let Some(Err(rejection)) = requirements.map(|r| r.check(&verified.claims)) {
-        return deny(
+    let mut decision = Decision::allowed(&verified);
+    decision.source = source;
+    let checked = match requirements.map(|r| r.check(&verified.claims)) {
+        Some(Err(rejection)) => Err(rejection),
+        _ => match &access.rule {
+            Some(rule) => check_rule(rule, &verified.claims, &original),
+            None => Ok(()),
+        },
+    };
+    if let Err(rejection) = checked {
+        let mut handled = deny(
             service,
             rejection,
             decision.iss,
             decision.kid,
             decision.issuer,
         );
+        if let Some(d) = &mut handled.decision {
+            d.source = source;
+        }
+        return handled;
     }
     Handled {
         response: allow(gateway, &verified),
         decision: Some(decision),
+    }
+}
+
+/// A rule's verdict as a refusal: false and an evaluation error both refuse, each with its own words.
+pub(crate) fn check_rule(
+    rule: &Rule,
+    claims: &Claims,
+    original: &Original<'_>,
+) -> Result<(), Rejection> {
+    match rule.evaluate(claims, original) {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail => Err(Rejection::new(
+            Code::RuleFailed,
+            "the token does not meet the policy's rule",
+        )),
+        Verdict::Error(error) => Err(Rejection::new(
+            Code::RuleFailed,
+            format!("the policy's rule could not be evaluated, so it refuses: {error}"),
+        )),
+    }
+}
+
+/// A request with no token on an anonymous route: 200 with every identity header present and empty,
+/// so the proxy overwrites whatever a client sent under those names.
+fn anonymous(gateway: &Gateway) -> Handled {
+    let mut response = response::empty(StatusCode::OK);
+    let headers = response.headers_mut();
+    for (name, _) in IDENTITY {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(""));
+    }
+    for mapping in &gateway.claim_headers {
+        headers.insert(mapping.header.clone(), HeaderValue::from_static(""));
+    }
+    Handled {
+        response,
+        decision: Some(Decision {
+            allowed: true,
+            anonymous: true,
+            code: None,
+            iss: None,
+            kid: None,
+            issuer: None,
+            source: None,
+        }),
     }
 }
 
@@ -356,7 +464,7 @@ fn deny(
 ) -> Handled {
     // Never 400 here: nginx turns any status but 401/403 into 500.
     let status = match rejection.code {
-        Code::InsufficientScope => StatusCode::FORBIDDEN,
+        Code::InsufficientScope | Code::RuleFailed => StatusCode::FORBIDDEN,
         Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::ServerMisconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNAUTHORIZED,

@@ -12,7 +12,10 @@ mod bearer;
 pub mod cache;
 pub mod gateway;
 mod health;
+pub mod request;
 mod response;
+pub mod rule;
+pub mod sources;
 mod validate;
 
 use http::{Method, Request, Response};
@@ -49,12 +52,16 @@ impl Default for Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
+    /// Allowed with no token, on an anonymous route (no identity).
+    pub anonymous: bool,
     pub code: Option<Code>,
     pub iss: Option<String>,
     pub kid: Option<String>,
     /// Index of the issuer whose keys were used, once the token named one we serve. A shell that fetches
     /// key sets refreshes this issuer's set after an `unknown_kid` and asks again.
     pub issuer: Option<usize>,
+    /// Index, in the policy's token sources, of the one the token came from.
+    pub source: Option<usize>,
 }
 
 /// Verified tokens remembered by the shell, so a token seen again skips parsing and the signature check.
@@ -83,6 +90,7 @@ impl Decision {
     fn allowed(verified: &jwtv_verifier::Verified) -> Decision {
         Decision {
             allowed: true,
+            anonymous: false,
             code: None,
             iss: verified
                 .claims
@@ -91,6 +99,7 @@ impl Decision {
                 .map(str::to_owned),
             kid: verified.kid.clone(),
             issuer: Some(verified.issuer),
+            source: None,
         }
     }
 }
@@ -250,10 +259,12 @@ fn refused(
         response,
         decision: Some(Decision {
             allowed: false,
+            anonymous: false,
             code: Some(rejection.code),
             iss,
             kid,
             issuer,
+            source: None,
         }),
     }
 }
@@ -297,3 +308,5 @@ fn is_read(method: &Method) -> bool {
 mod tests;
 #[cfg(test)]
 mod tests_cache;
+#[cfg(all(test, feature = "rules"))]
+mod tests_rules;

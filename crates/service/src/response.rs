@@ -40,7 +40,7 @@ pub(crate) fn empty(status: StatusCode) -> Response<Vec<u8>> {
 pub(crate) fn status_for(code: Code) -> StatusCode {
     match code {
         Code::InvalidRequest | Code::MissingToken => StatusCode::BAD_REQUEST,
-        Code::InsufficientScope => StatusCode::FORBIDDEN,
+        Code::InsufficientScope | Code::RuleFailed => StatusCode::FORBIDDEN,
         Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::ServerMisconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNAUTHORIZED,
@@ -102,10 +102,12 @@ pub(crate) fn bearer_challenge(realm: &str, error: Option<(&str, &str)>) -> Head
 }
 
 /// The challenge error for a reason code: `insufficient_scope` keeps its name, every other token
-/// problem is `invalid_token` (RFC 6750 §3.1).
+/// problem is `invalid_token` (RFC 6750 §3.1). A failed rule is neither (the token is valid, and what
+/// it lacks is not a scope): it says `rule_failed`, an extension error value (RFC 6749 §8.5).
 pub(crate) fn challenge_error(code: Code) -> &'static str {
     match code {
         Code::InsufficientScope => "insufficient_scope",
+        Code::RuleFailed => "rule_failed",
         Code::MissingToken | Code::InvalidRequest => "invalid_request",
         _ => "invalid_token",
     }

@@ -379,7 +379,7 @@ fn every_code_has_its_status() {
     for code in Code::ALL {
         let expected = match code {
             Code::InvalidRequest | Code::MissingToken => 400,
-            Code::InsufficientScope => 403,
+            Code::InsufficientScope | Code::RuleFailed => 403,
             Code::TemporarilyUnavailable => 503,
             Code::ServerMisconfigured => 500,
             _ => 401,
@@ -422,7 +422,9 @@ mod gateway_mode {
                     }],
                     ..Requirements::default()
                 },
+                access: crate::gateway::Access::default(),
             }],
+            access: crate::gateway::Access::default(),
         };
         service_with(
             Options {

@@ -1,8 +1,9 @@
 //! `POST /validate`: the drop-in for the Express service (`{"token": "…"}` in, `{"valid": …}` out), which
 //! also takes the token from `Authorization: Bearer` when the body carries none.
 
-use crate::{Decision, Handled, Service};
-use crate::{bearer, response};
+use crate::request::Original;
+use crate::sources::{self, TokenSource};
+use crate::{Decision, Handled, Service, gateway, response};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use jwtv_verifier::Claims;
@@ -30,15 +31,35 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
     if body.len() > service.options.max_body_bytes {
         return plain(too_large(service));
     }
-    let token = match token_of(
+    let access = &service.options.gateway.access;
+    let (token, source) = match token_of(
         body,
         req.headers(),
+        req.uri().query(),
+        &access.token_sources,
         service.verifier.limits().max_json_depth,
     ) {
-        Ok(token) => token,
+        Ok(found) => found,
         Err(rejection) => return reject(service, rejection, None, None, None),
     };
-    match service.verify(&token, now) {
+    let verified = service
+        .verify(&token, now)
+        .and_then(|verified| match &access.rule {
+            Some(rule) => {
+                let original = Original::direct(req);
+                match gateway::check_rule(rule, &verified.claims, &original) {
+                    Ok(()) => Ok(verified),
+                    Err(rejection) => Err(jwtv_verifier::Rejected {
+                        rejection,
+                        iss: Decision::allowed(&verified).iss,
+                        kid: verified.kid.clone(),
+                        issuer: Some(verified.issuer),
+                    }),
+                }
+            }
+            None => Ok(verified),
+        });
+    let mut handled = match verified {
         Ok(verified) => {
             let body = Valid {
                 valid: true,
@@ -59,7 +80,11 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
             rejected.kid,
             rejected.issuer,
         ),
+    };
+    if let Some(decision) = &mut handled.decision {
+        decision.source = source;
     }
+    handled
 }
 
 /// `{"valid":true,…}` first, as the old service answered; the additive fields follow.
@@ -97,26 +122,34 @@ fn reject(
     crate::refused(service, status, rejection, iss, kid, issuer)
 }
 
-/// The token from the body or, when the body carries none, from `Authorization: Bearer` (the way many
-/// callers of such services send it). When both carry one they must be the same token: a caller that
-/// sends two different ones has a bug we would hide by picking either, so the request is refused (and
+/// The token from the body or, when the body carries none, from the default policy's token sources
+/// (`Authorization: Bearer` unless configured otherwise: the way many callers of such services send
+/// it). When both carry one they must be the same token, and so must two sources: a caller that sends
+/// two different ones has a bug we would hide by picking either, so the request is refused (and
 /// neither token is echoed). A body that is not JSON, or a token of another type, stays a malformed
-/// request whatever the header says; an `Authorization` of another scheme counts as no header.
+/// request whatever the headers say; an `Authorization` of another scheme counts as no header.
+/// Returns the token and, when a source gave it, that source's index.
 fn token_of<'a>(
     body: &'a [u8],
     headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    token_sources: &'a [TokenSource],
     max_depth: usize,
-) -> Result<Cow<'a, str>, Rejection> {
+) -> Result<(Cow<'a, str>, Option<usize>), Rejection> {
     let from_body = body_token(body, max_depth)?;
-    let from_header = bearer::token(headers)
-        .map_err(|unreadable| Rejection::new(Code::InvalidRequest, unreadable.to_string()))?;
-    match (from_body, from_header) {
-        (Some(body), None) => Ok(body),
-        (None, Some(header)) => Ok(Cow::Borrowed(header)),
-        (Some(body), Some(header)) if body == header => Ok(body),
-        (Some(_), Some(_)) => Err(Rejection::new(
+    let from_sources = sources::find(token_sources, headers, query)
+        .map_err(|error| Rejection::new(Code::InvalidRequest, error.to_string()))?;
+    let index = |found: &sources::Found<'_>| token_sources.iter().position(|s| s == found.source);
+    match (from_body, from_sources) {
+        (Some(body), None) => Ok((body, None)),
+        (None, Some(found)) => Ok((index(&found), found.token)).map(|(i, t)| (t, i)),
+        (Some(body), Some(found)) if body == found.token => Ok((body, None)),
+        (Some(_), Some(found)) => Err(Rejection::new(
             Code::InvalidRequest,
-            "the body's token and the Authorization header's token differ; send one token",
+            format!(
+                "the body's token and the {} token differ; send one token",
+                found.source
+            ),
         )),
         (None, None) => Err(Rejection::new(
             Code::MissingToken,

@@ -23,6 +23,8 @@ pub enum Code {
     MissingClaim,
     UnsupportedCrit,
     InsufficientScope,
+    /// A valid token that the policy's CEL rule refuses (or could not evaluate).
+    RuleFailed,
     TemporarilyUnavailable,
     /// Never a verdict of the verifier: the answer of a shell whose configuration cannot be served
     /// (every request, fail closed), and of a route naming a policy the configuration lacks.
@@ -30,7 +32,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::InvalidRequest,
         Code::MissingToken,
         Code::MalformedToken,
@@ -47,6 +49,7 @@ impl Code {
         Code::MissingClaim,
         Code::UnsupportedCrit,
         Code::InsufficientScope,
+        Code::RuleFailed,
         Code::TemporarilyUnavailable,
         Code::ServerMisconfigured,
     ];
@@ -69,6 +72,7 @@ impl Code {
             Code::MissingClaim => "missing_claim",
             Code::UnsupportedCrit => "unsupported_crit",
             Code::InsufficientScope => "insufficient_scope",
+            Code::RuleFailed => "rule_failed",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
             Code::ServerMisconfigured => "server_misconfigured",
         }

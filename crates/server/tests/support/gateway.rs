@@ -134,6 +134,11 @@ impl Gateway {
         request(self.addr, "GET", path, headers, b"")
     }
 
+    /// A request with another method (rules over `request.method`), no body.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, method, path, headers, b"")
+    }
+
     /// Everything the proxy wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         self.log.text()

@@ -8,7 +8,8 @@
 //!   `JWTV_COMPONENT_PEM=1` says it was built with its `pem` feature, `JWTV_COMPONENT_P3=1` that it
 //!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`),
 //!   `JWTV_COMPONENT_WIDE=1` that it is the wide-arithmetic build (`scripts/component-wide`; served with
-//!   `-W wide-arithmetic=y`), and `JWTV_COMPONENT_BAKE=1` that each server's configuration is baked
+//!   `-W wide-arithmetic=y`), `JWTV_COMPONENT_RULES=1` that it was built with its `rules` feature (CEL
+//!   rules), and `JWTV_COMPONENT_BAKE=1` that each server's configuration is baked
 //!   into it (`scripts/bake`) and the baked component served with no environment and no directory.
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
@@ -126,6 +127,15 @@ pub fn pem_keys_supported() -> bool {
     match Target::from_env() {
         Target::Native => true,
         Target::Wasm => std::env::var("JWTV_COMPONENT_PEM").as_deref() == Ok("1"),
+    }
+}
+
+/// Whether the server under test evaluates CEL rules: the native binary does; the component only when
+/// built with its `rules` feature, which `JWTV_COMPONENT_RULES=1` declares.
+pub fn rules_supported() -> bool {
+    match Target::from_env() {
+        Target::Native => true,
+        Target::Wasm => std::env::var("JWTV_COMPONENT_RULES").as_deref() == Ok("1"),
     }
 }
 

@@ -1,0 +1,97 @@
+//! Token sources, anonymous routes and rules (issue 24) from either reader: each setting lands on its
+//! policy, and each bad value stops the load with one line naming the setting (and, for a rule, the
+//! policy and the column).
+
+use super::tests::Fixture;
+use jwtv_service::sources::TokenSource;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-and-a-bit";
+
+fn env() -> Fixture {
+    Fixture::new().env("JWT_SECRET", SECRET)
+}
+
+#[test]
+fn access_settings_from_the_environment() {
+    let loaded = env()
+        .env("JWT_TOKEN_SOURCES", "cookie:session, bearer")
+        .env("JWT_ANONYMOUS", "allow")
+        .env("JWT_RULE", "claims.email_verified")
+        .env("JWT_POLICIES", "admin")
+        .env("JWT_POLICY_ADMIN_TOKEN_SOURCES", "header:x-jwt")
+        .env("JWT_POLICY_ADMIN_RULE", "'admin' in claims.groups")
+        .ok();
+    let access = &loaded.options.gateway.access;
+    assert_eq!(
+        access.token_sources,
+        [TokenSource::Cookie("session".into()), TokenSource::Bearer]
+    );
+    assert!(access.anonymous);
+    assert_eq!(
+        access.rule.as_ref().unwrap().source(),
+        "claims.email_verified"
+    );
+    let admin = &loaded.options.gateway.policies[0].access;
+    assert!(!admin.anonymous);
+    assert_eq!(
+        admin.rule.as_ref().unwrap().source(),
+        "'admin' in claims.groups"
+    );
+}
+
+#[test]
+fn defaults_are_bearer_only_not_anonymous_no_rule() {
+    let loaded = env().ok();
+    let access = &loaded.options.gateway.access;
+    assert_eq!(access.token_sources, [TokenSource::Bearer]);
+    assert!(!access.anonymous && access.rule.is_none());
+}
+
+#[test]
+fn bad_access_settings_stop_the_load_with_one_line() {
+    let e = env().env("JWT_TOKEN_SOURCES", "bearer,form:x").err();
+    assert!(
+        e.starts_with("JWT_TOKEN_SOURCES: \"form\" is not a kind"),
+        "{e}"
+    );
+    let e = env().env("JWT_ANONYMOUS", "yes").err();
+    assert!(e.starts_with("JWT_ANONYMOUS: \"yes\" is neither"), "{e}");
+    let e = env()
+        .env("JWT_POLICIES", "admin")
+        .env("JWT_POLICY_ADMIN_RULE", "claims.sub == ")
+        .err();
+    assert!(
+        e.starts_with("JWT_POLICY_ADMIN_RULE: policy \"admin\"'s rule, column 14:"),
+        "{e}"
+    );
+    let e = env().env("JWT_RULE", "user.admin").err();
+    assert!(
+        e.starts_with("JWT_RULE: the default policy's rule, column 1: unknown name \"user\""),
+        "{e}"
+    );
+}
+
+#[cfg(feature = "toml")]
+#[test]
+fn access_settings_from_the_file() {
+    let toml = format!(
+        "[[issuers]]\nsecret = \"{SECRET}\"\n[gateway]\ntoken_sources = [\"bearer\", \"query:t\"]\nrule = \"claims.level > 1\"\n\
+         [policies.public]\nanonymous = \"allow\"\ntoken_sources = [\"cookie:id\"]\n"
+    );
+    let loaded = Fixture::new().config(&toml).ok();
+    let gateway = &loaded.options.gateway;
+    assert_eq!(
+        gateway.access.token_sources,
+        [TokenSource::Bearer, TokenSource::Query("t".into())]
+    );
+    assert!(gateway.access.rule.is_some());
+    assert!(gateway.policies[0].access.anonymous);
+    let bad = format!(
+        "[[issuers]]\nsecret = \"{SECRET}\"\n[policies.admin]\nrule = \"size(claims.groups) >\"\n"
+    );
+    let e = Fixture::new().config(&bad).err();
+    assert!(
+        e.starts_with("/etc/jwtv/jwtv.toml: policies.admin.rule: policy \"admin\"'s rule, column"),
+        "{e}"
+    );
+}
