@@ -16,6 +16,7 @@ mod env;
 #[cfg(feature = "toml")]
 mod file;
 mod keys;
+#[cfg(feature = "reference")]
 pub mod reference;
 mod shared;
 pub mod table;

@@ -198,7 +198,12 @@ const fn row(
         toml,
         kind,
         default,
-        help,
+        // Without the reference, the literal is discarded here at compile time and never linked.
+        help: if cfg!(feature = "reference") {
+            help
+        } else {
+            ""
+        },
         shells,
         group,
     }

@@ -1,9 +1,11 @@
 //! The settings table against the readers: every row is read where the table says, with the default
 //! the table states, and unknown names are reported.
 
+#[cfg(feature = "reference")]
+use super::reference;
 use super::table::{Kind, SETTINGS};
 use super::tests::Fixture;
-use super::{ServerSettings, load_checked, reference};
+use super::{ServerSettings, load_checked};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-and-a-bit";
 
@@ -98,6 +100,7 @@ fn unknown_toml_key_stays_an_error_listing_the_known_ones() {
 /// The file sample in `--help` sets every key that has a default to it: loading it must give the
 /// defaults, so a table default that drifted from the code's, or a TOML path the file reader does
 /// not know, fails here.
+#[cfg(feature = "reference")]
 #[test]
 fn file_sample_of_the_help_loads_as_the_defaults() {
     let sample = reference::toml_sample();
@@ -173,6 +176,7 @@ fn out_of_range_values_are_refused_with_the_rows_range() {
     );
 }
 
+#[cfg(feature = "reference")]
 #[test]
 fn every_row_is_documented_where_it_can_be_set() {
     let help = format!(

@@ -4,6 +4,8 @@
 //! Regenerate with `UPDATE_DOCS=1 cargo test -p jwtv-config --test reference`, or
 //! `jwt-validator config-reference > docs/configuration.md`.
 
+#![cfg(feature = "reference")]
+
 use std::path::PathBuf;
 
 #[test]
