@@ -533,17 +533,7 @@ fn a_remote_key_set_is_fetched_through_a_cluster_served_after_503_and_followed_t
     // Every answer above was the filter's own; only the allowed ones went on.
     assert!(upstream.hits() >= 2);
     // The fetch carries the refresh machine's headers, as the server's and the component's do.
-    assert_eq!(
-        ks.last_header("accept").as_deref(),
-        Some("application/json, application/jwk-set+json")
-    );
-    let agent = ks.last_header("user-agent");
-    assert!(
-        agent
-            .as_deref()
-            .is_some_and(|v| v.starts_with("jwt-validator/")),
-        "{agent:?}"
-    );
+    ks.assert_fetch_headers();
     assert!(
         envoy
             .log

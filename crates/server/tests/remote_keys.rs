@@ -218,7 +218,7 @@ fn before_the_first_fetch_tokens_get_503_and_readyz_waits_through_every_fault() 
     assert_eq!(validate(&server, &key.token(&claims(ISSUER))), (200, None));
     assert_eq!(auth(&server, &key.token(&claims(ISSUER))), 200);
     assert_never_allowed(&server, &key, &other, "after the first success");
-    assert_fetch_headers(&ks);
+    ks.assert_fetch_headers();
 
     let logs = server.stderr_text();
     assert!(logs.contains("key set fetch failed"), "{logs}");
@@ -654,21 +654,6 @@ fn the_token_cache_never_serves_a_token_past_its_exp() {
         200
     );
     assert!(!off.get("/metrics").text().contains("jwtv_token_cache"));
-}
-
-/// Every shell sends the headers the refresh machine gives its fetches.
-fn assert_fetch_headers(ks: &KeyServer) {
-    assert_eq!(
-        ks.last_header("accept").as_deref(),
-        Some("application/json, application/jwk-set+json")
-    );
-    let agent = ks.last_header("user-agent");
-    assert!(
-        agent
-            .as_deref()
-            .is_some_and(|v| v.starts_with("jwt-validator/")),
-        "{agent:?}"
-    );
 }
 
 // A seed key set (issue 23, item 3): served until the identity provider is first heard, and for as

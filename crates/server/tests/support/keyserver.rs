@@ -140,6 +140,21 @@ impl KeyServer {
     }
 
     /// A header of the last request read (`name` lowercase), as sent.
+    /// Every shell sends the headers the refresh machine gives its fetches.
+    pub fn assert_fetch_headers(&self) {
+        assert_eq!(
+            self.last_header("accept").as_deref(),
+            Some("application/json, application/jwk-set+json")
+        );
+        let agent = self.last_header("user-agent");
+        assert!(
+            agent
+                .as_deref()
+                .is_some_and(|v| v.starts_with("jwt-validator/")),
+            "{agent:?}"
+        );
+    }
+
     pub fn last_header(&self, name: &str) -> Option<String> {
         let state = self.state.lock().unwrap();
         state
