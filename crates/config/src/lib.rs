@@ -557,11 +557,7 @@ pub(crate) fn access(
 }
 
 pub(crate) fn check_policy_name(name: &str) -> Result<(), String> {
-    if !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if jwtv_service::gateway::is_policy_name(name) {
         Ok(())
     } else {
         Err(format!(

@@ -249,6 +249,15 @@ impl Requirements {
     }
 }
 
+/// What a policy name may hold: letters, digits, `-` and `_`. Configuration refuses other names and
+/// gRPC ext_authz refuses them in `context_extensions`, so a name never climbs out of its path segment.
+pub fn is_policy_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Splits a gateway path: `Some(None)` for `/auth[/…]`, `Some(Some(name))` for
 /// `/policy/{name}/auth[/…]`, `None` for anything else.
 pub(crate) fn route(path: &str) -> Option<Option<&str>> {

@@ -16,7 +16,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderName, HeaderValue as HttpHeaderValue, Method, Request, Response, StatusCode};
-use jwtv_service::gateway::Gateway;
+use jwtv_service::gateway::{Gateway, is_policy_name};
 
 /// Where a route names its policy: `context_extensions` of the route's `ext_authz` per-route settings
 /// (Envoy's `check_settings`, Istio's and Envoy Gateway's per-route extensions).
@@ -33,9 +33,7 @@ const UNAUTHENTICATED: i32 = 16;
 pub enum Untranslatable {
     #[error("the check request carries no HTTP request attributes")]
     NoHttpRequest,
-    #[error(
-        "context_extensions policy {0:?} is not a policy name (letters, digits, '.', '_', '-')"
-    )]
+    #[error("context_extensions policy {0:?} is not a policy name (letters, digits, '-', '_')")]
     PolicyName(String),
     #[error("the HTTP method {0:?} is not valid")]
     Method(String),
@@ -130,15 +128,6 @@ fn client_headers_of(http: &HttpRequest) -> Vec<(&str, &[u8])> {
 }
 
 /// What the route grammar of `/policy/{name}/auth` can hold without being another path.
-fn is_policy_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && name != "."
-        && name != ".."
-}
-
 /// An `/auth` answer that is no decision for Envoy (keys unavailable, no such policy, a timeout):
 /// the check fails with gRPC `UNAVAILABLE`, so Envoy applies `status_on_error` (fails closed).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
