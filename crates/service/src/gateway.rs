@@ -328,13 +328,18 @@ pub(crate) fn handle<B>(
     };
     let mut decision = Decision::allowed(&verified);
     decision.source = source;
-    let checked = match requirements.map(|r| r.check(&verified.claims)) {
-        Some(Err(rejection)) => Err(rejection),
-        _ => match &access.rule {
-            Some(rule) => check_rule(rule, &verified.claims, &original),
-            None => Ok(()),
-        },
-    };
+    // The binding first: a token presented without its certificate is no valid token here (401),
+    // whatever the policy would have said of its claims.
+    let checked =
+        crate::mtls::check(&service.options.client_cert, &verified.claims, req).and_then(|()| {
+            match requirements.map(|r| r.check(&verified.claims)) {
+                Some(Err(rejection)) => Err(rejection),
+                _ => match &access.rule {
+                    Some(rule) => check_rule(rule, &verified.claims, &original),
+                    None => Ok(()),
+                },
+            }
+        });
     if let Err(rejection) = checked {
         let mut handled = deny(
             service,

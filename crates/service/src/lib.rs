@@ -12,6 +12,7 @@ mod bearer;
 pub mod cache;
 pub mod gateway;
 mod health;
+pub mod mtls;
 pub mod request;
 mod response;
 pub mod rule;
@@ -35,6 +36,8 @@ pub struct Options {
     pub realm: String,
     /// Forward-auth mode: identity headers and named policies.
     pub gateway: gateway::Gateway,
+    /// Where the client certificate of a request is read, for certificate-bound tokens (RFC 8705).
+    pub client_cert: mtls::CertSource,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             expose_descriptions: true,
             realm: "jwt-validator".to_owned(),
             gateway: gateway::Gateway::default(),
+            client_cert: mtls::CertSource::None,
         }
     }
 }
@@ -308,5 +312,7 @@ fn is_read(method: &Method) -> bool {
 mod tests;
 #[cfg(test)]
 mod tests_cache;
+#[cfg(test)]
+mod tests_mtls;
 #[cfg(all(test, feature = "rules"))]
 mod tests_rules;

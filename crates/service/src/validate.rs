@@ -3,7 +3,7 @@
 
 use crate::request::Original;
 use crate::sources::{self, TokenSource};
-use crate::{Decision, Handled, Service, gateway, response};
+use crate::{Decision, Handled, Service, gateway, mtls, response};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use jwtv_verifier::Claims;
@@ -42,22 +42,24 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
         Ok(found) => found,
         Err(rejection) => return reject(service, rejection, None, None, None),
     };
-    let verified = service
-        .verify(&token, now)
-        .and_then(|verified| match &access.rule {
-            Some(rule) => {
-                let original = Original::direct(req);
-                match gateway::check_rule(rule, &verified.claims, &original) {
-                    Ok(()) => Ok(verified),
-                    Err(rejection) => Err(jwtv_verifier::Rejected {
-                        rejection,
-                        iss: Decision::allowed(&verified).iss,
-                        kid: verified.kid.clone(),
-                        issuer: Some(verified.issuer),
-                    }),
-                }
+    let verified =
+        service.verify(&token, now).and_then(|verified| {
+            let checked = mtls::check(&service.options.client_cert, &verified.claims, req)
+                .and_then(|()| match &access.rule {
+                    Some(rule) => {
+                        gateway::check_rule(rule, &verified.claims, &Original::direct(req))
+                    }
+                    None => Ok(()),
+                });
+            match checked {
+                Ok(()) => Ok(verified),
+                Err(rejection) => Err(jwtv_verifier::Rejected {
+                    rejection,
+                    iss: Decision::allowed(&verified).iss,
+                    kid: verified.kid.clone(),
+                    issuer: Some(verified.issuer),
+                }),
             }
-            None => Ok(verified),
         });
     let mut handled = match verified {
         Ok(verified) => {

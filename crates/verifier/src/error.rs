@@ -25,6 +25,8 @@ pub enum Code {
     InsufficientScope,
     /// A valid token that the policy's CEL rule refuses (or could not evaluate).
     RuleFailed,
+    /// A token bound to a client certificate (RFC 8705 `cnf.x5t#S256`) without that certificate.
+    CertificateMismatch,
     TemporarilyUnavailable,
     /// Never a verdict of the verifier: the answer of a shell whose configuration cannot be served
     /// (every request, fail closed), and of a route naming a policy the configuration lacks.
@@ -32,7 +34,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 20] = [
         Code::InvalidRequest,
         Code::MissingToken,
         Code::MalformedToken,
@@ -50,6 +52,7 @@ impl Code {
         Code::UnsupportedCrit,
         Code::InsufficientScope,
         Code::RuleFailed,
+        Code::CertificateMismatch,
         Code::TemporarilyUnavailable,
         Code::ServerMisconfigured,
     ];
@@ -73,6 +76,7 @@ impl Code {
             Code::UnsupportedCrit => "unsupported_crit",
             Code::InsufficientScope => "insufficient_scope",
             Code::RuleFailed => "rule_failed",
+            Code::CertificateMismatch => "certificate_mismatch",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
             Code::ServerMisconfigured => "server_misconfigured",
         }
