@@ -132,9 +132,9 @@ impl fmt::Display for CertSource {
 }
 
 /// The DER of the client certificate our TLS listener verified, set by the native shell in the
-/// request's extensions.
+/// request's extensions (shared by the connection's requests).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsClientCertificate(pub Vec<u8>);
+pub struct TlsClientCertificate(pub std::sync::Arc<[u8]>);
 
 /// The client certificate a gateway reported outside the headers: Envoy's gRPC
 /// `CheckRequest.attributes.source.certificate` (URL-encoded PEM), set by the gRPC shell in the

@@ -90,7 +90,7 @@ fn auth(s: &Service, token: &str, presented: Presented<'_>) -> (StatusCode, Opti
     match presented {
         Presented::Tls(der) => {
             req.extensions_mut()
-                .insert(TlsClientCertificate(der.to_vec()));
+                .insert(TlsClientCertificate(der.into()));
         }
         Presented::Reported(pem) => {
             req.extensions_mut().insert(ReportedCertificate(pem));
@@ -162,7 +162,7 @@ fn validate_route_checks_the_binding_too() {
             .body(Vec::new())
             .unwrap();
         req.extensions_mut()
-            .insert(TlsClientCertificate(der.to_vec()));
+            .insert(TlsClientCertificate(der.into()));
         assert_eq!(s.handle(&req, NOW).response.status(), status);
     }
 }
