@@ -24,6 +24,7 @@ mod mint;
 mod policy_text;
 mod probe;
 mod reload;
+mod replay;
 mod serve;
 mod tls;
 

@@ -194,7 +194,7 @@ fn bound_token_passes_only_on_a_connection_with_its_certificate() {
         .block_on(tls::get(&as_bob, server.addr, "/auth", &headers))
         .unwrap();
     assert_eq!(answer.status, 401);
-    assert_eq!(answer.header("x-auth-error"), Some("certificate_mismatch"));
+    assert_eq!(answer.header("x-auth-error"), Some("invalid_token_binding"));
 
     // POST /validate over HTTP/2, same rule.
     let body = format!(r#"{{"token":"{bound}"}}"#);
@@ -209,7 +209,7 @@ fn bound_token_passes_only_on_a_connection_with_its_certificate() {
         (answer.status().as_u16(), value["error"].clone())
     };
     assert_eq!(validate(&alice), (200, serde_json::Value::Null));
-    assert_eq!(validate(&bob), (401, json!("certificate_mismatch")));
+    assert_eq!(validate(&bob), (401, json!("invalid_token_binding")));
 }
 
 /// Rotation: new certificate files are picked up by the reload machinery; new connections get the new

@@ -15,20 +15,16 @@
 //! purpose: the thumbprint is no secret (it is in the token, and in the certificate a TLS 1.2
 //! handshake sends in the clear), so its timing tells an attacker nothing.
 
+use crate::request::Original;
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose::URL_SAFE_NO_PAD};
+use http::HeaderMap;
 use http::header::HeaderName;
-use http::{HeaderMap, Request};
-use jwtv_verifier::claims::Claims;
 use jwtv_verifier::{Code, Rejection};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
 use std::fmt;
-
-/// The confirmation member RFC 8705 §3.1 defines.
-pub const THUMBPRINT_MEMBER: &str = "x5t#S256";
 
 /// Envoy's header (`forward_client_cert_details`).
 pub const XFCC: &str = "x-forwarded-client-cert";
@@ -142,36 +138,32 @@ pub struct TlsClientCertificate(pub std::sync::Arc<[u8]>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedCertificate(pub String);
 
-/// The `x5t#S256` a token's `cnf` names, if any. A `cnf` without it (a DPoP-bound token's `jkt`), or
-/// no `cnf` at all, is no certificate binding.
-pub fn bound_thumbprint(claims: &Claims) -> Option<&Value> {
-    claims.get("cnf")?.as_object()?.get(THUMBPRINT_MEMBER)
-}
-
-/// The binding rule: `Ok` for a token without `cnf.x5t#S256`, or one whose thumbprint equals the
-/// SHA-256 of the certificate `source` finds in `req`; otherwise a 401 `certificate_mismatch` whose
-/// description says why (no certificate, another certificate, an unreadable one).
-pub fn check<B>(source: &CertSource, claims: &Claims, req: &Request<B>) -> Result<(), Rejection> {
-    let Some(bound) = bound_thumbprint(claims) else {
-        return Ok(());
-    };
-    let expected = bound
-        .as_str()
-        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+/// The binding rule, for a token whose `cnf.x5t#S256` is `thumbprint` (`crate::binding` read it):
+/// `Ok` when it equals the SHA-256 of the certificate `source` finds in the request; otherwise a 401
+/// `invalid_token_binding` whose description says why (no certificate, another certificate, an
+/// unreadable one).
+pub fn check(
+    source: &CertSource,
+    thumbprint: &str,
+    request: &Original<'_>,
+) -> Result<(), Rejection> {
+    let expected = URL_SAFE_NO_PAD
+        .decode(thumbprint)
+        .ok()
         .filter(|d| d.len() == 32)
         .ok_or_else(|| {
-            refuse("the token's cnf x5t#S256 is not the base64url of a SHA-256 digest")
+            refuse("the token's cnf.x5t#S256 is not the base64url of a SHA-256 digest")
         })?;
-    let presented = match presented(source, req)? {
+    let presented = match presented(source, request)? {
         Some(digest) => digest,
         None if *source == CertSource::None => {
             return Err(refuse(
-                "the token is bound to a client certificate (cnf x5t#S256) and this deployment reads none (client certificate source: none)",
+                "the token is bound to a client certificate (cnf.x5t#S256) and this deployment reads none (client certificate source: none)",
             ));
         }
         None => {
             return Err(refuse(
-                "the token is bound to a client certificate (cnf x5t#S256) and the request presented none",
+                "the token is bound to a client certificate (cnf.x5t#S256) and the request presented none",
             ));
         }
     };
@@ -179,32 +171,32 @@ pub fn check<B>(source: &CertSource, claims: &Claims, req: &Request<B>) -> Resul
         Ok(())
     } else {
         Err(refuse(
-            "the token is bound to a client certificate (cnf x5t#S256) other than the one presented",
+            "the token is bound to a client certificate (cnf.x5t#S256) other than the one presented",
         ))
     }
 }
 
 fn refuse(description: impl Into<Cow<'static, str>>) -> Rejection {
-    Rejection::new(Code::CertificateMismatch, description)
+    Rejection::new(Code::InvalidTokenBinding, description)
 }
 
 /// The SHA-256 of the certificate the request presented, per `source`; `None` when it presented none.
-fn presented<B>(source: &CertSource, req: &Request<B>) -> Result<Option<[u8; 32]>, Rejection> {
+fn presented(source: &CertSource, req: &Original<'_>) -> Result<Option<[u8; 32]>, Rejection> {
     match source {
         CertSource::None => Ok(None),
         CertSource::Tls => Ok(req
-            .extensions()
+            .extensions
             .get::<TlsClientCertificate>()
             .map(|c| sha256(&c.0))),
         CertSource::Xfcc => {
-            if let Some(reported) = req.extensions().get::<ReportedCertificate>()
+            if let Some(reported) = req.extensions.get::<ReportedCertificate>()
                 && !reported.0.is_empty()
             {
                 return pem_cert(&reported.0)
                     .map(|der| Some(sha256(&der)))
                     .map_err(|e| refuse(format!("Envoy's source.certificate {e}")));
             }
-            match single(req.headers(), XFCC)? {
+            match single(req.headers, XFCC)? {
                 None => Ok(None),
                 Some(value) => xfcc(value)
                     .map(Some)
@@ -212,7 +204,7 @@ fn presented<B>(source: &CertSource, req: &Request<B>) -> Result<Option<[u8; 32]
             }
         }
         CertSource::Header { name, encoding } => {
-            let Some(value) = single(req.headers(), name.as_str())? else {
+            let Some(value) = single(req.headers, name.as_str())? else {
                 return Ok(None);
             };
             let der = match encoding {
