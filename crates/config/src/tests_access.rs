@@ -136,3 +136,27 @@ fn bad_client_cert_source_stops_the_load_with_one_line() {
     let e = Fixture::new().config(&toml).err();
     assert!(e.contains("server.client_cert_source"), "{e}");
 }
+
+#[test]
+fn client_cert_source_is_stated_and_tls_without_client_ca_is_warned() {
+    let loaded = env().ok();
+    assert!(
+        loaded
+            .summary()
+            .iter()
+            .any(|l| l.starts_with("certificate-bound tokens (cnf.x5t#S256): refused")),
+        "{:?}",
+        loaded.summary()
+    );
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "tls").ok();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("JWT_CLIENT_CERT_SOURCE is tls but the listener asks no client")),
+        "{:?}",
+        loaded.warnings
+    );
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "xfcc").ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}

@@ -114,6 +114,29 @@ impl CertSource {
     }
 }
 
+impl CertSource {
+    /// What the source means for a bound token, in a sentence for start-up summaries.
+    pub fn description(&self) -> String {
+        match self {
+            CertSource::None => {
+                "refused: no client certificate is read (client certificate source none)".to_owned()
+            }
+            CertSource::Tls => {
+                "checked against the certificate of the client's TLS session with this listener (tls)"
+                    .to_owned()
+            }
+            CertSource::Xfcc => "checked against the certificate Envoy reports: x-forwarded-client-cert, or source.certificate over gRPC (xfcc); Envoy must overwrite the header".to_owned(),
+            CertSource::Header { name, encoding } => format!(
+                "checked against the certificate in header {name} ({}); the gateway must overwrite it",
+                match encoding {
+                    CertEncoding::Pem => "PEM, URL-escaped",
+                    CertEncoding::Der => "base64 DER, URL-escaped",
+                }
+            ),
+        }
+    }
+}
+
 impl fmt::Display for CertSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
