@@ -679,8 +679,8 @@ pub const CLIENT_CERT_SOURCE: Setting = row(
     Some("server.client_cert_source"),
     Kind::Text,
     "none",
-    "where a request's client certificate is read, for tokens bound to one (cnf x5t#S256, RFC 8705): none (every bound token is refused), tls (our mTLS listener), xfcc (Envoy), header:NAME:pem (nginx), header:NAME:der (Traefik, Caddy); a header only from a gateway that overwrites it (docs/gateway.md)",
-    NATIVE_COMPONENT,
+    "where a request's client certificate is read, for tokens bound to one (cnf x5t#S256, RFC 8705): none (every bound token is refused), tls (our mTLS listener; in the filter, Envoy's), xfcc (Envoy), header:NAME:pem (nginx), header:NAME:der (Traefik, Caddy); a header only from a gateway that overwrites it (docs/sender-constrained.md)",
+    ALL,
     Group::Always,
 );
 

@@ -7,8 +7,9 @@
 //! overwrites it, so a header is read only when the configuration names it, and with `none` (the
 //! default) every certificate-bound token is refused. The shells only move the certificate in: the
 //! native server puts the DER its TLS listener verified into the request's extensions
-//! ([`TlsClientCertificate`]); gRPC ext_authz puts Envoy's `attributes.source.certificate` there
-//! ([`ReportedCertificate`]). Every decision is here.
+//! ([`TlsClientCertificate`]); the proxy-wasm filter puts Envoy's digest of the downstream
+//! certificate there ([`PeerCertificateDigest`]); gRPC ext_authz puts Envoy's
+//! `attributes.source.certificate` there ([`ReportedCertificate`]). Every decision is here.
 //!
 //! No X.509 parsing: the binding is a hash of the certificate's bytes, so only the DER is needed
 //! (PEM and base64 are unwrapped, nothing is interpreted). The comparison is not constant-time on
@@ -36,7 +37,7 @@ pub enum CertSource {
     #[default]
     None,
     /// The TLS session of our own listener, which verified the client certificate (mTLS with
-    /// `JWT_TLS_CLIENT_CA_FILE`).
+    /// `JWT_TLS_CLIENT_CA_FILE`); in the proxy-wasm filter, Envoy's downstream TLS session.
     Tls,
     /// Envoy's `x-forwarded-client-cert`, last element, `Hash` or else `Cert`; in gRPC ext_authz,
     /// `attributes.source.certificate` when Envoy sends it (`include_peer_certificate`).
@@ -155,6 +156,11 @@ impl fmt::Display for CertSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsClientCertificate(pub std::sync::Arc<[u8]>);
 
+/// The hex SHA-256 of the client certificate of the TLS session Envoy terminated, which the
+/// proxy-wasm filter reads from Envoy's `connection.sha256_peer_certificate_digest` (no DER there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificateDigest(pub String);
+
 /// The client certificate a gateway reported outside the headers: Envoy's gRPC
 /// `CheckRequest.attributes.source.certificate` (URL-encoded PEM), set by the gRPC shell in the
 /// request's extensions.
@@ -207,10 +213,17 @@ fn refuse(description: impl Into<Cow<'static, str>>) -> Rejection {
 fn presented(source: &CertSource, req: &Original<'_>) -> Result<Option<[u8; 32]>, Rejection> {
     match source {
         CertSource::None => Ok(None),
-        CertSource::Tls => Ok(req
-            .extensions
-            .get::<TlsClientCertificate>()
-            .map(|c| sha256(&c.0))),
+        CertSource::Tls => {
+            if let Some(der) = req.extensions.get::<TlsClientCertificate>() {
+                return Ok(Some(sha256(&der.0)));
+            }
+            match req.extensions.get::<PeerCertificateDigest>() {
+                None => Ok(None),
+                Some(digest) => hex32(digest.0.trim()).map(Some).ok_or_else(|| {
+                    refuse("Envoy's peer certificate digest is not a hex SHA-256 digest")
+                }),
+            }
+        }
         CertSource::Xfcc => {
             if let Some(reported) = req.extensions.get::<ReportedCertificate>()
                 && !reported.0.is_empty()

@@ -398,3 +398,33 @@ fn sources_parse_from_their_words() {
         assert!(parsed(bad).is_err(), "{bad:?}");
     }
 }
+
+// The proxy-wasm filter: Envoy gives the downstream certificate's hex SHA-256, not its DER.
+#[test]
+fn peer_certificate_digest_is_read_with_tls() {
+    use crate::mtls::PeerCertificateDigest;
+    let s = service(CertSource::Tls);
+    let with_digest = |digest: String| {
+        let mut req = Request::get("/auth")
+            .header("authorization", format!("Bearer {}", bound_to(CERT)))
+            .body(Vec::new())
+            .unwrap();
+        req.extensions_mut().insert(PeerCertificateDigest(digest));
+        s.handle(&req, NOW).response.status()
+    };
+    assert_eq!(with_digest(hex(CERT)), StatusCode::OK);
+    assert_eq!(with_digest(hex(OTHER)), StatusCode::UNAUTHORIZED);
+    assert_eq!(with_digest("not hex".into()), StatusCode::UNAUTHORIZED);
+    // Another source never reads it.
+    let s = service(CertSource::Xfcc);
+    let mut req = Request::get("/auth")
+        .header("authorization", format!("Bearer {}", bound_to(CERT)))
+        .body(Vec::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(PeerCertificateDigest(hex(CERT)));
+    assert_eq!(
+        s.handle(&req, NOW).response.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
