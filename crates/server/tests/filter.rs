@@ -441,7 +441,10 @@ fn a_dpop_bound_token_passes_the_filter_with_its_proof_once() {
     let url = format!("http://{}/orders", envoy.addr);
     let dpop = format!("DPoP {t}");
     let proof = client.proof(&t, "GET", &url);
-    let r = envoy.get("/orders?page=2", &[("Authorization", &dpop), ("DPoP", &proof)]);
+    let r = envoy.get(
+        "/orders?page=2",
+        &[("Authorization", &dpop), ("DPoP", &proof)],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         upstream.last().get("x-auth-subject").map(String::as_str),
@@ -468,7 +471,10 @@ fn a_dpop_bound_token_passes_the_filter_with_its_proof_once() {
     assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
     // As a bearer token.
     let fresh = client.proof(&t, "GET", &url);
-    let r = envoy.get("/orders", &[("Authorization", &bearer(&t)), ("DPoP", &fresh)]);
+    let r = envoy.get(
+        "/orders",
+        &[("Authorization", &bearer(&t)), ("DPoP", &fresh)],
+    );
     assert_eq!(r.status, 401);
     assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
     assert_eq!(upstream.hits(), 1);

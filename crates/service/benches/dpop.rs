@@ -30,15 +30,22 @@ fn es256() -> (SigningKey, Value) {
     let der = sig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
     let pair = sig::EcdsaKeyPair::from_pkcs8(alg, der.as_ref(), &rng).unwrap();
     let p = pair.public_key().as_ref();
-    let jwk = json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..])});
-    (SigningKey::from_pkcs8_der("ES256", der.as_ref()).unwrap(), jwk)
+    let jwk =
+        json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..])});
+    (
+        SigningKey::from_pkcs8_der("ES256", der.as_ref()).unwrap(),
+        jwk,
+    )
 }
 
 fn ed25519() -> (SigningKey, Value) {
     let der = sig::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pair = sig::Ed25519KeyPair::from_pkcs8(der.as_ref()).unwrap();
     let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(pair.public_key().as_ref())});
-    (SigningKey::from_pkcs8_der("EdDSA", der.as_ref()).unwrap(), jwk)
+    (
+        SigningKey::from_pkcs8_der("EdDSA", der.as_ref()).unwrap(),
+        jwk,
+    )
 }
 
 fn proof(alg: &str, key: &SigningKey, jwk: &Value, token: &str) -> String {
@@ -108,6 +115,27 @@ fn bench(c: &mut Criterion) {
         assert!(dpop::check(&input, &settings, NOW).is_ok());
         group.bench_function(alg, |b| {
             b.iter(|| dpop::check(black_box(&input), &settings, NOW))
+        });
+        // The floor under the same load: the signature alone, with the key already imported.
+        let imported =
+            jwtv_service::verifier::jwk::parse_jwk(jwk.as_object().unwrap(), false).unwrap();
+        let (signing_input, signature) = proof_text.rsplit_once('.').unwrap();
+        let signature = B64.decode(signature).unwrap();
+        let algorithm = alg.parse().unwrap();
+        assert!(imported.verify_signature(algorithm, signing_input.as_bytes(), &signature));
+        group.bench_function(format!("{alg}_signature_only"), |b| {
+            b.iter(|| {
+                imported.verify_signature(
+                    algorithm,
+                    black_box(signing_input.as_bytes()),
+                    &signature,
+                )
+            })
+        });
+        group.bench_function(format!("{alg}_jwk_import_only"), |b| {
+            b.iter(|| {
+                jwtv_service::verifier::jwk::parse_jwk(black_box(jwk.as_object().unwrap()), false)
+            })
         });
     }
     group.finish();
