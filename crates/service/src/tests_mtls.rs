@@ -315,6 +315,16 @@ fn escaped_pem_header_matching_the_token_passes() {
     expect(auth(&s, &bound_to(CERT), presented(CERT)), OK);
     expect(auth(&s, &bound_to(CERT), presented(OTHER)), MISMATCH);
     expect(auth(&s, &bound_to(CERT), Presented::Nothing), MISMATCH);
+    // CRLF lines and a chain after the leaf: the leaf counts.
+    let crlf =
+        pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::CRLF, CERT).unwrap();
+    let chain = percent_encoding::utf8_percent_encode(
+        &format!("{crlf}{}", pem(OTHER)),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    let presented = Presented::Headers(vec![("x-ssl-client-cert", chain)]);
+    expect(auth(&s, &bound_to(CERT), presented), OK);
 }
 
 // Traefik `passTLSClientCert` (base64 DER, URL-escaped, the chain after commas) and Caddy's
@@ -355,6 +365,8 @@ fn malformed_certificate_headers_are_refused() {
         (&pem_source, escaped_pem(b"")),
         (&der_source, "!!!".to_owned()),
         (&der_source, "%C3%28".to_owned()),
+        // base64url's characters are not standard base64's.
+        (&der_source, "-_-_".to_owned()),
     ] {
         let presented = Presented::Headers(vec![("x-ssl-client-cert", bad)]);
         expect(auth(s, &bound_to(CERT), presented), MISMATCH);
