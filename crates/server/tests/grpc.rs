@@ -291,9 +291,9 @@ fn check_with_a_dpop_bound_token_needs_its_proof_for_envoys_request() {
         request
     };
     let denied_code = |response: &CheckResponse| match &response.http_response {
-        Some(HttpResponse::DeniedResponse(denied)) => headers_of(&denied.headers)
-            .get("x-auth-error")
-            .cloned(),
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            headers_of(&denied.headers).get("x-auth-error").cloned()
+        }
         _ => None,
     };
     let proof = client.proof(&t, "GET", "https://api.example/orders/42");
@@ -303,10 +303,6 @@ fn check_with_a_dpop_bound_token_needs_its_proof_for_envoys_request() {
     assert_eq!(denied_code(&again).as_deref(), Some("invalid_dpop_proof"));
     // A proof for the path the client claims, not the one Envoy routes.
     let other = client.proof(&t, "GET", "https://api.example/public");
-    let claimed = check(
-        &server,
-        request(&other, &[("x-forwarded-uri", "/public")]),
-    )
-    .unwrap();
+    let claimed = check(&server, request(&other, &[("x-forwarded-uri", "/public")])).unwrap();
     assert_eq!(denied_code(&claimed).as_deref(), Some("invalid_dpop_proof"));
 }
