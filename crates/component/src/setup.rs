@@ -22,10 +22,9 @@ struct Instance {
 
 static INSTANCE: OnceLock<Instance> = OnceLock::new();
 
-/// What answers a request: the service, and (WASI 0.2 build) the remote key sources it reads.
+/// What answers a request: the service, and the remote key sources it reads.
 pub(crate) struct Validator {
     service: Service,
-    #[cfg(not(feature = "p3"))]
     remote: Option<crate::remote::RemoteKeys>,
 }
 
@@ -34,13 +33,12 @@ impl Validator {
         &self.service
     }
 
-    /// The answer to `request`: the service's, after the remote sources had their say.
-    fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-        #[cfg(not(feature = "p3"))]
-        if let Some(remote) = &self.remote {
-            return remote.handle(&self.service, request, now);
+    /// The answer to `request`: the service's, with the remote sources' fetches it needed.
+    async fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+        match &self.remote {
+            Some(remote) => remote.handle(&self.service, request, now).await,
+            None => self.service.handle(request, now).response,
         }
-        self.service.handle(request, now).response
     }
 }
 
@@ -97,28 +95,10 @@ fn configure(baking: bool) -> Instance {
     }
 }
 
-/// The WASI 0.2 build fetches remote key sets with outgoing wasi:http ([`crate::remote`]).
-#[cfg(not(feature = "p3"))]
+/// Remote key sets are fetched with outgoing wasi:http ([`crate::remote`]).
 fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     let (service, remote) = crate::remote::service_of(loaded)?;
     Ok(Validator { service, remote })
-}
-
-/// The WASI 0.3 build has no outgoing fetch yet: a remote key set would never arrive, so every token
-/// of that issuer would get 503 forever. Refuse at load, where the operator sees why.
-#[cfg(feature = "p3")]
-fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
-    if let Some(source) = loaded.remote.first() {
-        return Err(format!(
-            "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
-             build yet; use the WASI 0.2 component, or mount a JWKS file and set {}",
-            source.configured_at,
-            config::table::JWKS_FILE.var()
-        ));
-    }
-    Ok(Validator {
-        service: loaded.into_service(),
-    })
 }
 
 /// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.
@@ -143,7 +123,7 @@ macro_rules! http_method {
 pub(crate) use http_method;
 
 /// Answers a request from its parts (headers the `http` crate cannot represent are left out).
-pub(crate) fn answer(
+pub(crate) async fn answer(
     validator: &Validator,
     method: Method,
     uri: Option<String>,
@@ -166,7 +146,7 @@ pub(crate) fn answer(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     match builder.body(body) {
-        Ok(request) => validator.decide(&request, now),
+        Ok(request) => validator.decide(&request, now).await,
         Err(_) => bad_request(),
     }
 }

@@ -61,6 +61,12 @@ impl Shared {
         format!("{prefix}/lease/{}/{late}", self.next_fetch)
     }
 
+    /// The counter of an unknown-kid refetch: contenders that read the same last attempt share it,
+    /// and the attempt it allows moves the key on.
+    pub fn kid_lease_key(&self, prefix: &str) -> String {
+        format!("{prefix}/kid/{}", self.last_attempt.unwrap_or(0))
+    }
+
     /// How long a lease lasts: a discovery and its key set, each bounded by the fetch `timeout`.
     pub fn lease_period(timeout: u64) -> u64 {
         timeout.saturating_mul(2).saturating_add(1_000)
@@ -107,9 +113,7 @@ impl Shared {
         }
         let snapshot = match root.get("snapshot") {
             None | Some(Value::Null) => None,
-            Some(value) => {
-                Some(Snapshot::from_value(value).map_err(|_| SharedError("snapshot"))?)
-            }
+            Some(value) => Some(Snapshot::from_value(value).map_err(|_| SharedError("snapshot"))?),
         };
         Ok(Shared {
             snapshot,
@@ -188,7 +192,9 @@ mod tests {
         }
         assert_eq!(
             waits,
-            [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]
+            [
+                1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000
+            ]
         );
         assert_eq!(shared.snapshot, Some(snapshot(0, 600_000)));
         shared.succeeded(snapshot(now, now + 600_000));
@@ -202,6 +208,9 @@ mod tests {
         shared.attempted(10_000);
         assert!(!shared.unknown_kid_allowed(10_000 + rules.refetch_cooldown - 1, &rules));
         assert!(shared.unknown_kid_allowed(10_000 + rules.refetch_cooldown, &rules));
+        let key = shared.kid_lease_key("s0");
+        shared.attempted(10_000 + rules.refetch_cooldown);
+        assert_ne!(key, shared.kid_lease_key("s0"));
     }
 
     #[test]

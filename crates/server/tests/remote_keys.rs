@@ -7,8 +7,8 @@
 //! Both targets (`JWTV_TEST_TARGET`) for the rules: the native server and the component under
 //! `wasmtime serve` drive the same refresh machine (`jwtv-keyset`), so the verdicts are the same;
 //! metrics, the token cache and the TLS fetcher are the native shell's. The component fetches only
-//! while it serves requests (no background task), so waits on the key server send requests
-//! ([`while_serving`]).
+//! while it serves requests that need keys (no background task), so waits on the key server send
+//! such requests ([`while_serving`]).
 
 mod support;
 
@@ -45,13 +45,19 @@ fn with_cooldown(ks: &KeyServer, secs: u64) -> TestConfig {
         .env("JWT_JWKS_REFETCH_COOLDOWN", secs.to_string())
 }
 
-/// `check`, after one request to `server`: the component refreshes on requests only.
+/// `check`, after requests that make `server` consult its key sources: the component fetches only
+/// for a request that needs keys (`/readyz` while not ready, a token of the issuer; here one whose
+/// `kid` no set holds, so it needs the keys whatever set is in hand), never for `/healthz`.
 fn while_serving<'a>(
     server: &'a Server,
     mut check: impl FnMut() -> bool + 'a,
 ) -> impl FnMut() -> bool + 'a {
+    let probe = TestJwk::es256("while-serving").token(&claims(ISSUER));
     move || {
-        let _ = server.get("/healthz");
+        let _ = server.get("/readyz");
+        if server.target == Target::Wasm {
+            let _ = auth(server, &probe);
+        }
         check()
     }
 }
