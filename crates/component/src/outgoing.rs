@@ -28,7 +28,8 @@ pub async fn get(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fet
     get_blocking(fetch, timeout_ms, max_bytes)
 }
 
-/// Waits `ms` milliseconds (blocking, as [`get`]).
+/// Waits `ms` milliseconds (blocking, as [`get`]): the key-value build waiting on another instance.
+#[cfg(feature = "keyvalue")]
 pub async fn sleep(ms: u64) {
     monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
 }

@@ -32,8 +32,9 @@ use crate::outgoing as net;
 #[cfg(feature = "p3")]
 use crate::outgoing_p3 as net;
 
-/// How often a request with no set in hand looks again while another fetch is under way (another
-/// request of this instance, or with a shared store another instance).
+/// How often a request with no set in hand looks again while another request of the instance
+/// fetches (WASI 0.3).
+#[cfg(feature = "p3")]
 const WAIT_STEP_MS: u64 = 25;
 
 /// The fetched sources of an instance, installing into the store its service reads.
@@ -285,6 +286,8 @@ impl RemoteKeys {
                 Err(error) => machine.handle_failed(now_ms(), error),
             }
         }
+        // Only a WASI 0.3 instance runs requests at once: in WASI 0.2 no other fetch is under way.
+        #[cfg(feature = "p3")]
         loop {
             let waiting = {
                 let machine = source.machine();
@@ -295,6 +298,8 @@ impl RemoteKeys {
             }
             net::sleep(WAIT_STEP_MS).await;
         }
+        #[cfg(not(feature = "p3"))]
+        let _ = deadline;
         self.settle(source);
     }
 
