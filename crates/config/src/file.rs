@@ -492,10 +492,10 @@ impl Reader for Rows<'_> {
         self.typed(row, "true or false", toml::Value::as_bool)
     }
 
-    fn fraction(&self, row: &Setting) -> Result<Option<Raw<f64>>, ConfigError> {
+    fn fraction(&self, row: &Setting) -> Result<Option<Raw<(f64, String)>>, ConfigError> {
         self.typed(row, "a number", |v| match v {
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
+            toml::Value::Float(f) => Some((*f, f.to_string())),
+            toml::Value::Integer(i) => Some((*i as f64, i.to_string())),
             _ => None,
         })
     }
