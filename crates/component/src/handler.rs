@@ -31,17 +31,13 @@ fn answer(validator: &Validator, incoming: IncomingRequest) -> Response<Vec<u8>>
     let Some(body) = read_body(&incoming, service.max_body_bytes()) else {
         return service.payload_too_large().response;
     };
-    let answer = setup::answer(
+    setup::answer(
         validator,
         http_method!(WasiMethod, incoming.method()),
         incoming.path_with_query(),
         headers,
         body,
-    );
-    // Every wait in it is a blocking WASI 0.2 call: done at the first poll.
-    crate::outgoing::block_on(answer).unwrap_or_else(|| {
-        jwtv_service::misconfigured("the key sets could not be consulted; see the validator's log")
-    })
+    )
 }
 
 /// Reads the body up to `limit` bytes; `None` once it goes past (the caller answers 413 without

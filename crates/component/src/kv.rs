@@ -142,12 +142,7 @@ fn adopt(source: &Remote, record: &Shared) {
 impl RemoteKeys {
     /// [`RemoteKeys::refresh`] with a shared store: the app's record first; a fetch only by the one
     /// instance that takes the lease, when the record says one is due.
-    pub(crate) async fn refresh_shared(
-        &self,
-        source: &Remote,
-        shared: &SharedStore,
-        budget: u64,
-    ) -> u64 {
+    pub(crate) fn refresh_shared(&self, source: &Remote, shared: &SharedStore, budget: u64) -> u64 {
         let key = record_key(source);
         let now = now_ms();
         let mut record = shared.read(&key).unwrap_or_default();
@@ -159,7 +154,7 @@ impl RemoteKeys {
         }
         let lease = record.lease_key(&key, now, Shared::lease_period(self.timeout_ms()));
         if !shared.lease(&lease) {
-            self.wait_shared(source, shared, &key, budget).await;
+            self.wait_shared(source, shared, &key, budget);
             return source.machine().generation();
         }
         // Close the race with a holder that wrote between our read and our increment.
@@ -176,7 +171,7 @@ impl RemoteKeys {
         }
         let started = now_ms();
         record.attempted(started);
-        self.fetch_due(source, budget).await;
+        self.fetch_due(source, budget);
         self.publish(source, shared, &key, &mut record, started, true);
         shared.release(&lease);
         source.machine().generation()
@@ -184,12 +179,7 @@ impl RemoteKeys {
 
     /// [`RemoteKeys::refetch`] with a shared store: a set another instance fetched since counts, and
     /// the cooldown is the app's, not the instance's.
-    pub(crate) async fn refetch_shared(
-        &self,
-        source: &Remote,
-        shared: &SharedStore,
-        seen: u64,
-    ) -> bool {
+    pub(crate) fn refetch_shared(&self, source: &Remote, shared: &SharedStore, seen: u64) -> bool {
         let key = record_key(source);
         let now = now_ms();
         let mut record = shared.read(&key).unwrap_or_default();
@@ -208,7 +198,7 @@ impl RemoteKeys {
         // The app's cooldown starts now, before the fetch: instances asking meanwhile wait it out.
         record.attempted(now);
         shared.write(&key, &record);
-        let refetched = self.refetch_local(source, seen).await;
+        let refetched = self.refetch_local(source, seen);
         self.publish(source, shared, &key, &mut record, now, false);
         shared.release(&lease);
         refetched
@@ -242,10 +232,10 @@ impl RemoteKeys {
 
     /// With no set in hand while another instance holds the lease: reads the record until its set
     /// arrives or `budget` runs out (then the answer is 503, as before any first fetch).
-    async fn wait_shared(&self, source: &Remote, shared: &SharedStore, key: &str, budget: u64) {
+    fn wait_shared(&self, source: &Remote, shared: &SharedStore, key: &str, budget: u64) {
         let deadline = now_ms().saturating_add(budget);
         while source.machine().key_set().is_none() && now_ms() < deadline {
-            crate::outgoing::sleep(WAIT_STEP_MS).await;
+            crate::outgoing::sleep(WAIT_STEP_MS);
             if let Some(record) = shared.read(key) {
                 adopt(source, &record);
             }

@@ -22,28 +22,15 @@ pub struct Fetched {
 }
 
 /// Makes `fetch` (its URL already checked by the refresh machine) within `timeout_ms` and
-/// `max_bytes`. Blocking (WASI 0.2 has one request per instance at a time); `async` only so that
-/// [`crate::remote`] is one code for both builds, and done when first polled.
-pub async fn get(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
+/// `max_bytes`, blocking (WASI 0.2 serves one request per instance at a time).
+pub fn get(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
     get_blocking(fetch, timeout_ms, max_bytes)
 }
 
 /// Waits `ms` milliseconds (blocking, as [`get`]): the key-value build waiting on another instance.
 #[cfg(feature = "keyvalue")]
-pub async fn sleep(ms: u64) {
+pub fn sleep(ms: u64) {
     monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
-}
-
-/// Runs a future of this build's remote-key code to its end: every `await` in it is a blocking
-/// call ([`get`], [`sleep`], the key-value store), so it is done when first polled. `None` if it
-/// were not, which would be a bug, answered as keys unavailable rather than a hang.
-pub fn block_on<F: std::future::Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut context) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
-    }
 }
 
 fn get_blocking(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {

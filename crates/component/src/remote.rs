@@ -27,6 +27,34 @@ use jwtv_keyset::Event;
 use jwtv_keyset::{FetchSettings, Level, RemoteSource, Rules, Source, Store, UnknownKid};
 use jwtv_service::Service;
 
+/// A function that is `async` in the WASI 0.3 build (its fetches and waits let the instance's other
+/// requests run) and plain in the WASI 0.2 build, where every fetch blocks anyway: an `async` state
+/// machine there would only add size (2.6 KB) to a component with a size budget.
+macro_rules! maybe_async {
+    ($(#[$meta:meta])* $vis:vis async fn $($rest:tt)*) => {
+        #[cfg(feature = "p3")]
+        $(#[$meta])* $vis async fn $($rest)*
+        #[cfg(not(feature = "p3"))]
+        $(#[$meta])* $vis fn $($rest)*
+    };
+}
+pub(crate) use maybe_async;
+
+/// `.await` in the WASI 0.3 build, nothing in the WASI 0.2 build (see [`maybe_async`]).
+#[cfg(feature = "p3")]
+macro_rules! wait {
+    ($e:expr) => {
+        $e.await
+    };
+}
+#[cfg(not(feature = "p3"))]
+macro_rules! wait {
+    ($e:expr) => {
+        $e
+    };
+}
+pub(crate) use wait;
+
 #[cfg(not(feature = "p3"))]
 use crate::outgoing as net;
 #[cfg(feature = "p3")]
@@ -132,9 +160,7 @@ impl RemoteKeys {
                 let Some(fetch) = machine.poll_fetch(now_ms()) else {
                     break;
                 };
-                let fetched =
-                    net::block_on(net::get(&fetch, self.timeout_ms.max(1), self.max_bytes))
-                        .unwrap_or(Err(jwtv_keyset::FetchError::Timeout));
+                let fetched = net::get(&fetch, self.timeout_ms.max(1), self.max_bytes);
                 match fetched {
                     Ok(fetched) => machine.handle_fetched(now_ms(), &fetched.body, fetched.max_age),
                     Err(error) => machine.handle_failed(now_ms(), error),
@@ -166,141 +192,154 @@ impl RemoteKeys {
         Ok(())
     }
 
-    /// Answers `request`: the service first, from the sets in hand; the sources that answer depended
-    /// on then get the fetches they are due, and the service answers again if a set changed; a token
-    /// naming a `kid` its set lacks may make one refetch and one more answer.
-    pub async fn handle(
-        &self,
-        service: &Service,
-        request: &Request<Vec<u8>>,
-        now_secs: u64,
-    ) -> Response<Vec<u8>> {
-        let mut handled = service.handle(request, now_secs);
-        let wanted: Vec<usize> = match handled.decision.as_ref().and_then(|d| d.issuer) {
-            // The token named an issuer: its keys were used (or missing).
-            Some(issuer) => self
-                .sources
-                .iter()
-                .position(|s| s.issuer == issuer)
-                .into_iter()
-                .collect(),
-            // `/readyz` not ready: the sources without a set.
-            None if handled.decision.is_none()
-                && handled.response.status() == StatusCode::SERVICE_UNAVAILABLE =>
-            {
-                (0..self.sources.len())
-                    .filter(|&i| self.sources[i].machine().key_set().is_none())
-                    .collect()
-            }
-            // No key was needed: nothing to fetch, nothing to read.
-            None => return handled.response,
-        };
-        let mut changed = false;
-        let mut seen = Vec::with_capacity(wanted.len());
-        for &i in &wanted {
-            let before = self.sources[i].machine().generation();
-            let after = self.refresh(&self.sources[i]).await;
-            changed |= after != before;
-            seen.push(after);
-        }
-        if changed {
-            handled = service.handle(request, now_secs);
-        }
-        let unknown_kid_of = handled.refetch().and_then(|issuer| {
-            wanted
-                .iter()
-                .position(|&i| self.sources[i].issuer == issuer)
-        });
-        match unknown_kid_of {
-            Some(w) if self.refetch(&self.sources[wanted[w]], seen[w]).await => {
-                service.handle(request, now_secs).response
-            }
-            _ => handled.response,
-        }
-    }
-
-    /// Makes the fetches `source` is due; returns its generation afterwards.
-    async fn refresh(&self, source: &Remote) -> u64 {
-        let (idle, budget) = {
-            let mut machine = source.machine();
-            machine.handle_timeout(now_ms());
-            // With only a seed in hand, a slow provider holds this request no longer than the
-            // refetch wait; the seed answers and the next request past the backoff tries again.
-            (
-                !machine.busy() && machine.key_set().is_some(),
-                machine.fetch_budget(self.timeout_ms),
-            )
-        };
-        if idle {
-            return source.machine().generation();
-        }
-        #[cfg(feature = "keyvalue")]
-        if let Some(shared) = self.shared.get() {
-            return self.refresh_shared(source, shared, budget).await;
-        }
-        self.fetch_due(source, budget).await;
-        source.machine().generation()
-    }
-
-    /// After a token named a `kid` the set lacks, `seen` being the generation it was verified
-    /// against: whether a refetch brought a new set (verify again).
-    async fn refetch(&self, source: &Remote, seen: u64) -> bool {
-        #[cfg(feature = "keyvalue")]
-        if let Some(shared) = self.shared.get() {
-            return self.refetch_shared(source, shared, seen).await;
-        }
-        self.refetch_local(source, seen).await
-    }
-
-    pub(crate) async fn refetch_local(&self, source: &Remote, seen: u64) -> bool {
-        let now = now_ms();
-        let answer = source.machine().handle_unknown_kid(now, seen);
-        match answer {
-            UnknownKid::Retry => return true,
-            UnknownKid::Suppressed => {}
-            // Nothing runs after the answer here: the wait bounds the fetch itself.
-            UnknownKid::Wait { until } => {
-                let budget = until.saturating_sub(now).min(self.timeout_ms);
-                self.fetch_due(source, budget).await;
+    maybe_async! {
+        /// Answers `request`: the service first, from the sets in hand; the sources that answer depended
+        /// on then get the fetches they are due, and the service answers again if a set changed; a token
+        /// naming a `kid` its set lacks may make one refetch and one more answer. The service is called
+        /// from one place (a loop): each call site would be one more copy of it in the component.
+        pub async fn handle(
+            &self,
+            service: &Service,
+            request: &Request<Vec<u8>>,
+            now_secs: u64,
+        ) -> Response<Vec<u8>> {
+            // The sources consulted, with the generation the next answer reads.
+            let mut consulted: Vec<(usize, u64)> = Vec::new();
+            let (mut refreshed, mut refetched) = (false, false);
+            loop {
+                let handled = service.handle(request, now_secs);
+                if !refreshed {
+                    refreshed = true;
+                    let issuer = handled.decision.as_ref().and_then(|d| d.issuer);
+                    let not_ready = handled.decision.is_none()
+                        && handled.response.status() == StatusCode::SERVICE_UNAVAILABLE;
+                    let mut changed = false;
+                    for (i, source) in self.sources.iter().enumerate() {
+                        // A token of this issuer used (or missed) its keys, or `/readyz` found its set
+                        // missing; any other answer needed no key: nothing is fetched, nothing read.
+                        let wanted = match issuer {
+                            Some(issuer) => source.issuer == issuer,
+                            None => not_ready && source.machine().key_set().is_none(),
+                        };
+                        if wanted {
+                            let before = source.machine().generation();
+                            let after = wait!(self.refresh(source));
+                            changed |= after != before;
+                            consulted.push((i, after));
+                        }
+                    }
+                    if changed {
+                        continue;
+                    }
+                }
+                if !refetched {
+                    refetched = true;
+                    let unknown_kid_of = handled.refetch().and_then(|issuer| {
+                        consulted
+                            .iter()
+                            .find(|(i, _)| self.sources[*i].issuer == issuer)
+                    });
+                    if let Some(&(i, seen)) = unknown_kid_of
+                        && wait!(self.refetch(&self.sources[i], seen))
+                    {
+                        continue;
+                    }
+                }
+                return handled.response;
             }
         }
-        self.settle(source);
-        source.machine().generation() > seen
     }
 
-    /// Makes the fetches the machine hands out (a discovery and its key set at most, then it asks
-    /// for nothing until a deadline). The machine is not locked across a fetch: in the WASI 0.3 build
-    /// other requests of the instance run meanwhile, and find the fetch under way (single flight).
-    /// A request with no set in hand waits for a fetch another one made, within `budget`.
-    pub(crate) async fn fetch_due(&self, source: &Remote, budget: u64) {
-        let deadline = now_ms().saturating_add(budget);
-        for _ in 0..4 {
-            let fetch = source.machine().poll_fetch(now_ms());
-            let Some(fetch) = fetch else {
-                break;
+    maybe_async! {
+        /// Makes the fetches `source` is due; returns its generation afterwards.
+        async fn refresh(&self, source: &Remote) -> u64 {
+            let (idle, budget) = {
+                let mut machine = source.machine();
+                machine.handle_timeout(now_ms());
+                // With only a seed in hand, a slow provider holds this request no longer than the
+                // refetch wait; the seed answers and the next request past the backoff tries again.
+                (
+                    !machine.busy() && machine.key_set().is_some(),
+                    machine.fetch_budget(self.timeout_ms),
+                )
             };
-            let fetched = net::get(&fetch, budget.max(1), self.max_bytes).await;
-            let mut machine = source.machine();
-            match fetched {
-                Ok(fetched) => machine.handle_fetched(now_ms(), &fetched.body, fetched.max_age),
-                Err(error) => machine.handle_failed(now_ms(), error),
+            if idle {
+                return source.machine().generation();
             }
-        }
-        // Only a WASI 0.3 instance runs requests at once: in WASI 0.2 no other fetch is under way.
-        #[cfg(feature = "p3")]
-        loop {
-            let waiting = {
-                let machine = source.machine();
-                machine.key_set().is_none() && machine.busy()
-            };
-            if !waiting || now_ms() >= deadline {
-                break;
+            #[cfg(feature = "keyvalue")]
+            if let Some(shared) = self.shared.get() {
+                return self.refresh_shared(source, shared, budget);
             }
-            net::sleep(WAIT_STEP_MS).await;
+            wait!(self.fetch_due(source, budget));
+            source.machine().generation()
         }
-        #[cfg(not(feature = "p3"))]
-        let _ = deadline;
-        self.settle(source);
+    }
+
+    maybe_async! {
+        /// After a token named a `kid` the set lacks, `seen` being the generation it was verified
+        /// against: whether a refetch brought a new set (verify again).
+        async fn refetch(&self, source: &Remote, seen: u64) -> bool {
+            #[cfg(feature = "keyvalue")]
+            if let Some(shared) = self.shared.get() {
+                return self.refetch_shared(source, shared, seen);
+            }
+            wait!(self.refetch_local(source, seen))
+        }
+    }
+
+    maybe_async! {
+        pub(crate) async fn refetch_local(&self, source: &Remote, seen: u64) -> bool {
+            let now = now_ms();
+            let answer = source.machine().handle_unknown_kid(now, seen);
+            match answer {
+                UnknownKid::Retry => return true,
+                UnknownKid::Suppressed => {}
+                // Nothing runs after the answer here: the wait bounds the fetch itself.
+                UnknownKid::Wait { until } => {
+                    let budget = until.saturating_sub(now).min(self.timeout_ms);
+                    wait!(self.fetch_due(source, budget));
+                }
+            }
+            self.settle(source);
+            source.machine().generation() > seen
+        }
+    }
+
+    maybe_async! {
+        /// Makes the fetches the machine hands out (a discovery and its key set at most, then it asks
+        /// for nothing until a deadline). The machine is not locked across a fetch: in the WASI 0.3 build
+        /// other requests of the instance run meanwhile, and find the fetch under way (single flight).
+        /// A request with no set in hand waits for a fetch another one made, within `budget`.
+        pub(crate) async fn fetch_due(&self, source: &Remote, budget: u64) {
+            let deadline = now_ms().saturating_add(budget);
+            for _ in 0..4 {
+                let fetch = source.machine().poll_fetch(now_ms());
+                let Some(fetch) = fetch else {
+                    break;
+                };
+                let fetched = wait!(net::get(&fetch, budget.max(1), self.max_bytes));
+                let mut machine = source.machine();
+                match fetched {
+                    Ok(fetched) => machine.handle_fetched(now_ms(), &fetched.body, fetched.max_age),
+                    Err(error) => machine.handle_failed(now_ms(), error),
+                }
+            }
+            // Only a WASI 0.3 instance runs requests at once: in WASI 0.2 no other fetch is under way.
+            #[cfg(feature = "p3")]
+            loop {
+                let waiting = {
+                    let machine = source.machine();
+                    machine.key_set().is_none() && machine.busy()
+                };
+                if !waiting || now_ms() >= deadline {
+                    break;
+                }
+                net::sleep(WAIT_STEP_MS).await;
+            }
+            #[cfg(not(feature = "p3"))]
+            let _ = deadline;
+            self.settle(source);
+        }
     }
 
     /// Installs the machine's set in the store, and logs its events on stderr in keyset's words.

@@ -9,6 +9,8 @@ use jwtv_service::Service;
 use std::sync::{Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::remote::maybe_async;
+
 /// The instance's one piece of state: the configuration as loaded (what answers requests, or the
 /// line saying why nothing can) and the warnings to print. Built once per instance, or once for all
 /// of them by `scripts/bake` ([`bake`]).
@@ -33,11 +35,13 @@ impl Validator {
         &self.service
     }
 
-    /// The answer to `request`: the service's, with the remote sources' fetches it needed.
-    async fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-        match &self.remote {
-            Some(remote) => remote.handle(&self.service, request, now).await,
-            None => self.service.handle(request, now).response,
+    maybe_async! {
+        /// The answer to `request`: the service's, with the remote sources' fetches it needed.
+        async fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+            match &self.remote {
+                Some(remote) => crate::remote::wait!(remote.handle(&self.service, request, now)),
+                None => self.service.handle(request, now).response,
+            }
         }
     }
 }
@@ -122,32 +126,34 @@ macro_rules! http_method {
 }
 pub(crate) use http_method;
 
-/// Answers a request from its parts (headers the `http` crate cannot represent are left out).
-pub(crate) async fn answer(
-    validator: &Validator,
-    method: Method,
-    uri: Option<String>,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-) -> Response<Vec<u8>> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri.unwrap_or_else(|| "/".to_owned()));
-    for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&value),
-        ) {
-            builder = builder.header(n, v);
+maybe_async! {
+    /// Answers a request from its parts (headers the `http` crate cannot represent are left out).
+    pub(crate) async fn answer(
+        validator: &Validator,
+        method: Method,
+        uri: Option<String>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Response<Vec<u8>> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri.unwrap_or_else(|| "/".to_owned()));
+        for (name, value) in headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(&value),
+            ) {
+                builder = builder.header(n, v);
+            }
         }
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match builder.body(body) {
-        Ok(request) => validator.decide(&request, now).await,
-        Err(_) => bad_request(),
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match builder.body(body) {
+            Ok(request) => crate::remote::wait!(validator.decide(&request, now)),
+            Err(_) => bad_request(),
+        }
     }
 }
 
