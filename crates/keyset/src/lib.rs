@@ -35,6 +35,8 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_shared;
+#[cfg(test)]
 mod tests_store;
 
 pub use error::FetchError;
