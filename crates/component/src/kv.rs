@@ -124,19 +124,14 @@ fn record_key(source: &Remote) -> String {
     format!("jwt-validator/v1/{}", source.location_url())
 }
 
-/// Takes over what `record` holds that is newer than the machine's set, then lets the machine see
-/// whether a fetch is due.
+/// [`Shared::adopt`] on `source`'s machine; a record that cannot be used is said, not fatal.
 fn adopt(source: &Remote, record: &Shared) {
-    let mut machine = source.machine();
-    if let Some(snapshot) = &record.snapshot
-        && let Err(error) = machine.import(snapshot)
-    {
+    if let Err(error) = record.adopt(&mut source.machine(), now_ms()) {
         eprintln!(
             "jwt-validator: warning: {}: the shared key set is not usable: {error}",
             source.configured_at()
         );
     }
-    machine.handle_timeout(now_ms());
 }
 
 impl RemoteKeys {
@@ -204,8 +199,7 @@ impl RemoteKeys {
         refetched
     }
 
-    /// Writes what the attempt started at `started` brought. A failed scheduled fetch moves the
-    /// app's next attempt by the backoff; a failed unknown-kid refetch leaves the schedule alone.
+    /// Writes what the attempt started at `started` brought ([`Shared::conclude`]).
     fn publish(
         &self,
         source: &Remote,
@@ -215,18 +209,13 @@ impl RemoteKeys {
         started: u64,
         scheduled: bool,
     ) {
-        let snapshot = {
-            let machine = source.machine();
-            machine
-                .fetched_at()
-                .filter(|&at| at >= started)
-                .and_then(|_| machine.export())
-        };
-        match snapshot {
-            Some(snapshot) => record.succeeded(snapshot),
-            None if scheduled => record.failed(now_ms(), self.rules()),
-            None => {}
-        }
+        record.conclude(
+            &source.machine(),
+            started,
+            now_ms(),
+            self.rules(),
+            scheduled,
+        );
         shared.write(key, record);
     }
 

@@ -19,8 +19,9 @@
 
 use serde_json::{Value, json};
 
+use crate::FetchError;
 use crate::snapshot::Snapshot;
-use crate::source::Rules;
+use crate::source::{Rules, Source};
 
 /// The record of one source in the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +93,41 @@ impl Shared {
             .saturating_mul(1u64 << self.failures.min(20));
         self.next_fetch = now.saturating_add(doubled.min(rules.max_backoff));
         self.failures = self.failures.saturating_add(1);
+    }
+
+    /// Hands `machine` (an instance's) what the record holds that is newer than its own set, then
+    /// lets it see at `now` whether a fetch is due: afterwards `machine.busy()` says whether this
+    /// instance wants one, [`Shared::fetch_due`] whether the app allows one. A record whose document
+    /// is not a usable key set is refused (the next fetch writes a good one).
+    pub fn adopt(&self, machine: &mut Source, now: u64) -> Result<(), FetchError> {
+        let imported = match &self.snapshot {
+            Some(snapshot) => machine.import(snapshot),
+            None => Ok(()),
+        };
+        machine.handle_timeout(now);
+        imported
+    }
+
+    /// Records what the attempt started at `started` brought `machine`: its set as the app's on
+    /// success; on failure of a scheduled fetch (`scheduled`), the backoff; a failed unknown-kid
+    /// refetch leaves the schedule alone, as the machine does.
+    pub fn conclude(
+        &mut self,
+        machine: &Source,
+        started: u64,
+        now: u64,
+        rules: &Rules,
+        scheduled: bool,
+    ) {
+        let fetched = machine
+            .fetched_at()
+            .filter(|&at| at >= started)
+            .and_then(|_| machine.export());
+        match fetched {
+            Some(snapshot) => self.succeeded(snapshot),
+            None if scheduled => self.failed(now, rules),
+            None => {}
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

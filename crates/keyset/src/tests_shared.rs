@@ -1,5 +1,6 @@
 //! The shared record ([`crate::shared`]) composed with the refresh machine as the component's
-//! key-value build drives them (`crates/component/src/kv.rs`, `refresh_shared`): every request a fresh
+//! key-value build drives them (`crates/component/src/kv.rs`, `refresh_shared`: the same
+//! `adopt`, `fetch_due`, `lease_key`, `conclude`, with the store calls in between): every request a fresh
 //! machine (an instance per request, as Spin makes them), one store for the app, a virtual clock. What
 //! these prove is that the rules add up to "about one fetch per TTL for the app" and "one attempt per
 //! backoff during an outage"; that the shell makes these calls is proven under `wasmtime serve -S
@@ -60,16 +61,12 @@ impl App {
             seed: Some(Seed::parse(&document()).unwrap()),
         };
         let mut machine = Source::for_remote(&remote, rules(), instance);
-        machine.handle_timeout(now);
         let mut record = self
             .store
             .get(RECORD)
             .map(|bytes| Shared::from_bytes(bytes).unwrap())
             .unwrap_or_default();
-        if let Some(snapshot) = &record.snapshot {
-            machine.import(snapshot).unwrap();
-        }
-        machine.handle_timeout(now);
+        record.adopt(&mut machine, now).unwrap();
         if !machine.busy() || !record.fetch_due(now) {
             return machine.key_set().is_some();
         }
@@ -145,4 +142,33 @@ fn a_holder_lost_mid_fetch_gives_way_after_one_lease_period() {
         assert!(app.request(i * 100, i));
     }
     assert_eq!(app.idp_requests, [Shared::lease_period(TIMEOUT)]);
+}
+
+#[test]
+fn a_failed_unknown_kid_refetch_leaves_the_apps_schedule_and_a_failed_refresh_backs_it_off() {
+    let mut record = Shared::default();
+    record.succeeded(crate::Snapshot {
+        body: document(),
+        fetched_at: 0,
+        refresh_at: 600_000,
+        jwks_uri: None,
+    });
+    let mut machine = Source::new(
+        RemoteLocation::JwksUri("https://idp.example.com/keys".into()),
+        rules(),
+        1,
+    );
+    machine.poll_fetch(10_000).unwrap();
+    machine.handle_failed(10_000, FetchError::Timeout);
+    record.conclude(&machine, 10_000, 10_000, &rules(), false);
+    assert_eq!(record.next_fetch, 600_000);
+    record.conclude(&machine, 10_000, 10_000, &rules(), true);
+    assert_eq!(record.next_fetch, 11_000);
+    // A fetch that succeeded is the app's set, whatever started it (here the retry, once due).
+    machine.handle_timeout(12_000);
+    machine.poll_fetch(12_000).unwrap();
+    machine.handle_fetched(12_000, &document(), None);
+    record.conclude(&machine, 12_000, 12_000, &rules(), false);
+    assert_eq!(record.snapshot.as_ref().map(|s| s.fetched_at), Some(12_000));
+    assert_eq!(record.failures, 0);
 }
