@@ -71,6 +71,8 @@ CLIENT_TIMEOUT = 15.0
 #: The unknown-kid cooldown of the rotation mode, seconds.
 ROTATION_COOLDOWN = 1
 START_TIMEOUT = 90.0
+#: How long `--warm` waits for a shell's first 200.
+WARM_TIMEOUT = 30.0
 
 
 def b64url(data: bytes) -> str:
@@ -395,6 +397,7 @@ def run_mode(args, shell: str, mode: str) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"idp-faults-{shell}-"))
     statuses: Counter = Counter()
     times: list[float] = []
+    warmups = 0
     try:
         # A rotation comes long after the last fetch: the unknown-kid cooldown (30 s by default,
         # since the start-up fetch) is cut to 1 s there, and waited out. The spray keeps the default.
@@ -414,10 +417,15 @@ def run_mode(args, shell: str, mode: str) -> dict:
                 else:
                     token = old.token()
                 if i == 0 and args.warm and mode in FAILURES:
-                    # The shell has heard the provider once; the outage starts now.
-                    warm, _ = get(started.port, started.path, token)
-                    if warm != 200:
-                        raise RuntimeError(f"{shell}: the warm-up request got {warm}")
+                    # The shell hears the provider (the filter fetches on its first tick, so its
+                    # first requests may still get 503); the outage starts then.
+                    deadline = time.monotonic() + WARM_TIMEOUT
+                    while get(started.port, started.path, token)[0] != 200:
+                        warmups += 1
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"{shell}: no 200 within {WARM_TIMEOUT} s of warm-up")
+                        time.sleep(0.1)
+                    warmups += 1
                     ks.mode = mode
                 status, ms = get(started.port, started.path, token)
                 statuses[f"{which}{status}"] += 1
@@ -429,10 +437,9 @@ def run_mode(args, shell: str, mode: str) -> dict:
         ks.close()
         shutil.rmtree(work, ignore_errors=True)
     if shell == "component":
-        # Requests come one at a time, so instance k serves requests k·reuse+1 … (k+1)·reuse; a
-        # warm-up request shifts the probes by one.
-        shift = 1 if args.warm and mode in FAILURES else 0
-        firsts = times[(args.reuse - shift) % args.reuse::args.reuse]
+        # Requests come one at a time, so instance k serves requests k·reuse+1 … (k+1)·reuse; the
+        # warm-up requests shift the probes.
+        firsts = times[(args.reuse - warmups % args.reuse) % args.reuse::args.reuse]
     else:
         firsts = times[:1]
     return {
