@@ -10,7 +10,9 @@ that is, from the start of each run, down (accepts and closes), answering 500, g
 no key set, a document over the fetch cap, an empty 200, or slow (answering after the fetch timeout);
 then a rotation (the provider adds a key: tokens of the old and the new key alternate; the
 unknown-kid cooldown is cut to 1 s for this mode and waited out, as a rotation comes long after the
-last fetch) and a spray of tokens naming unknown kids (the default 30 s cooldown). Each (shell, mode) starts a fresh shell against a fresh key server and
+last fetch) and a spray of tokens naming unknown kids (the default 30 s cooldown). With `--warm`, each failure mode begins
+only after one valid request was answered 200 (the provider heard once, then the outage: instances
+started after that have not heard it). Each (shell, mode) starts a fresh shell against a fresh key server and
 sends `--probes` requests one after the other, each bounded by a client timeout, so a run is bounded
 in time and count.
 
@@ -69,6 +71,8 @@ CLIENT_TIMEOUT = 15.0
 #: The unknown-kid cooldown of the rotation mode, seconds.
 ROTATION_COOLDOWN = 1
 START_TIMEOUT = 90.0
+#: How long `--warm` waits for a shell's first 200.
+WARM_TIMEOUT = 30.0
 
 
 def b64url(data: bytes) -> str:
@@ -110,6 +114,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Quiet(http.server.ThreadingHTTPServer):
+    """A loopback server that does not print a traceback when a client cuts a connection (the shells
+    do, past their fetch cap or timeout: that is the fault under test)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
 
 
 class KeyServer:
@@ -162,8 +176,7 @@ class KeyServer:
                 except OSError:
                     pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Quiet(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -196,8 +209,7 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Quiet(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -381,10 +393,11 @@ def run_mode(args, shell: str, mode: str) -> dict:
     """One shell, one mode, fresh processes: the statuses, IdP requests, first-request times."""
     old, new = Key("k1"), Key("k2")
     seed = None if args.no_seed else jwks(old)
-    ks = KeyServer(jwks(old), "normal" if mode in ("rotation", "spray") else mode)
+    ks = KeyServer(jwks(old), "normal" if mode in ("rotation", "spray") or args.warm else mode)
     work = Path(tempfile.mkdtemp(prefix=f"idp-faults-{shell}-"))
     statuses: Counter = Counter()
     times: list[float] = []
+    warmups = 0
     try:
         # A rotation comes long after the last fetch: the unknown-kid cooldown (30 s by default,
         # since the start-up fetch) is cut to 1 s there, and waited out. The spray keeps the default.
@@ -403,6 +416,17 @@ def run_mode(args, shell: str, mode: str) -> dict:
                     token = old.token(kid=f"spray-{secrets.token_hex(6)}")
                 else:
                     token = old.token()
+                if i == 0 and args.warm and mode in FAILURES:
+                    # The shell hears the provider (the filter fetches on its first tick, so its
+                    # first requests may still get 503); the outage starts then.
+                    deadline = time.monotonic() + WARM_TIMEOUT
+                    while get(started.port, started.path, token)[0] != 200:
+                        warmups += 1
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"{shell}: no 200 within {WARM_TIMEOUT} s of warm-up")
+                        time.sleep(0.1)
+                    warmups += 1
+                    ks.mode = mode
                 status, ms = get(started.port, started.path, token)
                 statuses[f"{which}{status}"] += 1
                 times.append(ms)
@@ -412,12 +436,17 @@ def run_mode(args, shell: str, mode: str) -> dict:
     finally:
         ks.close()
         shutil.rmtree(work, ignore_errors=True)
-    every = args.reuse if shell == "component" else len(times)
-    firsts = times[::every]
+    if shell == "component":
+        # Requests come one at a time, so instance k serves requests k·reuse+1 … (k+1)·reuse; the
+        # warm-up requests shift the probes.
+        firsts = times[(args.reuse - warmups % args.reuse) % args.reuse::args.reuse]
+    else:
+        firsts = times[:1]
     return {
         "shell": shell,
         "mode": mode,
         "seed": seed is not None,
+        "warm": bool(args.warm and mode in FAILURES),
         "probes": args.probes,
         "statuses": dict(sorted(statuses.items())),
         "idp_requests": idp,
@@ -452,6 +481,8 @@ def parse_args(argv=None):
     p.add_argument("--probes", type=int, default=12)
     p.add_argument("--reuse", type=int, default=4, help="the component's --max-instance-reuse-count")
     p.add_argument("--no-seed", action="store_true", help="configure no seed key set")
+    p.add_argument("--warm", action="store_true",
+                   help="the failure modes begin after one valid request (not counted) was answered 200")
     p.add_argument("--label", default="valid tokens by status")
     p.add_argument("--json", type=Path, help="also write the rows here")
     for name, path in paths.items():
