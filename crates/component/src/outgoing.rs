@@ -22,8 +22,18 @@ pub struct Fetched {
 }
 
 /// Makes `fetch` (its URL already checked by the refresh machine) within `timeout_ms` and
-/// `max_bytes`.
+/// `max_bytes`, blocking (WASI 0.2 serves one request per instance at a time).
 pub fn get(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
+    get_blocking(fetch, timeout_ms, max_bytes)
+}
+
+/// Waits `ms` milliseconds (blocking, as [`get`]): the key-value build waiting on another instance.
+#[cfg(feature = "keyvalue")]
+pub fn sleep(ms: u64) {
+    monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
+}
+
+fn get_blocking(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
     let uri = &fetch.url;
     let timeout_ns = timeout_ms.saturating_mul(1_000_000);
     let deadline = monotonic_clock::now().saturating_add(timeout_ns);

@@ -172,7 +172,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; for remote issuers their seed,
     /// or none (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
+    /// The issuers whose key sets are fetched (by every shell).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
