@@ -16,15 +16,11 @@
 //! purpose: the thumbprint is no secret (it is in the token, and in the certificate a TLS 1.2
 //! handshake sends in the clear), so its timing tells an attacker nothing.
 
-use crate::request::Original;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::HeaderMap;
 use http::header::HeaderName;
-use jwtv_verifier::{Code, Rejection};
-use sha2::{Digest as _, Sha256};
-use std::borrow::Cow;
 use std::fmt;
+
+#[cfg(feature = "dpop")]
+pub use self::checks::check;
 
 /// Envoy's header (`forward_client_cert_details`).
 pub const XFCC: &str = "x-forwarded-client-cert";
@@ -72,6 +68,18 @@ impl CertSource {
     /// Parses `none`, `tls`, `xfcc`, `header:NAME:pem` or `header:NAME:der` (the setting's words).
     pub fn parse(spec: &str) -> Result<CertSource, String> {
         let spec = spec.trim();
+        if spec.eq_ignore_ascii_case("none") {
+            return Ok(CertSource::None);
+        }
+        if !cfg!(feature = "dpop") {
+            return Err(format!(
+                "{spec:?} needs certificate-binding checks, which this build leaves out (the component's dpop feature): use none"
+            ));
+        }
+        CertSource::parse_source(spec)
+    }
+
+    fn parse_source(spec: &str) -> Result<CertSource, String> {
         match spec.to_ascii_lowercase().as_str() {
             "none" => return Ok(CertSource::None),
             "tls" => return Ok(CertSource::Tls),
@@ -164,244 +172,258 @@ pub struct PeerCertificateDigest(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedCertificate(pub String);
 
-/// The binding rule, for a token whose `cnf.x5t#S256` is `thumbprint` (`crate::binding` read it):
-/// `Ok` when it equals the SHA-256 of the certificate `source` finds in the request; otherwise a 401
-/// `invalid_token_binding` whose description says why (no certificate, another certificate, an
-/// unreadable one).
-pub fn check(
-    source: &CertSource,
-    thumbprint: &str,
-    request: &Original<'_>,
-) -> Result<(), Rejection> {
-    let expected = URL_SAFE_NO_PAD
-        .decode(thumbprint)
-        .ok()
-        .filter(|d| d.len() == 32)
-        .ok_or_else(|| {
-            refuse("the token's cnf.x5t#S256 is not the base64url of a SHA-256 digest")
-        })?;
-    let presented = match presented(source, request)? {
-        Some(digest) => digest,
-        None if *source == CertSource::None => {
-            return Err(refuse(
-                "the token is bound to a client certificate (cnf.x5t#S256) and this deployment reads none (client certificate source: none)",
-            ));
-        }
-        None => {
-            return Err(refuse(
-                "the token is bound to a client certificate (cnf.x5t#S256) and the request presented none",
-            ));
-        }
-    };
-    if presented[..] == expected[..] {
-        Ok(())
-    } else {
-        Err(refuse(
-            "the token is bound to a client certificate (cnf.x5t#S256) other than the one presented",
-        ))
-    }
-}
+/// The checks, in the builds that check bindings (the `dpop` feature: the component's default build
+/// leaves every binding out for its size budget, and refuses every bound token).
+#[cfg(feature = "dpop")]
+mod checks {
+    use super::*;
+    use crate::request::Original;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use http::HeaderMap;
+    use jwtv_verifier::{Code, Rejection};
+    use sha2::{Digest as _, Sha256};
+    use std::borrow::Cow;
 
-fn refuse(description: impl Into<Cow<'static, str>>) -> Rejection {
-    Rejection::new(Code::InvalidTokenBinding, description)
-}
-
-/// The SHA-256 of the certificate the request presented, per `source`; `None` when it presented none.
-fn presented(source: &CertSource, req: &Original<'_>) -> Result<Option<[u8; 32]>, Rejection> {
-    match source {
-        CertSource::None => Ok(None),
-        CertSource::Tls => {
-            if let Some(der) = req.extensions.get::<TlsClientCertificate>() {
-                return Ok(Some(sha256(&der.0)));
+    /// The binding rule, for a token whose `cnf.x5t#S256` is `thumbprint` (`crate::binding` read it):
+    /// `Ok` when it equals the SHA-256 of the certificate `source` finds in the request; otherwise a 401
+    /// `invalid_token_binding` whose description says why (no certificate, another certificate, an
+    /// unreadable one).
+    pub fn check(
+        source: &CertSource,
+        thumbprint: &str,
+        request: &Original<'_>,
+    ) -> Result<(), Rejection> {
+        let expected = URL_SAFE_NO_PAD
+            .decode(thumbprint)
+            .ok()
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| {
+                refuse("the token's cnf.x5t#S256 is not the base64url of a SHA-256 digest")
+            })?;
+        let presented = match presented(source, request)? {
+            Some(digest) => digest,
+            None if *source == CertSource::None => {
+                return Err(refuse(
+                    "the token is bound to a client certificate (cnf.x5t#S256) and this deployment reads none (client certificate source: none)",
+                ));
             }
-            match req.extensions.get::<PeerCertificateDigest>() {
-                None => Ok(None),
-                Some(digest) => hex32(digest.0.trim()).map(Some).ok_or_else(|| {
-                    refuse("Envoy's peer certificate digest is not a hex SHA-256 digest")
-                }),
+            None => {
+                return Err(refuse(
+                    "the token is bound to a client certificate (cnf.x5t#S256) and the request presented none",
+                ));
             }
-        }
-        CertSource::Xfcc => {
-            if let Some(reported) = req.extensions.get::<ReportedCertificate>()
-                && !reported.0.is_empty()
-            {
-                return pem_cert(&reported.0)
-                    .map(|der| Some(sha256(&der)))
-                    .map_err(|e| refuse(format!("Envoy's source.certificate {e}")));
-            }
-            match single(req.headers, XFCC)? {
-                None => Ok(None),
-                Some(value) => xfcc(value)
-                    .map(Some)
-                    .map_err(|e| refuse(format!("the {XFCC} header {e}"))),
-            }
-        }
-        CertSource::Header { name, encoding } => {
-            let Some(value) = single(req.headers, name.as_str())? else {
-                return Ok(None);
-            };
-            let der = match encoding {
-                CertEncoding::Pem => pem_cert(value),
-                CertEncoding::Der => der_cert(value),
-            };
-            der.map(|der| Some(sha256(&der)))
-                .map_err(|e| refuse(format!("the {name} header {e}")))
-        }
-    }
-}
-
-/// The one value of `name`: absent or empty is no certificate; two values are refused, since a
-/// gateway that appends rather than overwrites leaves the client's beside its own.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
-    let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(refuse(format!(
-            "the {name} header comes more than once; the gateway must overwrite it"
-        )));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| refuse(format!("the {name} header is not ASCII text")))?
-        .trim();
-    Ok((!value.is_empty()).then_some(value))
-}
-
-fn sha256(der: &[u8]) -> [u8; 32] {
-    Sha256::digest(der).into()
-}
-
-/// The leaf of URL-escaped (or plain) PEM: the base64 between the first `BEGIN CERTIFICATE` line and
-/// its `END` line, whatever chain follows. Unwrapping armour is all PEM asks here (RFC 7468 §2: the
-/// label, then base64 in lines); a dedicated PEM crate cost the component ~10 KB for the same.
-fn pem_cert(value: &str) -> Result<Vec<u8>, String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let pem = unescape(value)?;
-    let Some((_, rest)) = pem.split_once(BEGIN) else {
-        return Err("is not a PEM certificate: no BEGIN CERTIFICATE line".to_owned());
-    };
-    let Some((body, _)) = rest.split_once(END) else {
-        return Err("is not a PEM certificate: no END CERTIFICATE line".to_owned());
-    };
-    let der = standard_base64(&body.split_ascii_whitespace().collect::<String>())
-        .ok_or_else(|| "is not a PEM certificate: its body is not base64".to_owned())?;
-    non_empty(der)
-}
-
-/// Standard base64 (`+/`, padded or not), decoded by the verifier's own base64url engine, so the
-/// component carries one decoder: the alphabets differ in two characters only.
-fn standard_base64(text: &str) -> Option<Vec<u8>> {
-    let url_safe: String = text
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            '-' | '_' => '!', // not of the standard alphabet: stays an error
-            c => c,
-        })
-        .collect();
-    URL_SAFE_NO_PAD.decode(url_safe).ok()
-}
-
-/// The leaf of URL-escaped (or plain) base64 DER, `,`-separated when a chain follows.
-fn der_cert(value: &str) -> Result<Vec<u8>, String> {
-    let text = unescape(value)?;
-    let leaf = text.split(',').next().unwrap_or("").trim();
-    // Padding as the gateway wrote it: Go's encoders pad, others may not.
-    let der =
-        standard_base64(leaf).ok_or_else(|| "is not the base64 of a certificate".to_owned())?;
-    non_empty(der)
-}
-
-fn non_empty(der: Vec<u8>) -> Result<Vec<u8>, String> {
-    if der.is_empty() {
-        Err("holds an empty certificate".to_owned())
-    } else {
-        Ok(der)
-    }
-}
-
-fn unescape(value: &str) -> Result<String, String> {
-    percent_encoding::percent_decode_str(value)
-        .decode_utf8()
-        .map(Cow::into_owned)
-        .map_err(|_| "is not URL-escaped UTF-8".to_owned())
-}
-
-/// The certificate digest of an `x-forwarded-client-cert` value: its LAST element, because each
-/// Envoy that forwards (`APPEND_FORWARD`) appends the client it saw at the end, so the last element
-/// is the one our own gateway wrote, and any before it came from further away (with `SANITIZE_SET`
-/// there is only one). Within it `Hash` (hex SHA-256 of the DER) or, without it, `Cert`
-/// (URL-encoded PEM).
-fn xfcc(value: &str) -> Result<[u8; 32], String> {
-    let elements = split_quoted(value, b',');
-    let last = elements.last().copied().unwrap_or("");
-    let mut hash = None;
-    let mut cert = None;
-    for pair in split_quoted(last, b';') {
-        let Some((key, v)) = pair.split_once('=') else {
-            return Err(format!("has a pair without '=' ({:?})", truncate(pair)));
         };
-        let v = unquote(v.trim());
-        if key.trim().eq_ignore_ascii_case("hash") {
-            hash = Some(v);
-        } else if key.trim().eq_ignore_ascii_case("cert") {
-            cert = Some(v);
+        if presented[..] == expected[..] {
+            Ok(())
+        } else {
+            Err(refuse(
+                "the token is bound to a client certificate (cnf.x5t#S256) other than the one presented",
+            ))
         }
     }
-    match (hash, cert) {
+
+    fn refuse(description: impl Into<Cow<'static, str>>) -> Rejection {
+        Rejection::new(Code::InvalidTokenBinding, description)
+    }
+
+    /// The SHA-256 of the certificate the request presented, per `source`; `None` when it presented none.
+    fn presented(source: &CertSource, req: &Original<'_>) -> Result<Option<[u8; 32]>, Rejection> {
+        match source {
+            CertSource::None => Ok(None),
+            CertSource::Tls => {
+                if let Some(der) = req.extensions.get::<TlsClientCertificate>() {
+                    return Ok(Some(sha256(&der.0)));
+                }
+                match req.extensions.get::<PeerCertificateDigest>() {
+                    None => Ok(None),
+                    Some(digest) => hex32(digest.0.trim()).map(Some).ok_or_else(|| {
+                        refuse("Envoy's peer certificate digest is not a hex SHA-256 digest")
+                    }),
+                }
+            }
+            CertSource::Xfcc => {
+                if let Some(reported) = req.extensions.get::<ReportedCertificate>()
+                    && !reported.0.is_empty()
+                {
+                    return pem_cert(&reported.0)
+                        .map(|der| Some(sha256(&der)))
+                        .map_err(|e| refuse(format!("Envoy's source.certificate {e}")));
+                }
+                match single(req.headers, XFCC)? {
+                    None => Ok(None),
+                    Some(value) => xfcc(value)
+                        .map(Some)
+                        .map_err(|e| refuse(format!("the {XFCC} header {e}"))),
+                }
+            }
+            CertSource::Header { name, encoding } => {
+                let Some(value) = single(req.headers, name.as_str())? else {
+                    return Ok(None);
+                };
+                let der = match encoding {
+                    CertEncoding::Pem => pem_cert(value),
+                    CertEncoding::Der => der_cert(value),
+                };
+                der.map(|der| Some(sha256(&der)))
+                    .map_err(|e| refuse(format!("the {name} header {e}")))
+            }
+        }
+    }
+
+    /// The one value of `name`: absent or empty is no certificate; two values are refused, since a
+    /// gateway that appends rather than overwrites leaves the client's beside its own.
+    fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(refuse(format!(
+                "the {name} header comes more than once; the gateway must overwrite it"
+            )));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| refuse(format!("the {name} header is not ASCII text")))?
+            .trim();
+        Ok((!value.is_empty()).then_some(value))
+    }
+
+    fn sha256(der: &[u8]) -> [u8; 32] {
+        Sha256::digest(der).into()
+    }
+
+    /// The leaf of URL-escaped (or plain) PEM: the base64 between the first `BEGIN CERTIFICATE` line and
+    /// its `END` line, whatever chain follows. Unwrapping armour is all PEM asks here (RFC 7468 §2: the
+    /// label, then base64 in lines); a dedicated PEM crate cost the component ~10 KB for the same.
+    fn pem_cert(value: &str) -> Result<Vec<u8>, String> {
+        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+        const END: &str = "-----END CERTIFICATE-----";
+        let pem = unescape(value)?;
+        let Some((_, rest)) = pem.split_once(BEGIN) else {
+            return Err("is not a PEM certificate: no BEGIN CERTIFICATE line".to_owned());
+        };
+        let Some((body, _)) = rest.split_once(END) else {
+            return Err("is not a PEM certificate: no END CERTIFICATE line".to_owned());
+        };
+        let der = standard_base64(&body.split_ascii_whitespace().collect::<String>())
+            .ok_or_else(|| "is not a PEM certificate: its body is not base64".to_owned())?;
+        non_empty(der)
+    }
+
+    /// Standard base64 (`+/`, padded or not), decoded by the verifier's own base64url engine, so the
+    /// component carries one decoder: the alphabets differ in two characters only.
+    fn standard_base64(text: &str) -> Option<Vec<u8>> {
+        let url_safe: String = text
+            .trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                '-' | '_' => '!', // not of the standard alphabet: stays an error
+                c => c,
+            })
+            .collect();
+        URL_SAFE_NO_PAD.decode(url_safe).ok()
+    }
+
+    /// The leaf of URL-escaped (or plain) base64 DER, `,`-separated when a chain follows.
+    fn der_cert(value: &str) -> Result<Vec<u8>, String> {
+        let text = unescape(value)?;
+        let leaf = text.split(',').next().unwrap_or("").trim();
+        // Padding as the gateway wrote it: Go's encoders pad, others may not.
+        let der =
+            standard_base64(leaf).ok_or_else(|| "is not the base64 of a certificate".to_owned())?;
+        non_empty(der)
+    }
+
+    fn non_empty(der: Vec<u8>) -> Result<Vec<u8>, String> {
+        if der.is_empty() {
+            Err("holds an empty certificate".to_owned())
+        } else {
+            Ok(der)
+        }
+    }
+
+    fn unescape(value: &str) -> Result<String, String> {
+        percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map(Cow::into_owned)
+            .map_err(|_| "is not URL-escaped UTF-8".to_owned())
+    }
+
+    /// The certificate digest of an `x-forwarded-client-cert` value: its LAST element, because each
+    /// Envoy that forwards (`APPEND_FORWARD`) appends the client it saw at the end, so the last element
+    /// is the one our own gateway wrote, and any before it came from further away (with `SANITIZE_SET`
+    /// there is only one). Within it `Hash` (hex SHA-256 of the DER) or, without it, `Cert`
+    /// (URL-encoded PEM).
+    fn xfcc(value: &str) -> Result<[u8; 32], String> {
+        let elements = split_quoted(value, b',');
+        let last = elements.last().copied().unwrap_or("");
+        let mut hash = None;
+        let mut cert = None;
+        for pair in split_quoted(last, b';') {
+            let Some((key, v)) = pair.split_once('=') else {
+                return Err(format!("has a pair without '=' ({:?})", truncate(pair)));
+            };
+            let v = unquote(v.trim());
+            if key.trim().eq_ignore_ascii_case("hash") {
+                hash = Some(v);
+            } else if key.trim().eq_ignore_ascii_case("cert") {
+                cert = Some(v);
+            }
+        }
+        match (hash, cert) {
         (Some(hash), _) => {
             hex32(&hash).ok_or_else(|| "has a Hash that is not a hex SHA-256 digest".to_owned())
         }
         (None, Some(cert)) => pem_cert(&cert).map(|der| sha256(&der)),
         (None, None) => Err("names no Hash or Cert in its last element (set Envoy's forward_client_cert_details and set_current_client_cert_details: cert: true)".to_owned()),
     }
-}
+    }
 
-/// Splits at `sep` outside double quotes (XFCC quotes values that hold `,` `;` or `=`).
-fn split_quoted(s: &str, sep: u8) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in s.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if quoted && b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            quoted = !quoted;
-        } else if b == sep && !quoted {
-            out.push(s[start..i].trim());
-            start = i + 1;
+    /// Splits at `sep` outside double quotes (XFCC quotes values that hold `,` `;` or `=`).
+    fn split_quoted(s: &str, sep: u8) -> Vec<&str> {
+        let mut out = Vec::new();
+        let (mut start, mut quoted, mut escaped) = (0, false, false);
+        for (i, b) in s.bytes().enumerate() {
+            if escaped {
+                escaped = false;
+            } else if quoted && b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = !quoted;
+            } else if b == sep && !quoted {
+                out.push(s[start..i].trim());
+                start = i + 1;
+            }
+        }
+        out.push(s[start..].trim());
+        out
+    }
+
+    fn unquote(v: &str) -> String {
+        match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(inner) => inner.replace("\\\"", "\""),
+            None => v.to_owned(),
         }
     }
-    out.push(s[start..].trim());
-    out
-}
 
-fn unquote(v: &str) -> String {
-    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-        Some(inner) => inner.replace("\\\"", "\""),
-        None => v.to_owned(),
+    fn hex32(s: &str) -> Option<[u8; 32]> {
+        let s = s.as_bytes();
+        if s.len() != 64 {
+            return None;
+        }
+        let nibble = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = (nibble(s[2 * i])? << 4) | nibble(s[2 * i + 1])?;
+        }
+        Some(out)
     }
-}
 
-fn hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
+    fn truncate(s: &str) -> String {
+        s.chars().take(40).collect()
     }
-    let nibble = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = (nibble(s[2 * i])? << 4) | nibble(s[2 * i + 1])?;
-    }
-    Some(out)
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
 }
