@@ -250,12 +250,15 @@ pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigE
         None => env::load(env, read_file),
     }?;
     loaded.server.tls = tls::from_env(env, read_file)?;
-    let client_ca = loaded
-        .server
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.client_ca.is_some());
-    if loaded.options.client_cert == CertSource::Tls && !client_ca {
+    // Only where bindings are checked: elsewhere every bound token is refused whatever the source.
+    if jwtv_service::dpop::BUILT
+        && loaded.options.client_cert() == CertSource::Tls
+        && loaded
+            .server
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.client_ca.is_none())
+    {
         loaded.warnings.push(format!(
             "{} is tls but the listener asks no client for a certificate (no {}): every certificate-bound token (cnf.x5t#S256) is refused",
             table::CLIENT_CERT_SOURCE.var(),
@@ -728,7 +731,7 @@ impl Loaded {
         });
         summary.push(format!(
             "certificate-bound tokens (cnf.x5t#S256): {}",
-            self.options.client_cert.description()
+            self.options.client_cert().description()
         ));
         let logged = server.decision_log;
         summary.push(format!(

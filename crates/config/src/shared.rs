@@ -117,13 +117,18 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         })?;
         shared.server.listen = format!("0.0.0.0:{port}");
     }
-    // Deployment, like the listener: the file's value, else the environment's.
-    let cert_source = match r.text(&table::CLIENT_CERT_SOURCE)? {
-        Some(raw) => Some(raw),
-        None => env.text(&table::CLIENT_CERT_SOURCE)?,
-    };
-    if let Some(raw) = cert_source {
-        shared.options.client_cert = CertSource::parse(&raw.value).map_err(|m| raw.place.err(m))?;
+    // Deployment, like the listener: the file's value, else the environment's. Only in builds that
+    // check bindings: the component's default build refuses every bound token whatever the source
+    // (its size budget leaves no room to read one), so a source there changes nothing.
+    if jwtv_service::dpop::BUILT {
+        let cert_source = match r.text(&table::CLIENT_CERT_SOURCE)? {
+            Some(raw) => Some(raw),
+            None => env.text(&table::CLIENT_CERT_SOURCE)?,
+        };
+        if let Some(raw) = cert_source {
+            let source = CertSource::parse(&raw.value).map_err(|m| raw.place.err(m))?;
+            shared.options.set_client_cert(source);
+        }
     }
     if let Some(n) = count(r, &table::MAX_BODY_BYTES)? {
         shared.options.max_body_bytes = n;

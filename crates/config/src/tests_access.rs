@@ -100,9 +100,9 @@ fn access_settings_from_the_file() {
 #[test]
 fn client_cert_source_from_either_reader_and_none_by_default() {
     use jwtv_service::mtls::CertSource;
-    assert_eq!(env().ok().options.client_cert, CertSource::None);
+    assert_eq!(env().ok().options.client_cert(), CertSource::None);
     let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "xfcc").ok();
-    assert_eq!(loaded.options.client_cert, CertSource::Xfcc);
+    assert_eq!(loaded.options.client_cert(), CertSource::Xfcc);
     let toml = format!(
         "[server]\nclient_cert_source = \"header:X-SSL-Client-Cert:pem\"\n[[issuers]]\nsecret = \"{SECRET}\"\n"
     );
@@ -111,7 +111,7 @@ fn client_cert_source_from_either_reader_and_none_by_default() {
         .config(&toml)
         .ok();
     assert_eq!(
-        loaded.options.client_cert.to_string(),
+        loaded.options.client_cert().to_string(),
         "header:x-ssl-client-cert:pem"
     );
     // A file without it keeps the deployment's variable, as the listener does.
@@ -120,7 +120,7 @@ fn client_cert_source_from_either_reader_and_none_by_default() {
         .env("JWT_CLIENT_CERT_SOURCE", "tls")
         .config(&toml)
         .ok();
-    assert_eq!(loaded.options.client_cert, CertSource::Tls);
+    assert_eq!(loaded.options.client_cert(), CertSource::Tls);
 }
 
 #[test]

@@ -534,8 +534,20 @@ fn idp_certificate_bound_tokens_pass_only_with_their_certificate() {
         json!(alice.thumbprint())
     );
 
-    let server =
-        start(idp_config(&idp).env("JWT_CLIENT_CERT_SOURCE", "header:X-SSL-Client-Cert:pem"));
+    // The component checks certificate bindings only in its dpop build (JWTV_COMPONENT_DPOP=1): the
+    // default one refuses every bound token, so this runs on the native binary then.
+    let config = idp_config(&idp).env("JWT_CLIENT_CERT_SOURCE", "header:X-SSL-Client-Cert:pem");
+    let server = match support::dpop_supported() {
+        true => start(config),
+        false => {
+            let server = Server::start_on(Target::Native, config);
+            assert!(eventually(Duration::from_secs(15), || server
+                .get("/readyz")
+                .status
+                == 200));
+            server
+        }
+    };
     let bearer = format!("Bearer {token}");
     let validate_with = |cert: Option<&str>| {
         let mut headers = vec![("Authorization", bearer.as_str())];

@@ -40,6 +40,9 @@ pub struct Options {
     /// Forward-auth mode: identity headers and named policies.
     pub gateway: gateway::Gateway,
     /// Where the client certificate of a request is read, for certificate-bound tokens (RFC 8705).
+    /// Only in the builds that check bindings (the component's default build refuses every bound
+    /// token, and has no room in its size budget for the setting): [`Options::client_cert`].
+    #[cfg(feature = "dpop")]
     pub client_cert: mtls::CertSource,
     /// DPoP proof checks (each policy says whether it wants them: [`gateway::Access::dpop`]).
     pub dpop: dpop::Settings,
@@ -52,9 +55,30 @@ impl Default for Options {
             expose_descriptions: true,
             realm: "jwt-validator".to_owned(),
             gateway: gateway::Gateway::default(),
+            #[cfg(feature = "dpop")]
             client_cert: mtls::CertSource::None,
             dpop: dpop::Settings::default(),
         }
+    }
+}
+
+impl Options {
+    /// Where the client certificate of a request is read (`none` in builds without binding checks).
+    pub fn client_cert(&self) -> mtls::CertSource {
+        #[cfg(feature = "dpop")]
+        return self.client_cert.clone();
+        #[cfg(not(feature = "dpop"))]
+        mtls::CertSource::None
+    }
+
+    /// Sets it; ignored in builds without binding checks, whose configuration reads no source.
+    pub fn set_client_cert(&mut self, source: mtls::CertSource) {
+        #[cfg(feature = "dpop")]
+        {
+            self.client_cert = source;
+        }
+        #[cfg(not(feature = "dpop"))]
+        let _ = source;
     }
 }
 

@@ -16,6 +16,7 @@
 //! purpose: the thumbprint is no secret (it is in the token, and in the certificate a TLS 1.2
 //! handshake sends in the clear), so its timing tells an attacker nothing.
 
+#[cfg(feature = "dpop")]
 use http::header::HeaderName;
 use std::fmt;
 
@@ -37,7 +38,9 @@ pub enum CertSource {
     /// Envoy's `x-forwarded-client-cert`, last element, `Hash` or else `Cert`; in gRPC ext_authz,
     /// `attributes.source.certificate` when Envoy sends it (`include_peer_certificate`).
     Xfcc,
-    /// A header the gateway sets from its TLS session.
+    /// A header the gateway sets from its TLS session (only in the builds that check bindings: the
+    /// component's default build keeps this type to two words for its size budget).
+    #[cfg(feature = "dpop")]
     Header {
         name: HeaderName,
         encoding: CertEncoding,
@@ -55,6 +58,7 @@ pub enum CertEncoding {
     Der,
 }
 
+#[cfg(feature = "dpop")]
 impl CertEncoding {
     fn as_str(self) -> &'static str {
         match self {
@@ -71,14 +75,15 @@ impl CertSource {
         if spec.eq_ignore_ascii_case("none") {
             return Ok(CertSource::None);
         }
-        if !cfg!(feature = "dpop") {
-            return Err(format!(
-                "{spec:?} needs certificate-binding checks, which this build leaves out (the component's dpop feature): use none"
-            ));
-        }
+        #[cfg(not(feature = "dpop"))]
+        return Err(format!(
+            "{spec:?} needs certificate-binding checks, which this build leaves out (the component's dpop feature): use none"
+        ));
+        #[cfg(feature = "dpop")]
         CertSource::parse_source(spec)
     }
 
+    #[cfg(feature = "dpop")]
     fn parse_source(spec: &str) -> Result<CertSource, String> {
         match spec.to_ascii_lowercase().as_str() {
             "none" => return Ok(CertSource::None),
@@ -132,6 +137,7 @@ impl CertSource {
                     .to_owned()
             }
             CertSource::Xfcc => "checked against the certificate Envoy reports: x-forwarded-client-cert, or source.certificate over gRPC (xfcc); Envoy must overwrite the header".to_owned(),
+            #[cfg(feature = "dpop")]
             CertSource::Header { name, encoding } => format!(
                 "checked against the certificate in header {name} ({}); the gateway must overwrite it",
                 match encoding {
@@ -149,6 +155,7 @@ impl fmt::Display for CertSource {
             CertSource::None => f.write_str("none"),
             CertSource::Tls => f.write_str("tls"),
             CertSource::Xfcc => f.write_str("xfcc"),
+            #[cfg(feature = "dpop")]
             CertSource::Header { name, encoding } => {
                 write!(f, "header:{name}:{}", encoding.as_str())
             }
