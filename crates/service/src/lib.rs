@@ -15,6 +15,8 @@ mod health;
 pub mod request;
 mod response;
 pub mod rule;
+#[cfg(feature = "rules")]
+mod rule_check;
 pub mod sources;
 mod validate;
 

@@ -4,11 +4,12 @@
 //!
 //! The engine is the `cel` crate (cel-rust, the maintained successor of `cel-interpreter`), built with
 //! no default features: no regex (`matches`), no chrono (timestamps, durations), no base64 extension.
-//! It has no type checker, so [`Rule::compile`] checks at load what can be checked without one: the
-//! expression parses, names only `claims`, `request` and its own comprehension variables, calls only
-//! the functions listed in [`FUNCTIONS`], and stays inside the bounds below. What only evaluation can
-//! tell (a claim that is absent or of another type, a result that is not a boolean) is an evaluation
-//! error, and an evaluation error refuses: [`Verdict::Error`], never a pass.
+//! It has no type checker, so [`Rule::compile`] brings its own: the expression parses, names only
+//! `claims`, `request` and its own comprehension variables, calls only the functions listed in
+//! [`FUNCTIONS`], stays inside the bounds below, and type-checks (`rule_check.rs`: `request`'s fields,
+//! arities, operand types where both are known, a result that can be a bool). What only evaluation
+//! can tell (a claim that is absent or of another type: claims are `dyn`) is an evaluation error, and
+//! an evaluation error refuses: [`Verdict::Error`], never a pass.
 //!
 //! Bounds, so a rule's cost is known when it loads: [`MAX_RULE_BYTES`] of source, [`MAX_DEPTH`] of
 //! nesting, [`MAX_NODES`] after macro expansion, and at most [`MAX_LOOP_NESTING`] comprehension
@@ -269,6 +270,12 @@ fn compiled(source: &str) -> Result<Rule, RuleError> {
                 let name = call.func_name.as_str();
                 let operator =
                     name.starts_with('_') || name.starts_with('@') || name == "!_" || name == "-_";
+                if name == "matches" {
+                    return Err((
+                        e.id,
+                        "matches() needs regular expressions, which rules leave out".to_owned(),
+                    ));
+                }
                 if !operator && !FUNCTIONS.contains(&name) {
                     return Err((e.id, format!("unknown function {name:?}")));
                 }
@@ -333,6 +340,15 @@ fn compiled(source: &str) -> Result<Rule, RuleError> {
     };
     walk(&expression, &mut w, 0).map_err(|(id, message)| invalid(column_of(id), message))?;
     let (claims, request) = (w.claims, w.request);
+    let result =
+        crate::rule_check::check(&expression).map_err(|(id, m)| invalid(column_of(id), m))?;
+    if !result.can_be_bool() {
+        return Err(invalid(
+            1,
+            format!("the rule gives a {result}, where a bool (true or false) is needed")
+                .replace(" a int", " an int"),
+        ));
+    }
     let program = cel::Env::stdlib()
         .with_optional_support(false)
         .compile(source)
