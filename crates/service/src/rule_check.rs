@@ -254,7 +254,10 @@ impl<'a> Checker<'a> {
                             return refuse(e, format!(".{field} on a map whose keys are {k}"));
                         }
                         None => {
-                            return refuse(e, format!(".{field} on a {other}, which has no fields"));
+                            return refuse(
+                                e,
+                                format!(".{field} on a {other}, which has no fields"),
+                            );
                         }
                     },
                 };
