@@ -152,6 +152,15 @@ impl Rule {
     pub fn evaluate(&self, claims: &Claims, request: &Original<'_>) -> Verdict {
         evaluate(self, claims, request)
     }
+
+    /// The engine's plain evaluation, for tests and the fuzz target to hold [`Rule::evaluate`] to: the
+    /// source compiled as written, every claim and every request field given as `cel::Value`s. Same
+    /// verdicts; only the words of an error may differ. Not for requests: it costs twice as much.
+    #[cfg(feature = "rules")]
+    #[doc(hidden)]
+    pub fn evaluate_plainly(&self, claims: &Claims, request: &Original<'_>) -> Verdict {
+        plainly(&self.source, claims, request)
+    }
 }
 
 /// Refuses bracket nesting over [`MAX_BRACKETS`] before the parser sees it. Brackets inside string
@@ -484,6 +493,74 @@ fn evaluate(rule: &Rule, claims: &Claims, request: &Original<'_>) -> Verdict {
 }
 
 #[cfg(feature = "rules")]
+fn plainly(source: &str, claims: &Claims, request: &Original<'_>) -> Verdict {
+    use cel::Value as Cel;
+    use cel::objects::{Key, Map};
+    use std::sync::Arc;
+    fn value(v: &serde_json::Value) -> Cel {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Cel::Null,
+            J::Bool(b) => Cel::Bool(*b),
+            J::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Cel::Float(n.as_f64().unwrap_or(f64::NAN)), Cel::Int),
+            J::String(s) => Cel::String(Arc::new(s.clone())),
+            J::Array(items) => Cel::List(Arc::new(items.iter().map(value).collect())),
+            J::Object(m) => object(m.iter().map(|(k, v)| (k.as_str(), value(v)))),
+        }
+    }
+    fn object<'a>(fields: impl Iterator<Item = (&'a str, Cel)>) -> Cel {
+        Cel::Map(Map {
+            map: Arc::new(
+                fields
+                    .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v))
+                    .collect(),
+            ),
+        })
+    }
+    let env = cel::Env::stdlib().with_optional_support(false);
+    let program = match env.compile(source) {
+        Ok(program) => program,
+        Err(e) => return Verdict::Error(e.to_string()),
+    };
+    let mut headers: Vec<(&str, Cel)> = Vec::new();
+    for name in request.headers.keys() {
+        let values: Vec<&str> = request
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !values.is_empty() {
+            headers.push((name.as_str(), Cel::String(Arc::new(values.join(", ")))));
+        }
+    }
+    let text = |s: &str| Cel::String(Arc::new(s.to_owned()));
+    let request = object(
+        [
+            ("method", text(request.method)),
+            ("path", text(request.path)),
+            ("host", text(request.host)),
+            ("headers", object(headers.into_iter())),
+        ]
+        .into_iter(),
+    );
+    let mut context = cel::Context::with_env(Arc::new(env));
+    context.add_variable_from_value(
+        "claims",
+        object(claims.iter().map(|(k, v)| (k.as_str(), value(v)))),
+    );
+    context.add_variable_from_value("request", request);
+    match program.execute(&context) {
+        Ok(Cel::Bool(true)) => Verdict::Pass,
+        Ok(Cel::Bool(false)) => Verdict::Fail,
+        Ok(other) => Verdict::Error(format!("a {}", other.type_of())),
+        Err(e) => Verdict::Error(e.to_string()),
+    }
+}
+
+#[cfg(feature = "rules")]
 use cel::common::types::CelMapKey as Key;
 
 /// A value as the engine holds it, borrowing for `'v`.
@@ -573,5 +650,102 @@ mod tests {
             super::Rule::compile("true").map(|_| ()),
             Err(super::RuleError::NotBuilt)
         );
+    }
+}
+
+#[cfg(all(test, feature = "rules"))]
+mod tests {
+    use super::{Rule, Verdict};
+    use crate::request::Original;
+    use serde_json::json;
+
+    // What docs/access.md says of numbers: of different kinds they compare by value (so the checker
+    // admits it), but do not add (so the checker refuses what the engine could only fail on).
+    #[test]
+    fn numbers_of_different_kinds_compare_but_do_not_mix() {
+        let headers = http::HeaderMap::new();
+        let request = Original {
+            method: "GET",
+            path: "/",
+            query: None,
+            host: "h",
+            headers: &headers,
+        };
+        let claims = serde_json::Map::new();
+        for source in ["1 == 1.0", "1 < 1.5", "2u > 1", "1.0 != 2"] {
+            let rule = Rule::compile(source).unwrap();
+            assert_eq!(rule.evaluate(&claims, &request), Verdict::Pass, "{source}");
+        }
+        for source in ["1 + 1.0 == 2.0", "2u * 2 == 4u", "1 - 1u == 0"] {
+            assert!(Rule::compile(source).is_err(), "{source}");
+            let plain = super::plainly(source, &claims, &request);
+            assert!(matches!(plain, Verdict::Error(_)), "{source}: {plain:?}");
+        }
+    }
+
+    // The evaluation builds only what a rule reads, borrowed, and turns selections into lookups; the
+    // engine's plain evaluation of the same source over everything must give the same verdict.
+    #[test]
+    fn evaluations_agree_with_the_engines_plain_evaluation() {
+        let claims = json!({
+            "sub": "alice", "level": 3, "ratio": 0.5, "admin": false, "none": null,
+            "groups": ["dev", "ops"], "realm_access": {"roles": ["ops"], "n": {"m": 1}},
+            "email": "a@example.com", "email_verified": true
+        });
+        let claims = claims.as_object().unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-tenant", "t1".parse().unwrap());
+        headers.append("accept", "a".parse().unwrap());
+        headers.append("accept", "b".parse().unwrap());
+        let request = Original {
+            method: "GET",
+            path: "/orders/42",
+            query: None,
+            host: "app.example",
+            headers: &headers,
+        };
+        let rules = [
+            "'ops' in claims.realm_access.roles && claims.email_verified && request.method == 'GET'",
+            "claims.realm_access.n.m == 1",
+            "claims.realm_access.missing == 1",
+            "claims.missing.x == 1",
+            "claims.sub.x == 1",
+            "claims.groups.x == 'a'",
+            "claims.level.x == 1",
+            "claims.none.x == 1",
+            "has(claims.realm_access.roles) && !has(claims.realm_access.x)",
+            "has(claims.sub.x)",
+            "has(claims.missing.x)",
+            "claims.level > 2 && claims.ratio < 1.0 && !claims.admin",
+            "claims.none == null",
+            "claims.admin",
+            "claims.sub",
+            "request.headers.accept == 'a, b' && request.headers['x-tenant'] == 't1'",
+            "request.headers.missing == 'x'",
+            "request.path.startsWith('/orders') && request.host == 'app.example'",
+            "size(claims) == 9 && size(request) == 4",
+            "claims.groups.exists(g, g == 'ops') && claims.groups.all(g, size(g) == 3)",
+            "claims.groups.map(g, {'n': g}).exists(m, m.n == 'dev')",
+            "[{'a': {'b': 1}}][0].a.b == 1",
+            "{'a': 1}.b == 1",
+            "claims.exists(k, k == 'sub') && 'email' in claims",
+            "claims.level + 1 == 4 && claims['realm_access']['roles'][0] == 'ops'",
+        ];
+        for source in rules {
+            let rule = Rule::compile(source).unwrap();
+            let ours = rule.evaluate(claims, &request);
+            let plain = rule.evaluate_plainly(claims, &request);
+            let kind = |v: &Verdict| match v {
+                Verdict::Error(_) => Verdict::Error(String::new()),
+                other => other.clone(),
+            };
+            assert_eq!(kind(&ours), kind(&plain), "{source}: {ours:?} vs {plain:?}");
+            // A missing key reads the same either way.
+            if let (Verdict::Error(a), Verdict::Error(b)) = (&ours, &plain) {
+                if b.contains("No such key") || b.contains("no such key") {
+                    assert_eq!(a, b, "{source}");
+                }
+            }
+        }
     }
 }
