@@ -187,11 +187,25 @@ fn brackets(source: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// A refusal, on one line: the parser quotes the source it could not read, which may span lines
+/// (a rule in TOML can), so control characters are written escaped (`\n`).
 fn invalid(column: usize, message: impl Into<String>) -> RuleError {
-    RuleError::Invalid {
-        column,
-        message: message.into(),
-    }
+    let message = message.into();
+    let message = if message.chars().any(char::is_control) {
+        message
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        message
+    };
+    RuleError::Invalid { column, message }
 }
 
 #[cfg(not(feature = "rules"))]
@@ -658,6 +672,20 @@ mod tests {
     use super::{Rule, Verdict};
     use crate::request::Original;
     use serde_json::json;
+
+    // Found by the fuzz target (corpus/rule/multiline-syntax-error): the parser's message quoted a
+    // source line break, and a load error is one line.
+    #[test]
+    fn refusals_of_rules_spanning_lines_are_one_line() {
+        for source in ["reque\"as(clasWi\n111", "claims.sub ==\n'a' &&", "request.method ==\n1"] {
+            match Rule::compile(source) {
+                Err(super::RuleError::Invalid { message, .. }) => {
+                    assert!(!message.contains('\n'), "{source:?}: {message:?}")
+                }
+                other => panic!("{source:?}: {other:?}"),
+            }
+        }
+    }
 
     // What docs/access.md says of numbers: of different kinds they compare by value (so the checker
     // admits it), but do not add (so the checker refuses what the engine could only fail on).
