@@ -9,6 +9,8 @@ use jwtv_service::Service;
 use std::sync::{Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::remote::maybe_async;
+
 /// The instance's one piece of state: the configuration as loaded (what answers requests, or the
 /// line saying why nothing can) and the warnings to print. Built once per instance, or once for all
 /// of them by `scripts/bake` ([`bake`]).
@@ -22,10 +24,9 @@ struct Instance {
 
 static INSTANCE: OnceLock<Instance> = OnceLock::new();
 
-/// What answers a request: the service, and (WASI 0.2 build) the remote key sources it reads.
+/// What answers a request: the service, and the remote key sources it reads.
 pub(crate) struct Validator {
     service: Service,
-    #[cfg(not(feature = "p3"))]
     remote: Option<crate::remote::RemoteKeys>,
 }
 
@@ -34,13 +35,14 @@ impl Validator {
         &self.service
     }
 
-    /// The answer to `request`: the service's, after the remote sources had their say.
-    fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-        #[cfg(not(feature = "p3"))]
-        if let Some(remote) = &self.remote {
-            return remote.handle(&self.service, request, now);
+    maybe_async! {
+        /// The answer to `request`: the service's, with the remote sources' fetches it needed.
+        async fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+            match &self.remote {
+                Some(remote) => crate::remote::wait!(remote.handle(&self.service, request, now)),
+                None => self.service.handle(request, now).response,
+            }
         }
-        self.service.handle(request, now).response
     }
 }
 
@@ -97,28 +99,10 @@ fn configure(baking: bool) -> Instance {
     }
 }
 
-/// The WASI 0.2 build fetches remote key sets with outgoing wasi:http ([`crate::remote`]).
-#[cfg(not(feature = "p3"))]
+/// Remote key sets are fetched with outgoing wasi:http ([`crate::remote`]).
 fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     let (service, remote) = crate::remote::service_of(loaded)?;
     Ok(Validator { service, remote })
-}
-
-/// The WASI 0.3 build has no outgoing fetch yet: a remote key set would never arrive, so every token
-/// of that issuer would get 503 forever. Refuse at load, where the operator sees why.
-#[cfg(feature = "p3")]
-fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
-    if let Some(source) = loaded.remote.first() {
-        return Err(format!(
-            "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
-             build yet; use the WASI 0.2 component, or mount a JWKS file and set {}",
-            source.configured_at,
-            config::table::JWKS_FILE.var()
-        ));
-    }
-    Ok(Validator {
-        service: loaded.into_service(),
-    })
 }
 
 /// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.
@@ -142,32 +126,34 @@ macro_rules! http_method {
 }
 pub(crate) use http_method;
 
-/// Answers a request from its parts (headers the `http` crate cannot represent are left out).
-pub(crate) fn answer(
-    validator: &Validator,
-    method: Method,
-    uri: Option<String>,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-) -> Response<Vec<u8>> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri.unwrap_or_else(|| "/".to_owned()));
-    for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&value),
-        ) {
-            builder = builder.header(n, v);
+maybe_async! {
+    /// Answers a request from its parts (headers the `http` crate cannot represent are left out).
+    pub(crate) async fn answer(
+        validator: &Validator,
+        method: Method,
+        uri: Option<String>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Response<Vec<u8>> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri.unwrap_or_else(|| "/".to_owned()));
+        for (name, value) in headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(&value),
+            ) {
+                builder = builder.header(n, v);
+            }
         }
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match builder.body(body) {
-        Ok(request) => validator.decide(&request, now),
-        Err(_) => bad_request(),
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match builder.body(body) {
+            Ok(request) => crate::remote::wait!(validator.decide(&request, now)),
+            Err(_) => bad_request(),
+        }
     }
 }
 
