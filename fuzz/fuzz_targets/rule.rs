@@ -50,5 +50,9 @@ fuzz_target!(|data: &[u8]| {
         Verdict::Pass => Some(true),
         Verdict::Fail => Some(false),
     };
-    assert_eq!(kind(&ours), kind(&plain), "{ours:?} vs the engine's {plain:?}");
+    assert_eq!(
+        kind(&ours),
+        kind(&plain),
+        "{ours:?} vs the engine's {plain:?}"
+    );
 });

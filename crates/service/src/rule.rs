@@ -677,7 +677,11 @@ mod tests {
     // source line break, and a load error is one line.
     #[test]
     fn refusals_of_rules_spanning_lines_are_one_line() {
-        for source in ["reque\"as(clasWi\n111", "claims.sub ==\n'a' &&", "request.method ==\n1"] {
+        for source in [
+            "reque\"as(clasWi\n111",
+            "claims.sub ==\n'a' &&",
+            "request.method ==\n1",
+        ] {
             match Rule::compile(source) {
                 Err(super::RuleError::Invalid { message, .. }) => {
                     assert!(!message.contains('\n'), "{source:?}: {message:?}")
