@@ -191,7 +191,9 @@ fn brackets(source: &str) -> Result<(), RuleError> {
 /// (a rule in TOML can), so control characters are written escaped (`\n`).
 fn invalid(column: usize, message: impl Into<String>) -> RuleError {
     let message = message.into();
-    let message = if message.chars().any(char::is_control) {
+    // Only the parser's messages quote the source, and a build without rules has no parser: the
+    // default component keeps its bytes.
+    let message = if cfg!(feature = "rules") && message.chars().any(char::is_control) {
         message
             .chars()
             .map(|c| {
