@@ -74,6 +74,14 @@ impl RedisTarget {
     pub fn password(&self) -> Option<&[u8]> {
         self.password.as_deref()
     }
+
+    /// The same target logging in with `password` (for tests and tools that hold one).
+    pub fn with_password(self, password: Vec<u8>) -> RedisTarget {
+        RedisTarget {
+            password: Some(password),
+            ..self
+        }
+    }
 }
 
 /// The URL without the password (it is never part of it): safe for logs and messages.

@@ -24,6 +24,9 @@ mod mint;
 mod policy_text;
 mod probe;
 mod reload;
+// Until the DPoP replay hook (issue 26, w-dpop) calls `first_use`, only the start check uses it.
+#[allow(dead_code)]
+mod replay_redis;
 mod serve;
 mod tls;
 
@@ -135,6 +138,11 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
                 &anyhow::Error::new(e).context("cannot start the runtime"),
             );
         }
+    };
+    // Before the listening line: a replica that answers must be able to check proofs for replay.
+    let _replay_store = match runtime.block_on(replay_redis::open(&settings.dpop_replay)) {
+        Ok(store) => store,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
     };
     let setup = serve::Setup {
         current: Arc::new(reload::Current::new(active)),
