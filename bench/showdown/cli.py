@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import dpop as dpop_phase
 from . import floors as floors_phase
 from . import gateway as gateway_phase
 from .builds import builds
@@ -19,7 +20,7 @@ from .common import BENCH, CARGO_JOBS, T_START, BenchFailure, loadavg, progress
 from .context import Ctx, environment, preflight
 from .load import load
 from .measure import cold_starts, containers, sizes, verify_cost
-from .prepare import prepare
+from .prepare import prepare, prepare_native
 from .report import headline_lines, report_md, summarise
 from .servers import stop_all
 
@@ -32,6 +33,7 @@ PHASES = [
     ("load", load),
     ("floors", floors_phase.floors),
     ("gateway", gateway_phase.gateway),
+    ("dpop", dpop_phase.dpop),
     ("verify", verify_cost),
     ("containers", containers),
 ]
@@ -47,6 +49,10 @@ def merge(r: dict, part: dict) -> None:
             r[k] = v
 
 
+# `--only NAME`: that phase alone, after the native build and the HS256 tokens, into its own report.
+ONLY = {"dpop": [("prepare", prepare_native), ("dpop", dpop_phase.dpop)]}
+
+
 def run_all(ctx: Ctx) -> dict:
     ctx.out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(ctx.work, ignore_errors=True)
@@ -54,6 +60,8 @@ def run_all(ctx: Ctx) -> dict:
     progress("showdown", f"{'quick' if ctx.quick else 'full'} run into {ctx.out}")
     preflight(ctx)
     r: dict = {"schema": 2, "mode": "quick" if ctx.quick else "full", "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if getattr(ctx.args, "only", None):
+        r["only"] = ctx.args.only
     r["environment"] = environment(ctx)
     r["environment"]["loadavg_before"] = loadavg()
     env = r["environment"]
@@ -65,7 +73,7 @@ def run_all(ctx: Ctx) -> dict:
                    "fixed_rate_seconds": ctx.rate_seconds, "build_runs": ctx.build_runs,
                    "cargo_jobs": int(CARGO_JOBS)}
     r["phase_s"] = {}
-    for name, step in PHASES:
+    for name, step in ONLY.get(getattr(ctx.args, "only", None), PHASES):
         t0 = time.monotonic()
         merge(r, step(ctx))
         r["phase_s"][name] = round(time.monotonic() - t0, 1)
@@ -78,10 +86,23 @@ def run_all(ctx: Ctx) -> dict:
 
 
 def write(out: Path, r: dict) -> None:
+    if r.get("only"):
+        (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
+        (out / "report.md").write_text(only_report_md(r))
+        return
     r["summary"] = summarise(r)
     (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     (out / "chart.svg").write_text(chart_svg(r))
     (out / "report.md").write_text(report_md(r))
+
+
+def only_report_md(r: dict) -> str:
+    """The report of a `--only` run: its environment and its one section."""
+    env = r["environment"]
+    lines = [f"# Showdown, {r['only']} only ({r['mode']} run, {r['started_at']})", "",
+             f"{env.get('cpu_model', '?')}, {env.get('cores', '?')} cores, load average "
+             f"{env.get('loadavg_before')} before, {env.get('loadavg_after')} after.", ""]
+    return "\n".join(lines + dpop_phase.report_lines(r)) + "\n"
 
 
 def parse_args(argv=None):
@@ -94,6 +115,8 @@ def parse_args(argv=None):
     p.add_argument("--build-runs", type=int, default=None,
                    help="clean and incremental builds per contender (default 3; quick 1): each clean native build "
                         "takes minutes on 2 cores")
+    p.add_argument("--only", choices=sorted(ONLY), default=None,
+                   help="one phase alone (after the native build), into its own report: dpop")
     p.add_argument("--render-only", action="store_true",
                    help="measure nothing: redraw report.md and chart.svg from the out dir's results.json")
     a = p.parse_args(argv)
@@ -129,8 +152,9 @@ def main(argv=None) -> int:
         shutil.rmtree(ctx.work, ignore_errors=True)
         progress("showdown", f"done in {r['duration_s']:.0f}s ("
                              + ", ".join(f"{k} {v:.0f}s" for k, v in r["phase_s"].items()) + f"): {ctx.out / 'report.md'}")
-        for line in headline_lines(r):
-            print("  " + line)
+        if not r.get("only"):
+            for line in headline_lines(r):
+                print("  " + line)
         return 0
     except BenchFailure as e:
         print(f"\nshowdown: FAILED: {e}", file=sys.stderr, flush=True)

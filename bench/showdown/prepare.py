@@ -66,6 +66,16 @@ def prepare(ctx) -> dict:
     }
 
 
+def prepare_native(ctx) -> dict:
+    """What a `--only` run needs: the native binary and the HS256 tokens."""
+    progress("prepare", "building the native binary (cargo build --release -p jwtv-server)")
+    run(["cargo", "build", "--release", "-p", "jwtv-server", "-j", CARGO_JOBS],
+        env=ctx.base_env, log=ctx.logs / "build-native.log", what="native build")
+    help_text = run([str(NATIVE_BIN), "--help"], env=ctx.base_env, what="jwt-validator --help").stdout
+    ctx.native_has_cache = "JWT_TOKEN_CACHE_SIZE" in help_text
+    return {"tokens": mint_hs256(ctx)}
+
+
 def npm_ci_if_stale(ctx, app) -> None:
     stamp = app / "node_modules" / ".package-lock.json"
     lock = app / "package-lock.json"
