@@ -24,6 +24,7 @@ mod mint;
 mod policy_text;
 mod probe;
 mod reload;
+mod replay;
 // Until the DPoP replay hook (issue 26, w-dpop) calls `first_use`, only the start check uses it.
 #[allow(dead_code)]
 mod replay_redis;

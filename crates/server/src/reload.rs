@@ -16,6 +16,7 @@
 //! - The digest: SHA-256 over every input the loader read (environment variable names and values, file
 //!   paths and contents). It changes exactly when what was read changes, and shows none of it.
 
+use crate::replay::ReplayStore;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,6 +202,8 @@ pub struct Active {
     /// The listener's TLS configuration: new connections handshake with the one of the configuration
     /// serving when they arrive, so a rotated certificate is served without closing any connection.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The DPoP proofs seen; kept across reloads, so a reload is no way to replay a proof.
+    pub replay: Arc<ReplayStore>,
     restart_only: RestartOnly,
 }
 
@@ -241,6 +244,10 @@ impl Active {
         if let Some(cache) = &cache {
             service = service.with_token_cache(cache.clone());
         }
+        let replay = match previous {
+            Some(previous) => previous.replay.clone(),
+            None => Arc::new(ReplayStore::memory(crate::replay::DEFAULT_MAX_ENTRIES)),
+        };
         Ok(Active {
             service,
             keys,
@@ -249,6 +256,7 @@ impl Active {
             since: Instant::now(),
             decision_log: settings.decision_log,
             tls,
+            replay,
             restart_only,
         })
     }

@@ -460,11 +460,19 @@ impl Active {
         let unknown_kid_of = handled
             .refetch()
             .and_then(|issuer| self.keys.remote(issuer));
-        match unknown_kid_of {
+        let handled = match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
                 self.service.handle(request, now_secs())
             }
             _ => handled,
+        };
+        // An allow that rests on a DPoP proof stands only once the proof's first use is recorded.
+        match &handled.replay {
+            Some(pending) => {
+                let first_use = self.replay.first_use(&pending.first_use).await;
+                self.service.recorded(handled, first_use)
+            }
+            None => handled,
         }
     }
 
@@ -472,10 +480,10 @@ impl Active {
     /// shape as the service's own errors; the connection is closed since its state is unknown.
     fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
         let expose = self.service.options().expose_descriptions;
-        closing(Handled {
-            response: jwtv_service::unreadable_request(status, description, expose),
-            decision: None,
-        })
+        closing(Handled::new(
+            jwtv_service::unreadable_request(status, description, expose),
+            None,
+        ))
     }
 }
 
@@ -501,7 +509,7 @@ fn text_response(text: String) -> Response<Body> {
 
 /// Seconds since the epoch; a clock before 1970 reads as 0, which makes every token look too new:
 /// refused, never accepted.
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

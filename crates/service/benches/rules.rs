@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
         path: "/orders/42",
         query: None,
         host: "app.example",
+        scheme: Some("https"),
         headers: &headers,
     };
     c.bench_function("rule_evaluate_typical", |b| {
