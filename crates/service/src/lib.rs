@@ -410,5 +410,7 @@ fn is_read(method: &Method) -> bool {
 mod tests;
 #[cfg(test)]
 mod tests_cache;
+#[cfg(test)]
+mod tests_dpop;
 #[cfg(all(test, feature = "rules"))]
 mod tests_rules;

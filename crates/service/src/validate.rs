@@ -58,9 +58,12 @@ pub(crate) fn handle<B: AsRef<[u8]>>(service: &Service, req: &Request<B>, now: u
                 return Ok(verified);
             }
             let request = ProtectedRequest::read(body, req.headers(), max_depth);
+            // A body has no scheme: a token sent with a proof is sent as DPoP; a token alone, as
+            // a bearer token.
+            let with_proof = access.dpop != Mode::Off && matches!(request.proof(), Ok(Some(_)));
             let presented = Presented {
                 token: &token,
-                dpop_scheme,
+                dpop_scheme: dpop_scheme || with_proof,
                 proof: request.proof(),
                 target: request.target(),
             };
