@@ -25,8 +25,6 @@ mod policy_text;
 mod probe;
 mod reload;
 mod replay;
-// Until the DPoP replay hook (issue 26, w-dpop) calls `first_use`, only the start check uses it.
-#[allow(dead_code)]
 mod replay_redis;
 mod serve;
 mod tls;
@@ -141,10 +139,17 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         }
     };
     // Before the listening line: a replica that answers must be able to check proofs for replay.
-    let _replay_store = match runtime.block_on(replay_redis::open(&settings.dpop_replay)) {
-        Ok(store) => store,
+    let mut active = active;
+    match runtime.block_on(replay_redis::open(&settings.dpop_replay)) {
+        Ok(Some(store)) => {
+            active.replay = Arc::new(replay::ReplayStore::redis(
+                store,
+                settings.dpop_replay.on_error,
+            ));
+        }
+        Ok(None) => {}
         Err(e) => return fail(EXIT_RUNTIME, &e),
-    };
+    }
     let setup = serve::Setup {
         current: Arc::new(reload::Current::new(active)),
         reload,

@@ -19,10 +19,11 @@
 //!
 //! What it must not do: decide about a proof (the service does, with the answer), log the password
 //! (it is only ever written to the socket), or let a key be chosen by the client: the key is the
-//! SHA-256 of what the caller passes, so a `jti` of any bytes makes a fixed-size, printable key.
+//! service's hash of the proof's key thumbprint and `jti` ([`jwtv_service::replay::FirstUse`]), so a
+//! `jti` of any bytes makes a fixed-size, printable key.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jwtv_config::replay_store::{OnStoreError, RedisTarget, ReplayStore, ReplayStoreSettings};
@@ -88,10 +89,10 @@ impl RedisStore {
         &self.shown
     }
 
-    /// Records `key` for `window` unless it is there already: `Ok(true)` the first time within the
-    /// window, `Ok(false)` after (a replay).
-    pub async fn first_use(&self, key: &[u8], window: Duration) -> Result<bool, RedisError> {
-        let key = redis_key(key);
+    /// Records `key_hex` (the service's hash of the proof, in hex) for `window` unless it is there
+    /// already: `Ok(true)` the first time within the window, `Ok(false)` after (a replay).
+    pub async fn first_use(&self, key_hex: &str, window: Duration) -> Result<bool, RedisError> {
+        let key = format!("{KEY_PREFIX}{key_hex}");
         // PX 0 is an error to Redis; a proof whose window has run out is refused before it gets here.
         let px = window.as_millis().max(1).to_string();
         let command: [&[u8]; 6] = [b"SET", key.as_bytes(), b"1", b"NX", b"PX", px.as_bytes()];
@@ -248,7 +249,7 @@ impl RedisStore {
 /// store stops the start when its errors refuse proofs (a replica that could only refuse DPoP requests
 /// should not join the load balancer; its supervisor retries with a backoff), and is a warning when
 /// they are allowed (the operator chose availability). `None`: the in-memory store.
-pub async fn open(settings: &ReplayStoreSettings) -> anyhow::Result<Option<Arc<RedisStore>>> {
+pub async fn open(settings: &ReplayStoreSettings) -> anyhow::Result<Option<RedisStore>> {
     let ReplayStore::Redis(target) = &settings.store else {
         return Ok(None);
     };
@@ -269,22 +270,8 @@ pub async fn open(settings: &ReplayStoreSettings) -> anyhow::Result<Option<Arc<R
             "the DPoP replay store cannot be used: {e}; starting anyway (JWT_DPOP_REPLAY_ON_STORE_ERROR=allow): proofs are not checked for replay until it answers"
         ),
     }
-    Ok(Some(Arc::new(store)))
+    Ok(Some(store))
 }
-
-/// `jwtv:dpop:` and the SHA-256 of `key` in hex.
-fn redis_key(key: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, key);
-    let mut out = String::with_capacity(KEY_PREFIX.len() + 64);
-    out.push_str(KEY_PREFIX);
-    for b in digest.as_ref() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A reply of RESP2 (what Redis speaks until a client asks for RESP3 with `HELLO 3`).
 #[derive(Debug, PartialEq, Eq)]
@@ -408,19 +395,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn keys_are_namespaced_hashes_whatever_the_jti() {
-        let key = redis_key(b"jti with spaces\r\nand CRLF");
-        assert!(key.starts_with(KEY_PREFIX));
-        assert_eq!(key.len(), KEY_PREFIX.len() + 64);
-        assert!(
-            key[KEY_PREFIX.len()..]
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit())
-        );
-        assert_ne!(key, redis_key(b"jti with spaces"));
-    }
-
     /// A `redis-server` of its own on a free loopback port, ended when dropped.
     struct Server {
         child: std::process::Child,
@@ -489,19 +463,19 @@ mod tests {
         rt().block_on(async {
             assert!(
                 store
-                    .first_use(b"jkt|jti-1", Duration::from_secs(60))
+                    .first_use("jkt|jti-1", Duration::from_secs(60))
                     .await
                     .unwrap()
             );
             assert!(
                 !store
-                    .first_use(b"jkt|jti-1", Duration::from_secs(60))
+                    .first_use("jkt|jti-1", Duration::from_secs(60))
                     .await
                     .unwrap()
             );
             assert!(
                 store
-                    .first_use(b"jkt|jti-2", Duration::from_secs(60))
+                    .first_use("jkt|jti-2", Duration::from_secs(60))
                     .await
                     .unwrap()
             );
@@ -515,7 +489,7 @@ mod tests {
         rt().block_on(async {
             assert!(
                 store
-                    .first_use(b"short", Duration::from_millis(1))
+                    .first_use("short", Duration::from_millis(1))
                     .await
                     .unwrap()
             );
@@ -523,7 +497,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             assert!(
                 store
-                    .first_use(b"short", Duration::from_secs(60))
+                    .first_use("short", Duration::from_secs(60))
                     .await
                     .unwrap()
             );
@@ -536,7 +510,7 @@ mod tests {
         let url = format!("redis://127.0.0.1:{}/5", server.port);
         rt().block_on(async {
             let good = store(&url, Some("pa ss"));
-            assert!(good.first_use(b"k", Duration::from_secs(60)).await.unwrap());
+            assert!(good.first_use("k", Duration::from_secs(60)).await.unwrap());
             // Database 5 holds it, database 0 does not.
             let other_db = store(
                 &format!("redis://127.0.0.1:{}/0", server.port),
@@ -544,7 +518,7 @@ mod tests {
             );
             assert!(
                 other_db
-                    .first_use(b"k", Duration::from_secs(60))
+                    .first_use("k", Duration::from_secs(60))
                     .await
                     .unwrap()
             );
@@ -554,7 +528,7 @@ mod tests {
             assert!(!e.contains("wrong\""), "{e}");
             let none = store(&url, None);
             let e = none
-                .first_use(b"k2", Duration::from_secs(60))
+                .first_use("k2", Duration::from_secs(60))
                 .await
                 .unwrap_err()
                 .to_string();
@@ -568,25 +542,15 @@ mod tests {
         let port = server.port;
         let store = store(&format!("redis://127.0.0.1:{port}/0"), None);
         rt().block_on(async {
-            assert!(
-                store
-                    .first_use(b"a", Duration::from_secs(60))
-                    .await
-                    .unwrap()
-            );
+            assert!(store.first_use("a", Duration::from_secs(60)).await.unwrap());
             drop(server);
             let e = store
-                .first_use(b"b", Duration::from_secs(60))
+                .first_use("b", Duration::from_secs(60))
                 .await
                 .unwrap_err();
             assert!(matches!(e, RedisError::Connect { .. }), "{e}");
             let _again = Server::start(Some(port), &[]);
-            assert!(
-                store
-                    .first_use(b"c", Duration::from_secs(60))
-                    .await
-                    .unwrap()
-            );
+            assert!(store.first_use("c", Duration::from_secs(60)).await.unwrap());
         });
     }
 
@@ -596,21 +560,11 @@ mod tests {
         let port = server.port;
         let store = store(&format!("redis://127.0.0.1:{port}/0"), None);
         rt().block_on(async {
-            assert!(
-                store
-                    .first_use(b"a", Duration::from_secs(60))
-                    .await
-                    .unwrap()
-            );
+            assert!(store.first_use("a", Duration::from_secs(60)).await.unwrap());
             drop(server);
             // Restarted before any request noticed: the kept connection is dead, the request passes.
             let _again = Server::start(Some(port), &[]);
-            assert!(
-                store
-                    .first_use(b"b", Duration::from_secs(60))
-                    .await
-                    .unwrap()
-            );
+            assert!(store.first_use("b", Duration::from_secs(60)).await.unwrap());
         });
     }
 
@@ -622,7 +576,7 @@ mod tests {
         let store = store(&format!("redis://127.0.0.1:{port}/0"), None);
         rt().block_on(async {
             let e = store
-                .first_use(b"a", Duration::from_secs(60))
+                .first_use("a", Duration::from_secs(60))
                 .await
                 .unwrap_err();
             assert!(matches!(e, RedisError::Timeout { .. }), "{e}");

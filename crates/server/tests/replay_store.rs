@@ -1,5 +1,9 @@
-//! The shared DPoP replay store (issue 26 item 4) against a real `redis-server` started here: what the
-//! native binary does at start with the store up, down, or behind a password.
+//! The shared DPoP replay store (issue 26 item 4) against a real `redis-server` started here: a proof
+//! used once passes and its replay is refused, on one replica or another sharing the store; the key
+//! is namespaced and forgotten with the proof's window; the store down refuses (fail closed, 503
+//! `replay_store_unavailable`) or, when configured so, allows; the store restarted is used again
+//! without a restart of ours. And what the native binary does at start with the store up, down, or
+//! behind a password.
 //!
 //! Native only: the component and the filter keep their replay cache in their own host.
 
@@ -7,13 +11,180 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::json;
+use support::dpop::{Client, validate_body};
 use support::redis::RedisServer;
-use support::{Server, Target, TestConfig, free_port, run_to_exit};
+use support::{Response, Server, Target, TestConfig, free_port, jwt, now, run_to_exit};
 
 const SECRET: &str = "replay-store-test-secret-0123456789abcdefghij";
+const URL: &str = "https://api.example/orders";
+/// The service's defaults: the proof window (60 s) plus the issuer's leeway (60 s).
+const WINDOW_AND_LEEWAY_SECS: u64 = 120;
 
 fn config() -> TestConfig {
     TestConfig::new().env("JWT_SECRET", SECRET)
+}
+
+/// A replica whose replay store is `redis`.
+fn replica(redis: &RedisServer) -> Server {
+    Server::start_on(
+        Target::Native,
+        config().env("JWT_DPOP_REPLAY_STORE", redis.url(0)),
+    )
+}
+
+/// An HS256 access token bound to `client`'s key.
+fn bound_token(client: &Client) -> String {
+    jwt::hs256(
+        SECRET.as_bytes(),
+        &json!({"sub": "alice", "exp": now() + 600, "cnf": {"jkt": client.jkt()}}),
+    )
+}
+
+fn send(server: &Server, token: &str, proof: &str) -> Response {
+    server.post_json("/validate", &validate_body(token, proof, "GET", URL))
+}
+
+fn assert_answer(response: &Response, status: u16, code: Option<&str>) {
+    assert_eq!(
+        (response.status, response.error_code().as_deref()),
+        (status, code),
+        "{}",
+        response.text()
+    );
+}
+
+// RFC 9449 §11.1, across replicas: the jti a proof carries is accepted once by the whole deployment.
+#[test]
+fn proof_used_on_one_replica_is_refused_on_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis), replica(&redis));
+    let client = Client::es256();
+    let token = bound_token(&client);
+    let proof = client.proof(&token, "GET", URL);
+    assert_answer(&send(&a, &token, &proof), 200, None);
+    assert_answer(&send(&b, &token, &proof), 401, Some("invalid_dpop_proof"));
+    assert_answer(&send(&a, &token, &proof), 401, Some("invalid_dpop_proof"));
+    // A new proof of the same client is a first use on either replica.
+    assert_answer(
+        &send(&b, &token, &client.proof(&token, "GET", URL)),
+        200,
+        None,
+    );
+}
+
+#[test]
+fn without_a_shared_store_each_replica_remembers_only_its_own_proofs() {
+    // The default (memory): what the shared store is for.
+    let (a, b) = (
+        Server::start_on(Target::Native, config()),
+        Server::start_on(Target::Native, config()),
+    );
+    let client = Client::es256();
+    let token = bound_token(&client);
+    let proof = client.proof(&token, "GET", URL);
+    assert_answer(&send(&a, &token, &proof), 200, None);
+    assert_answer(&send(&a, &token, &proof), 401, Some("invalid_dpop_proof"));
+    assert_answer(&send(&b, &token, &proof), 200, None);
+}
+
+#[test]
+fn proofs_are_kept_under_a_namespaced_key_for_their_window_only() {
+    let redis = RedisServer::start();
+    let server = replica(&redis);
+    let client = Client::es256();
+    let token = bound_token(&client);
+    let proof = client.proof(&token, "GET", URL);
+    assert_answer(&send(&server, &token, &proof), 200, None);
+    let keys = redis.keys(0, "*");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let hash = keys[0]
+        .strip_prefix("jwtv:dpop:")
+        .unwrap_or_else(|| panic!("{keys:?}"));
+    assert!(
+        hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    // Neither the jti nor the proof is kept in clear.
+    assert!(!proof.contains(hash));
+    let ttl_ms: u64 = redis.cli(0, &["PTTL", &keys[0]]).parse().expect("PTTL");
+    assert!(
+        ttl_ms > 0 && ttl_ms <= (WINDOW_AND_LEEWAY_SECS + 1) * 1000,
+        "kept {ttl_ms} ms"
+    );
+}
+
+// Fail closed (issue 26 item 4): a proof whose first use cannot be recorded could be replayed.
+#[test]
+fn store_down_refuses_proofs_with_the_store_error_code() {
+    let mut redis = RedisServer::start();
+    let server = replica(&redis);
+    let client = Client::es256();
+    let token = bound_token(&client);
+    redis.stop();
+    let response = send(&server, &token, &client.proof(&token, "GET", URL));
+    assert_answer(&response, 503, Some("replay_store_unavailable"));
+    // The answer does not tell the client where the store is; the log does.
+    assert!(
+        !response.text().contains("127.0.0.1"),
+        "{}",
+        response.text()
+    );
+    assert!(
+        server
+            .stderr()
+            .wait_for("DPoP replay store error", Duration::from_secs(5)),
+        "{}",
+        server.stderr_text()
+    );
+    // A bearer token without a binding needs no store.
+    let bearer = jwt::hs256(
+        SECRET.as_bytes(),
+        &json!({"sub": "bob", "exp": now() + 600}),
+    );
+    assert_answer(&server.validate(&bearer), 200, None);
+}
+
+#[test]
+fn store_down_with_allow_lets_proofs_through() {
+    let mut redis = RedisServer::start();
+    let server = Server::start_on(
+        Target::Native,
+        config()
+            .env("JWT_DPOP_REPLAY_STORE", redis.url(0))
+            .env("JWT_DPOP_REPLAY_ON_STORE_ERROR", "allow"),
+    );
+    let client = Client::es256();
+    let token = bound_token(&client);
+    redis.stop();
+    let proof = client.proof(&token, "GET", URL);
+    assert_answer(&send(&server, &token, &proof), 200, None);
+    // The documented risk: while the store is down, a replay passes too.
+    assert_answer(&send(&server, &token, &proof), 200, None);
+}
+
+#[test]
+fn store_restarted_is_used_again_without_a_restart_of_ours() {
+    let mut redis = RedisServer::start();
+    let server = replica(&redis);
+    let client = Client::es256();
+    let token = bound_token(&client);
+    assert_answer(
+        &send(&server, &token, &client.proof(&token, "GET", URL)),
+        200,
+        None,
+    );
+    redis.stop();
+    let response = send(&server, &token, &client.proof(&token, "GET", URL));
+    assert_answer(&response, 503, Some("replay_store_unavailable"));
+    redis.restart();
+    let proof = client.proof(&token, "GET", URL);
+    assert_answer(&send(&server, &token, &proof), 200, None);
+    assert_answer(
+        &send(&server, &token, &proof),
+        401,
+        Some("invalid_dpop_proof"),
+    );
 }
 
 #[test]

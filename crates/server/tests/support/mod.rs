@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod dpop;
 pub mod failover;
 pub mod gateway;
 pub mod h2;

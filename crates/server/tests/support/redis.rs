@@ -84,35 +84,35 @@ impl RedisServer {
         }
     }
 
-    /// Whether the store holds `jwtv:dpop:*` keys, by asking it (`DBSIZE` of `db`) over RESP.
-    pub fn keys_in(&self, db: u32) -> u64 {
-        use std::io::{BufRead as _, BufReader, Write as _};
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
-        stream
-            .set_read_timeout(Some(super::IO_TIMEOUT))
-            .expect("timeout");
-        let mut commands = String::new();
+    /// `redis-cli` against this server (its password, database `db`): the reply as it prints it.
+    pub fn cli(&self, db: u32, args: &[&str]) -> String {
+        let mut command = Command::new("redis-cli");
+        command.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-n",
+            &db.to_string(),
+        ]);
         if let Some(password) = &self.password {
-            commands.push_str(&format!(
-                "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n",
-                password.len()
-            ));
+            command.env("REDISCLI_AUTH", password);
         }
-        let db = db.to_string();
-        commands.push_str(&format!("*2\r\n$6\r\nSELECT\r\n${}\r\n{db}\r\n", db.len()));
-        commands.push_str("*1\r\n$6\r\nDBSIZE\r\n");
-        stream.write_all(commands.as_bytes()).expect("write");
-        let mut reader = BufReader::new(stream);
-        let mut last = String::new();
-        let replies = 2 + usize::from(self.password.is_some());
-        for _ in 0..replies {
-            last.clear();
-            reader.read_line(&mut last).expect("read");
-        }
-        last.trim()
-            .strip_prefix(':')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("DBSIZE answered {last:?}"))
+        let out = command
+            .args(args)
+            .output()
+            .expect("run redis-cli (Debian's redis-tools)");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The keys matching `pattern` in database `db`.
+    pub fn keys(&self, db: u32, pattern: &str) -> Vec<String> {
+        self.cli(db, &["--scan", "--pattern", pattern])
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 }
 
