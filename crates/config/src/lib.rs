@@ -515,6 +515,7 @@ pub(crate) fn check_realm(value: &str) -> Result<String, String> {
 pub(crate) enum AccessField {
     TokenSources,
     Anonymous,
+    Dpop,
     Rule,
 }
 
@@ -525,6 +526,7 @@ pub(crate) fn access(
     policy: Option<&str>,
     token_sources: Option<&str>,
     anonymous: Option<&str>,
+    dpop: Option<&str>,
     rule: Option<&str>,
 ) -> Result<Access, (AccessField, String)> {
     let mut access = Access::default();
@@ -541,6 +543,9 @@ pub(crate) fn access(
                 format!("{other:?} is neither \"allow\" nor \"deny\""),
             ));
         }
+    }
+    if let Some(mode) = dpop.filter(|m| !m.trim().is_empty()) {
+        access.dpop = jwtv_service::dpop::Mode::parse(mode).map_err(|m| (AccessField::Dpop, m))?;
     }
     if let Some(rule) = rule.filter(|r| !r.trim().is_empty()) {
         let whose = match policy {

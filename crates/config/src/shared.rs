@@ -129,6 +129,12 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
     if let Some(raw) = r.verbatim(&table::REALM)? {
         shared.options.realm = check_realm(&raw.value).map_err(|m| raw.place.err(m))?;
     }
+    if let Some(raw) = bounded(r, &table::DPOP_WINDOW)? {
+        shared.options.dpop.window_secs = raw.value;
+    }
+    if let Some(n) = count(r, &table::DPOP_REPLAY_MAX_ENTRIES)? {
+        shared.options.dpop.replay_max_entries = n;
+    }
     let allow_weak = r
         .flag(&table::ALLOW_WEAK_SECRET)?
         .is_some_and(|raw| raw.value);

@@ -795,6 +795,33 @@ pub const ANONYMOUS: Setting = row(
     ALL,
     Group::Gateway,
 );
+pub const DPOP: Setting = row(
+    Some("JWT_DPOP"),
+    Some("gateway.dpop"),
+    Kind::Choice(&["required", "allowed", "off"]),
+    "allowed",
+    "DPoP (RFC 9449): allowed takes Authorization: DPoP with its proof and bearer tokens without cnf; required refuses unbound tokens; off refuses DPoP-bound tokens (docs/dpop.md)",
+    ALL,
+    Group::Gateway,
+);
+pub const DPOP_WINDOW: Setting = row(
+    Some("JWT_DPOP_WINDOW"),
+    Some("server.dpop_window_secs"),
+    secs(1, 3600),
+    "60",
+    "how old a DPoP proof's iat may be (the issuer's leeway is added for clock skew); also how long its jti is remembered",
+    ALL,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_MAX_ENTRIES: Setting = row(
+    Some("JWT_DPOP_REPLAY_MAX_ENTRIES"),
+    Some("server.dpop_replay_max_entries"),
+    Kind::Int(Int::new(1, 10_000_000, "entries")),
+    "100000",
+    "DPoP proofs remembered in memory (per process, per component instance, per filter VM); when full of unexpired ones, new proofs get 503 replay_store_unavailable",
+    ALL,
+    Group::Gateway,
+);
 pub const RULE: Setting = row(
     Some("JWT_RULE"),
     Some("gateway.rule"),
@@ -819,6 +846,15 @@ pub const POLICY_ANONYMOUS: Setting = row(
     Kind::Choice(&["allow", "deny"]),
     "deny",
     "allow: the policy lets requests without a token through, as JWT_ANONYMOUS",
+    ALL,
+    Group::Gateway,
+);
+pub const POLICY_DPOP: Setting = row(
+    Some("JWT_POLICY_<NAME>_DPOP"),
+    Some("policies.<name>.dpop"),
+    Kind::Choice(&["required", "allowed", "off"]),
+    "allowed",
+    "the policy's DPoP mode, as JWT_DPOP",
     ALL,
     Group::Gateway,
 );
@@ -948,9 +984,13 @@ pub const SETTINGS: &[Setting] = &[
     POLICY_CLAIMS,
     TOKEN_SOURCES,
     ANONYMOUS,
+    DPOP,
+    DPOP_WINDOW,
+    DPOP_REPLAY_MAX_ENTRIES,
     RULE,
     POLICY_TOKEN_SOURCES,
     POLICY_ANONYMOUS,
+    POLICY_DPOP,
     POLICY_RULE,
     CONFIG,
     LISTEN,

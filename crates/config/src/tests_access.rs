@@ -95,3 +95,47 @@ fn access_settings_from_the_file() {
         "{e}"
     );
 }
+
+// DPoP (issue 26): the mode per policy, the window and the replay bound, from either reader.
+#[test]
+fn dpop_settings_from_the_environment() {
+    use jwtv_service::dpop::Mode;
+    let loaded = env()
+        .env("JWT_DPOP", "required")
+        .env("JWT_DPOP_WINDOW", "30")
+        .env("JWT_DPOP_REPLAY_MAX_ENTRIES", "500")
+        .env("JWT_POLICIES", "legacy")
+        .env("JWT_POLICY_LEGACY_DPOP", "off")
+        .ok();
+    assert_eq!(loaded.options.gateway.access.dpop, Mode::Required);
+    assert_eq!(loaded.options.gateway.policies[0].access.dpop, Mode::Off);
+    assert_eq!(loaded.options.dpop.window_secs, 30);
+    assert_eq!(loaded.options.dpop.replay_max_entries, 500);
+    assert_eq!(env().ok().options.gateway.access.dpop, Mode::Allowed);
+    let e = env().env("JWT_DPOP", "on").err();
+    assert!(e.starts_with("JWT_DPOP: \"on\" is not a DPoP mode"), "{e}");
+    let e = env().env("JWT_DPOP_WINDOW", "0").err();
+    assert!(e.starts_with("JWT_DPOP_WINDOW: 0 is out of range"), "{e}");
+}
+
+#[test]
+fn dpop_settings_from_the_file() {
+    use jwtv_service::dpop::Mode;
+    let toml = format!(
+        "[[issuers]]\nsecret = \"{SECRET}\"\n[server]\ndpop_window_secs = 20\n[gateway]\ndpop = \"off\"\n\
+         [policies.api]\ndpop = \"required\"\n"
+    );
+    let loaded = Fixture::new().config(&toml).ok();
+    assert_eq!(loaded.options.gateway.access.dpop, Mode::Off);
+    assert_eq!(
+        loaded.options.gateway.policies[0].access.dpop,
+        Mode::Required
+    );
+    assert_eq!(loaded.options.dpop.window_secs, 20);
+    let bad = format!("[[issuers]]\nsecret = \"{SECRET}\"\n[policies.api]\ndpop = \"yes\"\n");
+    let e = Fixture::new().config(&bad).err();
+    assert!(
+        e.starts_with("/etc/jwtv/jwtv.toml: policies.api.dpop: \"yes\" is not a DPoP mode"),
+        "{e}"
+    );
+}

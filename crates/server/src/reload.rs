@@ -249,7 +249,9 @@ impl Active {
         }
         let replay = match previous {
             Some(previous) => previous.replay.clone(),
-            None => Arc::new(ReplayStore::memory(crate::replay::DEFAULT_MAX_ENTRIES)),
+            None => Arc::new(ReplayStore::memory(
+                service.options().dpop.replay_max_entries,
+            )),
         };
         Ok(Active {
             service,

@@ -17,10 +17,6 @@ use jwtv_service::replay::{FirstUse, Full, Seen};
 
 use crate::replay_redis::{RedisError, RedisStore};
 
-/// Default of the in-memory store's bound (`JWT_DPOP_REPLAY_MAX_ENTRIES`): at the default 60 s
-/// window, room for over 1,600 new proofs a second, at about 100 bytes each (10 MB).
-pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
-
 /// Why a store could not say whether a proof is new.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

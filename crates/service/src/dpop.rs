@@ -34,6 +34,9 @@ use std::fmt;
 
 /// Default of `JWT_DPOP_WINDOW`: how old a proof's `iat` may be, in seconds.
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
+/// Default of `JWT_DPOP_REPLAY_MAX_ENTRIES`: at the default window (60 s plus 60 s of leeway), room
+/// for over 800 new proofs a second, at about 100 bytes each (10 MB).
+pub const DEFAULT_REPLAY_MAX_ENTRIES: usize = 100_000;
 /// Longest `jti` accepted: enough for any random id (a UUID is 36), short enough to bound the store.
 pub const MAX_JTI_BYTES: usize = 256;
 /// Nesting depth of a proof's header and payload (a `jwk` is one level down).
@@ -90,6 +93,8 @@ pub struct Settings {
     pub window_secs: u64,
     /// Algorithms a proof may be signed with: asymmetric only.
     pub algorithms: Vec<Algorithm>,
+    /// How many proofs a shell's in-memory replay store holds ([`crate::replay::Seen`]).
+    pub replay_max_entries: usize,
 }
 
 impl Default for Settings {
@@ -97,6 +102,7 @@ impl Default for Settings {
         Settings {
             window_secs: DEFAULT_WINDOW_SECS,
             algorithms: supported_algorithms(),
+            replay_max_entries: DEFAULT_REPLAY_MAX_ENTRIES,
         }
     }
 }
