@@ -536,6 +536,35 @@ mod tests {
         });
     }
 
+    // Redis 6 ACL: a user allowed only what the store sends, on its own keys.
+    #[test]
+    fn an_acl_user_limited_to_the_store_commands_and_keys_suffices() {
+        let server = Server::start(
+            None,
+            &[
+                "--user",
+                "default",
+                "off",
+                "--user",
+                "replay",
+                "on",
+                ">replay-pw",
+                "~jwtv:dpop:*",
+                "+set",
+                "+ping",
+                "+select",
+                "+auth",
+            ],
+        );
+        let url = format!("redis://replay@127.0.0.1:{}/0", server.port);
+        rt().block_on(async {
+            let store = store(&url, Some("replay-pw"));
+            store.ping().await.unwrap();
+            assert!(store.first_use("k", Duration::from_secs(60)).await.unwrap());
+            assert!(!store.first_use("k", Duration::from_secs(60)).await.unwrap());
+        });
+    }
+
     #[test]
     fn a_restarted_store_is_used_again_without_a_restart_of_ours() {
         let server = Server::start(None, &[]);
