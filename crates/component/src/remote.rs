@@ -17,7 +17,7 @@ use jwtv_config::Loaded;
 use jwtv_keyset::{
     Event, FetchSettings, Level, RemoteSource, Rules, Seed, Source, Store, UnknownKid,
 };
-use jwtv_service::Service;
+use jwtv_service::{Handled, Service};
 
 use crate::outgoing;
 
@@ -142,22 +142,15 @@ impl RemoteKeys {
 
     /// Answers `request`: the sources first get the fetches they are due, then the service decides;
     /// a token naming a `kid` its fetched set lacks may make one refetch and one more decision.
-    pub fn handle(
-        &self,
-        service: &Service,
-        request: &Request<Vec<u8>>,
-        now_secs: u64,
-    ) -> Response<Vec<u8>> {
+    pub fn handle(&self, service: &Service, request: &Request<Vec<u8>>, now_secs: u64) -> Handled {
         let seen: Vec<u64> = self.sources.iter().map(|s| self.refresh(s)).collect();
         let handled = service.handle(request, now_secs);
         let unknown_kid_of = handled
             .refetch()
             .and_then(|issuer| self.sources.iter().position(|s| s.issuer == issuer));
         match unknown_kid_of {
-            Some(i) if self.refetch(&self.sources[i], seen[i]) => {
-                service.handle(request, now_secs).response
-            }
-            _ => handled.response,
+            Some(i) if self.refetch(&self.sources[i], seen[i]) => service.handle(request, now_secs),
+            _ => handled,
         }
     }
 

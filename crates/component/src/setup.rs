@@ -6,7 +6,8 @@
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use jwtv_config as config;
 use jwtv_service::Service;
-use std::sync::{Once, OnceLock};
+use jwtv_service::replay::Seen;
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The instance's one piece of state: the configuration as loaded (what answers requests, or the
@@ -25,6 +26,9 @@ static INSTANCE: OnceLock<Instance> = OnceLock::new();
 /// What answers a request: the service, and (WASI 0.2 build) the remote key sources it reads.
 pub(crate) struct Validator {
     service: Service,
+    /// The DPoP proofs this instance let through. Per instance: under `wasmtime serve` and Spin
+    /// (an instance per request) it only ever sees one request (docs/dpop.md).
+    replay: Mutex<Seen>,
     #[cfg(not(feature = "p3"))]
     remote: Option<crate::remote::RemoteKeys>,
 }
@@ -37,10 +41,23 @@ impl Validator {
     /// The answer to `request`: the service's, after the remote sources had their say.
     fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
         #[cfg(not(feature = "p3"))]
-        if let Some(remote) = &self.remote {
-            return remote.handle(&self.service, request, now);
-        }
-        self.service.handle(request, now).response
+        let handled = match &self.remote {
+            Some(remote) => remote.handle(&self.service, request, now),
+            None => self.service.handle(request, now),
+        };
+        #[cfg(feature = "p3")]
+        let handled = self.service.handle(request, now);
+        // An allow resting on a DPoP proof stands once the proof's first use is recorded.
+        let handled = match &handled.replay {
+            Some(pending) => {
+                let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+                let first_use = seen.first_use(&pending.first_use, now);
+                drop(seen);
+                self.service.recorded(handled, first_use)
+            }
+            None => handled,
+        };
+        handled.response
     }
 }
 
@@ -101,7 +118,12 @@ fn configure(baking: bool) -> Instance {
 #[cfg(not(feature = "p3"))]
 fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     let (service, remote) = crate::remote::service_of(loaded)?;
-    Ok(Validator { service, remote })
+    let replay = Mutex::new(Seen::new(service.options().dpop.replay_max_entries));
+    Ok(Validator {
+        service,
+        remote,
+        replay,
+    })
 }
 
 /// The WASI 0.3 build has no outgoing fetch yet: a remote key set would never arrive, so every token
@@ -116,9 +138,9 @@ fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
             config::table::JWKS_FILE.var()
         ));
     }
-    Ok(Validator {
-        service: loaded.into_service(),
-    })
+    let service = loaded.into_service();
+    let replay = Mutex::new(Seen::new(service.options().dpop.replay_max_entries));
+    Ok(Validator { service, replay })
 }
 
 /// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.

@@ -10,7 +10,7 @@
 //! `jti` could be replayed before its proof expires, and the window is short (60 s by default), so a
 //! full store empties itself quickly. The bound is a memory bound against a flood of proofs.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 /// What a shell must record before it lets a proof through: the hash of the proof's key thumbprint
 /// and `jti` (neither is kept in clear), and the second after which the proof is too old to be
@@ -42,7 +42,8 @@ pub struct Full(pub usize);
 /// Proof keys seen and not yet expired, at most `max_entries` of them.
 #[derive(Debug)]
 pub struct Seen {
-    keys: HashSet<[u8; 32]>,
+    /// Ordered sets only: no hasher and its random seed in the WebAssembly builds.
+    keys: BTreeSet<[u8; 32]>,
     /// The same keys by expiry, so expired ones are dropped oldest first without a scan.
     by_expiry: BTreeSet<(u64, [u8; 32])>,
     max_entries: usize,
@@ -51,7 +52,7 @@ pub struct Seen {
 impl Seen {
     pub fn new(max_entries: usize) -> Seen {
         Seen {
-            keys: HashSet::new(),
+            keys: BTreeSet::new(),
             by_expiry: BTreeSet::new(),
             max_entries,
         }

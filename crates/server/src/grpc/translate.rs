@@ -22,6 +22,19 @@ use jwtv_service::gateway::{Gateway, is_policy_name};
 /// (Envoy's `check_settings`, Istio's and Envoy Gateway's per-route extensions).
 pub const POLICY_KEY: &str = "policy";
 
+/// Headers in which an HTTP forward-auth call reports the original request (`jwtv_service::request`).
+/// A check request carries the original request itself, so a client's own copies are dropped.
+const REPORTED: [&str; 7] = [
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-original-method",
+    "x-original-uri",
+    "x-original-host",
+];
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// gRPC status codes used here (google.rpc.Code).
 const OK: i32 = 0;
 const PERMISSION_DENIED: i32 = 7;
@@ -83,8 +96,10 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     for (name, value) in client_headers_of(http) {
-        // Pseudo-headers (`:path`, `:authority`…) are the attributes above, not headers.
-        if name.starts_with(':') {
+        // Pseudo-headers (`:path`, `:authority`…) are the attributes above, not headers; so are the
+        // headers a forward-auth gateway reports the request in, which here would be the client's
+        // own claim (Envoy tells the method, path, host and scheme itself).
+        if name.starts_with(':') || REPORTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
             continue;
         }
         // A header HTTP cannot carry is one the service could not have seen from a proxy either.
@@ -99,6 +114,12 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
         && let Ok(host) = HttpHeaderValue::from_str(&http.host)
     {
         headers.insert(HOST, host);
+    }
+    // The scheme, for a DPoP proof's `htu` (`jwtv_service::request`).
+    if !http.scheme.is_empty()
+        && let Ok(scheme) = HttpHeaderValue::from_str(&http.scheme)
+    {
+        headers.insert(X_FORWARDED_PROTO, scheme);
     }
     Ok(Translated { request, policy })
 }
@@ -331,6 +352,36 @@ mod tests {
         assert_eq!(t.request.headers()["authorization"], "Bearer t");
         assert!(t.request.headers().get(":path").is_none());
         assert_eq!(t.policy, None);
+    }
+
+    // The request a DPoP proof is checked against is Envoy's, never what the client claims in a
+    // forward-auth header.
+    #[test]
+    fn the_scheme_is_envoys_and_reported_headers_are_dropped() {
+        let mut c = check(
+            &[
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-uri", "/elsewhere"),
+                ("x-original-method", "GET"),
+                ("dpop", "a.b.c"),
+            ],
+            None,
+            "/orders",
+        );
+        if let Some(http) = c
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.scheme = "https".to_owned();
+        }
+        let t = to_auth_request(&c).unwrap();
+        let headers = t.request.headers();
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert!(headers.get("x-forwarded-uri").is_none());
+        assert!(headers.get("x-original-method").is_none());
+        assert_eq!(headers["dpop"], "a.b.c");
     }
 
     #[test]
