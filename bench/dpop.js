@@ -7,36 +7,23 @@
 //     written one a line to PROOFS_FILE.
 // Prints one JSON object: {"jwks": {...}, "tokens": {"es256", "dpop"}, "jkt"}.
 //
-//   node bench/dpop.js ISSUER_KEY_FILE PROOFS_FILE N METHOD URL
+//   node bench/dpop.js STATE_FILE PROOFS_FILE N METHOD URL
 //
-// ISSUER_KEY_FILE holds the issuer's and the client's private keys (JWK) between calls: made on the
-// first call, so the proofs of later calls (fresh iat for each load run) fit the same tokens.
+// STATE_FILE keeps the client key and the tokens between calls (made on the first call): an ECDSA
+// signature differs at every signing, and the proofs of later calls (fresh iat for each load run) must
+// hash (ath) the very token the load sends.
 "use strict";
 
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 
-const [keyFile, proofsFile, count, htm, htu] = process.argv.slice(2);
+const [stateFile, proofsFile, count, htm, htu] = process.argv.slice(2);
 const n = Number(count);
-if (!keyFile || !proofsFile || !Number.isInteger(n) || n < 0 || !htm || !htu) {
-  console.error("usage: node bench/dpop.js ISSUER_KEY_FILE PROOFS_FILE N METHOD URL");
+if (!stateFile || !proofsFile || !Number.isInteger(n) || n < 0 || !htm || !htu) {
+  console.error("usage: node bench/dpop.js STATE_FILE PROOFS_FILE N METHOD URL");
   process.exit(2);
 }
 const b64u = (buf) => Buffer.from(buf).toString("base64url");
-
-function keys() {
-  if (fs.existsSync(keyFile)) {
-    const saved = JSON.parse(fs.readFileSync(keyFile, "utf8"));
-    return {
-      issuer: crypto.createPrivateKey({ key: saved.issuer, format: "jwk" }),
-      client: crypto.createPrivateKey({ key: saved.client, format: "jwk" }),
-    };
-  }
-  const issuer = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
-  const client = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
-  fs.writeFileSync(keyFile, JSON.stringify({ issuer: issuer.export({ format: "jwk" }), client: client.export({ format: "jwk" }) }));
-  return { issuer, client };
-}
 
 function jws(header, payload, key) {
   const input = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(payload))}`;
@@ -44,21 +31,33 @@ function jws(header, payload, key) {
   return `${input}.${b64u(sig)}`;
 }
 
-const { issuer, client } = keys();
-const issuerJwk = { ...crypto.createPublicKey(issuer).export({ format: "jwk" }), kid: "dpop-bench", alg: "ES256", use: "sig" };
-const { kty, crv, x, y } = crypto.createPublicKey(client).export({ format: "jwk" });
-const clientJwk = { kty, crv, x, y };
-// RFC 7638: the required members in lexicographic order, no whitespace.
-const jkt = b64u(crypto.createHash("sha256").update(JSON.stringify({ crv, kty, x, y })).digest());
+function state() {
+  if (fs.existsSync(stateFile)) {
+    const saved = JSON.parse(fs.readFileSync(stateFile, "utf8"));
+    return { ...saved, client: crypto.createPrivateKey({ key: saved.client, format: "jwk" }) };
+  }
+  const issuer = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+  const client = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+  const issuerJwk = { ...crypto.createPublicKey(issuer).export({ format: "jwk" }), kid: "dpop-bench", alg: "ES256", use: "sig" };
+  const { kty, crv, x, y } = crypto.createPublicKey(client).export({ format: "jwk" });
+  // RFC 7638: the required members in lexicographic order, no whitespace.
+  const jkt = b64u(crypto.createHash("sha256").update(JSON.stringify({ crv, kty, x, y })).digest());
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: "bench", iat: now, exp: now + 86400 };
+  const header = { alg: "ES256", typ: "JWT", kid: "dpop-bench" };
+  const saved = {
+    client: client.export({ format: "jwk" }),
+    clientJwk: { kty, crv, x, y },
+    jwks: { keys: [issuerJwk] },
+    tokens: { es256: jws(header, claims, issuer), dpop: jws(header, { ...claims, cnf: { jkt } }, issuer) },
+    jkt,
+  };
+  fs.writeFileSync(stateFile, JSON.stringify(saved));
+  return { ...saved, client };
+}
 
-// Fixed claims (iat, exp a day apart, from the key file's birth) so every call prints the same tokens.
-const born = Math.floor(fs.statSync(keyFile).mtimeMs / 1000);
-const claims = { sub: "bench", iat: born, exp: born + 86400 };
-const header = { alg: "ES256", typ: "JWT", kid: "dpop-bench" };
-const es256 = jws(header, claims, issuer);
-const dpop = jws(header, { ...claims, cnf: { jkt } }, issuer);
-
-const ath = b64u(crypto.createHash("sha256").update(dpop).digest());
+const { client, clientJwk, jwks, tokens, jkt } = state();
+const ath = b64u(crypto.createHash("sha256").update(tokens.dpop).digest());
 const now = Math.floor(Date.now() / 1000);
 const proofHeader = { typ: "dpop+jwt", alg: "ES256", jwk: clientJwk };
 const out = fs.openSync(proofsFile, "w");
@@ -73,4 +72,4 @@ for (let i = 0; i < n; i++) {
 if (lines.length) fs.writeSync(out, lines.join("\n") + "\n");
 fs.closeSync(out);
 
-console.log(JSON.stringify({ jwks: { keys: [issuerJwk] }, tokens: { es256, dpop }, jkt }));
+console.log(JSON.stringify({ jwks, tokens, jkt }));

@@ -32,7 +32,7 @@ ROWS = ["bearer HS256", "bearer ES256", "dpop ES256 (memory)", "dpop ES256 (redi
 
 def mint(ctx, count: int) -> dict:
     """The tokens, the JWKS, and `count` fresh proofs in the proofs file."""
-    p = run(["node", str(DPOP_SCRIPT), str(ctx.work / "dpop-keys.json"), str(ctx.work / "dpop-proofs.txt"),
+    p = run(["node", str(DPOP_SCRIPT), str(ctx.work / "dpop-state.json"), str(ctx.work / "dpop-proofs.txt"),
              str(count), METHOD, URL], env=ctx.base_env, what="node bench/dpop.js")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
