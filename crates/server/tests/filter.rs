@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::contract::{self, accepted_token_cases, rejected_token_cases};
+use support::dpop;
 use support::jwt::hs256;
 use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::upstream::Upstream;
@@ -340,6 +341,45 @@ fn a_configuration_without_keys_is_logged_and_every_request_fails_closed_with_50
         "{}",
         lines[0]
     );
+}
+
+// ---- Issue 26: DPoP inside Envoy ----
+
+/// RFC 9449 in the filter: Envoy hands it the request itself (`:method`, `:scheme`, `:authority`,
+/// `:path`) and the `DPoP` header; a proof passes once (per VM: one worker here) and only for its
+/// request, and a bound token as `Bearer` is refused.
+#[test]
+fn a_dpop_bound_request_passes_once_and_only_for_its_url_in_the_filter() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(upstream.addr, None);
+    let client = dpop::Client::es256();
+    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
+    let authorization = format!("DPoP {t}");
+    let url = format!("http://{}/orders", envoy.addr);
+    let send = |proof: &str| {
+        envoy.get(
+            "/orders?page=2",
+            &[("Authorization", &authorization), ("DPoP", proof)],
+        )
+    };
+    let proof = client.proof(&t, "GET", &url);
+    let r = send(&proof);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+    let r = send(&proof);
+    assert_eq!(r.status, 401, "replay");
+    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    let other = format!("http://{}/admin/users", envoy.addr);
+    let r = send(&client.proof(&t, "GET", &other));
+    assert_eq!(r.status, 401, "another URL");
+    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    let r = envoy.get("/orders", &[("Authorization", &bearer(&t))]);
+    assert_eq!(r.status, 401, "bound token as Bearer");
+    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
+    assert_eq!(upstream.hits(), 1);
 }
 
 // ---- Issue 24: token sources, anonymous routes and rules inside Envoy ----
