@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{Request, Response};
+use http::Request;
 use jwtv_config::Loaded;
 use jwtv_keyset::{
     Event, FetchSettings, Level, RemoteSource, Rules, Seed, Source, Store, UnknownKid,

@@ -264,7 +264,12 @@ fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let explanation = match explain::explain(loaded, &token, now_secs()) {
+    let proof = args.dpop.as_ref().map(|proof| explain::ProofArgs {
+        proof: proof.clone(),
+        method: args.method.clone(),
+        url: args.url.clone().unwrap_or_default(),
+    });
+    let explanation = match explain::explain(loaded, &token, proof.as_ref(), now_secs()) {
         Ok(explanation) => explanation,
         Err(e) => return fail(EXIT_CONFIG, &e.context("cannot prepare the keys")),
     };

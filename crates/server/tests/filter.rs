@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::contract::{self, accepted_token_cases, rejected_token_cases};
-use support::dpop;
 use support::jwt::hs256;
 use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
 use support::upstream::Upstream;
@@ -343,45 +342,6 @@ fn a_configuration_without_keys_is_logged_and_every_request_fails_closed_with_50
     );
 }
 
-// ---- Issue 26: DPoP inside Envoy ----
-
-/// RFC 9449 in the filter: Envoy hands it the request itself (`:method`, `:scheme`, `:authority`,
-/// `:path`) and the `DPoP` header; a proof passes once (per VM: one worker here) and only for its
-/// request, and a bound token as `Bearer` is refused.
-#[test]
-fn a_dpop_bound_request_passes_once_and_only_for_its_url_in_the_filter() {
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(upstream.addr, None);
-    let client = dpop::Client::es256();
-    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
-    let authorization = format!("DPoP {t}");
-    let url = format!("http://{}/orders", envoy.addr);
-    let send = |proof: &str| {
-        envoy.get(
-            "/orders?page=2",
-            &[("Authorization", &authorization), ("DPoP", proof)],
-        )
-    };
-    let proof = client.proof(&t, "GET", &url);
-    let r = send(&proof);
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        upstream.last().get("x-auth-subject").map(String::as_str),
-        Some("alice")
-    );
-    let r = send(&proof);
-    assert_eq!(r.status, 401, "replay");
-    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
-    let other = format!("http://{}/admin/users", envoy.addr);
-    let r = send(&client.proof(&t, "GET", &other));
-    assert_eq!(r.status, 401, "another URL");
-    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
-    let r = envoy.get("/orders", &[("Authorization", &bearer(&t))]);
-    assert_eq!(r.status, 401, "bound token as Bearer");
-    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
-    assert_eq!(upstream.hits(), 1);
-}
-
 // ---- Issue 24: token sources, anonymous routes and rules inside Envoy ----
 
 /// The docs' configuration with the default policy's access settings; `/admin/` keeps its policy.
@@ -465,6 +425,59 @@ fn a_rule_on_a_nested_claim_and_the_request_method_decides_in_the_filter() {
     let dev = bearer(&token(json!({"realm_access": {"roles": ["dev"]}})));
     assert_eq!(envoy.get("/orders", &[("Authorization", &dev)]).status, 403);
     assert_eq!(upstream.hits(), 2);
+}
+
+// ---- Issue 26: DPoP inside Envoy ----
+
+// RFC 9449 in the filter: the proof is checked against the request Envoy received (`:method`,
+// `:scheme`, `:authority`, `:path`), never what a client claims in forward-auth headers; a VM
+// remembers the proofs it let through (one worker here, so one store).
+#[test]
+fn a_dpop_bound_token_passes_the_filter_with_its_proof_once() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(upstream.addr, Some(&access_toml("")));
+    let client = support::dpop::Client::es256();
+    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
+    let url = format!("http://{}/orders", envoy.addr);
+    let dpop = format!("DPoP {t}");
+    let proof = client.proof(&t, "GET", &url);
+    let r = envoy.get(
+        "/orders?page=2",
+        &[("Authorization", &dpop), ("DPoP", &proof)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+    // The same proof again.
+    let r = envoy.get("/orders", &[("Authorization", &dpop), ("DPoP", &proof)]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("DPoP ") && c.contains("error=\"invalid_dpop_proof\""))
+    );
+    // A proof for another path, whatever the client reports.
+    let other = client.proof(&t, "GET", &format!("http://{}/admin", envoy.addr));
+    let r = envoy.get(
+        "/orders",
+        &[
+            ("Authorization", &dpop),
+            ("DPoP", &other),
+            ("X-Forwarded-Uri", "/admin"),
+        ],
+    );
+    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    // As a bearer token.
+    let fresh = client.proof(&t, "GET", &url);
+    let r = envoy.get(
+        "/orders",
+        &[("Authorization", &bearer(&t)), ("DPoP", &fresh)],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
+    assert_eq!(upstream.hits(), 1);
 }
 
 /// The contract configuration (`support::contract::config`) in the TOML schema, keys inline.

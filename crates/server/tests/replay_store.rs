@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::dpop::{Client, validate_body};
+use support::dpop::Client;
 use support::redis::RedisServer;
 use support::{Response, Server, Target, TestConfig, free_port, jwt, now, run_to_exit};
 
@@ -39,6 +39,12 @@ fn bound_token(client: &Client) -> String {
         SECRET.as_bytes(),
         &json!({"sub": "alice", "exp": now() + 600, "cnf": {"jkt": client.jkt()}}),
     )
+}
+
+/// `POST /validate` with the token, the proof and the protected request in the body.
+fn validate_body(token: &str, proof: &str, method: &str, url: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"token": token, "dpop": proof, "method": method, "url": url}))
+        .expect("json")
 }
 
 fn send(server: &Server, token: &str, proof: &str) -> Response {

@@ -149,12 +149,70 @@ pub struct Proof<'a> {
     pub max_bytes: usize,
 }
 
+/// The checks of [`check`], in order, as [`check_traced`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Format,
+    Type,
+    Algorithm,
+    PublicKey,
+    Signature,
+    Jti,
+    Method,
+    Url,
+    IssuedAt,
+    TokenHash,
+    Thumbprint,
+}
+
+impl Step {
+    pub const ORDER: [Step; 11] = [
+        Step::Format,
+        Step::Type,
+        Step::Algorithm,
+        Step::PublicKey,
+        Step::Signature,
+        Step::Jti,
+        Step::Method,
+        Step::Url,
+        Step::IssuedAt,
+        Step::TokenHash,
+        Step::Thumbprint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Format => "format",
+            Step::Type => "typ",
+            Step::Algorithm => "alg",
+            Step::PublicKey => "jwk",
+            Step::Signature => "signature",
+            Step::Jti => "jti",
+            Step::Method => "htm",
+            Step::Url => "htu",
+            Step::IssuedAt => "iat",
+            Step::TokenHash => "ath",
+            Step::Thumbprint => "cnf.jkt",
+        }
+    }
+}
+
 fn refuse(description: impl Into<std::borrow::Cow<'static, str>>) -> Rejection {
     Rejection::new(Code::InvalidDpopProof, description)
 }
 
 /// Checks `proof` at `now` (seconds since the epoch); see the module doc for the checks.
 pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUse, Rejection> {
+    check_traced(proof, settings, now, &mut |_| {})
+}
+
+/// [`check`], telling `passed` each check that passed (`explain` shows them).
+pub fn check_traced(
+    proof: &Proof<'_>,
+    settings: &Settings,
+    now: u64,
+    passed: &mut dyn FnMut(Step),
+) -> Result<FirstUse, Rejection> {
     // 1. Shape.
     let segments = compact::split(proof.proof.as_bytes(), proof.max_bytes).map_err(|r| {
         refuse(format!(
@@ -169,6 +227,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
     let header = Header::from_json(&header_map)
         .map_err(|r| refuse(format!("DPoP proof header: {}", r.description)))?;
 
+    passed(Step::Format);
+
     // 2. Type.
     if !header
         .typ
@@ -178,6 +238,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
         return Err(refuse("DPoP proof typ must be dpop+jwt"));
     }
 
+    passed(Step::Type);
+
     // 3. Algorithm.
     if !settings.algorithms.contains(&header.alg) {
         return Err(refuse(format!(
@@ -186,6 +248,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
             settings.algs()
         )));
     }
+
+    passed(Step::Algorithm);
 
     // 4. The public key.
     let jwk = match header_map.get("jwk") {
@@ -201,6 +265,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
     let key = jwk::parse_jwk(jwk, false)
         .map_err(|e| refuse(format!("DPoP proof jwk is not a usable public key: {e}")))?;
 
+    passed(Step::PublicKey);
+
     // 5. Signature, with the verifier's key and backend.
     let signature = compact::decode_segment(segments.signature, "signature")
         .map_err(|r| refuse(format!("DPoP proof: {}", r.description)))?;
@@ -213,6 +279,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
     let claims = json::parse_object(&payload, MAX_DEPTH)
         .map_err(|e| refuse(format!("DPoP proof payload is not a JSON object: {e}")))?;
 
+    passed(Step::Signature);
+
     // 6. jti.
     let jti = match claims.get("jti") {
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_BYTES => jti,
@@ -224,6 +292,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
         _ => return Err(refuse("DPoP proof has no jti string")),
     };
 
+    passed(Step::Jti);
+
     // 7. Method and URL.
     if string(&claims, "htm")? != proof.target.method {
         return Err(refuse(format!(
@@ -231,6 +301,7 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
             shown(proof.target.method)
         )));
     }
+    passed(Step::Method);
     let expected = normalize_url(proof.target.url).ok_or_else(|| {
         refuse(format!(
             "the request URL {} cannot be compared with the proof's htu",
@@ -244,6 +315,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
             shown(&expected)
         )));
     }
+
+    passed(Step::Url);
 
     // 8. Freshness.
     let iat = match claims.get("iat") {
@@ -268,11 +341,15 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
         )));
     }
 
+    passed(Step::IssuedAt);
+
     // 9. Access token hash.
     let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(proof.access_token.as_bytes()));
     if string(&claims, "ath")? != ath {
         return Err(refuse("DPoP proof ath is not the hash of the access token"));
     }
+
+    passed(Step::TokenHash);
 
     // 10. The key the token is bound to.
     let thumbprint = thumbprint(jwk).ok_or_else(|| refuse("DPoP proof jwk has no thumbprint"))?;
@@ -282,6 +359,8 @@ pub fn check(proof: &Proof<'_>, settings: &Settings, now: u64) -> Result<FirstUs
             "the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)",
         ));
     }
+
+    passed(Step::Thumbprint);
 
     let mut hash = Sha256::new();
     hash.update(b"dpop\0");
@@ -439,6 +518,9 @@ mod tests {
                 .iter()
                 .all(|a| a.family() != Family::Hmac)
         );
-        assert!(supported_algorithms().contains(&Algorithm::ES256));
+        assert_eq!(
+            supported_algorithms().contains(&Algorithm::ES256),
+            cfg!(feature = "ec")
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! `jti` could be replayed before its proof expires, and the window is short (60 s by default), so a
 //! full store empties itself quickly. The bound is a memory bound against a flood of proofs.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// What a shell must record before it lets a proof through: the hash of the proof's key thumbprint
 /// and `jti` (neither is kept in clear), and the second after which the proof is too old to be
@@ -42,18 +42,20 @@ pub struct Full(pub usize);
 /// Proof keys seen and not yet expired, at most `max_entries` of them.
 #[derive(Debug)]
 pub struct Seen {
-    /// Ordered sets only: no hasher and its random seed in the WebAssembly builds.
-    keys: BTreeSet<[u8; 32]>,
-    /// The same keys by expiry, so expired ones are dropped oldest first without a scan.
-    by_expiry: BTreeSet<(u64, [u8; 32])>,
+    /// Key → the second after which it may be forgotten. One ordered map: no hasher and its random
+    /// seed in the WebAssembly builds, and one instantiation of the map's code.
+    keys: BTreeMap<[u8; 32], u64>,
+    /// No entry expires before this: until then a sweep would free nothing, so a full store refuses
+    /// at once instead of scanning.
+    earliest: u64,
     max_entries: usize,
 }
 
 impl Seen {
     pub fn new(max_entries: usize) -> Seen {
         Seen {
-            keys: BTreeSet::new(),
-            by_expiry: BTreeSet::new(),
+            keys: BTreeMap::new(),
+            earliest: u64::MAX,
             max_entries,
         }
     }
@@ -69,27 +71,30 @@ impl Seen {
     /// Records `use_` at `now`: `Ok(true)` the first time, `Ok(false)` when it was seen and has not
     /// expired, [`Full`] when it is new and there is no room.
     pub fn first_use(&mut self, use_: &FirstUse, now: u64) -> Result<bool, Full> {
-        self.expire(now);
-        if self.keys.contains(&use_.key) {
-            return Ok(false);
+        match self.keys.get(&use_.key) {
+            Some(&expires_at) if expires_at >= now => return Ok(false),
+            Some(_) => {}
+            None if self.keys.len() < self.max_entries => {}
+            None => {
+                self.expire(now);
+                if self.keys.len() >= self.max_entries {
+                    return Err(Full(self.max_entries));
+                }
+            }
         }
-        if self.keys.len() >= self.max_entries {
-            return Err(Full(self.max_entries));
-        }
-        self.keys.insert(use_.key);
-        self.by_expiry.insert((use_.expires_at, use_.key));
+        self.keys.insert(use_.key, use_.expires_at);
+        self.earliest = self.earliest.min(use_.expires_at);
         Ok(true)
     }
 
-    /// Drops every key whose proof can no longer be accepted at `now`.
+    /// Drops every key whose proof can no longer be accepted at `now`: a scan, made only when the
+    /// store is full and something has expired, so its cost is spread over the inserts that filled it.
     fn expire(&mut self, now: u64) {
-        while let Some(&(expires_at, key)) = self.by_expiry.first() {
-            if expires_at >= now {
-                break;
-            }
-            self.by_expiry.pop_first();
-            self.keys.remove(&key);
+        if self.earliest >= now {
+            return;
         }
+        self.keys.retain(|_, expires_at| *expires_at >= now);
+        self.earliest = self.keys.values().copied().min().unwrap_or(u64::MAX);
     }
 }
 
@@ -115,12 +120,14 @@ mod tests {
     }
 
     #[test]
-    fn expired_keys_are_forgotten() {
-        let mut seen = Seen::new(10);
+    fn expired_keys_are_forgotten_when_room_is_needed() {
+        let mut seen = Seen::new(2);
         assert_eq!(seen.first_use(&use_(1, 100), 50), Ok(true));
         assert_eq!(seen.first_use(&use_(2, 200), 50), Ok(true));
         assert_eq!(seen.first_use(&use_(3, 300), 101), Ok(true));
         assert_eq!(seen.len(), 2);
+        // A key seen again after its expiry is a new proof (the proof itself is then too old).
+        assert_eq!(seen.first_use(&use_(2, 200), 201), Ok(true));
     }
 
     // Evicting an unexpired key would let its proof be replayed.

@@ -1,67 +1,91 @@
-//! DPoP (RFC 9449) for the HTTP suites: a client key (ES256, made per test with ring), tokens bound to
-//! it (`cnf.jkt`, RFC 7638) and proofs for one protected request, each with a fresh `jti`.
+//! DPoP (RFC 9449) clients for the suites: a fresh key pair per client (ES256 or EdDSA, made with
+//! ring), its public JWK and RFC 7638 thumbprint, and proofs signed with `jwtv-signer`, with every
+//! claim the test wants to change.
 
-use ring::rand::{SecureRandom as _, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use super::jwt::b64;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{self as sig, KeyPair as _};
 use serde_json::{Value, json};
 
-use super::jwt::{b64, signing_input};
-
 pub struct Client {
-    pair: EcdsaKeyPair,
+    pub alg: &'static str,
+    key: jwtv_signer::SigningKey,
     pub jwk: Value,
 }
 
 impl Client {
     pub fn es256() -> Client {
         let rng = SystemRandom::new();
-        let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .expect("P-256 key");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref(), &rng)
-            .expect("P-256 key");
+        let alg = &sig::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let der = sig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = sig::EcdsaKeyPair::from_pkcs8(alg, der.as_ref(), &rng).unwrap();
         let point = pair.public_key().as_ref();
-        let jwk =
-            json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])});
-        Client { pair, jwk }
+        Client {
+            alg: "ES256",
+            key: jwtv_signer::SigningKey::from_pkcs8_der("ES256", der.as_ref()).unwrap(),
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])}),
+        }
     }
 
-    /// The RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order.
+    pub fn ed25519() -> Client {
+        let der = sig::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = sig::Ed25519KeyPair::from_pkcs8(der.as_ref()).unwrap();
+        Client {
+            alg: "EdDSA",
+            key: jwtv_signer::SigningKey::from_pkcs8_der("EdDSA", der.as_ref()).unwrap(),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())}),
+        }
+    }
+
+    /// The RFC 7638 thumbprint, computed here from the members (not by the code under test).
     pub fn jkt(&self) -> String {
-        let canonical = format!(
-            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-            self.jwk["x"].as_str().unwrap_or_default(),
-            self.jwk["y"].as_str().unwrap_or_default()
-        );
+        let j = &self.jwk;
+        let canonical = match j["kty"].as_str().unwrap() {
+            "EC" => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                j["crv"].as_str().unwrap(),
+                j["x"].as_str().unwrap(),
+                j["y"].as_str().unwrap()
+            ),
+            _ => format!(
+                r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+                j["crv"].as_str().unwrap(),
+                j["x"].as_str().unwrap()
+            ),
+        };
         b64(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
     }
 
-    /// A proof for `token` on `method url`, `iat` now, a new `jti`.
-    pub fn proof(&self, token: &str, method: &str, url: &str) -> String {
-        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
-        let claims = json!({
-            "jti": jti(),
+    /// A proof for `token` on `method url` made at `iat`, with `change` applied to its claims.
+    pub fn proof_with(
+        &self,
+        token: &str,
+        method: &str,
+        url: &str,
+        iat: u64,
+        change: impl FnOnce(&mut Value),
+    ) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk});
+        let mut jti = [0u8; 16];
+        SystemRandom::new().fill(&mut jti).unwrap();
+        let mut claims = json!({
+            "jti": b64(&jti),
             "htm": method,
             "htu": url,
-            "iat": super::now(),
+            "iat": iat,
             "ath": b64(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref()),
         });
-        let input = signing_input(&header.to_string(), &claims.to_string());
-        let sig = self
-            .pair
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .expect("sign");
-        format!("{input}.{}", b64(sig.as_ref()))
+        change(&mut claims);
+        jwtv_signer::encode_raw(
+            header.to_string().as_bytes(),
+            claims.to_string().as_bytes(),
+            self.alg,
+            &self.key,
+        )
+        .unwrap()
     }
-}
 
-fn jti() -> String {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).expect("random");
-    b64(&bytes)
-}
-
-/// `POST /validate` with the token, the proof and the protected request in the body.
-pub fn validate_body(token: &str, proof: &str, method: &str, url: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"token": token, "dpop": proof, "method": method, "url": url}))
-        .expect("json")
+    pub fn proof(&self, token: &str, method: &str, url: &str) -> String {
+        self.proof_with(token, method, url, super::now(), |_| {})
+    }
 }
