@@ -72,12 +72,33 @@ function provider(keys) {
         response_types: [],
         token_endpoint_auth_method: 'client_secret_post',
       },
+      // Issue 26: its access tokens are bound to the client certificate it presents (RFC 8705 §3).
+      {
+        client_id: 'svc-mtls',
+        client_secret: 'svc-mtls-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_post',
+        tls_client_certificate_bound_access_tokens: true,
+      },
     ],
     jwks: { keys },
     scopes: ['read', 'write'],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // The provider serves plain HTTP on loopback: the certificate a TLS terminator in front of it
+      // would have verified comes in X-SSL-Client-Cert, URL-escaped PEM (nginx's
+      // $ssl_client_escaped_cert).
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const escaped = ctx.get('x-ssl-client-cert');
+          return escaped ? decodeURIComponent(escaped) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => `${AUDIENCE}/RS256`,

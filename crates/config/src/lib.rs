@@ -44,6 +44,7 @@ use jwtv_keyset::{
 use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 
 use jwtv_service::gateway::Access;
+use jwtv_service::mtls::CertSource;
 use jwtv_service::rule::{Rule, RuleError};
 use jwtv_service::sources::TokenSource;
 use jwtv_service::{Options, Service};
@@ -253,6 +254,18 @@ pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigE
         None => env::load(env, read_file),
     }?;
     loaded.server.tls = tls::from_env(env, read_file)?;
+    let client_ca = loaded
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    if loaded.options.client_cert == CertSource::Tls && !client_ca {
+        loaded.warnings.push(format!(
+            "{} is tls but the listener asks no client for a certificate (no {}): every certificate-bound token (cnf.x5t#S256) is refused",
+            table::CLIENT_CERT_SOURCE.var(),
+            table::TLS_CLIENT_CA_FILE.var()
+        ));
+    }
     Ok(loaded)
 }
 
@@ -711,6 +724,10 @@ impl Loaded {
             0 => "token cache: off".to_owned(),
             n => format!("token cache: up to {n} verified tokens"),
         });
+        summary.push(format!(
+            "certificate-bound tokens (cnf.x5t#S256): {}",
+            self.options.client_cert.description()
+        ));
         let logged = server.decision_log;
         summary.push(format!(
             "decision logs: {}{}{}",

@@ -674,6 +674,15 @@ pub const TLS_CLIENT_CA_FILE: Setting = row(
     NATIVE,
     Group::Always,
 );
+pub const CLIENT_CERT_SOURCE: Setting = row(
+    Some("JWT_CLIENT_CERT_SOURCE"),
+    Some("server.client_cert_source"),
+    Kind::Text,
+    "none",
+    "where a request's client certificate is read, for tokens bound to one (cnf x5t#S256, RFC 8705): none (every bound token is refused), tls (our mTLS listener; in the filter, Envoy's), xfcc (Envoy), header:NAME:pem (nginx), header:NAME:der (Traefik, Caddy); a header only from a gateway that overwrites it (docs/sender-constrained.md)",
+    ALL,
+    Group::Always,
+);
 
 // ---------------------------------------------------------------------------------------- gateway
 
@@ -998,6 +1007,7 @@ pub const SETTINGS: &[Setting] = &[
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     TLS_CLIENT_CA_FILE,
+    CLIENT_CERT_SOURCE,
     LOG_FORMAT,
     RUST_LOG,
     HTTPS_PROXY,

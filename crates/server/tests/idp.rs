@@ -568,3 +568,60 @@ fn ci_oidc_tokens_are_held_to_one_repository_and_branch() {
         (401, Some("invalid_issuer".into()))
     );
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 26: the provider's certificate-bound access tokens (RFC 8705 §3)
+
+/// nginx's `$ssl_client_escaped_cert`: PEM, URL-escaped.
+fn escaped_pem(pem: &str) -> String {
+    pem.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The provider binds the token of a client registered with
+/// `tls_client_certificate_bound_access_tokens` to the certificate it presented; its thumbprint is
+/// ours, and the validator accepts the token only with that certificate.
+#[test]
+fn idp_certificate_bound_tokens_pass_only_with_their_certificate() {
+    let idp = Idp::start();
+    let ca = support::tls::Ca::new("idp-suite CA");
+    let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+    let alice_header = escaped_pem(&alice.cert_pem);
+    let body = "grant_type=client_credentials&client_id=svc-mtls&client_secret=svc-mtls-secret\
+                &scope=read&resource=https%3A%2F%2Fapi.test%2FES256";
+    let r = support::request(
+        idp.addr(),
+        "POST",
+        "/token",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-SSL-Client-Cert", &alice_header),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "token endpoint: {}", r.text());
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        segment(&token, 1)["cnf"]["x5t#S256"],
+        json!(alice.thumbprint())
+    );
+
+    let server =
+        start(idp_config(&idp).env("JWT_CLIENT_CERT_SOURCE", "header:X-SSL-Client-Cert:pem"));
+    let bearer = format!("Bearer {token}");
+    let validate_with = |cert: Option<&str>| {
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        headers.extend(cert.map(|c| ("X-SSL-Client-Cert", c)));
+        let r = support::request(server.addr, "POST", "/validate", &headers, b"");
+        (r.status, r.error_code())
+    };
+    assert_eq!(validate_with(Some(&alice_header)), (200, None));
+    let bob_header = escaped_pem(&bob.cert_pem);
+    let refused = (401, Some("invalid_token_binding".to_owned()));
+    assert_eq!(validate_with(Some(&bob_header)), refused);
+    assert_eq!(validate_with(None), refused);
+}

@@ -652,3 +652,150 @@ fn envoy_grpc_over_mtls_with_a_client_certificate() {
     );
     assert_eq!(upstream.hits(), 1);
 }
+
+/// Certificate-bound tokens (RFC 8705 §3, issue 26) through gateways that terminate mutual TLS, each
+/// with its documented mTLS variant (`docs/gateway/*-mtls.*`): the gateway verifies the client's
+/// certificate and reports it (Envoy XFCC or gRPC `source.certificate`, nginx
+/// `$ssl_client_escaped_cert`, Traefik `passTLSClientCert`), the validator reads it where
+/// `JWT_CLIENT_CERT_SOURCE` says. A token bound to alice's certificate passes from alice, not from
+/// bob, not even when bob sends alice's certificate in the header himself; an unbound token passes.
+mod certificate_bound {
+    use super::*;
+    use support::tls::{self, Ca, Issued};
+
+    struct Pki {
+        ca: Ca,
+        alice: Issued,
+        bob: Issued,
+        dir: support::TempDir,
+    }
+
+    fn pki() -> Pki {
+        let ca = Ca::new("proxy-suite mTLS CA");
+        let gateway = ca.server("gateway");
+        let dir = support::TempDir::new();
+        dir.write("gateway.pem", gateway.cert_pem.as_bytes());
+        dir.write("gateway-key.pem", gateway.key_pem.as_bytes());
+        dir.write("client-ca.pem", ca.pem.as_bytes());
+        let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+        Pki {
+            ca,
+            alice,
+            bob,
+            dir,
+        }
+    }
+
+    fn get(
+        pki: &Pki,
+        client: &Issued,
+        addr: std::net::SocketAddr,
+        headers: &[(&str, &str)],
+    ) -> Result<support::Response, String> {
+        let connector = tls::connector(&pki.ca.pem, Some(client), &[b"http/1.1"]);
+        support::h2::runtime().block_on(tls::get(&connector, addr, "/orders", headers))
+    }
+
+    /// `forge` makes the certificate header bob sends with alice's certificate in it.
+    fn run(kind: Kind, conf: &str, source: &str, forge: fn(&Issued) -> (&'static str, String)) {
+        let pki = pki();
+        let config = validator_config().env("JWT_CLIENT_CERT_SOURCE", source);
+        let validator = match kind {
+            Kind::EnvoyGrpc => Server::start_on(Target::Native, config),
+            _ => Server::start(config),
+        };
+        let upstream = Upstream::start();
+        let dir = format!("{}/", pki.dir.path().display());
+        let proxy = Gateway::start_variant(
+            kind,
+            conf,
+            validator.addr,
+            upstream.addr,
+            |text| {
+                ["/etc/envoy/tls/", "/etc/nginx/tls/", "/etc/traefik/tls/"]
+                    .iter()
+                    .fold(text, |text, placeholder| text.replace(placeholder, &dir))
+            },
+            |addr| get(&pki, &pki.alice, addr, &[]).is_ok_and(|r| r.status != 404),
+        );
+        let bound = bearer(&token(json!({"cnf": {"x5t#S256": pki.alice.thumbprint()}})));
+        let auth = [("Authorization", bound.as_str())];
+
+        let r = get(&pki, &pki.alice, proxy.addr, &auth).unwrap();
+        assert_eq!(r.status, 200, "{}", proxy.log());
+        assert_eq!(
+            upstream.last().get("x-auth-subject").map(String::as_str),
+            Some("alice")
+        );
+        let hits = upstream.hits();
+
+        let r = get(&pki, &pki.bob, proxy.addr, &auth).unwrap();
+        assert_eq!(r.status, 401);
+        let (name, value) = forge(&pki.alice);
+        let forged = [auth[0], (name, value.as_str())];
+        let r = get(&pki, &pki.bob, proxy.addr, &forged).unwrap();
+        assert_eq!(
+            r.status, 401,
+            "a client's own certificate header was trusted"
+        );
+        assert_eq!(upstream.hits(), hits);
+
+        let unbound = bearer(&token(json!({})));
+        let r = get(&pki, &pki.bob, proxy.addr, &[("Authorization", &unbound)]).unwrap();
+        assert_eq!(r.status, 200);
+    }
+
+    fn escaped_pem(cert: &Issued) -> String {
+        cert.cert_pem
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envoy_xfcc_binds_tokens_to_the_client_certificate() {
+        run(Kind::Envoy, "envoy-mtls.yaml", "xfcc", |alice| {
+            (
+                "X-Forwarded-Client-Cert",
+                format!("Hash={}", alice.sha256_hex()),
+            )
+        });
+    }
+
+    #[test]
+    fn envoy_grpc_source_certificate_binds_tokens_to_the_client_certificate() {
+        run(Kind::EnvoyGrpc, "envoy-grpc-mtls.yaml", "xfcc", |alice| {
+            (
+                "X-Forwarded-Client-Cert",
+                format!("Hash={}", alice.sha256_hex()),
+            )
+        });
+    }
+
+    #[test]
+    fn nginx_escaped_cert_binds_tokens_to_the_client_certificate() {
+        run(
+            Kind::Nginx,
+            "nginx-mtls.conf",
+            "header:X-SSL-Client-Cert:pem",
+            |alice| ("X-SSL-Client-Cert", escaped_pem(alice)),
+        );
+    }
+
+    #[test]
+    fn traefik_pass_tls_client_cert_binds_tokens_to_the_client_certificate() {
+        run(
+            Kind::Traefik,
+            "traefik-mtls.yml",
+            "header:X-Forwarded-Tls-Client-Cert:der",
+            |alice| {
+                use base64::Engine as _;
+                let der = base64::engine::general_purpose::STANDARD.encode(alice.der());
+                ("X-Forwarded-Tls-Client-Cert", der)
+            },
+        );
+    }
+}
