@@ -268,13 +268,18 @@ fn idp_dpop_bound_tokens_pass_with_a_fresh_proof_once() {
     let r = server.post_json("/validate", body.to_string().as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["claims"]["sub"], "svc");
-    let r = server.post_json("/validate", body.to_string().as_bytes());
-    assert_eq!(
-        (r.status, r.error_code().as_deref()),
-        (401, Some("invalid_dpop_proof")),
-        "replay: {}",
-        r.text()
-    );
+    // The replay, where one store answers: a component instance remembers only the proofs it
+    // served, and which instance serves a request is the host's choice (docs/dpop.md).
+    let one_store = Target::from_env() == Target::Native;
+    if one_store {
+        let r = server.post_json("/validate", body.to_string().as_bytes());
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (401, Some("invalid_dpop_proof")),
+            "replay: {}",
+            r.text()
+        );
+    }
     // As a gateway asks: Authorization: DPoP, the proof in its header, the request in X-Forwarded-*.
     let authorization = format!("DPoP {token}");
     let proof = idp.proof(&client, &token, "POST", url);
@@ -289,9 +294,11 @@ fn idp_dpop_bound_tokens_pass_with_a_fresh_proof_once() {
     let r = server.request("GET", "/auth", &headers, b"");
     assert_eq!(r.status, 200, "/auth: {:?}", r.header_map());
     assert_eq!(r.header("x-auth-subject"), Some("svc"));
-    let r = server.request("GET", "/auth", &headers, b"");
-    assert_eq!(r.status, 401, "/auth replay");
-    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    if one_store {
+        let r = server.request("GET", "/auth", &headers, b"");
+        assert_eq!(r.status, 401, "/auth replay");
+        assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    }
     // The provider's bound token without its proof.
     let r = server.validate(&token);
     assert_eq!(r.status, 401, "{}", r.text());
