@@ -1,12 +1,14 @@
 """The documentation keeps its promises: every relative link in README.md and the pages under docs/
 (and bench/README.md) points to a file that exists, and to a heading that exists when it names one;
-the figures README.md quotes are those of the showdown's report, their one source.
+the figures README.md quotes are those of the showdown's report, their one source, and so are those
+of docs/deploy.md's capacity table, whose other columns are recomputed from them.
 
     python3 -m unittest tests.docs.test_docs
 
 Standard library only: it runs before any virtualenv exists.
 """
 
+import math
 import re
 import unittest
 from pathlib import Path
@@ -20,6 +22,9 @@ FENCE = re.compile(r"^(```|~~~)")
 CODE_SPAN = re.compile(r"`+[^`]*`+")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 FIGURES = re.compile(r"<!-- figures: (\S+) -->\n(.*?)<!-- /figures -->", re.S)
+CAPACITY = re.compile(r"<!-- capacity: (\S+) -->\n(.*?)<!-- /capacity -->", re.S)
+# The HPA's target share of a replica's 500m CPU request (docs/deploy.md, deploy/base).
+HPA_SHARE = 0.35
 # A figure: digits with thousands separators or a decimal part, and an optional × (a ratio).
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?×?")
 
@@ -147,6 +152,45 @@ class Figures(unittest.TestCase):
             missing = [q for q in quoted if not re.search(
                 r"(?<![\d.,])" + re.escape(q) + r"(?![\d,]|\.\d)", report)]
             self.assertEqual(missing, [], f"figures in README.md not in {source}: {missing}")
+
+
+def in_report(figure, report):
+    return re.search(r"(?<![\d.,])" + re.escape(figure) + r"(?![\d,]|\.\d)", report) is not None
+
+
+def three_digits(x):
+    """x rounded to three significant digits, as the capacity table writes the per-replica share."""
+    return int(float(f"{x:.3g}"))
+
+
+def capacity_row(per_cpu_second):
+    """The columns after the first figure: per replica at the HPA target, replicas for 10k, 100k, 1M."""
+    cells = [f"{three_digits(per_cpu_second * HPA_SHARE):,}"]
+    for rate in (10_000, 100_000, 1_000_000):
+        n = math.ceil(rate / (per_cpu_second * HPA_SHARE))
+        cells.append(f"2 (the minimum; {n} by CPU)" if n < 2 else f"{n:,}")
+    return cells
+
+
+class Capacity(unittest.TestCase):
+    def test_the_capacity_table_is_the_reports_figures_and_their_arithmetic(self):
+        text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+        blocks = CAPACITY.findall(text)
+        self.assertEqual(len(blocks), 1, "docs/deploy.md has no <!-- capacity: … --> block")
+        source, block = blocks[0]
+        self.assertEqual(source, "bench/results/report.md", "figures have one source")
+        report = (ROOT / source).read_text(encoding="utf-8")
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+                for line in block.splitlines() if line.startswith("|")][2:]
+        self.assertGreaterEqual(len(rows), 4, "no rows in the capacity table")
+        for row in rows:
+            figure = row[1]
+            self.assertTrue(in_report(figure, report), f"{row[0]}: {figure} is not in {source}")
+            self.assertEqual(row[2:], capacity_row(int(figure.replace(",", ""))), row[0])
+
+    def test_a_row_off_by_a_replica_is_found(self):
+        self.assertEqual(capacity_row(65_773), ["23,000", "2 (the minimum; 1 by CPU)", "5", "44"])
+        self.assertNotEqual(capacity_row(65_773)[3], "45")
 
 
 if __name__ == "__main__":

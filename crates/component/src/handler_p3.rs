@@ -35,7 +35,7 @@ async fn answer(validator: &Validator, request: Request) -> Response<Vec<u8>> {
     let Some(body) = read_body(request, service.max_body_bytes()).await else {
         return service.payload_too_large().response;
     };
-    setup::answer(validator, method, uri, headers, body)
+    setup::answer(validator, method, uri, headers, body).await
 }
 
 /// Reads the body up to `limit` bytes; `None` once it goes past (the caller answers 413 without

@@ -11,8 +11,14 @@
 //!
 //! What it must not do: decide anything about a token, or read a configuration file format it cannot
 //! honour (refused at load with a clear error instead). Remote key sets are fetched with outgoing
-//! wasi:http under the shared refresh machine ([`jwtv_keyset`]): `remote` drives it, `outgoing` makes
-//! the bounded GET (WASI 0.2 build; the WASI 0.3 build refuses them at load for now).
+//! wasi:http under the shared refresh machine ([`jwtv_keyset`]): `remote` drives it, `outgoing`
+//! (WASI 0.2) or `outgoing_p3` (WASI 0.3) makes the bounded GET, and in the `keyvalue` build `kv`
+//! shares the last good set, the schedule and a fetch lease between instances through the host's
+//! `wasi:keyvalue` store (Spin's `key_value_stores`), so the app, not each instance, fetches.
+
+// Spin reuses WASI 0.3 instances, so the WASI 0.3 build keeps its key sets per instance.
+#[cfg(all(feature = "keyvalue", feature = "p3"))]
+compile_error!("the `keyvalue` build is a WASI 0.2 build: it does not combine with `p3`");
 
 #[cfg(all(target_arch = "wasm32", not(feature = "p3")))]
 mod bake;
@@ -20,9 +26,13 @@ mod bake;
 mod handler;
 #[cfg(all(target_arch = "wasm32", feature = "p3"))]
 mod handler_p3;
+#[cfg(all(target_arch = "wasm32", feature = "keyvalue"))]
+mod kv;
 #[cfg(all(target_arch = "wasm32", not(feature = "p3")))]
 mod outgoing;
-#[cfg(all(target_arch = "wasm32", not(feature = "p3")))]
+#[cfg(all(target_arch = "wasm32", feature = "p3"))]
+mod outgoing_p3;
+#[cfg(target_arch = "wasm32")]
 mod remote;
 #[cfg(target_arch = "wasm32")]
 mod setup;

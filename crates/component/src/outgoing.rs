@@ -22,8 +22,18 @@ pub struct Fetched {
 }
 
 /// Makes `fetch` (its URL already checked by the refresh machine) within `timeout_ms` and
-/// `max_bytes`.
+/// `max_bytes`, blocking (WASI 0.2 serves one request per instance at a time).
 pub fn get(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
+    get_blocking(fetch, timeout_ms, max_bytes)
+}
+
+/// Waits `ms` milliseconds (blocking, as [`get`]): the key-value build waiting on another instance.
+#[cfg(feature = "keyvalue")]
+pub fn sleep(ms: u64) {
+    monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
+}
+
+fn get_blocking(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetched, FetchError> {
     let uri = &fetch.url;
     let timeout_ns = timeout_ms.saturating_mul(1_000_000);
     let deadline = monotonic_clock::now().saturating_add(timeout_ns);
@@ -133,7 +143,7 @@ fn fault(code: ErrorCode) -> FetchError {
         | ErrorCode::HttpResponseTimeout => FetchError::Timeout,
         ErrorCode::TlsProtocolError
         | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => FetchError::Tls(format!("{code:?}")),
+        | ErrorCode::TlsAlertReceived(_) => FetchError::Tls(describe(&code)),
         ErrorCode::DnsError(_)
         | ErrorCode::DestinationNotFound
         | ErrorCode::DestinationUnavailable
@@ -141,7 +151,66 @@ fn fault(code: ErrorCode) -> FetchError {
         | ErrorCode::DestinationIpUnroutable
         | ErrorCode::ConnectionRefused
         | ErrorCode::ConnectionTerminated
-        | ErrorCode::ConnectionLimitReached => FetchError::Connect(format!("{code:?}")),
-        other => FetchError::Http(format!("{other:?}")),
+        | ErrorCode::ConnectionLimitReached => FetchError::Connect(describe(&code)),
+        other => FetchError::Http(describe(&other)),
+    }
+}
+
+/// The host's error code as wasi:http names it (`connection-refused`, `dns-error: NXDOMAIN`), with
+/// the detail a reader of the log needs. Written out rather than printed with `{:?}`: the derived
+/// `Debug` of the error-code tree and its payloads is ~5 KB of the size-budgeted component.
+fn describe(code: &ErrorCode) -> String {
+    let name = match code {
+        ErrorCode::DnsTimeout => "dns-timeout",
+        ErrorCode::DnsError(_) => "dns-error",
+        ErrorCode::DestinationNotFound => "destination-not-found",
+        ErrorCode::DestinationUnavailable => "destination-unavailable",
+        ErrorCode::DestinationIpProhibited => "destination-ip-prohibited",
+        ErrorCode::DestinationIpUnroutable => "destination-ip-unroutable",
+        ErrorCode::ConnectionRefused => "connection-refused",
+        ErrorCode::ConnectionTerminated => "connection-terminated",
+        ErrorCode::ConnectionTimeout => "connection-timeout",
+        ErrorCode::ConnectionReadTimeout => "connection-read-timeout",
+        ErrorCode::ConnectionWriteTimeout => "connection-write-timeout",
+        ErrorCode::ConnectionLimitReached => "connection-limit-reached",
+        ErrorCode::TlsProtocolError => "TLS-protocol-error",
+        ErrorCode::TlsCertificateError => "TLS-certificate-error",
+        ErrorCode::TlsAlertReceived(_) => "TLS-alert-received",
+        ErrorCode::HttpRequestDenied => "HTTP-request-denied",
+        ErrorCode::HttpRequestLengthRequired => "HTTP-request-length-required",
+        ErrorCode::HttpRequestBodySize(_) => "HTTP-request-body-size",
+        ErrorCode::HttpRequestMethodInvalid => "HTTP-request-method-invalid",
+        ErrorCode::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
+        ErrorCode::HttpRequestUriTooLong => "HTTP-request-URI-too-long",
+        ErrorCode::HttpRequestHeaderSectionSize(_) => "HTTP-request-header-section-size",
+        ErrorCode::HttpRequestHeaderSize(_) => "HTTP-request-header-size",
+        ErrorCode::HttpRequestTrailerSectionSize(_) => "HTTP-request-trailer-section-size",
+        ErrorCode::HttpRequestTrailerSize(_) => "HTTP-request-trailer-size",
+        ErrorCode::HttpResponseIncomplete => "HTTP-response-incomplete",
+        ErrorCode::HttpResponseHeaderSectionSize(_) => "HTTP-response-header-section-size",
+        ErrorCode::HttpResponseHeaderSize(_) => "HTTP-response-header-size",
+        ErrorCode::HttpResponseBodySize(_) => "HTTP-response-body-size",
+        ErrorCode::HttpResponseTrailerSectionSize(_) => "HTTP-response-trailer-section-size",
+        ErrorCode::HttpResponseTrailerSize(_) => "HTTP-response-trailer-size",
+        ErrorCode::HttpResponseTransferCoding(_) => "HTTP-response-transfer-coding",
+        ErrorCode::HttpResponseContentCoding(_) => "HTTP-response-content-coding",
+        ErrorCode::HttpResponseTimeout => "HTTP-response-timeout",
+        ErrorCode::HttpUpgradeFailed => "HTTP-upgrade-failed",
+        ErrorCode::HttpProtocolError => "HTTP-protocol-error",
+        ErrorCode::LoopDetected => "loop-detected",
+        ErrorCode::ConfigurationError => "configuration-error",
+        ErrorCode::InternalError(_) => "internal-error",
+    };
+    let detail = match code {
+        ErrorCode::DnsError(p) => p.rcode.as_deref(),
+        ErrorCode::TlsAlertReceived(p) => p.alert_message.as_deref(),
+        ErrorCode::HttpResponseTransferCoding(s)
+        | ErrorCode::HttpResponseContentCoding(s)
+        | ErrorCode::InternalError(s) => s.as_deref(),
+        _ => None,
+    };
+    match detail {
+        Some(detail) => format!("{name}: {detail}"),
+        None => name.to_owned(),
     }
 }

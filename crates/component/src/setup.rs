@@ -10,6 +10,8 @@ use jwtv_service::replay::Seen;
 use std::sync::{Mutex, Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::remote::maybe_async;
+
 /// The instance's one piece of state: the configuration as loaded (what answers requests, or the
 /// line saying why nothing can) and the warnings to print. Built once per instance, or once for all
 /// of them by `scripts/bake` ([`bake`]).
@@ -23,13 +25,12 @@ struct Instance {
 
 static INSTANCE: OnceLock<Instance> = OnceLock::new();
 
-/// What answers a request: the service, and (WASI 0.2 build) the remote key sources it reads.
+/// What answers a request: the service, and the remote key sources it reads.
 pub(crate) struct Validator {
     service: Service,
-    /// The DPoP proofs this instance let through. Per instance: under `wasmtime serve` and Spin
-    /// (an instance per request) it only ever sees one request (docs/dpop.md).
+    /// The DPoP proofs this instance let through: per instance, so a proof replayed to another
+    /// instance is not seen (docs/dpop.md).
     replay: Mutex<Seen>,
-    #[cfg(not(feature = "p3"))]
     remote: Option<crate::remote::RemoteKeys>,
 }
 
@@ -38,26 +39,24 @@ impl Validator {
         &self.service
     }
 
-    /// The answer to `request`: the service's, after the remote sources had their say.
-    fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-        #[cfg(not(feature = "p3"))]
-        let handled = match &self.remote {
-            Some(remote) => remote.handle(&self.service, request, now),
-            None => self.service.handle(request, now),
-        };
-        #[cfg(feature = "p3")]
-        let handled = self.service.handle(request, now);
-        // An allow resting on a DPoP proof stands once the proof's first use is recorded.
-        let handled = match &handled.replay {
-            Some(pending) => {
-                let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
-                let first_use = seen.first_use(&pending.first_use, now);
-                drop(seen);
-                self.service.recorded(handled, first_use)
+    maybe_async! {
+        /// The answer to `request`: the service's, with the remote sources' fetches it needed; an
+        /// allow resting on a DPoP proof stands once the proof's first use is recorded.
+        async fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
+            let handled = match &self.remote {
+                Some(remote) => crate::remote::wait!(remote.handle(&self.service, request, now)),
+                None => self.service.handle(request, now),
+            };
+            match &handled.replay {
+                Some(pending) => {
+                    let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+                    let first_use = seen.first_use(&pending.first_use, now);
+                    drop(seen);
+                    self.service.recorded(handled, first_use).response
+                }
+                None => handled.response,
             }
-            None => handled,
-        };
-        handled.response
+        }
     }
 }
 
@@ -114,8 +113,7 @@ fn configure(baking: bool) -> Instance {
     }
 }
 
-/// The WASI 0.2 build fetches remote key sets with outgoing wasi:http ([`crate::remote`]).
-#[cfg(not(feature = "p3"))]
+/// Remote key sets are fetched with outgoing wasi:http ([`crate::remote`]).
 fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     let (service, remote) = crate::remote::service_of(loaded)?;
     let replay = Mutex::new(Seen::new(service.options().dpop.replay_max_entries));
@@ -124,23 +122,6 @@ fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
         remote,
         replay,
     })
-}
-
-/// The WASI 0.3 build has no outgoing fetch yet: a remote key set would never arrive, so every token
-/// of that issuer would get 503 forever. Refuse at load, where the operator sees why.
-#[cfg(feature = "p3")]
-fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
-    if let Some(source) = loaded.remote.first() {
-        return Err(format!(
-            "{}: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
-             build yet; use the WASI 0.2 component, or mount a JWKS file and set {}",
-            source.configured_at,
-            config::table::JWKS_FILE.var()
-        ));
-    }
-    let service = loaded.into_service();
-    let replay = Mutex::new(Seen::new(service.options().dpop.replay_max_entries));
-    Ok(Validator { service, replay })
 }
 
 /// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.
@@ -164,32 +145,34 @@ macro_rules! http_method {
 }
 pub(crate) use http_method;
 
-/// Answers a request from its parts (headers the `http` crate cannot represent are left out).
-pub(crate) fn answer(
-    validator: &Validator,
-    method: Method,
-    uri: Option<String>,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-) -> Response<Vec<u8>> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri.unwrap_or_else(|| "/".to_owned()));
-    for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&value),
-        ) {
-            builder = builder.header(n, v);
+maybe_async! {
+    /// Answers a request from its parts (headers the `http` crate cannot represent are left out).
+    pub(crate) async fn answer(
+        validator: &Validator,
+        method: Method,
+        uri: Option<String>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Response<Vec<u8>> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri.unwrap_or_else(|| "/".to_owned()));
+        for (name, value) in headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(&value),
+            ) {
+                builder = builder.header(n, v);
+            }
         }
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match builder.body(body) {
-        Ok(request) => validator.decide(&request, now),
-        Err(_) => bad_request(),
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match builder.body(body) {
+            Ok(request) => crate::remote::wait!(validator.decide(&request, now)),
+            Err(_) => bad_request(),
+        }
     }
 }
 

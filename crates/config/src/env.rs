@@ -124,11 +124,11 @@ impl Reader for Vars<'_> {
             .transpose()
     }
 
-    fn fraction(&self, row: &Setting) -> Result<Option<Raw<f64>>, ConfigError> {
+    fn fraction(&self, row: &Setting) -> Result<Option<Raw<(f64, String)>>, ConfigError> {
         self.text(row)?
             .map(|raw| match raw.value.trim().parse::<f64>() {
                 Ok(value) => Ok(Raw {
-                    value,
+                    value: (value, raw.value.trim().to_owned()),
                     place: raw.place,
                 }),
                 Err(_) => Err(raw.place.err(format!("{:?} is not a number", raw.value))),

@@ -175,6 +175,7 @@ struct IssuerSection {
     jwks_uri: Option<String>,
     discovery: Option<bool>,
     jwks_seed_file: Option<String>,
+    jwks_seed: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,10 +499,10 @@ impl Reader for Rows<'_> {
         self.typed(row, "true or false", toml::Value::as_bool)
     }
 
-    fn fraction(&self, row: &Setting) -> Result<Option<Raw<f64>>, ConfigError> {
+    fn fraction(&self, row: &Setting) -> Result<Option<Raw<(f64, String)>>, ConfigError> {
         self.typed(row, "a number", |v| match v {
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
+            toml::Value::Float(f) => Some((*f, f.to_string())),
+            toml::Value::Integer(i) => Some((*i as f64, i.to_string())),
             _ => None,
         })
     }
@@ -672,18 +673,33 @@ impl Sources<'_> {
             RemoteField::JwksUri => self.err("jwks_uri", m),
             RemoteField::Discovery => self.err("discovery", m),
         })?;
+        // Inline for the filter, which reads no files; a file everywhere else. One or the other.
+        if s.jwks_seed.is_some() && s.jwks_seed_file.is_some() {
+            return Err(self.err(
+                "jwks_seed_file",
+                "set either jwks_seed or jwks_seed_file, not both",
+            ));
+        }
         let Some(location) = location else {
-            if s.jwks_seed_file.is_some() {
-                return Err(self.err("jwks_seed_file", seed_without_remote()));
+            if s.jwks_seed.is_some() || s.jwks_seed_file.is_some() {
+                let field = if s.jwks_seed.is_some() {
+                    "jwks_seed"
+                } else {
+                    "jwks_seed_file"
+                };
+                return Err(self.err(field, seed_without_remote()));
             }
             return Ok(None);
         };
-        let seed = match &s.jwks_seed_file {
-            Some(file) => Some(
+        let seed = match (&s.jwks_seed, &s.jwks_seed_file) {
+            (Some(inline), _) => {
+                Some(read_seed(inline.as_bytes()).map_err(|m| self.err("jwks_seed", m))?)
+            }
+            (None, Some(file)) => Some(
                 read_seed(&self.read("jwks_seed_file", file)?)
                     .map_err(|m| self.err("jwks_seed_file", m))?,
             ),
-            None => None,
+            (None, None) => None,
         };
         let field = match location {
             RemoteLocation::JwksUri(_) => "jwks_uri",

@@ -177,7 +177,7 @@ pub struct Loaded {
     /// One key set per issuer, in the order of `verifier.policies()`; for remote issuers their seed,
     /// or none (until a shell installs what it fetched, their tokens get 503, never a verdict).
     pub keys: Store,
-    /// The issuers whose key sets are fetched (by every shell; the WASI 0.3 component build refuses them).
+    /// The issuers whose key sets are fetched (by every shell).
     pub remote: Vec<RemoteSource>,
     pub options: Options,
     pub server: ServerSettings,
@@ -738,7 +738,7 @@ impl Loaded {
             },
             match logged.sample_per_million {
                 1_000_000 => String::new(),
-                n => format!(", {}% of them", f64::from(n) / 10_000.0),
+                n => format!(", {}% of them", percent_of_million(n)),
             },
             match (logged.which, logged.refusals_per_sec) {
                 (LoggedDecisions::None, _) => String::new(),
@@ -791,5 +791,33 @@ impl Loaded {
     /// The service for a loaded configuration, with its static key sets.
     pub fn into_service(self) -> Service {
         Service::new(self.verifier, Arc::new(self.keys), self.options)
+    }
+}
+
+/// `n` per million as a percentage in decimal (`250000` → `25`, `1234` → `0.1234`), the digits
+/// `f64`'s `Display` would print, in integers: formatting an `f64` links core's float printing,
+/// ~12 KB of the size-budgeted component for this one summary line.
+fn percent_of_million(n: u32) -> String {
+    let (whole, fraction) = (n / 10_000, n % 10_000);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:04}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod percent {
+    #[test]
+    fn a_share_per_million_prints_as_the_float_would() {
+        for n in [
+            0, 1, 10, 1_234, 2_500, 10_000, 250_000, 333_333, 999_999, 1_000_000,
+        ] {
+            assert_eq!(
+                super::percent_of_million(n),
+                format!("{}", f64::from(n) / 10_000.0),
+                "{n}"
+            );
+        }
     }
 }

@@ -63,7 +63,9 @@ pub(crate) trait Reader {
     fn verbatim(&self, row: &Setting) -> Result<Option<Raw<String>>, ConfigError>;
     fn int(&self, row: &Setting) -> Result<Option<Raw<u64>>, ConfigError>;
     fn flag(&self, row: &Setting) -> Result<Option<Raw<bool>>, ConfigError>;
-    fn fraction(&self, row: &Setting) -> Result<Option<Raw<f64>>, ConfigError>;
+    /// A number and its text as given, for messages: printing an `f64` would link core's float
+    /// formatting (~12 KB) into the size-budgeted component for one error line.
+    fn fraction(&self, row: &Setting) -> Result<Option<Raw<(f64, String)>>, ConfigError>;
     /// Reads the file a path setting names: its shown path and its bytes.
     fn read(&self, raw: &Raw<String>) -> Result<(String, Vec<u8>), ConfigError>;
 }
@@ -184,11 +186,12 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         };
     }
     if let Some(raw) = r.fraction(&table::LOG_SAMPLE)? {
-        let rate = raw.value;
+        let (rate, text) = &raw.value;
+        let rate = *rate;
         if !(0.0..=1.0).contains(&rate) {
             return Err(raw
                 .place
-                .err(format!("{rate} is out of range: use 0.0 to 1.0")));
+                .err(format!("{text} is out of range: use 0.0 to 1.0")));
         }
         // In range, so the product fits.
         server.decision_log.sample_per_million = (rate * 1_000_000.0).round() as u32;

@@ -555,6 +555,15 @@ pub const JWKS_SEED_FILE: Setting = row(
     NATIVE_COMPONENT,
     Group::Remote,
 );
+pub const JWKS_SEED: Setting = row(
+    None,
+    Some("issuers[].jwks_seed"),
+    Kind::Text,
+    "",
+    "the seed JWK set inline, as JSON: for the proxy-wasm filter, which reads no files; excludes jwks_seed_file",
+    NATIVE_FILTER,
+    Group::Remote,
+);
 pub const OIDC_DISCOVERY: Setting = row(
     Some("JWT_OIDC_DISCOVERY"),
     Some("issuers[].discovery"),
@@ -969,6 +978,7 @@ pub const SETTINGS: &[Setting] = &[
     LOG_REFUSALS_PER_SEC,
     JWKS_URI,
     JWKS_SEED_FILE,
+    JWKS_SEED,
     OIDC_DISCOVERY,
     ALLOW_HTTP_LOOPBACK,
     FETCH_TIMEOUT,

@@ -374,6 +374,46 @@ mod seed {
                 "{e}"
             );
         }
+
+        // The proxy-wasm filter reads no files: its seed is the JWK set itself.
+        #[test]
+        fn an_inline_seed_fills_the_slot_as_a_seed_file_does() {
+            let loaded = env()
+                .config(&format!(
+                    "[[issuers]]\nissuer = \"https://a\"\njwks_uri = \"https://a/k\"\njwks_seed = '{SEED}'\n"
+                ))
+                .ok();
+            let seed = loaded.remote[0].seed.as_ref().expect("seed");
+            assert_eq!(seed.key_set().keys().len(), 1);
+            assert!(loaded.into_service().is_ready());
+        }
+
+        #[test]
+        fn an_inline_seed_that_is_bad_alone_or_beside_a_seed_file_is_refused() {
+            for (toml, field, why) in [
+                (
+                    "jwks_uri = \"https://a/k\"\njwks_seed = '{}'\n",
+                    "jwks_seed",
+                    "not a usable seed",
+                ),
+                ("jwks = '{}'\njwks_seed = '{}'\n", "jwks_seed", "jwks_uri"),
+                (
+                    "jwks_uri = \"https://a/k\"\njwks_seed = '{}'\njwks_seed_file = \"s.json\"\n",
+                    "jwks_seed_file",
+                    "either jwks_seed or jwks_seed_file",
+                ),
+            ] {
+                let e = env()
+                    .config(&format!("[[issuers]]\n{toml}"))
+                    .file("/etc/jwtv/s.json", SEED)
+                    .err();
+                assert!(
+                    e.starts_with(&format!("/etc/jwtv/jwtv.toml: issuers[0].{field}: ")),
+                    "{toml}: {e}"
+                );
+                assert!(e.contains(why), "{toml}: {e}");
+            }
+        }
     }
 }
 

@@ -75,7 +75,7 @@ impl Plugin {
             Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
-                    "{}: a proxy-wasm filter cannot read files; put the key inline (secret, jwks)",
+                    "{}: a proxy-wasm filter cannot read files; put the key inline (secret, jwks, jwks_seed)",
                     path.display()
                 ),
             ))

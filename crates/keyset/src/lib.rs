@@ -18,6 +18,8 @@
 //! - [`cache_control`]: the provider's `max-age`.
 //! - [`jitter`]: how far each wait is brought forward, from a seed.
 //! - [`snapshot`]: the set in hand, exported for a shell whose instances do not live long.
+//! - [`shared`]: what those instances keep in a host key-value store: the set, the schedule, the
+//!   fetch lease.
 //! - [`error`]: why a fetch failed, with stable kinds for metrics.
 
 pub mod cache_control;
@@ -25,12 +27,15 @@ pub mod document;
 pub mod error;
 pub mod jitter;
 pub mod remote;
+pub mod shared;
 pub mod snapshot;
 pub mod source;
 pub mod store;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shared;
 #[cfg(test)]
 mod tests_store;
 
@@ -39,6 +44,7 @@ pub use remote::{
     CaBundle, DEFAULT_REFETCH_WAIT, FetchSettings, MAX_REFETCH_WAIT_MS, RemoteLocation,
     RemoteSource, Seed, check_remote_url, discovery_url, is_loopback_host,
 };
+pub use shared::{Shared, SharedError};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use source::{
     Event, Fetch, Level, Purpose, REQUEST_HEADERS, Reason, Rules, Source, UnknownKid,

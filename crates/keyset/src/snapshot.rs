@@ -23,6 +23,16 @@ pub struct SnapshotError(&'static str);
 
 impl Snapshot {
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_value().to_string().into_bytes()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        let root: Value = serde_json::from_slice(bytes).map_err(|_| SnapshotError("not JSON"))?;
+        Snapshot::from_value(&root)
+    }
+
+    /// As a JSON value, for a record that holds a snapshot among other fields ([`crate::shared`]).
+    pub fn to_value(&self) -> Value {
         // The body was parsed as JSON before it was installed, so it is UTF-8.
         let body = String::from_utf8_lossy(&self.body);
         json!({
@@ -32,12 +42,9 @@ impl Snapshot {
             "jwks_uri": self.jwks_uri,
             "body": body,
         })
-        .to_string()
-        .into_bytes()
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-        let root: Value = serde_json::from_slice(bytes).map_err(|_| SnapshotError("not JSON"))?;
+    pub fn from_value(root: &Value) -> Result<Snapshot, SnapshotError> {
         if root.get("v").and_then(Value::as_u64) != Some(1) {
             return Err(SnapshotError("unknown version"));
         }

@@ -708,3 +708,80 @@ fn a_certificate_bound_token_passes_only_with_its_certificate_in_the_filter() {
     assert_eq!(get(&bob, &[("Authorization", &unbound)]).status, 200);
     assert_eq!(upstream.hits(), 2);
 }
+
+// A seed key set in the filter (issue 23, item 3): inline in the plugin configuration (`jwks_seed`:
+// a V8 filter reads no files), served until the provider is first heard, replaced, not merged, by
+// the first fetched set, as in the server and the component (remote_keys.rs).
+fn seeded_toml(ks: &KeyServer, seed: &[&TestJwk]) -> String {
+    format!(
+        "[fetch]\nallow_http_loopback = true\nrefetch_cooldown_secs = 1\n\n[[issuers]]\n\
+         issuer = \"{DOC_ISSUER}\"\naudiences = [\"api\"]\njwks_uri = \"{}\"\njwks_seed = '{}'\n",
+        ks.url(JWKS_PATH),
+        jwks(seed)
+    )
+}
+
+#[test]
+fn an_idp_down_from_the_start_with_a_seed_lets_a_valid_seed_token_through() {
+    let key = TestJwk::es256("seeded");
+    let ks = KeyServer::start(jwks(&[&key]));
+    ks.set_mode(Mode::Down);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start_with_clusters(
+        upstream.addr,
+        Some(&seeded_toml(&ks, &[&key])),
+        &[ks.addr],
+        1,
+    );
+    // The provider was tried and could not answer: the seed serves, never a 503.
+    assert!(
+        eventually(Duration::from_secs(10), || ks.connections() > 0),
+        "the filter never tried to fetch:\n{}",
+        envoy.log.text()
+    );
+    let auth = bearer(&key.token(&claims(json!({}))));
+    let r = envoy.get("/orders", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), envoy.log.text());
+    assert_eq!(upstream.hits(), 1);
+    // A key the seed lacks is no key: refused, not waved through because the provider is down.
+    let stranger = TestJwk::es256("stranger");
+    let auth = bearer(&stranger.token(&claims(json!({}))));
+    let r = envoy.get("/orders", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.header("x-auth-error"), Some("unknown_kid"));
+    assert_eq!(upstream.hits(), 1);
+    assert!(
+        envoy.log.text().contains("serving the seed key set"),
+        "{}",
+        envoy.log.text()
+    );
+}
+
+#[test]
+fn the_first_fetch_replaces_the_filters_seed_and_its_withdrawn_key_is_refused() {
+    let withdrawn = TestJwk::es256("withdrawn");
+    let current = TestJwk::es256("current");
+    let ks = KeyServer::start(jwks(&[&current]));
+    ks.set_mode(Mode::Down);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start_with_clusters(
+        upstream.addr,
+        Some(&seeded_toml(&ks, &[&withdrawn])),
+        &[ks.addr],
+        1,
+    );
+    let status = |key: &TestJwk| {
+        let auth = bearer(&key.token(&claims(json!({}))));
+        let r = envoy.get("/orders", &[("Authorization", &auth)]);
+        (r.status, r.header("x-auth-error").map(str::to_owned))
+    };
+    assert_eq!(status(&withdrawn).0, 200, "{}", envoy.log.text());
+    // The provider is heard: its set alone counts from then on.
+    ks.set_mode(Mode::Normal);
+    assert!(
+        eventually(Duration::from_secs(20), || status(&current).0 == 200),
+        "the fetched set never replaced the seed:\n{}",
+        envoy.log.text()
+    );
+    assert_eq!(status(&withdrawn), (401, Some("unknown_kid".into())));
+}

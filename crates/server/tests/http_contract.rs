@@ -794,10 +794,8 @@ fn fifty_concurrent_requests_are_all_answered() {
 
 #[test]
 fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
-    if Target::from_env() != Target::Wasm || support::wasi_p3() {
-        // The native binary adds it to its roots (fetch_proxy.rs); the WASI 0.3 build refuses
-        // remote key sets before (the next test).
-        return;
+    if Target::from_env() != Target::Wasm {
+        return; // the native binary adds it to its roots (fetch_proxy.rs)
     }
     refused_at_start(
         TestConfig::new()
@@ -809,18 +807,6 @@ fn the_component_refuses_a_fetch_ca_file_with_a_clear_error() {
             .env("JWT_FETCH_CA_FILE", "{files}/ca.pem"),
         "JWT_FETCH_CA_FILE: the component cannot add CA certificates; the host makes the TLS \
          connections with its own roots",
-    );
-}
-
-#[test]
-fn the_wasi_0_3_component_refuses_remote_key_sets_with_a_clear_error() {
-    if !support::wasi_p3() {
-        return; // the native binary and the WASI 0.2 component fetch them (remote_keys.rs)
-    }
-    refused_at_start(
-        TestConfig::new().env("JWT_JWKS_URI", "https://keys.example.com/jwks"),
-        "JWT_JWKS_URI: remote key sets (jwks_uri / OIDC discovery) are not supported by the WASI 0.3 \
-         build yet",
     );
 }
 

@@ -7,8 +7,8 @@
 //! Both targets (`JWTV_TEST_TARGET`) for the rules: the native server and the component under
 //! `wasmtime serve` drive the same refresh machine (`jwtv-keyset`), so the verdicts are the same;
 //! metrics, the token cache and the TLS fetcher are the native shell's. The component fetches only
-//! while it serves requests (no background task), so waits on the key server send requests
-//! ([`while_serving`]).
+//! while it serves requests that need keys (no background task), so waits on the key server send
+//! such requests ([`while_serving`]).
 
 mod support;
 
@@ -45,13 +45,19 @@ fn with_cooldown(ks: &KeyServer, secs: u64) -> TestConfig {
         .env("JWT_JWKS_REFETCH_COOLDOWN", secs.to_string())
 }
 
-/// `check`, after one request to `server`: the component refreshes on requests only.
+/// `check`, after requests that make `server` consult its key sources: the component fetches only
+/// for a request that needs keys (`/readyz` while not ready, a token of the issuer; here one whose
+/// `kid` no set holds, so it needs the keys whatever set is in hand), never for `/healthz`.
 fn while_serving<'a>(
     server: &'a Server,
     mut check: impl FnMut() -> bool + 'a,
 ) -> impl FnMut() -> bool + 'a {
+    let probe = TestJwk::es256("while-serving").token(&claims(ISSUER));
     move || {
-        let _ = server.get("/healthz");
+        let _ = server.get("/readyz");
+        if server.target == Target::Wasm {
+            let _ = auth(server, &probe);
+        }
         check()
     }
 }
@@ -786,4 +792,178 @@ fn a_baked_component_starts_with_the_fetched_set_as_its_seed() {
 
 fn server_target_is_not_bakeable() -> bool {
     Target::from_env() != Target::Wasm || support::wasi_p3()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// IdP requests per validation, per host mode (docs/remote-keys.md, "The WebAssembly component, per
+// host mode"). Counts of requests the key server saw, never times. `wasmtime serve` with
+// `--max-instance-reuse-count 1` makes an instance per request, as Spin does for WASI 0.2
+// components; Spin itself is not run here.
+
+/// Validations per figure.
+const VALIDATIONS: usize = 30;
+
+/// Key-set requests `server` made for [`VALIDATIONS`] valid tokens (every one answered 200).
+fn cost_of_validations(server: &Server, ks: &KeyServer, key: &TestJwk) -> usize {
+    let before = ks.requests(JWKS_PATH);
+    for i in 0..VALIDATIONS {
+        let (status, code) = validate(server, &key.token(&claims(ISSUER)));
+        assert_eq!(
+            (status, code),
+            (200, None),
+            "validation {i}\n--- stderr ---\n{}",
+            server.stderr_text()
+        );
+    }
+    ks.requests(JWKS_PATH) - before
+}
+
+#[test]
+fn requests_that_need_no_key_never_fetch_and_never_log_a_fetch() {
+    if Target::from_env() != Target::Wasm {
+        return; // the native server fetches in the background from its start
+    }
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start(remote_config(&ks));
+    for _ in 0..10 {
+        assert_eq!(server.get("/healthz").status, 200);
+        assert_eq!(validate(&server, "not-a-token").0, 401);
+        assert_eq!(auth(&server, "a.b"), 401);
+        assert_eq!(server.get("/auth").status, 401, "no token");
+    }
+    assert_eq!(
+        ks.requests(JWKS_PATH),
+        0,
+        "/healthz, malformed and missing tokens need no key"
+    );
+    assert!(
+        !server.stderr_text().contains("key set"),
+        "{}",
+        server.stderr_text()
+    );
+    // /readyz with no set in hand fetches it; then a usable set answers without fetching.
+    assert_eq!(server.get("/readyz").status, 200);
+    let after_ready = ks.requests(JWKS_PATH);
+    assert_eq!(after_ready, 1);
+    for _ in 0..10 {
+        assert_eq!(server.get("/readyz").status, 200);
+        assert_eq!(server.get("/healthz").status, 200);
+    }
+    assert_eq!(ks.requests(JWKS_PATH), after_ready, "a ready instance");
+    let logs = server.stderr_text();
+    assert_eq!(logs.matches("key set fetched").count(), 1, "{logs}");
+}
+
+#[test]
+fn validations_in_reused_instances_cost_one_fetch_per_instance() {
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start(remote_config(&ks));
+    if server.target == Target::Native {
+        // Fetched in the background from the start.
+        wait_ready(&server, Duration::from_secs(10));
+    }
+    let cost = cost_of_validations(&server, &ks, &key);
+    eprintln!("IdP requests for {VALIDATIONS} validations, instances reused: {cost}");
+    match server.target {
+        Target::Native => assert_eq!(cost, 0),
+        // Sequential requests reuse an instance (64 requests each), whose first request fetches;
+        // a request sent while the last one's instance is still returning to the pool gets a new
+        // instance, so two instances (and fetches) are seen at times.
+        Target::Wasm => assert!((1..=2).contains(&cost), "{cost}"),
+    }
+}
+
+#[test]
+fn an_instance_per_request_without_a_shared_store_fetches_once_per_validation() {
+    if Target::from_env() != Target::Wasm || support::keyvalue() {
+        return;
+    }
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start(remote_config(&ks).instance_reuse(1));
+    let cost = cost_of_validations(&server, &ks, &key);
+    eprintln!("IdP requests for {VALIDATIONS} validations, an instance per request: {cost}");
+    // The cost a host such as Spin pays with the default build: what the key-value build removes.
+    assert_eq!(cost, VALIDATIONS);
+    for _ in 0..10 {
+        assert_eq!(server.get("/healthz").status, 200);
+    }
+    assert_eq!(
+        ks.requests(JWKS_PATH),
+        VALIDATIONS,
+        "/healthz fetches nothing"
+    );
+}
+
+/// The lease keys of the first fetch of `ks`'s set for the lease period now and the next one (so a
+/// period that ends during the test is covered): the store's key scheme (`jwtv_keyset::shared`),
+/// with a fetch timeout of `timeout_secs`.
+fn first_fetch_leases(ks: &KeyServer, timeout_secs: u64) -> [String; 2] {
+    let period = timeout_secs * 2_000 + 1_000;
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let record = format!("jwt-validator/v1/{}", ks.url(JWKS_PATH));
+    let window = now_ms / period;
+    [
+        format!("{record}/lease/0/{window}"),
+        format!("{record}/lease/0/{}", window + 1),
+    ]
+}
+
+/// `config` with a fetch timeout of `secs` instead of its own.
+fn with_timeout(mut config: TestConfig, secs: u64) -> TestConfig {
+    config.env.retain(|(name, _)| name != "JWT_FETCH_TIMEOUT");
+    config.env("JWT_FETCH_TIMEOUT", secs.to_string())
+}
+
+#[test]
+fn instances_that_find_the_fetch_lease_taken_serve_their_seed_without_fetching() {
+    if !support::keyvalue() {
+        return;
+    }
+    let key = TestJwk::es256("k1");
+    let ks = KeyServer::start(jwks(&[&key]));
+    // Another instance holds the lease of the app's first fetch: no instance of ours may fetch.
+    let [now, next] = first_fetch_leases(&ks, 60);
+    let config = with_timeout(seeded_config(&ks, &[&key]), 60)
+        .instance_reuse(1)
+        .keyvalue_entry(now, "1")
+        .keyvalue_entry(next, "1");
+    let server = Server::start(config);
+    let cost = cost_of_validations(&server, &ks, &key);
+    eprintln!("IdP requests for {VALIDATIONS} validations, lease held elsewhere: {cost}");
+    assert_eq!(cost, 0, "{}", server.stderr_text());
+
+    // Without the lease taken, each of these instances (whose store is its own under wasmtime serve)
+    // takes it and fetches: the lease, not something else, kept the count at 0.
+    let ks = KeyServer::start(jwks(&[&key]));
+    let server = Server::start(with_timeout(seeded_config(&ks, &[&key]), 60).instance_reuse(1));
+    assert_eq!(cost_of_validations(&server, &ks, &key), VALIDATIONS);
+}
+
+#[test]
+fn an_instance_with_a_shared_store_fetches_once_and_keeps_serving_from_it() {
+    if !support::keyvalue() {
+        return;
+    }
+    let old = TestJwk::es256("old");
+    let new = TestJwk::es256("new");
+    let ks = KeyServer::start(jwks(&[&new]));
+    // A seed the provider no longer publishes: the first token needs the fetch.
+    let server = Server::start(seeded_config(&ks, &[&old]));
+    let cost = cost_of_validations(&server, &ks, &new);
+    eprintln!(
+        "IdP requests for {VALIDATIONS} validations, key-value build, instances reused: {cost}"
+    );
+    // One per instance (see validations_in_reused_instances_cost_one_fetch_per_instance): the store
+    // of `wasmtime serve -S keyvalue` is the instance's own.
+    assert!((1..=2).contains(&cost), "{cost}\n{}", server.stderr_text());
+    assert_eq!(validate(&server, &old.token(&claims(ISSUER))).0, 401);
 }

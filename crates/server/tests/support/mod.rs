@@ -9,8 +9,10 @@
 //!   exports WASI 0.3 (`scripts/component-p3`; served with `-S p3 -W component-model-async`),
 //!   `JWTV_COMPONENT_WIDE=1` that it is the wide-arithmetic build (`scripts/component-wide`; served with
 //!   `-W wide-arithmetic=y`), `JWTV_COMPONENT_RULES=1` that it was built with its `rules` feature (CEL
-//!   rules), and `JWTV_COMPONENT_BAKE=1` that each server's configuration is baked
-//!   into it (`scripts/bake`) and the baked component served with no environment and no directory.
+//!   rules), `JWTV_COMPONENT_KV=1` that it is the key-value build for `wasmtime serve`
+//!   (`scripts/component-kv --wasmtime`; served with `-S keyvalue`), and `JWTV_COMPONENT_BAKE=1` that
+//!   each server's configuration is baked into it (`scripts/bake`) and the baked component served with
+//!   no environment and no directory.
 //!
 //! Every wait is bounded; every process started here is ended by its PID when its handle drops.
 
@@ -111,6 +113,12 @@ pub fn wasi_p3() -> bool {
     Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_P3").as_deref() == Ok("1")
 }
 
+/// Whether the component under test is the key-value build (`JWTV_COMPONENT_KV=1`), which imports
+/// `wasi:keyvalue` and so is served with `-S keyvalue`.
+pub fn keyvalue() -> bool {
+    Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_KV").as_deref() == Ok("1")
+}
+
 /// Whether each component under test is baked for its configuration (`JWTV_COMPONENT_BAKE=1`).
 pub fn baked() -> bool {
     Target::from_env() == Target::Wasm && std::env::var("JWTV_COMPONENT_BAKE").as_deref() == Ok("1")
@@ -190,6 +198,9 @@ fn configuration_args(command: &mut Command, config: &TestConfig, dir: &TempDir)
     if wide_arithmetic() {
         command.args(["-W", "wide-arithmetic=y"]);
     }
+    if keyvalue() {
+        command.args(["-S", "keyvalue"]);
+    }
     for (k, v) in config.resolved_env(WASM_FILES_DIR) {
         command.arg("--env").arg(format!("{k}={v}"));
     }
@@ -243,13 +254,19 @@ pub fn bake(config: &TestConfig, dir: &TempDir) -> Result<PathBuf, String> {
 // Configuration and temporary files
 
 /// What a test server is started with: its whole environment (nothing is inherited), files written to
-/// a fresh directory (refer to them as `{files}/NAME` in `env` values), and extra command-line
-/// arguments (native only).
+/// a fresh directory (refer to them as `{files}/NAME` in `env` values), extra command-line
+/// arguments (native only), and how `wasmtime serve` makes instances (Wasm only).
 #[derive(Debug, Clone, Default)]
 pub struct TestConfig {
     pub env: Vec<(String, String)>,
     pub files: Vec<(String, Vec<u8>)>,
     pub args: Vec<String>,
+    /// Requests per instance (`--max-instance-reuse-count`); 64 unless set. 1 makes an instance per
+    /// request, as Spin does for WASI 0.2 components.
+    pub instance_reuse: Option<u32>,
+    /// Entries the in-memory key-value store of each instance starts with
+    /// (`-S keyvalue-in-memory-data=KEY=VALUE`; the key-value build only).
+    pub keyvalue_data: Vec<(String, String)>,
 }
 
 impl TestConfig {
@@ -269,6 +286,20 @@ impl TestConfig {
 
     pub fn arg(mut self, arg: impl Into<String>) -> TestConfig {
         self.args.push(arg.into());
+        self
+    }
+
+    pub fn instance_reuse(mut self, requests: u32) -> TestConfig {
+        self.instance_reuse = Some(requests);
+        self
+    }
+
+    pub fn keyvalue_entry(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> TestConfig {
+        self.keyvalue_data.push((key.into(), value.into()));
         self
     }
 
@@ -523,9 +554,17 @@ impl Server {
             let mut command = Command::new(wasmtime());
             // Instances are reused, as docs/wasm.md recommends: each instance then serves many
             // requests, so anything one request left behind would show in the next.
-            command.args(["serve", "-S", "cli", "--max-instance-reuse-count", "64"]);
+            let reuse = config.instance_reuse.unwrap_or(64).to_string();
+            command.args(["serve", "-S", "cli", "--max-instance-reuse-count", &reuse]);
             if wasi_p3() {
                 command.args(["-S", "p3", "-W", "component-model-async"]);
+            }
+            if keyvalue() {
+                for (key, value) in &config.keyvalue_data {
+                    command
+                        .arg("-S")
+                        .arg(format!("keyvalue-in-memory-data={key}={value}"));
+                }
             }
             command.args(["--addr", &addr.to_string()]);
             configuration_args(&mut command, &config, &dir);
