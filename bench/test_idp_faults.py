@@ -40,12 +40,14 @@ class KeyServerModes(unittest.TestCase):
 
 class NativeShortPass(unittest.TestCase):
     def run_script(self, *extra: str) -> list[dict]:
-        native = idp_faults.default_paths()["native"]
+        # The debug build `cargo test` just made (scripts/test), never a release binary left over.
+        native = idp_faults.default_paths()["native"].parent.parent / "debug" / "jwt-validator"
         self.assertTrue(native.is_file(), f"{native} is missing: cargo build -p jwtv-server")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "rows.json"
             with contextlib.redirect_stdout(io.StringIO()) as table, contextlib.redirect_stderr(io.StringIO()):
-                code = idp_faults.main(["--shells", "native", "--probes", "3", "--json", str(out), *extra])
+                code = idp_faults.main(["--shells", "native", "--native", str(native), "--probes", "3",
+                                        "--json", str(out), *extra])
             self.assertEqual(code, 0)
             self.assertIn("| native | down |", table.getvalue())
             return json.loads(out.read_text())
