@@ -302,3 +302,43 @@ fn store_password_is_sent_and_never_logged() {
     assert!(exited.stderr.contains("WRONGPASS"), "{exited:?}");
     assert!(!exited.stderr.contains("not-the-password"), "{exited:?}");
 }
+
+/// The store is opened once: a reload that names another keeps the one serving (and the proofs it
+/// holds) and says that the change waits for a restart.
+#[test]
+fn a_reload_keeps_the_shared_store_and_says_its_change_waits_for_a_restart() {
+    let redis = RedisServer::start();
+    let dir = support::TempDir::new();
+    let toml = |store: &str| {
+        format!("[server]\ndpop_replay_store = \"{store}\"\n\n[[issuers]]\nsecret = \"{SECRET}\"\n")
+    };
+    let file = dir.write("jwtv.toml", toml(&redis.url(0)).as_bytes());
+    let server = Server::start_on(
+        Target::Native,
+        TestConfig::new().env("JWT_CONFIG", file.to_string_lossy()),
+    );
+    let other = replica(&redis);
+    std::fs::write(&file, toml("memory")).expect("rewrite the configuration");
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    assert!(
+        server.stderr().wait_for(
+            "DPoP replay store take effect at the next restart",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.stderr_text()
+    );
+    let client = Client::es256();
+    let token = bound_token(&client);
+    let proof = client.proof(&token, "GET", URL);
+    assert_answer(&send(&other, &token, &proof), 200, None);
+    assert_answer(
+        &send(&server, &token, &proof),
+        401,
+        Some("invalid_dpop_proof"),
+    );
+}
