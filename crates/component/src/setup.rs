@@ -6,8 +6,11 @@
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use jwtv_config as config;
 use jwtv_service::Service;
+#[cfg(feature = "dpop")]
 use jwtv_service::replay::Seen;
-use std::sync::{Mutex, Once, OnceLock};
+#[cfg(feature = "dpop")]
+use std::sync::Mutex;
+use std::sync::{Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::remote::maybe_async;
@@ -30,6 +33,7 @@ pub(crate) struct Validator {
     service: Service,
     /// The DPoP proofs this instance let through: per instance, so a proof replayed to another
     /// instance is not seen (docs/dpop.md).
+    #[cfg(feature = "dpop")]
     replay: Mutex<Seen>,
     remote: Option<crate::remote::RemoteKeys>,
 }
@@ -47,15 +51,16 @@ impl Validator {
                 Some(remote) => crate::remote::wait!(remote.handle(&self.service, request, now)),
                 None => self.service.handle(request, now),
             };
-            match &handled.replay {
-                Some(pending) => {
-                    let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
-                    let first_use = seen.first_use(&pending.first_use, now);
-                    drop(seen);
-                    self.service.recorded(handled, first_use).response
-                }
-                None => handled.response,
+            // Without the feature no allow waits on a proof (a bound token is refused), and were one
+            // to, its answer is the fail-closed 503.
+            #[cfg(feature = "dpop")]
+            if let Some(pending) = &handled.replay {
+                let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+                let first_use = seen.first_use(&pending.first_use, now);
+                drop(seen);
+                return self.service.recorded(handled, first_use).response;
             }
+            handled.response
         }
     }
 }
@@ -116,11 +121,11 @@ fn configure(baking: bool) -> Instance {
 /// Remote key sets are fetched with outgoing wasi:http ([`crate::remote`]).
 fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     let (service, remote) = crate::remote::service_of(loaded)?;
-    let replay = Mutex::new(Seen::new(service.options().dpop.replay_max_entries));
     Ok(Validator {
+        #[cfg(feature = "dpop")]
+        replay: Mutex::new(Seen::new(service.options().dpop.replay_max_entries)),
         service,
         remote,
-        replay,
     })
 }
 

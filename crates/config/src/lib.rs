@@ -559,6 +559,12 @@ pub(crate) fn access(
     }
     if let Some(mode) = dpop.filter(|m| !m.trim().is_empty()) {
         access.dpop = jwtv_service::dpop::Mode::parse(mode).map_err(|m| (AccessField::Dpop, m))?;
+        if access.dpop == jwtv_service::dpop::Mode::Required && !jwtv_service::dpop::BUILT {
+            return Err((
+                AccessField::Dpop,
+                "\"required\" needs DPoP proof checks, which this build leaves out (the component's dpop feature)".to_owned(),
+            ));
+        }
     }
     if let Some(rule) = rule.filter(|r| !r.trim().is_empty()) {
         let whose = match policy {

@@ -2,13 +2,16 @@
 //! `wasmtime serve` (`JWTV_TEST_TARGET`, see `support`): forward auth as a gateway reports the
 //! request, `POST /validate` with the proof and the protected request in the body, the refusals and
 //! their challenges, and the replay store (per process natively; per instance in the component).
+//! The component checks proofs only when built with its `dpop` feature (`JWTV_COMPONENT_DPOP=1`);
+//! the default build refuses every bound token, which `a_build_without_dpop_refuses_bound_tokens`
+//! checks.
 
 mod support;
 
 use serde_json::{Value, json};
 use support::contract::{ISSUER, claims, config, token};
 use support::dpop::Client;
-use support::{Response, Server, Target, TestConfig, now};
+use support::{Response, Server, Target, TestConfig, dpop_supported, now};
 
 const URL: &str = "https://api.example/orders";
 
@@ -52,6 +55,9 @@ fn assert_refused(r: &Response, code: &str, challenge_error: &str) {
 
 #[test]
 fn a_bound_token_with_its_proof_passes_forward_auth_es256_and_eddsa() {
+    if !dpop_supported() {
+        return;
+    }
     let server = Server::start(config());
     for client in [Client::es256(), Client::ed25519()] {
         let t = bound(&client);
@@ -74,9 +80,40 @@ fn one_store() -> bool {
     Target::from_env() == Target::Native
 }
 
+// A build without DPoP checks (the component's default, for its size budget) never passes a bound
+// token: DPoP is not a scheme there, and a bound token sent as bearer is refused.
+#[test]
+fn a_build_without_dpop_refuses_bound_tokens() {
+    if dpop_supported() {
+        return;
+    }
+    let server = Server::start(config());
+    let client = Client::es256();
+    let t = bound(&client);
+    let proof = client.proof(&t, "GET", URL);
+    let r = auth(&server, &format!("DPoP {t}"), Some(&proof));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.header("x-auth-error"), Some("missing_token"));
+    let r = auth(&server, &format!("Bearer {t}"), Some(&proof));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
+    let body = json!({"token": t, "dpop": proof, "method": "GET", "url": URL});
+    assert_eq!(
+        validate(&server, body).error_code().as_deref(),
+        Some("invalid_token_binding")
+    );
+    assert_eq!(
+        auth(&server, &format!("Bearer {}", token(&claims())), None).status,
+        200
+    );
+}
+
 // RFC 9449 §11.1.
 #[test]
 fn a_replayed_proof_is_refused() {
+    if !dpop_supported() {
+        return;
+    }
     if !one_store() {
         return;
     }
@@ -98,6 +135,9 @@ fn a_replayed_proof_is_refused() {
 // A proof that cannot be recorded is refused (fail closed), never let through.
 #[test]
 fn a_full_replay_store_refuses_new_proofs_with_503() {
+    if !dpop_supported() {
+        return;
+    }
     if !one_store() {
         return;
     }
@@ -118,6 +158,9 @@ fn a_full_replay_store_refuses_new_proofs_with_503() {
 
 #[test]
 fn each_failed_proof_check_is_401_invalid_dpop_proof() {
+    if !dpop_supported() {
+        return;
+    }
     let server = Server::start(config());
     let client = Client::es256();
     let t = bound(&client);
@@ -165,6 +208,9 @@ fn each_failed_proof_check_is_401_invalid_dpop_proof() {
 // RFC 9449 §7.1: a DPoP-bound token is not a bearer token.
 #[test]
 fn a_bound_token_sent_as_bearer_is_refused() {
+    if !dpop_supported() {
+        return;
+    }
     let server = Server::start(config());
     let client = Client::es256();
     let t = bound(&client);
@@ -181,6 +227,9 @@ fn a_bound_token_sent_as_bearer_is_refused() {
 
 #[test]
 fn required_refuses_bearer_tokens_and_off_refuses_bound_ones() {
+    if !dpop_supported() {
+        return;
+    }
     let required = Server::start(config().env("JWT_DPOP", "required"));
     let r = auth(&required, &format!("Bearer {}", token(&claims())), None);
     assert_refused(&r, "invalid_token_binding", "invalid_token");
@@ -211,6 +260,9 @@ fn required_refuses_bearer_tokens_and_off_refuses_bound_ones() {
 
 #[test]
 fn validate_checks_the_proof_against_the_request_in_the_body() {
+    if !dpop_supported() {
+        return;
+    }
     let server = Server::start(config());
     let client = Client::ed25519();
     let t = bound(&client);
@@ -245,6 +297,9 @@ fn validate_checks_the_proof_against_the_request_in_the_body() {
 
 #[test]
 fn a_window_setting_shortens_how_old_a_proof_may_be() {
+    if !dpop_supported() {
+        return;
+    }
     let server = Server::start(config().env("JWT_DPOP_WINDOW", "5").env("JWT_LEEWAY", "0"));
     let client = Client::es256();
     let t = bound(&client);

@@ -56,6 +56,7 @@ pub(crate) fn credentials(
     Ok((!token.is_empty()).then_some((scheme, token)))
 }
 
+#[cfg(feature = "dpop")]
 /// The DPoP proof of the request (RFC 9449 §4.3 item 1: exactly one `DPoP` header holding one JWT).
 /// Several headers, or one value holding a comma (what a proxy makes of two), are refused.
 pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
@@ -142,6 +143,7 @@ mod tests {
     }
 
     // RFC 9449 §4.3 item 1: one DPoP header, one JWT.
+    #[cfg(feature = "dpop")]
     #[test]
     fn two_dpop_proofs_are_refused() {
         let mut headers = HeaderMap::new();

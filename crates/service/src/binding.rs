@@ -10,7 +10,9 @@
 //! member we do not implement (`jwk`, `jwe`, `jku`, `kid`, …) or with both kinds at once. A bound
 //! token that passes without its proof is exactly the stolen token this exists to stop.
 
-use crate::dpop::{self, Mode, Proof, Target};
+#[cfg(feature = "dpop")]
+use crate::dpop::{self, Proof};
+use crate::dpop::{Mode, Target};
 use crate::replay::FirstUse;
 use crate::request::Original;
 use jwtv_verifier::{Claims, Code, Rejection};
@@ -79,6 +81,7 @@ pub fn of(claims: &Claims) -> Result<Binding<'_>, Rejection> {
 
 /// How the token and its proof came with the request.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
 pub(crate) struct Presented<'a> {
     /// The token as sent.
     pub token: &'a str,
@@ -98,8 +101,33 @@ pub(crate) struct Refusal {
     pub dpop: bool,
 }
 
+/// Without DPoP checks in the build (the component's default build, for its size budget), every
+/// bound token is refused: a binding that is not checked must not make a bearer token. A policy
+/// cannot require DPoP there (refused at load), and `Authorization: DPoP` is not read.
+#[cfg(not(feature = "dpop"))]
+pub(crate) fn check(
+    _: &crate::Service,
+    _: Mode,
+    claims: &Claims,
+    _: usize,
+    _: &Presented<'_>,
+    _: &Original<'_>,
+    _: u64,
+) -> Result<Option<FirstUse>, Refusal> {
+    match claims.contains_key("cnf") {
+        true => Err(Refusal {
+            rejection: unbindable(
+                "the token is bound to a key (cnf), and this build checks no binding (docs/dpop.md)",
+            ),
+            dpop: false,
+        }),
+        false => Ok(None),
+    }
+}
+
 /// Checks the binding of a verified token: `Ok(Some(first use))` for a DPoP proof the shell must
 /// record before answering, `Ok(None)` when there is nothing to record.
+#[cfg(feature = "dpop")]
 pub(crate) fn check(
     service: &crate::Service,
     mode: Mode,
@@ -116,6 +144,7 @@ pub(crate) fn check(
     })
 }
 
+#[cfg(feature = "dpop")]
 fn dispatch(
     service: &crate::Service,
     mode: Mode,

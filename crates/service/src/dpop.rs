@@ -32,6 +32,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+/// Whether this build checks DPoP proofs (the `dpop` feature); without it a DPoP-bound token is
+/// refused and the `required` mode is refused at load.
+pub const BUILT: bool = cfg!(feature = "dpop");
+
 /// Default of `JWT_DPOP_WINDOW`: how old a proof's `iat` may be, in seconds.
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
 /// Default of `JWT_DPOP_REPLAY_MAX_ENTRIES`: at the default window (60 s plus 60 s of leeway), room

@@ -6,12 +6,14 @@
 //! exist); deny is 401 or 403 only (nginx turns anything else into 500), with the reason in
 //! `X-Auth-Error` because nginx passes upstream nothing else but the status and `WWW-Authenticate`.
 
+#[cfg(feature = "dpop")]
+use crate::bearer;
 use crate::binding::{self, Presented};
-use crate::dpop::{Mode, Target};
+use crate::dpop::{self, Mode, Target};
 use crate::request::Original;
 use crate::rule::{Rule, Verdict};
 use crate::sources::{self, SourceError, TokenSource};
-use crate::{Decision, Handled, Service, bearer, response};
+use crate::{Decision, Handled, Service, response};
 use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use jwtv_verifier::claims::{self, Claims};
@@ -303,7 +305,7 @@ pub(crate) fn handle<B>(
         },
     };
     let original = Original::forwarded(req, route_tail(req.uri().path()).unwrap_or(""));
-    let dpop = access.dpop != Mode::Off;
+    let dpop = dpop::BUILT && access.dpop != Mode::Off;
     let found = match sources::find(&access.token_sources, req.headers(), original.query, dpop) {
         Ok(Some(found)) => found,
         Ok(None) if access.anonymous => return anonymous(gateway),
@@ -335,11 +337,17 @@ pub(crate) fn handle<B>(
     let mut decision = Decision::allowed(&verified);
     decision.source = source;
     // The binding first: a stolen bound token must not learn whether it would pass the policy.
+    #[cfg(feature = "dpop")]
     let url = original_url(&original);
+    #[cfg(not(feature = "dpop"))]
+    let url: Result<String, &str> = Err("this build does not check DPoP proofs");
     let presented = Presented {
         token: &found.token,
         dpop_scheme: found.dpop_scheme,
+        #[cfg(feature = "dpop")]
         proof: bearer::dpop_proof(req.headers()),
+        #[cfg(not(feature = "dpop"))]
+        proof: Ok(None),
         target: url.as_deref().map_err(|why| *why).map(|url| Target {
             method: original.method,
             url,
@@ -374,12 +382,15 @@ pub(crate) fn handle<B>(
     }
     let response = allow(gateway, &verified);
     match first_use {
+        #[cfg(feature = "dpop")]
         Some(first_use) => Handled::pending(service, response, decision, first_use, true),
-        None => Handled::new(response, Some(decision)),
+        // Without DPoP checks in the build, `binding::check` never gives a first use.
+        _ => Handled::new(response, Some(decision)),
     }
 }
 
 /// The original request's URL as DPoP's `htu` is compared with it, or why it cannot be known.
+#[cfg(feature = "dpop")]
 fn original_url(original: &Original<'_>) -> Result<String, &'static str> {
     let scheme = original.scheme.ok_or(
         "the gateway did not report the request's scheme (X-Forwarded-Proto), which the DPoP proof's htu is checked against",

@@ -148,6 +148,7 @@ impl Handled {
     }
 
     /// An allow that stands once the proof's first use is recorded.
+    #[cfg(feature = "dpop")]
     pub(crate) fn pending(
         service: &Service,
         response: Response<Vec<u8>>,
@@ -415,7 +416,13 @@ mod tests;
 #[cfg(test)]
 mod tests_cache;
 // Proofs are ES256 and EdDSA, and the challenge lists RS256 first: the builds with every family.
-#[cfg(all(test, feature = "rsa", feature = "ec", feature = "eddsa"))]
+#[cfg(all(
+    test,
+    feature = "dpop",
+    feature = "rsa",
+    feature = "ec",
+    feature = "eddsa"
+))]
 mod tests_dpop;
 #[cfg(test)]
 mod tests_mtls;

@@ -149,6 +149,15 @@ pub fn rules_supported() -> bool {
     }
 }
 
+/// Whether the server under test checks DPoP proofs: the native binary does; the component only when
+/// built with its `dpop` feature, which `JWTV_COMPONENT_DPOP=1` declares.
+pub fn dpop_supported() -> bool {
+    match Target::from_env() {
+        Target::Native => true,
+        Target::Wasm => std::env::var("JWTV_COMPONENT_DPOP").as_deref() == Ok("1"),
+    }
+}
+
 /// The native binary under test: this package's, or `JWTV_BINARY` (another build, for measurements
 /// that compare two versions).
 pub fn binary() -> PathBuf {
