@@ -112,9 +112,7 @@ impl CertSource {
         }
         Ok(CertSource::Header { name, encoding })
     }
-}
 
-impl CertSource {
     /// What the source means for a bound token, in a sentence for start-up summaries.
     pub fn description(&self) -> String {
         match self {
