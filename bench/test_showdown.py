@@ -34,7 +34,7 @@ from types import SimpleNamespace
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from showdown import builds, cli, common, contenders, floors, gateway, http1, load, rules, servers  # noqa: E402
+from showdown import builds, cli, common, contenders, dpop, floors, gateway, http1, load, rules, servers  # noqa: E402
 from showdown.context import Ctx  # noqa: E402
 
 CONTENDERS = contenders.CONTENDERS
@@ -90,7 +90,7 @@ class QuickRun(unittest.TestCase):
 
     def test_progress_was_printed(self):
         for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "floors:", "rules:",
-                      "gateway:", "verify:"):
+                      "gateway:", "dpop:", "verify:"):
             self.assertIn(phase, self.proc.stdout)
 
     def test_every_figure_is_present_and_numeric(self):
@@ -333,6 +333,17 @@ class Rendering(unittest.TestCase):
         s = floors.summarise_floors(runs)
         self.assertEqual(s["native"]["HS256"]["ours_req_per_cpu_s"], 60_000.0)
         self.assertAlmostEqual(s["native"]["HS256"]["ours_over_floor_cpu_per_req"], 100 / 60)
+
+    def test_dpop_rows_are_ratios_of_cpu_per_request(self):
+        def run(row, cpu):
+            return {"row": row, "req_per_cpu_s": cpu, "rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0}
+        runs = [run("bearer HS256", 40_000.0), run("bearer ES256", 20_000.0), run("bearer ES256", 10_000.0),
+                run("dpop ES256 (memory)", 6_000.0), run("dpop ES256 (redis)", 4_000.0)]
+        q = dpop.summarise(runs)["ratios_cpu_per_request"]
+        self.assertAlmostEqual(q["dpop_memory_over_bearer_es256"], 15_000 / 6_000)
+        self.assertAlmostEqual(q["dpop_memory_over_bearer_hs256"], 40_000 / 6_000)
+        self.assertAlmostEqual(q["dpop_redis_over_dpop_memory"], 6_000 / 4_000)
+        self.assertIn("- DPoP (redis) ÷ DPoP (memory): **1.50×**", dpop.report_lines({"dpop": runs}))
 
     def test_filter_beside_jwt_authn_is_a_ratio_of_cpu_per_request(self):
         def row(cpu):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import dpop as dpop_phase
 from . import floors as floors_phase
 from . import gateway as gateway_phase
 from . import rules as rules_phase
@@ -34,6 +35,7 @@ PHASES = [
     ("floors", floors_phase.floors),
     ("rules", rules_phase.rules),
     ("gateway", gateway_phase.gateway),
+    ("dpop", dpop_phase.dpop),
     ("verify", verify_cost),
     ("containers", containers),
 ]
@@ -50,7 +52,8 @@ def merge(r: dict, part: dict) -> None:
 
 
 # Phases that `--only` runs alone, each after the one build it needs, into files of their own.
-ONLY = {"rules": (rules_phase.rules, rules_phase.summarise_rules, rules_phase.report_lines)}
+ONLY = {"rules": (rules_phase.rules, rules_phase.summarise_rules, rules_phase.report_lines),
+        "dpop": (dpop_phase.dpop, dpop_phase.summarise, lambda r, _num, _ratio: dpop_phase.report_lines(r))}
 
 
 def run_only(ctx: Ctx, name: str) -> int:

@@ -75,6 +75,7 @@ def prepare_native(ctx) -> None:
         raise BenchFailure(f"expected artifact missing after the build: {NATIVE_BIN}")
     help_text = run([str(NATIVE_BIN), "--help"], env=ctx.base_env, what="jwt-validator --help").stdout
     ctx.native_has_cache = "JWT_TOKEN_CACHE_SIZE" in help_text
+    mint_hs256(ctx)  # the dpop phase sends the run's HS256 token beside its own
 
 
 def npm_ci_if_stale(ctx, app) -> None:

@@ -8,6 +8,7 @@ import containers as container_images  # bench/containers.py: the images section
 from . import gateway
 from .common import fmt_bytes, fmt_num, fmt_ratio, median, ratio
 from .contenders import BASELINE, BY_NAME, label, present
+from .dpop import report_lines as dpop_lines
 from .floors import report_lines as floor_lines, summarise_floors
 from .rules import report_lines as rules_lines, summarise_rules
 
@@ -292,6 +293,7 @@ def report_md(r) -> str:
                  "`crypto.createPublicKey(secret)`, which throws, on every call: most of the baseline's CPU per request.")
         L.append("")
     L += floor_lines(r, fmt_num, fmt_ratio)
+    L += dpop_lines(r)
     L += gateway.report_lines(r, fmt_num, fmt_ratio)
     L += rules_lines(r, fmt_num, fmt_ratio)
     L.append("## Status checks")

@@ -106,6 +106,71 @@ fn access_settings_from_the_file() {
     );
 }
 
+// Issue 26: where a request's client certificate is read (RFC 8705 bound tokens).
+#[test]
+fn client_cert_source_from_either_reader_and_none_by_default() {
+    use jwtv_service::mtls::CertSource;
+    assert_eq!(env().ok().options.client_cert, CertSource::None);
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "xfcc").ok();
+    assert_eq!(loaded.options.client_cert, CertSource::Xfcc);
+    let toml = format!(
+        "[server]\nclient_cert_source = \"header:X-SSL-Client-Cert:pem\"\n[[issuers]]\nsecret = \"{SECRET}\"\n"
+    );
+    let loaded = Fixture::new()
+        .env("JWT_CLIENT_CERT_SOURCE", "tls")
+        .config(&toml)
+        .ok();
+    assert_eq!(
+        loaded.options.client_cert.to_string(),
+        "header:x-ssl-client-cert:pem"
+    );
+    // A file without it keeps the deployment's variable, as the listener does.
+    let toml = format!("[[issuers]]\nsecret = \"{SECRET}\"\n");
+    let loaded = Fixture::new()
+        .env("JWT_CLIENT_CERT_SOURCE", "tls")
+        .config(&toml)
+        .ok();
+    assert_eq!(loaded.options.client_cert, CertSource::Tls);
+}
+
+#[test]
+fn bad_client_cert_source_stops_the_load_with_one_line() {
+    let e = env().env("JWT_CLIENT_CERT_SOURCE", "envoy").err();
+    assert!(
+        e.starts_with("JWT_CLIENT_CERT_SOURCE: \"envoy\" is not a client certificate source"),
+        "{e}"
+    );
+    let toml = format!(
+        "[server]\nclient_cert_source = \"header:X-Cert:x509\"\n[[issuers]]\nsecret = \"{SECRET}\"\n"
+    );
+    let e = Fixture::new().config(&toml).err();
+    assert!(e.contains("server.client_cert_source"), "{e}");
+}
+
+#[test]
+fn client_cert_source_is_stated_and_tls_without_client_ca_is_warned() {
+    let loaded = env().ok();
+    assert!(
+        loaded
+            .summary()
+            .iter()
+            .any(|l| l.starts_with("certificate-bound tokens (cnf.x5t#S256): refused")),
+        "{:?}",
+        loaded.summary()
+    );
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "tls").ok();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("JWT_CLIENT_CERT_SOURCE is tls but the listener asks no client")),
+        "{:?}",
+        loaded.warnings
+    );
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "xfcc").ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
 // DPoP (issue 26): the mode per policy, the window and the replay bound, from either reader.
 #[test]
 fn dpop_settings_from_the_environment() {

@@ -10,6 +10,7 @@ use jwtv_keyset::{FetchSettings, RemoteSource, Store};
 use jwtv_service::Service;
 use jwtv_service::cache::VerifiedCache;
 use jwtv_service::dpop::Mode;
+use jwtv_service::mtls::{CertSource, PeerCertificateDigest};
 use jwtv_service::replay::Seen;
 use jwtv_service::verifier::KeySet;
 
@@ -122,6 +123,12 @@ impl Plugin {
         self.keys.install(issuer, set);
     }
 
+    /// Whether certificate-bound tokens are checked against the downstream TLS session
+    /// (`client_cert_source = "tls"`): only then is Envoy asked for the peer certificate's digest.
+    pub fn reads_peer_certificate(&self) -> bool {
+        self.service.options().client_cert == CertSource::Tls
+    }
+
     /// Whether the configuration defines named policies at all.
     pub fn has_policies(&self) -> bool {
         !self.service.options().gateway.policies.is_empty()
@@ -143,6 +150,18 @@ impl Plugin {
         &self,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
         policy: Option<&str>,
+        now: u64,
+    ) -> Verdict {
+        self.decide_with_peer(headers, policy, None, now)
+    }
+
+    /// As [`Plugin::decide`], with the hex SHA-256 of the downstream client certificate Envoy
+    /// verified (its `connection.sha256_peer_certificate_digest`), for certificate-bound tokens.
+    pub fn decide_with_peer<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        policy: Option<&str>,
+        peer_certificate_sha256: Option<String>,
         now: u64,
     ) -> Verdict {
         let route = match policy {
@@ -214,9 +233,14 @@ impl Plugin {
             }
         }
         // Only a policy name that is not a path segment fails here; `has_policy` comes first.
-        let Ok(request) = builder.body([0u8; 0]) else {
+        let Ok(mut request) = builder.body([0u8; 0]) else {
             return Verdict::Deny(unknown_policy(policy.unwrap_or_default()));
         };
+        if let Some(digest) = peer_certificate_sha256 {
+            request
+                .extensions_mut()
+                .insert(PeerCertificateDigest(digest));
+        }
         let handled = self.service.handle(&request, now);
         let refetch = handled.refetch();
         // An allow resting on a DPoP proof stands once the proof's first use is recorded.

@@ -133,6 +133,10 @@ fn describe(
         };
         json!({ "rule": rule.source(), "verdict": verdict, "description": description })
     });
+    let binding = claims
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|claims| binding_of(service, claims));
     let report = json!({
         "header": segment(token, 0),
         "claims": claims,
@@ -143,6 +147,7 @@ fn describe(
             "policy": policy.map(describe_policy),
         })),
         "key": trace.key,
+        "binding": binding,
         "now": now,
         "checks": checks,
         "validate": validate,
@@ -153,6 +158,30 @@ fn describe(
         "notes": notes,
     });
     Explanation { report, valid }
+}
+
+/// What the token's `cnf` binds it to and what a request must bring for it (the answers below are
+/// those of a request that brings nothing: `explain` has no certificate and no proof).
+fn binding_of(service: &Service, claims: &serde_json::Map<String, Value>) -> Value {
+    use jwtv_service::binding::{self, Binding};
+    match binding::of(claims) {
+        Ok(Binding::None) => json!({"kind": "none", "needs": "nothing: a bearer token"}),
+        Ok(b @ Binding::Jkt(_)) => json!({
+            "kind": b.kind(),
+            "needs": "Authorization: DPoP <token> and a DPoP proof signed by the key cnf.jkt names",
+        }),
+        Ok(b @ Binding::X5tS256(_)) => json!({
+            "kind": b.kind(),
+            "needs": format!(
+                "the client certificate cnf.x5t#S256 names; {}",
+                service.options().client_cert.description()
+            ),
+        }),
+        Err(rejection) => json!({
+            "kind": "unusable",
+            "needs": format!("{}: {}", rejection.code, rejection.description),
+        }),
+    }
 }
 
 /// A decoded header (0) or payload (1), for display: `None` when it is not base64url JSON.
@@ -455,6 +484,13 @@ pub fn render_text(report: &Value) -> String {
         None => {
             let _ = writeln!(out, "key        none (see the checks)");
         }
+    }
+    if let Some(binding) = report["binding"].as_object()
+        && binding["kind"] != "none"
+    {
+        let kind = binding["kind"].as_str().unwrap_or("");
+        let needs = binding["needs"].as_str().unwrap_or("");
+        let _ = writeln!(out, "binding    {kind}: needs {needs}");
     }
     let _ = writeln!(out, "checks");
     for row in report["checks"].as_array().into_iter().flatten() {

@@ -252,3 +252,28 @@ fn a_remote_key_set_is_fetched_once_and_an_unreachable_one_is_reported() {
     let notes = report["notes"].to_string();
     assert!(notes.contains("not fetched"), "{report}");
 }
+
+// Issue 26: a certificate-bound token is explained with what it needs and where this deployment
+// reads the certificate; explain presents none, so both answers refuse it.
+#[test]
+fn explain_shows_a_certificate_binding_and_where_the_certificate_is_read() {
+    let bound = token(&with(
+        claims(),
+        "cnf",
+        serde_json::json!({"x5t#S256": "A".repeat(43)}),
+    ));
+    let config = config().env("JWT_CLIENT_CERT_SOURCE", "header:X-SSL-Client-Cert:pem");
+    let exited = run_to_exit(&config, &["explain", &bound], EXIT_TIMEOUT);
+    assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
+    for expected in [
+        "binding    mtls (cnf.x5t#S256): needs the client certificate cnf.x5t#S256 names; checked against the certificate in header x-ssl-client-cert",
+        "POST /validate  401 invalid_token_binding",
+        "GET  /auth      401 invalid_token_binding",
+    ] {
+        assert!(
+            exited.stdout.contains(expected),
+            "{expected:?} missing from:\n{}",
+            exited.stdout
+        );
+    }
+}

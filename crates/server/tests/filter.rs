@@ -98,6 +98,18 @@ impl Envoy {
         extra: &[SocketAddr],
         workers: usize,
     ) -> Envoy {
+        Envoy::start_edited(upstream, toml, extra, workers, |yaml| yaml)
+    }
+
+    /// As [`Envoy::start_with_clusters`], the docs' file changed by `edit` first (a test adds what the
+    /// docs show as a snippet, such as TLS on the listener).
+    fn start_edited(
+        upstream: SocketAddr,
+        toml: Option<&str>,
+        extra: &[SocketAddr],
+        workers: usize,
+        edit: impl FnOnce(String) -> String,
+    ) -> Envoy {
         let wasm = filter_wasm();
         assert!(
             wasm.is_file(),
@@ -105,7 +117,7 @@ impl Envoy {
             wasm.display()
         );
         let docs = workspace_root().join("docs/filter/envoy.yaml");
-        let yaml = std::fs::read_to_string(&docs).expect("docs/filter/envoy.yaml");
+        let yaml = edit(std::fs::read_to_string(&docs).expect("docs/filter/envoy.yaml"));
         for doc in [
             DOC_ADMIN,
             DOC_LISTEN,
@@ -632,6 +644,69 @@ fn worker_vms_share_one_key_set_schedule_through_shared_data() {
         envoy.get("/orders", &[("Authorization", &auth)]).status,
         200
     );
+}
+
+// ---- Issue 26: certificate-bound tokens (RFC 8705) in the filter ----
+
+/// Envoy terminates mutual TLS (the snippet of docs/filter.md on the docs' listener) and the filter,
+/// with `client_cert_source = "tls"`, reads the digest of the certificate Envoy verified: a token
+/// bound to alice's certificate passes from alice only, a forged XFCC header changes nothing, and an
+/// unbound token passes from bob.
+#[test]
+fn a_certificate_bound_token_passes_only_with_its_certificate_in_the_filter() {
+    use support::tls::{self, Ca};
+    let ca = Ca::new("filter-suite CA");
+    let gateway = ca.server("envoy");
+    let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+    let dir = TempDir::new();
+    let path = |name: &str, text: &str| dir.write(name, text.as_bytes()).display().to_string();
+    let (cert, key, client_ca) = (
+        path("gateway.pem", &gateway.cert_pem),
+        path("gateway-key.pem", &gateway.key_pem),
+        path("client-ca.pem", &ca.pem),
+    );
+    let chain = "      filter_chains:\n        - filters:\n";
+    let with_tls = format!(
+        "      filter_chains:\n        - transport_socket:\n            name: envoy.transport_sockets.tls\n            \
+         typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n              \
+         require_client_certificate: true\n              common_tls_context:\n                tls_certificates:\n                  \
+         - certificate_chain: {{ filename: {cert} }}\n                    private_key: {{ filename: {key} }}\n                \
+         validation_context:\n                  trusted_ca: {{ filename: {client_ca} }}\n          filters:\n"
+    );
+    let toml = access_toml("").replace(
+        "[[issuers]]",
+        "[server]\nclient_cert_source = \"tls\"\n\n[[issuers]]",
+    );
+    let upstream = Upstream::start();
+    let envoy = Envoy::start_edited(upstream.addr, Some(&toml), &[], 1, |yaml| {
+        assert!(
+            yaml.contains(chain),
+            "docs/filter/envoy.yaml changed its listener"
+        );
+        yaml.replacen(chain, &with_tls, 1)
+    });
+    let rt = support::h2::runtime();
+    let get = |client, headers: &[(&str, &str)]| {
+        let connector = tls::connector(&ca.pem, Some(client), &[b"http/1.1"]);
+        rt.block_on(tls::get(&connector, envoy.addr, "/orders", headers))
+            .unwrap_or_else(|e| panic!("{e}\n{}", envoy.log.text()))
+    };
+    let bound = bearer(&token(json!({"cnf": {"x5t#S256": alice.thumbprint()}})));
+    let r = get(&alice, &[("Authorization", &bound)]);
+    assert_eq!(r.status, 200, "{}", envoy.log.text());
+    let forged = format!("Hash={}", alice.sha256_hex());
+    let r = get(
+        &bob,
+        &[
+            ("Authorization", &bound),
+            ("X-Forwarded-Client-Cert", &forged),
+        ],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
+    let unbound = bearer(&token(json!({})));
+    assert_eq!(get(&bob, &[("Authorization", &unbound)]).status, 200);
+    assert_eq!(upstream.hits(), 2);
 }
 
 // A seed key set in the filter (issue 23, item 3): inline in the plugin configuration (`jwks_seed`:

@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
         host: "app.example",
         scheme: Some("https"),
         headers: &headers,
+        extensions: request.extensions(),
     };
     c.bench_function("rule_evaluate_typical", |b| {
         b.iter(|| rule.evaluate(black_box(&claims), black_box(&original)))

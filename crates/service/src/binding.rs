@@ -4,7 +4,7 @@
 //! - no `cnf`: a bearer token; refused only where the policy requires DPoP, or when it was sent with
 //!   the `DPoP` scheme (the client asked for a proof-of-possession check that cannot happen);
 //! - `cnf.jkt` (RFC 9449 §6.1): DPoP, checked by [`crate::dpop`];
-//! - `cnf.x5t#S256` (RFC 8705 §3.1): a client certificate, checked by [`check_certificate`].
+//! - `cnf.x5t#S256` (RFC 8705 §3.1): a client certificate, checked by [`crate::mtls`].
 //!
 //! A binding we cannot check is refused, never passed: a `cnf` that is not an object, one with a
 //! member we do not implement (`jwk`, `jwe`, `jku`, `kid`, …) or with both kinds at once. A bound
@@ -197,18 +197,10 @@ fn dispatch(
             };
             dpop::check(&proof, &service.options.dpop, now).map(Some)
         }
-        Binding::X5tS256(thumbprint) => check_certificate(thumbprint, original).map(|()| None),
+        Binding::X5tS256(thumbprint) => {
+            crate::mtls::check(&service.options.client_cert, thumbprint, original).map(|()| None)
+        }
     }
-}
-
-#[cfg(feature = "dpop")]
-/// RFC 8705 §3: the certificate the client presented must be the one `cnf.x5t#S256` names. Until the
-/// certificate check is built, a certificate-bound token is refused: passing it unchecked would make
-/// it a bearer token.
-fn check_certificate(_thumbprint: &str, _original: &Original<'_>) -> Result<(), Rejection> {
-    Err(unbindable(
-        "the token is bound to a client certificate (cnf.x5t#S256), which this build does not check",
-    ))
 }
 
 #[cfg(test)]

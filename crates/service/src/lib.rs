@@ -14,6 +14,7 @@ pub mod cache;
 pub mod dpop;
 pub mod gateway;
 mod health;
+pub mod mtls;
 pub mod replay;
 pub mod request;
 mod response;
@@ -40,6 +41,8 @@ pub struct Options {
     pub realm: String,
     /// Forward-auth mode: identity headers and named policies.
     pub gateway: gateway::Gateway,
+    /// Where the client certificate of a request is read, for certificate-bound tokens (RFC 8705).
+    pub client_cert: mtls::CertSource,
     /// DPoP proof checks (each policy says whether it wants them: [`gateway::Access::dpop`]).
     pub dpop: dpop::Settings,
 }
@@ -51,6 +54,7 @@ impl Default for Options {
             expose_descriptions: true,
             realm: "jwt-validator".to_owned(),
             gateway: gateway::Gateway::default(),
+            client_cert: mtls::CertSource::None,
             dpop: dpop::Settings::default(),
         }
     }
@@ -422,5 +426,7 @@ mod tests_cache;
     feature = "eddsa"
 ))]
 mod tests_dpop;
+#[cfg(test)]
+mod tests_mtls;
 #[cfg(all(test, feature = "rules"))]
 mod tests_rules;

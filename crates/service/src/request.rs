@@ -12,7 +12,7 @@
 //! - the request to the validator itself: Envoy `ext_authz` (HTTP service) sends the original method,
 //!   host and path (after its `path_prefix`, here `/auth`), and so does the filter.
 
-use http::{HeaderMap, Request};
+use http::{Extensions, HeaderMap, Request};
 
 /// The attributes of the original request: `request.method`, `request.path` (no query),
 /// `request.host`, `request.headers` in rules; the query feeds `query:NAME` token sources.
@@ -25,6 +25,9 @@ pub struct Original<'a> {
     /// `http` or `https` when known (DPoP's `htu` needs it; rules do not see it).
     pub scheme: Option<&'a str>,
     pub headers: &'a HeaderMap,
+    /// What the shell attached to the request: the client certificate of its own TLS session, or the
+    /// one Envoy's gRPC check reports (`crate::mtls`).
+    pub extensions: &'a Extensions,
 }
 
 impl<'a> Original<'a> {
@@ -37,6 +40,7 @@ impl<'a> Original<'a> {
             host: host_of(req),
             scheme: text(req.headers(), "x-forwarded-proto").or_else(|| req.uri().scheme_str()),
             headers: req.headers(),
+            extensions: req.extensions(),
         }
     }
 
@@ -61,6 +65,7 @@ impl<'a> Original<'a> {
             host,
             scheme,
             headers,
+            extensions: req.extensions(),
         }
     }
 }

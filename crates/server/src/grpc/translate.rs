@@ -17,6 +17,7 @@ use envoy_types::pb::google::rpc;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderName, HeaderValue as HttpHeaderValue, Method, Request, Response, StatusCode};
 use jwtv_service::gateway::{Gateway, is_policy_name};
+use jwtv_service::mtls::ReportedCertificate;
 
 /// Where a route names its policy: `context_extensions` of the route's `ext_authz` per-route settings
 /// (Envoy's `check_settings`, Istio's and Envoy Gateway's per-route extensions).
@@ -120,6 +121,17 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
         && let Ok(scheme) = HttpHeaderValue::from_str(&http.scheme)
     {
         headers.insert(X_FORWARDED_PROTO, scheme);
+    }
+    // The client certificate Envoy saw (`include_peer_certificate`), URL-encoded PEM: the service
+    // reads it when the deployment names Envoy as the certificate's source.
+    if let Some(certificate) = attributes
+        .and_then(|a| a.source.as_ref())
+        .map(|peer| &peer.certificate)
+        .filter(|c| !c.is_empty())
+    {
+        request
+            .extensions_mut()
+            .insert(ReportedCertificate(certificate.clone()));
     }
     Ok(Translated { request, policy })
 }
@@ -401,6 +413,29 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn source_certificate_reaches_the_service_and_nothing_else_does() {
+        let mut with_peer = check(&[], None, "/");
+        let attributes = with_peer.attributes.as_mut().unwrap();
+        attributes.source = Some(attribute_context::Peer {
+            certificate: "-----BEGIN%20CERTIFICATE-----".to_owned(),
+            ..Default::default()
+        });
+        let translated = to_auth_request(&with_peer).unwrap();
+        assert_eq!(
+            translated.request.extensions().get::<ReportedCertificate>(),
+            Some(&ReportedCertificate("-----BEGIN%20CERTIFICATE-----".into()))
+        );
+        let translated = to_auth_request(&check(&[], None, "/")).unwrap();
+        assert!(
+            translated
+                .request
+                .extensions()
+                .get::<ReportedCertificate>()
+                .is_none()
+        );
     }
 
     #[test]
