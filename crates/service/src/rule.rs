@@ -698,12 +698,15 @@ mod tests {
     #[test]
     fn numbers_of_different_kinds_compare_but_do_not_mix() {
         let headers = http::HeaderMap::new();
+        let extensions = http::Extensions::new();
         let request = Original {
             method: "GET",
             path: "/",
             query: None,
             host: "h",
+            scheme: None,
             headers: &headers,
+            extensions: &extensions,
         };
         let claims = serde_json::Map::new();
         for source in ["1 == 1.0", "1 < 1.5", "2u > 1", "1.0 != 2"] {
@@ -731,12 +734,15 @@ mod tests {
         headers.insert("x-tenant", "t1".parse().unwrap());
         headers.append("accept", "a".parse().unwrap());
         headers.append("accept", "b".parse().unwrap());
+        let extensions = http::Extensions::new();
         let request = Original {
             method: "GET",
             path: "/orders/42",
             query: None,
             host: "app.example",
+            scheme: None,
             headers: &headers,
+            extensions: &extensions,
         };
         let rules = [
             "'ops' in claims.realm_access.roles && claims.email_verified && request.method == 'GET'",
