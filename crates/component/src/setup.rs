@@ -181,6 +181,18 @@ maybe_async! {
     }
 }
 
+/// The request's `Host` back among its headers: `wasmtime serve` moves it into the request's authority
+/// (a forbidden field in wasi:http), and the service reads the original request's host from it when
+/// the gateway reports none in `X-Forwarded-Host` (Envoy's HTTP ext_authz): the URL a DPoP proof is
+/// checked against, and `request.host` in rules.
+pub(crate) fn with_host(headers: &mut Vec<(String, Vec<u8>)>, authority: Option<String>) {
+    if let Some(authority) = authority.filter(|a| !a.is_empty())
+        && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"))
+    {
+        headers.push(("host".to_owned(), authority.into_bytes()));
+    }
+}
+
 /// The answer's headers as the `(name, value)` list both WASI versions build their fields from.
 pub(crate) fn header_list(response: &Response<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
     response

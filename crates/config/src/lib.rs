@@ -18,6 +18,7 @@ mod file;
 mod keys;
 #[cfg(feature = "reference")]
 pub mod reference;
+pub mod replay_store;
 mod shared;
 pub mod table;
 #[cfg(test)]
@@ -85,6 +86,8 @@ pub struct ServerSettings {
     pub decision_log: DecisionLog,
     /// TLS (and mTLS) on the listener; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Where DPoP proofs' `jti`s are remembered.
+    pub dpop_replay: replay_store::ReplayStoreSettings,
 }
 
 /// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
@@ -134,6 +137,7 @@ impl Default for ServerSettings {
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
             tls: None,
+            dpop_replay: replay_store::ReplayStoreSettings::default(),
         }
     }
 }
@@ -752,6 +756,19 @@ impl Loaded {
                     format!(", at most {n} refusal lines a second per code (the rest summed up)"),
             }
         ));
+        if let replay_store::ReplayStore::Redis(target) = &server.dpop_replay.store {
+            let replay = &server.dpop_replay;
+            summary.push(format!(
+                "DPoP replay store: {target}{}, connect within {}ms, SET within {}ms; when it cannot answer, proofs are {}",
+                if target.password().is_some() { " (with a password)" } else { "" },
+                replay.connect_timeout.as_millis(),
+                replay.command_timeout.as_millis(),
+                match replay.on_error {
+                    replay_store::OnStoreError::Refuse => "refused",
+                    replay_store::OnStoreError::Allow => "allowed (replays pass meanwhile)",
+                },
+            ));
+        }
         if !self.remote.is_empty() {
             let f = &server.fetch;
             summary.push(format!(

@@ -205,6 +205,7 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         server.decision_log.refusals_per_sec = u32::try_from(raw.value).unwrap_or(u32::MAX);
     }
     server.fetch = fetch(r)?;
+    server.dpop_replay = crate::replay_store::read(r)?;
     Ok((shared, allow_weak))
 }
 

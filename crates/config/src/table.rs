@@ -794,6 +794,52 @@ pub const DPOP_REPLAY_MAX_ENTRIES: Setting = row(
     ALL,
     Group::Gateway,
 );
+// The shared DPoP replay store (server/src/replay_redis.rs, docs/dpop.md).
+pub const DPOP_REPLAY_STORE: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE"),
+    Some("server.dpop_replay_store"),
+    Kind::Url,
+    "memory",
+    "where DPoP proof jti's are remembered: memory (this process) or redis://[user@]host:port/db, shared by every replica",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_ON_STORE_ERROR: Setting = row(
+    Some("JWT_DPOP_REPLAY_ON_STORE_ERROR"),
+    Some("server.dpop_replay_on_store_error"),
+    Kind::Choice(&["refuse", "allow"]),
+    "refuse",
+    "a DPoP proof the store cannot check (down, timed out) is refused, or allowed: then a replayed proof passes meanwhile",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_STORE_PASSWORD_FILE: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE_PASSWORD_FILE"),
+    Some("server.dpop_replay_store_password_file"),
+    Kind::Path,
+    "",
+    "file holding the Redis password (AUTH; one final newline is dropped), never part of the URL",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS"),
+    Some("server.dpop_replay_store_connect_timeout_ms"),
+    Kind::Int(Int::new(1, 60_000, "milliseconds")),
+    "1000",
+    "longest a new connection to the Redis replay store may take (TCP, AUTH, SELECT)",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_STORE_TIMEOUT_MS: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE_TIMEOUT_MS"),
+    Some("server.dpop_replay_store_timeout_ms"),
+    Kind::Int(Int::new(1, 60_000, "milliseconds")),
+    "250",
+    "longest one SET NX PX to the Redis replay store may take before the proof counts as unchecked",
+    NATIVE,
+    Group::Gateway,
+);
 pub const RULE: Setting = row(
     Some("JWT_RULE"),
     Some("gateway.rule"),
@@ -955,6 +1001,11 @@ pub const SETTINGS: &[Setting] = &[
     DPOP,
     DPOP_WINDOW,
     DPOP_REPLAY_MAX_ENTRIES,
+    DPOP_REPLAY_STORE,
+    DPOP_REPLAY_ON_STORE_ERROR,
+    DPOP_REPLAY_STORE_PASSWORD_FILE,
+    DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS,
+    DPOP_REPLAY_STORE_TIMEOUT_MS,
     RULE,
     POLICY_TOKEN_SOURCES,
     POLICY_ANONYMOUS,

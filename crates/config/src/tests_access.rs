@@ -69,6 +69,16 @@ fn bad_access_settings_stop_the_load_with_one_line() {
         e.starts_with("JWT_RULE: the default policy's rule, column 1: unknown name \"user\""),
         "{e}"
     );
+    // Type-checked at load (issue 24): a rule that parses but can never hold stops the start too.
+    let e = env()
+        .env("JWT_POLICIES", "admin")
+        .env("JWT_POLICY_ADMIN_RULE", "request.method == 1")
+        .err();
+    assert_eq!(
+        e,
+        "JWT_POLICY_ADMIN_RULE: policy \"admin\"'s rule, column 16: `==` compares a string with an \
+         int, which can never be equal"
+    );
 }
 
 #[cfg(feature = "toml")]

@@ -25,6 +25,7 @@ mod policy_text;
 mod probe;
 mod reload;
 mod replay;
+mod replay_redis;
 mod serve;
 mod tls;
 
@@ -137,6 +138,18 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
             );
         }
     };
+    // Before the listening line: a replica that answers must be able to check proofs for replay.
+    let mut active = active;
+    match runtime.block_on(replay_redis::open(&settings.dpop_replay)) {
+        Ok(Some(store)) => {
+            active.replay = Arc::new(replay::ReplayStore::redis(
+                store,
+                settings.dpop_replay.on_error,
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    }
     let setup = serve::Setup {
         current: Arc::new(reload::Current::new(active)),
         reload,

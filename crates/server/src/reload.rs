@@ -164,6 +164,8 @@ struct RestartOnly {
     max_token_bytes: usize,
     /// TLS on or off (the certificate itself is reloaded).
     tls: bool,
+    /// The DPoP replay store is opened once, and kept across reloads with the proofs it holds.
+    dpop_replay: jwtv_config::replay_store::ReplayStoreSettings,
 }
 
 impl RestartOnly {
@@ -182,6 +184,7 @@ impl RestartOnly {
             max_connections: *max_connections,
             max_token_bytes: loaded.verifier.limits().max_token_bytes,
             tls: loaded.server.tls.is_some(),
+            dpop_replay: loaded.server.dpop_replay.clone(),
         }
     }
 }
@@ -414,8 +417,8 @@ impl Watcher {
         let previous = self.current.get();
         if active.restart_only != previous.restart_only {
             tracing::warn!(
-                "the listen address, request and first-byte timeouts, connection limit and token size \
-                 limit take effect at the next restart"
+                "the listen address, request and first-byte timeouts, connection limit, token size \
+                 limit and DPoP replay store take effect at the next restart"
             );
         }
         let digest = active.digest.clone();

@@ -125,6 +125,37 @@ impl Idp {
             .to_owned()
     }
 
+    /// A DPoP-bound access token (ES256-signed, `cnf.jkt`) the test client of `idp.mjs` obtained with a
+    /// proof of its own key (panva jose): `(access_token, client id)`.
+    fn dpop_token(&self) -> (String, String) {
+        let r = support::request(
+            self.addr(),
+            "POST",
+            "/_test/client/dpop-token",
+            &[("Content-Type", "application/json")],
+            br#"{"alg":"ES256"}"#,
+        );
+        assert_eq!(r.status, 200, "dpop-token: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["token_type"], "DPoP", "{body}");
+        let field = |name: &str| body[name].as_str().expect(name).to_owned();
+        (field("access_token"), field("client"))
+    }
+
+    /// A fresh proof by the test client `client` for `method url`, bound to `token` (`ath`).
+    fn proof(&self, client: &str, token: &str, method: &str, url: &str) -> String {
+        let body = json!({"client": client, "htm": method, "htu": url, "access_token": token});
+        let r = support::request(
+            self.addr(),
+            "POST",
+            "/_test/client/proof",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "proof: {}", r.text());
+        r.json()["proof"].as_str().expect("proof").to_owned()
+    }
+
     /// Replaces every signing key with a new one; answers the new kids.
     fn rotate(&self) -> Vec<String> {
         let r = support::request(self.addr(), "POST", "/_test/rotate", &[], b"");
@@ -219,6 +250,61 @@ fn idp_access_tokens_in_every_algorithm_are_accepted_by_default() {
         assert_eq!(auth.header("x-auth-subject"), Some("svc"));
         assert_eq!(auth.header("x-auth-scopes"), Some("read"));
     }
+}
+
+/// RFC 9449 with a real provider: oidc-provider binds the token to the key of the proof the client
+/// sent to its token endpoint (`cnf.jkt`), and the client's proofs (panva jose) for the protected
+/// request pass once, on `/validate` and through `/auth` as a gateway reports the request.
+#[test]
+fn idp_dpop_bound_tokens_pass_with_a_fresh_proof_once() {
+    if !support::dpop_supported() {
+        return; // the default component refuses bound tokens (tests/dpop.rs checks it)
+    }
+    let idp = Idp::start();
+    let server = start(idp_config(&idp));
+    let (token, client) = idp.dpop_token();
+    let claims = segment(&token, 1);
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
+    let url = "https://api.test/orders";
+    let proof = idp.proof(&client, &token, "GET", url);
+    let body = json!({"token": token, "dpop": proof, "method": "GET", "url": url});
+    let r = server.post_json("/validate", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["claims"]["sub"], "svc");
+    // The replay, where one store answers: a component instance remembers only the proofs it
+    // served, and which instance serves a request is the host's choice (docs/dpop.md).
+    let one_store = Target::from_env() == Target::Native;
+    if one_store {
+        let r = server.post_json("/validate", body.to_string().as_bytes());
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (401, Some("invalid_dpop_proof")),
+            "replay: {}",
+            r.text()
+        );
+    }
+    // As a gateway asks: Authorization: DPoP, the proof in its header, the request in X-Forwarded-*.
+    let authorization = format!("DPoP {token}");
+    let proof = idp.proof(&client, &token, "POST", url);
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("DPoP", proof.as_str()),
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "api.test"),
+        ("X-Forwarded-Uri", "/orders?page=1"),
+    ];
+    let r = server.request("GET", "/auth", &headers, b"");
+    assert_eq!(r.status, 200, "/auth: {:?}", r.header_map());
+    assert_eq!(r.header("x-auth-subject"), Some("svc"));
+    if one_store {
+        let r = server.request("GET", "/auth", &headers, b"");
+        assert_eq!(r.status, 401, "/auth replay");
+        assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    }
+    // The provider's bound token without its proof.
+    let r = server.validate(&token);
+    assert_eq!(r.status, 401, "{}", r.text());
 }
 
 /// RFC 9068 §4 strictly (`JWT_TYPES=at+jwt`): the provider's tokens pass; the narrowing itself is

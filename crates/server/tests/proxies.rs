@@ -11,6 +11,7 @@ mod support;
 use std::net::TcpStream;
 
 use serde_json::json;
+use support::dpop;
 use support::gateway::{Gateway, Kind};
 use support::jwt::hs256;
 use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
@@ -366,6 +367,79 @@ fn a_rule_on_a_nested_claim_and_the_method_decides(kind: Kind) {
     assert_eq!(upstream.hits(), 2);
 }
 
+/// DPoP (RFC 9449, issue 26) through the gateway: the `DPoP` header, `Authorization: DPoP` and the
+/// original method, scheme, host and path reach the validator, which rebuilds the URL the proof must
+/// name (`htu`) from what the proxy reports.
+fn dpop_bound_request_passes_once_and_only_for_its_url(kind: Kind) {
+    if kind != Kind::EnvoyGrpc && !support::dpop_supported() {
+        return; // the default component refuses bound tokens (tests/dpop.rs checks it)
+    }
+    let (validator, upstream) = (validator_for(kind), Upstream::start());
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+    let client = dpop::Client::es256();
+    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
+    let authorization = format!("DPoP {t}");
+    let url = format!("http://{}/orders", proxy.addr);
+    let send = |proof: &str| {
+        proxy.get(
+            "/orders?page=2",
+            &[("Authorization", &authorization), ("DPoP", proof)],
+        )
+    };
+    let proof = client.proof(&t, "GET", &url);
+    let r = send(&proof);
+    assert_eq!(r.status, 200, "{kind:?} DPoP-bound request: {}", r.text());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice"),
+        "{kind:?}"
+    );
+    // RFC 9449 §11.1: the same proof again. Only where one store answers: a component instance
+    // remembers only the proofs it served, and which instance serves a request is the host's choice
+    // (docs/dpop.md; tests/dpop.rs).
+    if kind == Kind::EnvoyGrpc || Target::from_env() == Target::Native {
+        let r = send(&proof);
+        assert_eq!(r.status, 401, "{kind:?} replay");
+        assert_eq!(
+            r.header("x-auth-error"),
+            Some("invalid_dpop_proof"),
+            "{kind:?} replay"
+        );
+    }
+    // §4.3 (htu, htm): a proof made for another URL, or another method.
+    let other = format!("http://{}/admin/users", proxy.addr);
+    let r = send(&client.proof(&t, "GET", &other));
+    assert_eq!(r.status, 401, "{kind:?} another URL");
+    assert_eq!(
+        r.header("x-auth-error"),
+        Some("invalid_dpop_proof"),
+        "{kind:?}"
+    );
+    let r = send(&client.proof(&t, "POST", &url));
+    assert_eq!(r.status, 401, "{kind:?} another method");
+    assert_eq!(
+        r.header("x-auth-error"),
+        Some("invalid_dpop_proof"),
+        "{kind:?}"
+    );
+    // §7.1: a DPoP-bound token presented as a bearer token, with or without a proof.
+    let fresh = client.proof(&t, "GET", &url);
+    for headers in [
+        vec![("Authorization", bearer(&t))],
+        vec![("Authorization", bearer(&t)), ("DPoP", fresh)],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let r = proxy.get("/orders", &headers);
+        assert_eq!(r.status, 401, "{kind:?} bound token as Bearer");
+        assert_eq!(
+            r.header("x-auth-error"),
+            Some("invalid_token_binding"),
+            "{kind:?} bound token as Bearer"
+        );
+    }
+    assert_eq!(upstream.hits(), 1, "{kind:?}");
+}
+
 /// The cases above for one proxy, as a module named for it.
 macro_rules! gateway_suite {
     ($name:ident, $kind:expr) => {
@@ -400,6 +474,11 @@ macro_rules! gateway_suite {
             #[test]
             fn rule_on_nested_claim_and_method() {
                 a_rule_on_a_nested_claim_and_the_method_decides($kind);
+            }
+
+            #[test]
+            fn dpop_bound_request_passes_once_for_its_url() {
+                dpop_bound_request_passes_once_and_only_for_its_url($kind);
             }
 
             #[test]

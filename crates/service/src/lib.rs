@@ -19,6 +19,8 @@ pub mod replay;
 pub mod request;
 mod response;
 pub mod rule;
+#[cfg(feature = "rules")]
+mod rule_check;
 pub mod sources;
 mod validate;
 

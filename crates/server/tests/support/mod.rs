@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod h2;
 pub mod jwt;
 pub mod keyserver;
+pub mod redis;
 pub mod tls;
 pub mod upstream;
 
