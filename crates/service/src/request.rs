@@ -12,9 +12,7 @@
 //! - the request to the validator itself: Envoy `ext_authz` (HTTP service) sends the original method,
 //!   host and path (after its `path_prefix`, here `/auth`), and so does the filter.
 
-#[cfg(feature = "dpop")]
-use http::Extensions;
-use http::{HeaderMap, Request};
+use http::{Extensions, HeaderMap, Request};
 
 /// The attributes of the original request: `request.method`, `request.path` (no query),
 /// `request.host`, `request.headers` in rules; the query feeds `query:NAME` token sources.
@@ -28,8 +26,7 @@ pub struct Original<'a> {
     pub scheme: Option<&'a str>,
     pub headers: &'a HeaderMap,
     /// What the shell attached to the request: the client certificate of its own TLS session, or the
-    /// one Envoy's gRPC check reports (`crate::mtls`; only in the builds that check bindings).
-    #[cfg(feature = "dpop")]
+    /// one Envoy's gRPC check reports (`crate::mtls`).
     pub extensions: &'a Extensions,
 }
 
@@ -43,7 +40,6 @@ impl<'a> Original<'a> {
             host: host_of(req),
             scheme: text(req.headers(), "x-forwarded-proto").or_else(|| req.uri().scheme_str()),
             headers: req.headers(),
-            #[cfg(feature = "dpop")]
             extensions: req.extensions(),
         }
     }
@@ -69,7 +65,6 @@ impl<'a> Original<'a> {
             host,
             scheme,
             headers,
-            #[cfg(feature = "dpop")]
             extensions: req.extensions(),
         }
     }
