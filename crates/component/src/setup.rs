@@ -184,8 +184,12 @@ maybe_async! {
 /// The request's `Host` back among its headers: `wasmtime serve` moves it into the request's authority
 /// (a forbidden field in wasi:http), and the service reads the original request's host from it when
 /// the gateway reports none in `X-Forwarded-Host` (Envoy's HTTP ext_authz): the URL a DPoP proof is
-/// checked against, and `request.host` in rules.
+/// checked against, and `request.host` in rules. The default build reads neither, and has no room in
+/// its size budget for what it does not read.
 pub(crate) fn with_host(headers: &mut Vec<(String, Vec<u8>)>, authority: Option<String>) {
+    #[cfg(not(any(feature = "dpop", feature = "rules")))]
+    let _ = (headers, authority);
+    #[cfg(any(feature = "dpop", feature = "rules"))]
     if let Some(authority) = authority.filter(|a| !a.is_empty())
         && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"))
     {

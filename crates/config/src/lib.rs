@@ -18,6 +18,7 @@ mod file;
 mod keys;
 #[cfg(feature = "reference")]
 pub mod reference;
+#[cfg(feature = "replay-store")]
 pub mod replay_store;
 mod shared;
 pub mod table;
@@ -87,6 +88,7 @@ pub struct ServerSettings {
     /// TLS (and mTLS) on the listener; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
     /// Where DPoP proofs' `jti`s are remembered.
+    #[cfg(feature = "replay-store")]
     pub dpop_replay: replay_store::ReplayStoreSettings,
 }
 
@@ -137,6 +139,7 @@ impl Default for ServerSettings {
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
             tls: None,
+            #[cfg(feature = "replay-store")]
             dpop_replay: replay_store::ReplayStoreSettings::default(),
         }
     }
@@ -756,6 +759,7 @@ impl Loaded {
                     format!(", at most {n} refusal lines a second per code (the rest summed up)"),
             }
         ));
+        #[cfg(feature = "replay-store")]
         if let replay_store::ReplayStore::Redis(target) = &server.dpop_replay.store {
             let replay = &server.dpop_replay;
             summary.push(format!(

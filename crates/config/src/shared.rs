@@ -145,11 +145,14 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
     if let Some(raw) = r.verbatim(&table::REALM)? {
         shared.options.realm = check_realm(&raw.value).map_err(|m| raw.place.err(m))?;
     }
-    if let Some(raw) = bounded(r, &table::DPOP_WINDOW)? {
-        shared.options.dpop.window_secs = raw.value;
-    }
-    if let Some(n) = count(r, &table::DPOP_REPLAY_MAX_ENTRIES)? {
-        shared.options.dpop.replay_max_entries = n;
+    #[cfg(feature = "bindings")]
+    {
+        if let Some(raw) = bounded(r, &table::DPOP_WINDOW)? {
+            shared.options.dpop.window_secs = raw.value;
+        }
+        if let Some(n) = count(r, &table::DPOP_REPLAY_MAX_ENTRIES)? {
+            shared.options.dpop.replay_max_entries = n;
+        }
     }
     let allow_weak = r
         .flag(&table::ALLOW_WEAK_SECRET)?
@@ -205,7 +208,10 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         server.decision_log.refusals_per_sec = u32::try_from(raw.value).unwrap_or(u32::MAX);
     }
     server.fetch = fetch(r)?;
-    server.dpop_replay = crate::replay_store::read(r)?;
+    #[cfg(feature = "replay-store")]
+    {
+        server.dpop_replay = crate::replay_store::read(r)?;
+    }
     Ok((shared, allow_weak))
 }
 

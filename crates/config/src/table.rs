@@ -776,6 +776,7 @@ pub const DPOP: Setting = row(
     ALL,
     Group::Gateway,
 );
+#[cfg(feature = "bindings")]
 pub const DPOP_WINDOW: Setting = row(
     Some("JWT_DPOP_WINDOW"),
     Some("server.dpop_window_secs"),
@@ -785,6 +786,7 @@ pub const DPOP_WINDOW: Setting = row(
     ALL,
     Group::Gateway,
 );
+#[cfg(feature = "bindings")]
 pub const DPOP_REPLAY_MAX_ENTRIES: Setting = row(
     Some("JWT_DPOP_REPLAY_MAX_ENTRIES"),
     Some("server.dpop_replay_max_entries"),
@@ -795,6 +797,7 @@ pub const DPOP_REPLAY_MAX_ENTRIES: Setting = row(
     Group::Gateway,
 );
 // The shared DPoP replay store (server/src/replay_redis.rs, docs/dpop.md).
+#[cfg(feature = "replay-store")]
 pub const DPOP_REPLAY_STORE: Setting = row(
     Some("JWT_DPOP_REPLAY_STORE"),
     Some("server.dpop_replay_store"),
@@ -804,6 +807,7 @@ pub const DPOP_REPLAY_STORE: Setting = row(
     NATIVE,
     Group::Gateway,
 );
+#[cfg(feature = "replay-store")]
 pub const DPOP_REPLAY_ON_STORE_ERROR: Setting = row(
     Some("JWT_DPOP_REPLAY_ON_STORE_ERROR"),
     Some("server.dpop_replay_on_store_error"),
@@ -813,6 +817,7 @@ pub const DPOP_REPLAY_ON_STORE_ERROR: Setting = row(
     NATIVE,
     Group::Gateway,
 );
+#[cfg(feature = "replay-store")]
 pub const DPOP_REPLAY_STORE_PASSWORD_FILE: Setting = row(
     Some("JWT_DPOP_REPLAY_STORE_PASSWORD_FILE"),
     Some("server.dpop_replay_store_password_file"),
@@ -822,6 +827,7 @@ pub const DPOP_REPLAY_STORE_PASSWORD_FILE: Setting = row(
     NATIVE,
     Group::Gateway,
 );
+#[cfg(feature = "replay-store")]
 pub const DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS: Setting = row(
     Some("JWT_DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS"),
     Some("server.dpop_replay_store_connect_timeout_ms"),
@@ -831,6 +837,7 @@ pub const DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS: Setting = row(
     NATIVE,
     Group::Gateway,
 );
+#[cfg(feature = "replay-store")]
 pub const DPOP_REPLAY_STORE_TIMEOUT_MS: Setting = row(
     Some("JWT_DPOP_REPLAY_STORE_TIMEOUT_MS"),
     Some("server.dpop_replay_store_timeout_ms"),
@@ -999,12 +1006,19 @@ pub const SETTINGS: &[Setting] = &[
     TOKEN_SOURCES,
     ANONYMOUS,
     DPOP,
+    #[cfg(feature = "bindings")]
     DPOP_WINDOW,
+    #[cfg(feature = "bindings")]
     DPOP_REPLAY_MAX_ENTRIES,
+    #[cfg(feature = "replay-store")]
     DPOP_REPLAY_STORE,
+    #[cfg(feature = "replay-store")]
     DPOP_REPLAY_ON_STORE_ERROR,
+    #[cfg(feature = "replay-store")]
     DPOP_REPLAY_STORE_PASSWORD_FILE,
+    #[cfg(feature = "replay-store")]
     DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS,
+    #[cfg(feature = "replay-store")]
     DPOP_REPLAY_STORE_TIMEOUT_MS,
     RULE,
     POLICY_TOKEN_SOURCES,
