@@ -34,7 +34,7 @@ from types import SimpleNamespace
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from showdown import builds, cli, common, contenders, floors, gateway, http1, load, servers  # noqa: E402
+from showdown import builds, cli, common, contenders, dpop, floors, gateway, http1, load, rules, servers  # noqa: E402
 from showdown.context import Ctx  # noqa: E402
 
 CONTENDERS = contenders.CONTENDERS
@@ -89,8 +89,8 @@ class QuickRun(unittest.TestCase):
         self.assertGreater(self.number(value, what), 0, what)
 
     def test_progress_was_printed(self):
-        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "floors:", "gateway:",
-                      "verify:"):
+        for phase in ("prepare:", "size:", "build:", "cold start:", "load:", "fixed rate:", "floors:", "rules:",
+                      "gateway:", "dpop:", "verify:"):
             self.assertIn(phase, self.proc.stdout)
 
     def test_every_figure_is_present_and_numeric(self):
@@ -158,6 +158,14 @@ class QuickRun(unittest.TestCase):
         self.assertIn(contenders.HOST_MODES[-1].label, report)
         self.assertIn("| filter ÷ jwt_authn | filter ÷ Envoy floor |", report)
 
+    def test_a_rule_is_measured_beside_no_rule_and_shown_to_refuse(self):
+        s = self.results["summary"]["rules"]
+        for key in ("no-rule", "rule"):
+            self.positive(s[key]["rps"], f"rules, {key}, req/s")
+        self.positive(s["no_rule_over_rule_cpu"], "no rule ÷ rule")
+        refusals = [c for c in self.results["status_checks"]["preflight"] if c["check"] == "token without the role"]
+        self.assertEqual([c["status"] for c in refusals], [200, 403])
+
     def test_every_status_was_the_expected_one(self):
         r = self.results
         self.assertTrue(r["status_checks"]["preflight"])
@@ -165,7 +173,7 @@ class QuickRun(unittest.TestCase):
             self.assertTrue(check["ok"], check)
             self.assertEqual(check["status"], check["expected"], check)
         seen = set()
-        for run in r["load"] + r["warmup"] + r["floors"]:
+        for run in r["load"] + r["warmup"] + r["floors"] + r["rules"]:
             self.assertEqual(set(run["counts"]), {EXPECT[run["token"]]}, run["counts"])
             self.assertEqual(sum(run["counts"].values()), run["requests"])
             self.assertGreater(run["requests"], 0)
@@ -326,12 +334,40 @@ class Rendering(unittest.TestCase):
         self.assertEqual(s["native"]["HS256"]["ours_req_per_cpu_s"], 60_000.0)
         self.assertAlmostEqual(s["native"]["HS256"]["ours_over_floor_cpu_per_req"], 100 / 60)
 
+    def test_dpop_rows_are_ratios_of_cpu_per_request(self):
+        def run(row, cpu):
+            return {"row": row, "req_per_cpu_s": cpu, "rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0}
+        runs = [run("bearer HS256", 40_000.0), run("bearer ES256", 20_000.0), run("bearer ES256", 10_000.0),
+                run("dpop ES256 (memory)", 6_000.0), run("dpop ES256 (redis)", 4_000.0)]
+        q = dpop.summarise(runs)["ratios_cpu_per_request"]
+        self.assertAlmostEqual(q["dpop_memory_over_bearer_es256"], 15_000 / 6_000)
+        self.assertAlmostEqual(q["dpop_memory_over_bearer_hs256"], 40_000 / 6_000)
+        self.assertAlmostEqual(q["dpop_redis_over_dpop_memory"], 6_000 / 4_000)
+        self.assertIn("- DPoP (redis) ÷ DPoP (memory): **1.50×**", dpop.report_lines({"dpop": runs}))
+
     def test_filter_beside_jwt_authn_is_a_ratio_of_cpu_per_request(self):
         def row(cpu):
             return {"rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0, "cpu_us_per_req": cpu, "cpu_us_per_req_without_upstream": cpu}
         s = {"envoy": {"any": row(50.0)}, "envoy-jwt_authn": {"HS256": row(80.0)}, "envoy-filter": {"HS256": row(120.0)}}
         lines = gateway.report_lines({"summary": {"gateway": s}}, common.fmt_num, common.fmt_ratio)
         self.assertIn("| HS256 | **1.50×** | 2.40× | 1.60× |", lines)
+
+    def test_rule_summary_is_no_rule_over_rule(self):
+        runs = [{"server": "no-rule", "rps": 100.0, "req_per_cpu_s": 50_000.0},
+                {"server": "no-rule", "rps": 300.0, "req_per_cpu_s": 40_000.0},
+                {"server": "rule", "rps": 80.0, "req_per_cpu_s": 40_000.0},
+                {"server": "rule", "rps": 120.0, "req_per_cpu_s": 30_000.0}]
+        s = rules.summarise_rules(runs)
+        self.assertAlmostEqual(s["no_rule_over_rule_rps"], 200 / 100)
+        self.assertAlmostEqual(s["no_rule_over_rule_cpu"], 45_000 / 35_000)
+        self.assertAlmostEqual(s["added_cpu_us_per_request"], round(1e6 / 35_000 - 1e6 / 45_000, 2))
+        lines = rules.report_lines({"summary": {"rules": s}}, common.fmt_num, common.fmt_ratio)
+        self.assertIn("| native, typical rule | 100 | 35,000 |", lines)
+
+    def test_a_phase_alone_never_writes_over_the_full_report(self):
+        self.assertEqual(cli.parse_args(["--only", "rules", "--quick"]).out,
+                         str(common.BENCH / ".cache" / "only"))
+        self.assertEqual(cli.parse_args([]).out, str(common.BENCH / "results"))
 
     def test_filter_configuration_holds_the_key_material_as_toml(self):
         ctx = SimpleNamespace(secret='s"e\\cret', jwks={"jwks": '{"keys":[{"kty":"oct","k":"a\'b"}]}'},

@@ -5,6 +5,11 @@
 -- With SHOWDOWN_BEARER=1 it sends the token as a gateway's client would instead: GET with
 -- `Authorization: Bearer <jwt>` to the URL's path (gateway mode: a proxy, or the validator's /auth).
 --
+-- With SHOWDOWN_DPOP_PROOFS=<file> (one DPoP proof a line, bench/dpop.js) it sends
+-- POST /validate {"token", "dpop": <proof>, "method", "url"} (SHOWDOWN_DPOP_METHOD, SHOWDOWN_DPOP_URL),
+-- a new proof per request: a proof is single-use. Thread i of SHOWDOWN_THREADS takes every line i
+-- modulo the count; a thread that runs out sends "exhausted", which is refused and fails the run.
+--
 -- Each response is counted by status and by the `valid` field of its body ("200:true", "401:false",
 -- ...), so the harness can fail a run where an invalid token was answered 200 (or anything other
 -- than what was expected) instead of counting it as fast. `done` prints one line,
@@ -30,6 +35,34 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("index", #threads - 1)
+end
+
+local proofs_file = os.getenv("SHOWDOWN_DPOP_PROOFS")
+if proofs_file ~= nil and proofs_file ~= "" then
+  local nthreads = tonumber(os.getenv("SHOWDOWN_THREADS") or "1")
+  local method = os.getenv("SHOWDOWN_DPOP_METHOD")
+  local url = os.getenv("SHOWDOWN_DPOP_URL")
+  local proofs, next_proof = {}, 0
+
+  -- thread state: this thread's share of the proofs (index is set by setup before init runs)
+  function init(args)
+    local i = 0
+    for line in io.lines(proofs_file) do
+      if i % nthreads == index then
+        table.insert(proofs, line)
+      end
+      i = i + 1
+    end
+  end
+
+  function request()
+    next_proof = next_proof + 1
+    local proof = proofs[next_proof] or "exhausted"
+    local body = '{"token":"' .. token .. '","dpop":"' .. proof .. '","method":"' .. method ..
+      '","url":"' .. url .. '"}'
+    return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  end
 end
 
 -- thread state: this thread's counts (a global, so that thread:get can read it)

@@ -11,15 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+from . import dpop as dpop_phase
 from . import floors as floors_phase
 from . import gateway as gateway_phase
+from . import rules as rules_phase
 from .builds import builds
 from .chart import chart_svg
-from .common import BENCH, CARGO_JOBS, T_START, BenchFailure, loadavg, progress
+from .common import BENCH, CARGO_JOBS, T_START, BenchFailure, fmt_num, fmt_ratio, loadavg, progress
 from .context import Ctx, environment, preflight
 from .load import load
 from .measure import cold_starts, containers, sizes, verify_cost
-from .prepare import prepare
+from .prepare import prepare, prepare_native
 from .report import headline_lines, report_md, summarise
 from .servers import stop_all
 
@@ -31,7 +33,9 @@ PHASES = [
     ("cold_start", cold_starts),
     ("load", load),
     ("floors", floors_phase.floors),
+    ("rules", rules_phase.rules),
     ("gateway", gateway_phase.gateway),
+    ("dpop", dpop_phase.dpop),
     ("verify", verify_cost),
     ("containers", containers),
 ]
@@ -45,6 +49,40 @@ def merge(r: dict, part: dict) -> None:
                 r[k].setdefault(c, []).append(kib)
         else:
             r[k] = v
+
+
+# Phases that `--only` runs alone, each after the one build it needs, into files of their own.
+ONLY = {"rules": (rules_phase.rules, rules_phase.summarise_rules, rules_phase.report_lines),
+        "dpop": (dpop_phase.dpop, dpop_phase.summarise, lambda r, _num, _ratio: dpop_phase.report_lines(r))}
+
+
+def run_only(ctx: Ctx, name: str) -> int:
+    """One phase alone: `<out>/<name>.json` (its raw samples, the conditions) and `<out>/<name>.md`."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ctx.work, ignore_errors=True)
+    ctx.logs.mkdir(parents=True)
+    progress("showdown", f"{name} alone ({'quick' if ctx.quick else 'full'}) into {ctx.out}")
+    r: dict = {"schema": 2, "mode": f"only {name}" + (" (quick)" if ctx.quick else ""),
+               "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment(ctx)}
+    r["environment"]["loadavg_before"] = loadavg()
+    prepare_native(ctx)
+    measure, summarise_part, lines_of = ONLY[name]
+    merge(r, measure(ctx))
+    r["status_checks"] = ctx.checks
+    r["environment"]["loadavg_after"] = loadavg()
+    r["summary"] = {name: summarise_part(r[name])}
+    (ctx.out / f"{name}.json").write_text(json.dumps(r, indent=1) + "\n")
+    env = r["environment"]
+    lines = [f"# Showdown, {name} alone", "",
+             f"{r['started_at']}, {env['cpu_model']}, {env['cores']} cores, load average "
+             f"{env['loadavg_before']} before and {env['loadavg_after']} after; git {env.get('git_commit', '?')}.", "",
+             *lines_of(r, fmt_num, fmt_ratio)]
+    (ctx.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(ctx.work, ignore_errors=True)
+    for line in lines[4:]:
+        if line.startswith("|") or line.startswith("No rule"):
+            print("  " + line)
+    return 0
 
 
 def run_all(ctx: Ctx) -> dict:
@@ -89,14 +127,19 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="a few minutes: 16 connections for 3 s, 1 incremental build (wasm-dev only), no clean builds, "
                         "1 s floor runs, HS256-only criterion")
-    p.add_argument("--out", default=str(BENCH / "results"), help="output directory (default: bench/results)")
+    p.add_argument("--out", default=None, help="output directory (default: bench/results)")
     p.add_argument("--cold-runs", type=int, default=None, help="cold starts per contender (default 20; quick 10; at least 10)")
     p.add_argument("--build-runs", type=int, default=None,
                    help="clean and incremental builds per contender (default 3; quick 1): each clean native build "
                         "takes minutes on 2 cores")
+    p.add_argument("--only", choices=sorted(ONLY),
+                   help="run one phase alone (building only the native binary), into <out>/<phase>.json and .md; "
+                        "the default out is then bench/.cache/only, never the full run's report")
     p.add_argument("--render-only", action="store_true",
                    help="measure nothing: redraw report.md and chart.svg from the out dir's results.json")
     a = p.parse_args(argv)
+    if a.out is None:
+        a.out = str(BENCH / ".cache" / "only") if a.only else str(BENCH / "results")
     if a.cold_runs is not None and a.cold_runs < 10:
         p.error("--cold-runs must be at least 10")
     if a.build_runs is not None and a.build_runs < 1:
@@ -124,6 +167,8 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        if args.only:
+            return run_only(ctx, args.only)
         r = run_all(ctx)
         write(ctx.out, r)
         shutil.rmtree(ctx.work, ignore_errors=True)

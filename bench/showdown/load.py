@@ -16,15 +16,17 @@ from .servers import Server, check_contract, start, stop, wait_ready
 
 def wrk(ctx, srv: Server, kind: str, conns: int, seconds: float, *, token: str | None = None,
         expect: str | None = None, others: tuple[Server, ...] = (), path: str = "/validate",
-        bearer: bool = False) -> dict:
+        bearer: bool = False, extra_env: dict | None = None) -> dict:
     """One wrk run against srv. `token` overrides the run's HS256 token of that kind; `expect` the
     expected "status:valid" answer ("401:*": any body); the CPU counted is that of srv and `others`
-    (every process of their groups: a proxy's workers, say)."""
+    (every process of their groups: a proxy's workers, say); `extra_env` goes to validate.lua (the
+    DPoP proofs file)."""
     threads = 1 if conns == 1 else 2
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "5s",
            "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{srv.port}{path}"]
     groups = [srv, *others]
-    env = ctx.env_with(SHOWDOWN_TOKEN=token or ctx.tokens[kind], **({"SHOWDOWN_BEARER": "1"} if bearer else {}))
+    env = ctx.env_with(SHOWDOWN_TOKEN=token or ctx.tokens[kind], SHOWDOWN_THREADS=str(threads),
+                       **({"SHOWDOWN_BEARER": "1"} if bearer else {}), **(extra_env or {}))
     cpu0 = [group_cpu_s([g.pid]) for g in groups]
     ru0 = os.times()
     t0 = time.perf_counter()

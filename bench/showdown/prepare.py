@@ -66,6 +66,18 @@ def prepare(ctx) -> dict:
     }
 
 
+def prepare_native(ctx) -> None:
+    """What a phase run alone (`--only`) needs: the native binary, and whether it has a token cache."""
+    progress("prepare", "building the native binary (cargo build --release -p jwtv-server)")
+    run(["cargo", "build", "--release", "-p", "jwtv-server", "-j", CARGO_JOBS],
+        env=ctx.base_env, log=ctx.logs / "build-native.log", what="native build")
+    if not NATIVE_BIN.exists():
+        raise BenchFailure(f"expected artifact missing after the build: {NATIVE_BIN}")
+    help_text = run([str(NATIVE_BIN), "--help"], env=ctx.base_env, what="jwt-validator --help").stdout
+    ctx.native_has_cache = "JWT_TOKEN_CACHE_SIZE" in help_text
+    mint_hs256(ctx)  # the dpop phase sends the run's HS256 token beside its own
+
+
 def npm_ci_if_stale(ctx, app) -> None:
     stamp = app / "node_modules" / ".package-lock.json"
     lock = app / "package-lock.json"

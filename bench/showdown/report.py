@@ -8,7 +8,9 @@ import containers as container_images  # bench/containers.py: the images section
 from . import gateway
 from .common import fmt_bytes, fmt_num, fmt_ratio, median, ratio
 from .contenders import BASELINE, BY_NAME, label, present
+from .dpop import report_lines as dpop_lines
 from .floors import report_lines as floor_lines, summarise_floors
+from .rules import report_lines as rules_lines, summarise_rules
 
 # The original write-up's figures (Node/Express in a container vs a Rust component on Spin), quoted as theirs.
 ORIGINAL = {
@@ -68,6 +70,8 @@ def summarise(r: dict) -> dict:
         s["floors"] = summarise_floors(r["floors"])
     if r.get("gateway"):
         s["gateway"] = gateway.summarise(r["gateway"])
+    if r.get("rules"):
+        s["rules"] = summarise_rules(r["rules"])
     return s
 
 
@@ -289,7 +293,9 @@ def report_md(r) -> str:
                  "`crypto.createPublicKey(secret)`, which throws, on every call: most of the baseline's CPU per request.")
         L.append("")
     L += floor_lines(r, fmt_num, fmt_ratio)
+    L += dpop_lines(r)
     L += gateway.report_lines(r, fmt_num, fmt_ratio)
+    L += rules_lines(r, fmt_num, fmt_ratio)
     L.append("## Status checks")
     L.append("")
     L.append(f"{r['status_checks']['responses_checked']:,} responses checked; every one had the expected status "

@@ -1,13 +1,15 @@
-//! CEL rules (issue 24): any text is compiled under the load-time bounds (a refusal is a one-line
-//! error with a column, never a panic or a stack overflow), and a rule that compiles
-//! is evaluated over claims and a request taken from the rest of the input (a verdict, never a panic).
+//! CEL rules (issue 24): any text is compiled under the load-time bounds and type-checked (a refusal
+//! is a one-line error with a column, never a panic or a stack overflow), and a rule that compiles
+//! is evaluated over claims and a request taken from the rest of the input (a verdict, never a panic),
+//! giving the verdict the engine's plain evaluation of the same source gives (the fast path builds
+//! only what the rule reads and turns selections into lookups: neither may change a verdict).
 //!
 //! An input is the rule, then a NUL, then a JSON object of claims, then a NUL, then the method.
 #![no_main]
 
 use jwtv_fuzz::split_once;
 use jwtv_service::request::Original;
-use jwtv_service::rule::{Rule, RuleError};
+use jwtv_service::rule::{Rule, RuleError, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(rule) => rule,
         Err(RuleError::Invalid { column, message }) => {
             assert!(column >= 1, "column {column}: {message}");
+            assert!(!message.contains('\n'), "one line: {message:?}");
             return;
         }
         Err(RuleError::NotBuilt) => panic!("the fuzz build has rules"),
@@ -40,5 +43,16 @@ fuzz_target!(|data: &[u8]| {
         host: "app.example",
         headers: request.headers(),
     };
-    let _ = rule.evaluate(&claims, &original);
+    let ours = rule.evaluate(&claims, &original);
+    let plain = rule.evaluate_plainly(&claims, &original);
+    let kind = |v: &Verdict| match v {
+        Verdict::Error(_) => None,
+        Verdict::Pass => Some(true),
+        Verdict::Fail => Some(false),
+    };
+    assert_eq!(
+        kind(&ours),
+        kind(&plain),
+        "{ours:?} vs the engine's {plain:?}"
+    );
 });

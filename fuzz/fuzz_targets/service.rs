@@ -1,7 +1,9 @@
 //! `Service::handle` on arbitrary requests, built field by field with `arbitrary` (method, a path
 //! among the routes or any, headers among those the service reads or any, a token signed with the
 //! configured secret or any bytes, a body), against a configuration with an audience, a gateway claim
-//! header and a named policy. Every answer must be well formed: never a 500, any body JSON.
+//! header, a named policy and Envoy's `x-forwarded-client-cert` as the source of client certificates
+//! (certificate-bound tokens, whose thumbprint the input picks, reach its parser). Every answer must
+//! be well formed: never a 500, any body JSON.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -16,6 +18,7 @@ use std::sync::{Arc, LazyLock};
 const CONFIG: &str = r#"
 [server]
 max_body_bytes = 4096
+client_cert_source = "xfcc"
 
 [[issuers]]
 issuer = "https://issuer.example"
@@ -67,6 +70,7 @@ enum Name<'a> {
     ContentType,
     ContentLength,
     Cookie,
+    ForwardedClientCert,
     Other(&'a str),
 }
 
@@ -78,6 +82,8 @@ enum Token<'a> {
         claims: &'a str,
     },
     Raw(&'a str),
+    /// A valid token bound to a client certificate (RFC 8705) of this `cnf.x5t#S256`.
+    Bound(&'a str),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -103,7 +109,21 @@ struct Input<'a> {
 }
 
 fn token(t: &Token) -> String {
+    let signed = |header: &str, claims: &str| {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let signature = SigningKey::hmac(SECRET)
+            .sign("HS256", input.as_bytes())
+            .expect("HS256 signs");
+        format!("{input}.{}", b64(&signature))
+    };
     match t {
+        Token::Bound(thumbprint) => {
+            let claims = serde_json::json!({
+                "iss": "https://issuer.example", "aud": "api", "exp": NOW + 60,
+                "cnf": {"x5t#S256": thumbprint},
+            });
+            signed(r#"{"alg":"HS256"}"#, &claims.to_string())
+        }
         Token::Signed { header, claims } => {
             let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
             let signature = SigningKey::hmac(SECRET)
@@ -142,6 +162,7 @@ fn request(input: &Input) -> Option<http::Request<Vec<u8>>> {
             Name::ContentType => "content-type",
             Name::ContentLength => "content-length",
             Name::Cookie => "cookie",
+            Name::ForwardedClientCert => "x-forwarded-client-cert",
             Name::Other(n) => n,
         };
         let value = match value {

@@ -26,7 +26,8 @@ impl Guest for Component {
 }
 
 fn answer(validator: &Validator, incoming: IncomingRequest) -> Response<Vec<u8>> {
-    let headers = incoming.headers().entries();
+    let mut headers = incoming.headers().entries();
+    setup::with_host(&mut headers, incoming.authority());
     let service = validator.service();
     let Some(body) = read_body(&incoming, service.max_body_bytes()) else {
         return service.payload_too_large().response;

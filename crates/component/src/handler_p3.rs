@@ -30,7 +30,8 @@ impl Guest for Component {
 async fn answer(validator: &Validator, request: Request) -> Response<Vec<u8>> {
     let method = http_method!(WasiMethod, request.get_method());
     let uri = request.get_path_with_query();
-    let headers = request.get_headers().copy_all();
+    let mut headers = request.get_headers().copy_all();
+    setup::with_host(&mut headers, request.get_authority());
     let service = validator.service();
     let Some(body) = read_body(request, service.max_body_bytes()).await else {
         return service.payload_too_large().response;

@@ -20,12 +20,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use jwtv_config::Loaded;
 #[cfg(not(feature = "p3"))]
 use jwtv_keyset::Event;
 use jwtv_keyset::{FetchSettings, Level, RemoteSource, Rules, Source, Store, UnknownKid};
-use jwtv_service::Service;
+use jwtv_service::{Handled, Service};
 
 /// A function that is `async` in the WASI 0.3 build (its fetches and waits let the instance's other
 /// requests run) and plain in the WASI 0.2 build, where every fetch blocks anyway: an `async` state
@@ -202,7 +202,7 @@ impl RemoteKeys {
             service: &Service,
             request: &Request<Vec<u8>>,
             now_secs: u64,
-        ) -> Response<Vec<u8>> {
+        ) -> Handled {
             // The sources consulted, with the generation the next answer reads.
             let mut consulted: Vec<(usize, u64)> = Vec::new();
             let (mut refreshed, mut refetched) = (false, false);
@@ -245,7 +245,7 @@ impl RemoteKeys {
                         continue;
                     }
                 }
-                return handled.response;
+                return handled;
             }
         }
     }

@@ -6,6 +6,10 @@
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use jwtv_config as config;
 use jwtv_service::Service;
+#[cfg(feature = "dpop")]
+use jwtv_service::replay::Seen;
+#[cfg(feature = "dpop")]
+use std::sync::Mutex;
 use std::sync::{Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,6 +31,10 @@ static INSTANCE: OnceLock<Instance> = OnceLock::new();
 /// What answers a request: the service, and the remote key sources it reads.
 pub(crate) struct Validator {
     service: Service,
+    /// The DPoP proofs this instance let through: per instance, so a proof replayed to another
+    /// instance is not seen (docs/dpop.md).
+    #[cfg(feature = "dpop")]
+    replay: Mutex<Seen>,
     remote: Option<crate::remote::RemoteKeys>,
 }
 
@@ -36,12 +44,23 @@ impl Validator {
     }
 
     maybe_async! {
-        /// The answer to `request`: the service's, with the remote sources' fetches it needed.
+        /// The answer to `request`: the service's, with the remote sources' fetches it needed; an
+        /// allow resting on a DPoP proof stands once the proof's first use is recorded.
         async fn decide(&self, request: &Request<Vec<u8>>, now: u64) -> Response<Vec<u8>> {
-            match &self.remote {
+            let handled = match &self.remote {
                 Some(remote) => crate::remote::wait!(remote.handle(&self.service, request, now)),
-                None => self.service.handle(request, now).response,
+                None => self.service.handle(request, now),
+            };
+            // Without the feature no allow waits on a proof (a bound token is refused), and were one
+            // to, its answer is the fail-closed 503.
+            #[cfg(feature = "dpop")]
+            if let Some(pending) = &handled.replay {
+                let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+                let first_use = seen.first_use(&pending.first_use, now);
+                drop(seen);
+                return self.service.recorded(handled, first_use).response;
             }
+            handled.response
         }
     }
 }
@@ -102,7 +121,12 @@ fn configure(baking: bool) -> Instance {
 /// Remote key sets are fetched with outgoing wasi:http ([`crate::remote`]).
 fn validator_of(loaded: config::Loaded) -> Result<Validator, String> {
     let (service, remote) = crate::remote::service_of(loaded)?;
-    Ok(Validator { service, remote })
+    Ok(Validator {
+        #[cfg(feature = "dpop")]
+        replay: Mutex::new(Seen::new(service.options().dpop.replay_max_entries)),
+        service,
+        remote,
+    })
 }
 
 /// Maps a WASI method to an [`http::Method`]: WASI 0.2 and 0.3 name the same variants in two types.
@@ -154,6 +178,18 @@ maybe_async! {
             Ok(request) => crate::remote::wait!(validator.decide(&request, now)),
             Err(_) => bad_request(),
         }
+    }
+}
+
+/// The request's `Host` back among its headers: `wasmtime serve` moves it into the request's authority
+/// (a forbidden field in wasi:http), and the service reads the original request's host from it when
+/// the gateway reports none in `X-Forwarded-Host` (Envoy's HTTP ext_authz): the URL a DPoP proof is
+/// checked against, and `request.host` in rules.
+pub(crate) fn with_host(headers: &mut Vec<(String, Vec<u8>)>, authority: Option<String>) {
+    if let Some(authority) = authority.filter(|a| !a.is_empty())
+        && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"))
+    {
+        headers.push(("host".to_owned(), authority.into_bytes()));
     }
 }
 

@@ -455,17 +455,20 @@ fn access(vars: &Vars<'_>, policy: Option<&str>) -> Result<Access, ConfigError> 
     };
     let sources = var(&table::TOKEN_SOURCES, &table::POLICY_TOKEN_SOURCES);
     let anonymous = var(&table::ANONYMOUS, &table::POLICY_ANONYMOUS);
+    let dpop = var(&table::DPOP, &table::POLICY_DPOP);
     let rule = var(&table::RULE, &table::POLICY_RULE);
     crate::access(
         policy,
         vars.named(&sources).as_deref(),
         vars.named(&anonymous).as_deref(),
+        vars.named(&dpop).as_deref(),
         vars.raw(&rule).as_deref(),
     )
     .map_err(|(field, m)| {
         let name = match field {
             AccessField::TokenSources => sources.clone(),
             AccessField::Anonymous => anonymous.clone(),
+            AccessField::Dpop => dpop.clone(),
             AccessField::Rule => rule.clone(),
         };
         ConfigError::env(name, m)

@@ -87,6 +87,7 @@ struct GatewaySection {
     /// `anonymous = "allow"`, a CEL rule.
     token_sources: Option<Vec<String>>,
     anonymous: Option<String>,
+    dpop: Option<String>,
     rule: Option<String>,
 }
 
@@ -95,6 +96,7 @@ struct GatewaySection {
 struct AccessFields<'a> {
     token_sources: &'a Option<Vec<String>>,
     anonymous: &'a Option<String>,
+    dpop: &'a Option<String>,
     rule: &'a Option<String>,
 }
 
@@ -110,12 +112,14 @@ impl AccessFields<'_> {
             policy,
             sources.as_deref(),
             self.anonymous.as_deref(),
+            self.dpop.as_deref(),
             self.rule.as_deref(),
         )
         .map_err(|(which, m)| {
             let name = match which {
                 AccessField::TokenSources => "token_sources",
                 AccessField::Anonymous => "anonymous",
+                AccessField::Dpop => "dpop",
                 AccessField::Rule => "rule",
             };
             at.err(&format!("{field}{name}"), m)
@@ -137,6 +141,7 @@ struct PolicySection {
     claims: BTreeMap<String, toml::Value>,
     token_sources: Option<Vec<String>>,
     anonymous: Option<String>,
+    dpop: Option<String>,
     rule: Option<String>,
 }
 
@@ -282,6 +287,7 @@ fn gateway(
         access: AccessFields {
             token_sources: &section.token_sources,
             anonymous: &section.anonymous,
+            dpop: &section.dpop,
             rule: &section.rule,
         }
         .access(None, "gateway.", at)?,
@@ -324,6 +330,7 @@ fn gateway(
             access: AccessFields {
                 token_sources: &p.token_sources,
                 anonymous: &p.anonymous,
+                dpop: &p.dpop,
                 rule: &p.rule,
             }
             .access(Some(name), &format!("{field}."), at)?,

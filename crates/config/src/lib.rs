@@ -18,6 +18,7 @@ mod file;
 mod keys;
 #[cfg(feature = "reference")]
 pub mod reference;
+pub mod replay_store;
 mod shared;
 pub mod table;
 #[cfg(test)]
@@ -43,6 +44,7 @@ use jwtv_keyset::{
 use jwtv_verifier::{Algorithm, KeySet, Limits, Policy, Verifier};
 
 use jwtv_service::gateway::Access;
+use jwtv_service::mtls::CertSource;
 use jwtv_service::rule::{Rule, RuleError};
 use jwtv_service::sources::TokenSource;
 use jwtv_service::{Options, Service};
@@ -84,6 +86,8 @@ pub struct ServerSettings {
     pub decision_log: DecisionLog,
     /// TLS (and mTLS) on the listener; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Where DPoP proofs' `jti`s are remembered.
+    pub dpop_replay: replay_store::ReplayStoreSettings,
 }
 
 /// Which decisions the native server logs, one line each. Every decision is counted in `/metrics`
@@ -133,6 +137,7 @@ impl Default for ServerSettings {
             fetch: FetchSettings::default(),
             decision_log: DecisionLog::default(),
             tls: None,
+            dpop_replay: replay_store::ReplayStoreSettings::default(),
         }
     }
 }
@@ -249,6 +254,18 @@ pub fn load(env: EnvFn<'_>, read_file: ReadFileFn<'_>) -> Result<Loaded, ConfigE
         None => env::load(env, read_file),
     }?;
     loaded.server.tls = tls::from_env(env, read_file)?;
+    let client_ca = loaded
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    if loaded.options.client_cert == CertSource::Tls && !client_ca {
+        loaded.warnings.push(format!(
+            "{} is tls but the listener asks no client for a certificate (no {}): every certificate-bound token (cnf.x5t#S256) is refused",
+            table::CLIENT_CERT_SOURCE.var(),
+            table::TLS_CLIENT_CA_FILE.var()
+        ));
+    }
     Ok(loaded)
 }
 
@@ -511,6 +528,7 @@ pub(crate) fn check_realm(value: &str) -> Result<String, String> {
 pub(crate) enum AccessField {
     TokenSources,
     Anonymous,
+    Dpop,
     Rule,
 }
 
@@ -521,6 +539,7 @@ pub(crate) fn access(
     policy: Option<&str>,
     token_sources: Option<&str>,
     anonymous: Option<&str>,
+    dpop: Option<&str>,
     rule: Option<&str>,
 ) -> Result<Access, (AccessField, String)> {
     let mut access = Access::default();
@@ -535,6 +554,15 @@ pub(crate) fn access(
             return Err((
                 AccessField::Anonymous,
                 format!("{other:?} is neither \"allow\" nor \"deny\""),
+            ));
+        }
+    }
+    if let Some(mode) = dpop.filter(|m| !m.trim().is_empty()) {
+        access.dpop = jwtv_service::dpop::Mode::parse(mode).map_err(|m| (AccessField::Dpop, m))?;
+        if access.dpop == jwtv_service::dpop::Mode::Required && !jwtv_service::dpop::BUILT {
+            return Err((
+                AccessField::Dpop,
+                "\"required\" needs DPoP proof checks, which this build leaves out (the component's dpop feature)".to_owned(),
             ));
         }
     }
@@ -702,6 +730,10 @@ impl Loaded {
             0 => "token cache: off".to_owned(),
             n => format!("token cache: up to {n} verified tokens"),
         });
+        summary.push(format!(
+            "certificate-bound tokens (cnf.x5t#S256): {}",
+            self.options.client_cert.description()
+        ));
         let logged = server.decision_log;
         summary.push(format!(
             "decision logs: {}{}{}",
@@ -721,6 +753,19 @@ impl Loaded {
                     format!(", at most {n} refusal lines a second per code (the rest summed up)"),
             }
         ));
+        if let replay_store::ReplayStore::Redis(target) = &server.dpop_replay.store {
+            let replay = &server.dpop_replay;
+            summary.push(format!(
+                "DPoP replay store: {target}{}, connect within {}ms, SET within {}ms; when it cannot answer, proofs are {}",
+                if target.password().is_some() { " (with a password)" } else { "" },
+                replay.connect_timeout.as_millis(),
+                replay.command_timeout.as_millis(),
+                match replay.on_error {
+                    replay_store::OnStoreError::Refuse => "refused",
+                    replay_store::OnStoreError::Allow => "allowed (replays pass meanwhile)",
+                },
+            ));
+        }
         if !self.remote.is_empty() {
             let f = &server.fetch;
             summary.push(format!(

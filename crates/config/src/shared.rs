@@ -10,6 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use jwtv_keyset::{CaBundle, FetchSettings};
+use jwtv_service::mtls::CertSource;
 
 use crate::table::{self, Kind, Setting};
 use crate::{
@@ -116,6 +117,14 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         })?;
         shared.server.listen = format!("0.0.0.0:{port}");
     }
+    // Deployment, like the listener: the file's value, else the environment's.
+    let cert_source = match r.text(&table::CLIENT_CERT_SOURCE)? {
+        Some(raw) => Some(raw),
+        None => env.text(&table::CLIENT_CERT_SOURCE)?,
+    };
+    if let Some(raw) = cert_source {
+        shared.options.client_cert = CertSource::parse(&raw.value).map_err(|m| raw.place.err(m))?;
+    }
     if let Some(n) = count(r, &table::MAX_BODY_BYTES)? {
         shared.options.max_body_bytes = n;
     }
@@ -130,6 +139,12 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
     }
     if let Some(raw) = r.verbatim(&table::REALM)? {
         shared.options.realm = check_realm(&raw.value).map_err(|m| raw.place.err(m))?;
+    }
+    if let Some(raw) = bounded(r, &table::DPOP_WINDOW)? {
+        shared.options.dpop.window_secs = raw.value;
+    }
+    if let Some(n) = count(r, &table::DPOP_REPLAY_MAX_ENTRIES)? {
+        shared.options.dpop.replay_max_entries = n;
     }
     let allow_weak = r
         .flag(&table::ALLOW_WEAK_SECRET)?
@@ -185,6 +200,7 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         server.decision_log.refusals_per_sec = u32::try_from(raw.value).unwrap_or(u32::MAX);
     }
     server.fetch = fetch(r)?;
+    server.dpop_replay = crate::replay_store::read(r)?;
     Ok((shared, allow_weak))
 }
 

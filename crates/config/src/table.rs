@@ -683,6 +683,15 @@ pub const TLS_CLIENT_CA_FILE: Setting = row(
     NATIVE,
     Group::Always,
 );
+pub const CLIENT_CERT_SOURCE: Setting = row(
+    Some("JWT_CLIENT_CERT_SOURCE"),
+    Some("server.client_cert_source"),
+    Kind::Text,
+    "none",
+    "where a request's client certificate is read, for tokens bound to one (cnf x5t#S256, RFC 8705): none (every bound token is refused), tls (our mTLS listener; in the filter, Envoy's), xfcc (Envoy), header:NAME:pem (nginx), header:NAME:der (Traefik, Caddy); a header only from a gateway that overwrites it (docs/sender-constrained.md)",
+    ALL,
+    Group::Always,
+);
 
 // ---------------------------------------------------------------------------------------- gateway
 
@@ -758,6 +767,79 @@ pub const ANONYMOUS: Setting = row(
     ALL,
     Group::Gateway,
 );
+pub const DPOP: Setting = row(
+    Some("JWT_DPOP"),
+    Some("gateway.dpop"),
+    Kind::Choice(&["required", "allowed", "off"]),
+    "allowed",
+    "DPoP (RFC 9449): allowed takes Authorization: DPoP with its proof and bearer tokens without cnf; required refuses unbound tokens; off refuses DPoP-bound tokens (docs/dpop.md)",
+    ALL,
+    Group::Gateway,
+);
+pub const DPOP_WINDOW: Setting = row(
+    Some("JWT_DPOP_WINDOW"),
+    Some("server.dpop_window_secs"),
+    secs(1, 3600),
+    "60",
+    "how old a DPoP proof's iat may be (the issuer's leeway is added for clock skew); also how long its jti is remembered",
+    ALL,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_MAX_ENTRIES: Setting = row(
+    Some("JWT_DPOP_REPLAY_MAX_ENTRIES"),
+    Some("server.dpop_replay_max_entries"),
+    Kind::Int(Int::new(1, 10_000_000, "entries")),
+    "100000",
+    "DPoP proofs remembered in memory (per process, per component instance, per filter VM); when full of unexpired ones, new proofs get 503 replay_store_unavailable",
+    ALL,
+    Group::Gateway,
+);
+// The shared DPoP replay store (server/src/replay_redis.rs, docs/dpop.md).
+pub const DPOP_REPLAY_STORE: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE"),
+    Some("server.dpop_replay_store"),
+    Kind::Url,
+    "memory",
+    "where DPoP proof jti's are remembered: memory (this process) or redis://[user@]host:port/db, shared by every replica",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_ON_STORE_ERROR: Setting = row(
+    Some("JWT_DPOP_REPLAY_ON_STORE_ERROR"),
+    Some("server.dpop_replay_on_store_error"),
+    Kind::Choice(&["refuse", "allow"]),
+    "refuse",
+    "a DPoP proof the store cannot check (down, timed out) is refused, or allowed: then a replayed proof passes meanwhile",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_STORE_PASSWORD_FILE: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE_PASSWORD_FILE"),
+    Some("server.dpop_replay_store_password_file"),
+    Kind::Path,
+    "",
+    "file holding the Redis password (AUTH; one final newline is dropped), never part of the URL",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS"),
+    Some("server.dpop_replay_store_connect_timeout_ms"),
+    Kind::Int(Int::new(1, 60_000, "milliseconds")),
+    "1000",
+    "longest a new connection to the Redis replay store may take (TCP, AUTH, SELECT)",
+    NATIVE,
+    Group::Gateway,
+);
+pub const DPOP_REPLAY_STORE_TIMEOUT_MS: Setting = row(
+    Some("JWT_DPOP_REPLAY_STORE_TIMEOUT_MS"),
+    Some("server.dpop_replay_store_timeout_ms"),
+    Kind::Int(Int::new(1, 60_000, "milliseconds")),
+    "250",
+    "longest one SET NX PX to the Redis replay store may take before the proof counts as unchecked",
+    NATIVE,
+    Group::Gateway,
+);
 pub const RULE: Setting = row(
     Some("JWT_RULE"),
     Some("gateway.rule"),
@@ -782,6 +864,15 @@ pub const POLICY_ANONYMOUS: Setting = row(
     Kind::Choice(&["allow", "deny"]),
     "deny",
     "allow: the policy lets requests without a token through, as JWT_ANONYMOUS",
+    ALL,
+    Group::Gateway,
+);
+pub const POLICY_DPOP: Setting = row(
+    Some("JWT_POLICY_<NAME>_DPOP"),
+    Some("policies.<name>.dpop"),
+    Kind::Choice(&["required", "allowed", "off"]),
+    "allowed",
+    "the policy's DPoP mode, as JWT_DPOP",
     ALL,
     Group::Gateway,
 );
@@ -907,9 +998,18 @@ pub const SETTINGS: &[Setting] = &[
     POLICY_CLAIMS,
     TOKEN_SOURCES,
     ANONYMOUS,
+    DPOP,
+    DPOP_WINDOW,
+    DPOP_REPLAY_MAX_ENTRIES,
+    DPOP_REPLAY_STORE,
+    DPOP_REPLAY_ON_STORE_ERROR,
+    DPOP_REPLAY_STORE_PASSWORD_FILE,
+    DPOP_REPLAY_STORE_CONNECT_TIMEOUT_MS,
+    DPOP_REPLAY_STORE_TIMEOUT_MS,
     RULE,
     POLICY_TOKEN_SOURCES,
     POLICY_ANONYMOUS,
+    POLICY_DPOP,
     POLICY_RULE,
     CONFIG,
     LISTEN,
@@ -917,6 +1017,7 @@ pub const SETTINGS: &[Setting] = &[
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     TLS_CLIENT_CA_FILE,
+    CLIENT_CERT_SOURCE,
     LOG_FORMAT,
     RUST_LOG,
     HTTPS_PROXY,

@@ -69,6 +69,16 @@ fn bad_access_settings_stop_the_load_with_one_line() {
         e.starts_with("JWT_RULE: the default policy's rule, column 1: unknown name \"user\""),
         "{e}"
     );
+    // Type-checked at load (issue 24): a rule that parses but can never hold stops the start too.
+    let e = env()
+        .env("JWT_POLICIES", "admin")
+        .env("JWT_POLICY_ADMIN_RULE", "request.method == 1")
+        .err();
+    assert_eq!(
+        e,
+        "JWT_POLICY_ADMIN_RULE: policy \"admin\"'s rule, column 16: `==` compares a string with an \
+         int, which can never be equal"
+    );
 }
 
 #[cfg(feature = "toml")]
@@ -92,6 +102,115 @@ fn access_settings_from_the_file() {
     let e = Fixture::new().config(&bad).err();
     assert!(
         e.starts_with("/etc/jwtv/jwtv.toml: policies.admin.rule: policy \"admin\"'s rule, column"),
+        "{e}"
+    );
+}
+
+// Issue 26: where a request's client certificate is read (RFC 8705 bound tokens).
+#[test]
+fn client_cert_source_from_either_reader_and_none_by_default() {
+    use jwtv_service::mtls::CertSource;
+    assert_eq!(env().ok().options.client_cert, CertSource::None);
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "xfcc").ok();
+    assert_eq!(loaded.options.client_cert, CertSource::Xfcc);
+    let toml = format!(
+        "[server]\nclient_cert_source = \"header:X-SSL-Client-Cert:pem\"\n[[issuers]]\nsecret = \"{SECRET}\"\n"
+    );
+    let loaded = Fixture::new()
+        .env("JWT_CLIENT_CERT_SOURCE", "tls")
+        .config(&toml)
+        .ok();
+    assert_eq!(
+        loaded.options.client_cert.to_string(),
+        "header:x-ssl-client-cert:pem"
+    );
+    // A file without it keeps the deployment's variable, as the listener does.
+    let toml = format!("[[issuers]]\nsecret = \"{SECRET}\"\n");
+    let loaded = Fixture::new()
+        .env("JWT_CLIENT_CERT_SOURCE", "tls")
+        .config(&toml)
+        .ok();
+    assert_eq!(loaded.options.client_cert, CertSource::Tls);
+}
+
+#[test]
+fn bad_client_cert_source_stops_the_load_with_one_line() {
+    let e = env().env("JWT_CLIENT_CERT_SOURCE", "envoy").err();
+    assert!(
+        e.starts_with("JWT_CLIENT_CERT_SOURCE: \"envoy\" is not a client certificate source"),
+        "{e}"
+    );
+    let toml = format!(
+        "[server]\nclient_cert_source = \"header:X-Cert:x509\"\n[[issuers]]\nsecret = \"{SECRET}\"\n"
+    );
+    let e = Fixture::new().config(&toml).err();
+    assert!(e.contains("server.client_cert_source"), "{e}");
+}
+
+#[test]
+fn client_cert_source_is_stated_and_tls_without_client_ca_is_warned() {
+    let loaded = env().ok();
+    assert!(
+        loaded
+            .summary()
+            .iter()
+            .any(|l| l.starts_with("certificate-bound tokens (cnf.x5t#S256): refused")),
+        "{:?}",
+        loaded.summary()
+    );
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "tls").ok();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("JWT_CLIENT_CERT_SOURCE is tls but the listener asks no client")),
+        "{:?}",
+        loaded.warnings
+    );
+    let loaded = env().env("JWT_CLIENT_CERT_SOURCE", "xfcc").ok();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+// DPoP (issue 26): the mode per policy, the window and the replay bound, from either reader.
+#[test]
+fn dpop_settings_from_the_environment() {
+    use jwtv_service::dpop::Mode;
+    let loaded = env()
+        .env("JWT_DPOP", "required")
+        .env("JWT_DPOP_WINDOW", "30")
+        .env("JWT_DPOP_REPLAY_MAX_ENTRIES", "500")
+        .env("JWT_POLICIES", "legacy")
+        .env("JWT_POLICY_LEGACY_DPOP", "off")
+        .ok();
+    assert_eq!(loaded.options.gateway.access.dpop, Mode::Required);
+    assert_eq!(loaded.options.gateway.policies[0].access.dpop, Mode::Off);
+    assert_eq!(loaded.options.dpop.window_secs, 30);
+    assert_eq!(loaded.options.dpop.replay_max_entries, 500);
+    assert_eq!(env().ok().options.gateway.access.dpop, Mode::Allowed);
+    let e = env().env("JWT_DPOP", "on").err();
+    assert!(e.starts_with("JWT_DPOP: \"on\" is not a DPoP mode"), "{e}");
+    let e = env().env("JWT_DPOP_WINDOW", "0").err();
+    assert!(e.starts_with("JWT_DPOP_WINDOW: 0 is out of range"), "{e}");
+}
+
+#[test]
+fn dpop_settings_from_the_file() {
+    use jwtv_service::dpop::Mode;
+    let toml = format!(
+        "[[issuers]]\nsecret = \"{SECRET}\"\n[server]\ndpop_window_secs = 20\n[gateway]\ndpop = \"off\"\n\
+         [policies.api]\ndpop = \"required\"\n"
+    );
+    let loaded = Fixture::new().config(&toml).ok();
+    assert_eq!(loaded.options.gateway.access.dpop, Mode::Off);
+    assert_eq!(
+        loaded.options.gateway.policies[0].access.dpop,
+        Mode::Required
+    );
+    assert_eq!(loaded.options.dpop.window_secs, 20);
+    let bad = format!("[[issuers]]\nsecret = \"{SECRET}\"\n[policies.api]\ndpop = \"yes\"\n");
+    let e = Fixture::new().config(&bad).err();
+    assert!(
+        e.starts_with("/etc/jwtv/jwtv.toml: policies.api.dpop: \"yes\" is not a DPoP mode"),
         "{e}"
     );
 }

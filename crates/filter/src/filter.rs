@@ -19,6 +19,9 @@ const TICK: Duration = Duration::from_millis(200);
 
 /// Where a route names its policy: `metadata.filter_metadata["jwt-validator"].policy` of the route
 /// (Envoy's Wasm filter has no per-route configuration; route metadata is what it lets a filter read).
+/// Envoy's attribute: the hex SHA-256 of the downstream peer's certificate, when the listener
+/// terminated TLS and the client presented one.
+const PEER_CERTIFICATE_PROPERTY: [&str; 2] = ["connection", "sha256_peer_certificate_digest"];
 const POLICY_PROPERTY: [&str; 5] = [
     "xds",
     "route_metadata",
@@ -242,9 +245,18 @@ impl HttpContext for Check {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let headers = self.get_http_request_headers_bytes();
-        let verdict = plugin.decide(
+        // Another hostcall, only made when certificate-bound tokens are checked against the
+        // downstream TLS session; absent on a connection without a client certificate.
+        let peer = plugin
+            .reads_peer_certificate()
+            .then(|| self.get_property(PEER_CERTIFICATE_PROPERTY.to_vec()))
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|digest| !digest.is_empty());
+        let verdict = plugin.decide_with_peer(
             headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
             policy.as_deref(),
+            peer,
             now,
         );
         match verdict {

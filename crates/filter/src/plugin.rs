@@ -2,13 +2,16 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use jwtv_config::{self as config, ConfigError};
 use jwtv_keyset::{FetchSettings, RemoteSource, Store};
 use jwtv_service::Service;
 use jwtv_service::cache::VerifiedCache;
+use jwtv_service::dpop::Mode;
+use jwtv_service::mtls::{CertSource, PeerCertificateDigest};
+use jwtv_service::replay::Seen;
 use jwtv_service::verifier::KeySet;
 
 /// How the plugin configuration is named in error lines (there is no file path to give).
@@ -25,14 +28,21 @@ pub struct Plugin {
     /// or has a rule over the request: then the service gets the whole request, else only the
     /// credential (the common case stays as cheap as before).
     whole_request: bool,
+    /// Whether some policy reads `Authorization: DPoP` (its DPoP mode is not `off`): a request that
+    /// sends a proof or that scheme then gives the service its method, URL and `DPoP` header.
+    dpop: bool,
+    /// The DPoP proofs this VM let through (per VM: Envoy runs one per worker thread, and they do not
+    /// share it; docs/dpop.md).
+    replay: Mutex<Seen>,
 }
 
 /// Headers a forward-auth gateway uses to report the original request (`jwtv_service::request`): in
 /// the filter the request is the original one, so a client must not be able to claim another.
-const REPORTED: [&str; 6] = [
+const REPORTED: [&str; 7] = [
     "x-forwarded-method",
     "x-forwarded-uri",
     "x-forwarded-host",
+    "x-forwarded-proto",
     "x-original-method",
     "x-original-uri",
     "x-original-host",
@@ -87,12 +97,18 @@ impl Plugin {
                         .iter()
                         .any(|s| *s != jwtv_service::sources::TokenSource::Bearer)
             });
+        let dpop = std::iter::once(&gateway.access)
+            .chain(gateway.policies.iter().map(|p| &p.access))
+            .any(|a| a.dpop != Mode::Off);
+        let replay = Mutex::new(Seen::new(loaded.options.dpop.replay_max_entries));
         let service = Service::new(loaded.verifier, keys.clone(), loaded.options)
             .with_token_cache(Arc::new(cache));
         Ok((
             Plugin {
                 service,
                 whole_request,
+                dpop,
+                replay,
                 keys,
                 remote: loaded.remote,
                 fetch: loaded.server.fetch,
@@ -105,6 +121,12 @@ impl Plugin {
     /// Tokens verified under the set it replaces leave the cache; the same set again changes nothing.
     pub fn install(&self, issuer: usize, set: Arc<KeySet>) {
         self.keys.install(issuer, set);
+    }
+
+    /// Whether certificate-bound tokens are checked against the downstream TLS session
+    /// (`client_cert_source = "tls"`): only then is Envoy asked for the peer certificate's digest.
+    pub fn reads_peer_certificate(&self) -> bool {
+        self.service.options().client_cert == CertSource::Tls
     }
 
     /// Whether the configuration defines named policies at all.
@@ -130,6 +152,18 @@ impl Plugin {
         policy: Option<&str>,
         now: u64,
     ) -> Verdict {
+        self.decide_with_peer(headers, policy, None, now)
+    }
+
+    /// As [`Plugin::decide`], with the hex SHA-256 of the downstream client certificate Envoy
+    /// verified (its `connection.sha256_peer_certificate_digest`), for certificate-bound tokens.
+    pub fn decide_with_peer<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        policy: Option<&str>,
+        peer_certificate_sha256: Option<String>,
+        now: u64,
+    ) -> Verdict {
         let route = match policy {
             Some(name) => format!("/policy/{name}/auth"),
             None => "/auth".to_owned(),
@@ -138,7 +172,9 @@ impl Plugin {
         // The service's rule: an upstream only ever sees the identity headers the filter set.
         let identity = &self.service.options().gateway;
         let mut remove = Vec::new();
-        let (mut method, mut path) = (None, None);
+        let (mut method, mut path, mut authority, mut scheme) = (None, None, None, None);
+        // A request that may carry a DPoP proof needs the request it protects: method and URL.
+        let mut dpop = false;
         for (name, value) in headers {
             // Only the credential matters to `/auth` unless a policy reads more; copying the rest would
             // cost for nothing. Envoy has already refused values with control bytes, the only ones
@@ -146,47 +182,77 @@ impl Plugin {
             if identity.is_identity_header(name) {
                 remove.push(name.to_owned());
             } else if name.eq_ignore_ascii_case("authorization") {
+                dpop |= self.dpop
+                    && value
+                        .get(..5)
+                        .is_some_and(|s| s.eq_ignore_ascii_case(b"dpop "));
                 if let Ok(value) = HeaderValue::from_bytes(value) {
                     builder = builder.header(http::header::AUTHORIZATION, value);
                 }
-            } else if !self.whole_request {
-                continue;
             } else if let Some(pseudo) = name.strip_prefix(':') {
-                // The request itself, as Envoy ext_authz would send it: method, host and the path
-                // under the route (`jwtv_service::request`).
+                // The request itself, as Envoy ext_authz would send it: method, host, scheme and the
+                // path under the route (`jwtv_service::request`); used when a policy reads the
+                // request or the request may carry a DPoP proof.
                 match pseudo {
                     "method" => method = Some(value),
                     "path" => path = Some(value),
-                    "authority" => {
-                        if let Ok(value) = HeaderValue::from_bytes(value) {
-                            builder = builder.header(http::header::HOST, value);
-                        }
-                    }
+                    "authority" => authority = Some(value),
+                    "scheme" => scheme = Some(value),
                     _ => {}
                 }
+            } else if self.dpop && name.eq_ignore_ascii_case("dpop") {
+                dpop = true;
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    builder = builder.header(name, value);
+                }
+            } else if !self.whole_request {
+                continue;
             } else if !REPORTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
                 if let Ok(value) = HeaderValue::from_bytes(value) {
                     builder = builder.header(name, value);
                 }
             }
         }
-        if let Some(method) = method.and_then(|m| http::Method::from_bytes(m).ok()) {
-            builder = builder.method(method);
-        }
-        if let Some(path) = path.and_then(|p| std::str::from_utf8(p).ok()) {
-            // A path `http` cannot take keeps the route alone (the path then reads as `/`).
-            if let Ok(uri) = http::Uri::try_from(format!("{route}{path}")) {
-                if path.starts_with('/') {
-                    builder = builder.uri(uri);
+        if self.whole_request || dpop {
+            if let Some(host) = authority.and_then(|a| HeaderValue::from_bytes(a).ok()) {
+                builder = builder.header(http::header::HOST, host);
+            }
+            if let Some(scheme) = scheme.and_then(|s| HeaderValue::from_bytes(s).ok()) {
+                builder = builder.header("x-forwarded-proto", scheme);
+            }
+            if let Some(method) = method.and_then(|m| http::Method::from_bytes(m).ok()) {
+                builder = builder.method(method);
+            }
+            if let Some(path) = path.and_then(|p| std::str::from_utf8(p).ok()) {
+                // A path `http` cannot take keeps the route alone (the path then reads as `/`).
+                if let Ok(uri) = http::Uri::try_from(format!("{route}{path}")) {
+                    if path.starts_with('/') {
+                        builder = builder.uri(uri);
+                    }
                 }
             }
         }
         // Only a policy name that is not a path segment fails here; `has_policy` comes first.
-        let Ok(request) = builder.body([0u8; 0]) else {
+        let Ok(mut request) = builder.body([0u8; 0]) else {
             return Verdict::Deny(unknown_policy(policy.unwrap_or_default()));
         };
+        if let Some(digest) = peer_certificate_sha256 {
+            request
+                .extensions_mut()
+                .insert(PeerCertificateDigest(digest));
+        }
         let handled = self.service.handle(&request, now);
         let refetch = handled.refetch();
+        // An allow resting on a DPoP proof stands once the proof's first use is recorded.
+        let handled = match &handled.replay {
+            Some(pending) => {
+                let mut seen = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+                let first_use = seen.first_use(&pending.first_use, now);
+                drop(seen);
+                self.service.recorded(handled, first_use)
+            }
+            None => handled,
+        };
         let response = handled.response;
         if response.status() != StatusCode::OK {
             return match refetch {

@@ -68,7 +68,9 @@ EXPLAIN
   are fetched once) and prints the decoded header and claims (never the signature), the issuer and
   policy the token falls under, the key that verifies it, every check in order with its verdict (exp,
   nbf and iat relative to now, with the leeway), and the answers of POST /validate and GET /auth. The
-  checks are the verifier's own, traced as it runs; the answers are the service's.
+  checks are the verifier's own, traced as it runs; the answers are the service's. It also says what
+  the token is bound to (cnf) and what that needs; with --dpop PROOF --url URL [--method M], every
+  DPoP proof check in order and the answer to the token sent with that proof (no proof is remembered).
   Exit status: 0 valid, 1 refused, 2 configuration or usage error.
 
 EXAMPLES
@@ -157,6 +159,19 @@ pub struct ExplainArgs {
     /// Print the explanation as one JSON document.
     #[arg(long)]
     pub json: bool,
+
+    /// A DPoP proof (RFC 9449) sent with the token: its checks are shown, and the answers are those
+    /// of a request carrying it (needs --url).
+    #[arg(long, value_name = "PROOF", requires = "url")]
+    pub dpop: Option<String>,
+
+    /// The method of the request the DPoP proof is for.
+    #[arg(long, value_name = "METHOD", default_value = "GET")]
+    pub method: String,
+
+    /// The URL of the request the DPoP proof is for.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -54,8 +54,20 @@ pub struct Explanation {
     pub valid: bool,
 }
 
+/// A DPoP proof to explain with the token, and the request it is for.
+pub struct ProofArgs {
+    pub proof: String,
+    pub method: String,
+    pub url: String,
+}
+
 /// Prepares the keys of `loaded` (remote sets fetched once, bounded) and explains `token` at `now`.
-pub fn explain(loaded: Loaded, token: &str, now: u64) -> anyhow::Result<Explanation> {
+pub fn explain(
+    loaded: Loaded,
+    token: &str,
+    proof: Option<&ProofArgs>,
+    now: u64,
+) -> anyhow::Result<Explanation> {
     let keys = Arc::new(Keys::new(
         loaded.keys,
         loaded.remote,
@@ -80,13 +92,14 @@ pub fn explain(loaded: Loaded, token: &str, now: u64) -> anyhow::Result<Explanat
         }
     }
     let service = Service::new(loaded.verifier, keys.clone(), loaded.options);
-    Ok(describe(&service, &keys, token, now, notes))
+    Ok(describe(&service, &keys, token, proof, now, notes))
 }
 
 fn describe(
     service: &Service,
     keys: &Keys,
     token: &str,
+    proof: Option<&ProofArgs>,
     now: u64,
     notes: Vec<String>,
 ) -> Explanation {
@@ -99,7 +112,11 @@ fn describe(
     let checks = checks(&trace.passed, refusal, claims.as_ref(), policy, now);
     let validate = validate_answer(service, token, now);
     let auth = auth_answer(service, token, now);
-    let valid = validate["status"] == 200;
+    let dpop = dpop_report(service, token, claims.as_ref(), policy, proof, now);
+    let valid = match proof {
+        Some(_) => dpop["validate"]["status"] == 200,
+        None => validate["status"] == 200,
+    };
     let rule = service.options().gateway.access.rule.as_ref().map(|rule| {
         // The verdict as the service gave it: evaluated only once every check before it passed.
         let (verdict, description) = if valid {
@@ -116,6 +133,10 @@ fn describe(
         };
         json!({ "rule": rule.source(), "verdict": verdict, "description": description })
     });
+    let binding = claims
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|claims| binding_of(service, claims));
     let report = json!({
         "header": segment(token, 0),
         "claims": claims,
@@ -126,15 +147,41 @@ fn describe(
             "policy": policy.map(describe_policy),
         })),
         "key": trace.key,
+        "binding": binding,
         "now": now,
         "checks": checks,
         "validate": validate,
         "auth": auth,
         "rule": rule,
+        "dpop": dpop,
         "valid": valid,
         "notes": notes,
     });
     Explanation { report, valid }
+}
+
+/// What the token's `cnf` binds it to and what a request must bring for it (the answers below are
+/// those of a request that brings nothing: `explain` has no certificate and no proof).
+fn binding_of(service: &Service, claims: &serde_json::Map<String, Value>) -> Value {
+    use jwtv_service::binding::{self, Binding};
+    match binding::of(claims) {
+        Ok(Binding::None) => json!({"kind": "none", "needs": "nothing: a bearer token"}),
+        Ok(b @ Binding::Jkt(_)) => json!({
+            "kind": b.kind(),
+            "needs": "Authorization: DPoP <token> and a DPoP proof signed by the key cnf.jkt names",
+        }),
+        Ok(b @ Binding::X5tS256(_)) => json!({
+            "kind": b.kind(),
+            "needs": format!(
+                "the client certificate cnf.x5t#S256 names; {}",
+                service.options().client_cert.description()
+            ),
+        }),
+        Err(rejection) => json!({
+            "kind": "unusable",
+            "needs": format!("{}: {}", rejection.code, rejection.description),
+        }),
+    }
 }
 
 /// A decoded header (0) or payload (1), for display: `None` when it is not base64url JSON.
@@ -244,6 +291,106 @@ fn describe_policy(policy: &Policy) -> Value {
     described
 }
 
+/// What the token is bound to (`cnf`), what the default policy's DPoP mode makes of it, and, with a
+/// proof, each proof check in order (traced as `jwtv_service::dpop` runs them) and the answer of
+/// `POST /validate` carrying the proof and its request. The proof is taken as a first use: explain
+/// remembers nothing.
+fn dpop_report(
+    service: &Service,
+    token: &str,
+    claims: Option<&Value>,
+    policy: Option<&Policy>,
+    proof: Option<&ProofArgs>,
+    now: u64,
+) -> Value {
+    use jwtv_service::binding::{self, Binding};
+    use jwtv_service::dpop::{self, Mode, Proof, Step, Target};
+    let mode = service.options().gateway.access.dpop;
+    let empty = serde_json::Map::new();
+    let claims = claims.and_then(Value::as_object).unwrap_or(&empty);
+    let (kind, bound_to, what) = match binding::of(claims) {
+        Err(r) => ("unreadable", None, r.description.into_owned()),
+        Ok(b) => {
+            let what = match (b, mode) {
+                (Binding::None, Mode::Required) => "not bound, and DPoP is required here: refused",
+                (Binding::None, _) => "a bearer token: no proof needed (sent as DPoP, refused)",
+                (Binding::Jkt(_), Mode::Off) => "DPoP-bound, and DPoP is off here: refused",
+                (Binding::Jkt(_), _) => {
+                    "DPoP-bound: needs Authorization: DPoP and a proof by the key cnf.jkt names"
+                }
+                (Binding::X5tS256(_), _) => {
+                    "certificate-bound: refused until the certificate check is built"
+                }
+            };
+            let bound_to = match b {
+                Binding::Jkt(t) | Binding::X5tS256(t) => Some(t.to_owned()),
+                Binding::None => None,
+            };
+            (b.kind(), bound_to, what.to_owned())
+        }
+    };
+    let mut report = json!({
+        "binding": kind,
+        "bound_to": bound_to,
+        "mode": mode.as_str(),
+        "what": what,
+    });
+    let Some(proof) = proof else {
+        return report;
+    };
+    let mut passed = Vec::new();
+    let outcome = dpop::check_traced(
+        &Proof {
+            proof: &proof.proof,
+            access_token: token,
+            jkt: bound_to.as_deref().unwrap_or(""),
+            target: Target {
+                method: &proof.method,
+                url: &proof.url,
+            },
+            leeway_secs: policy.map_or(0, |p| p.leeway_secs),
+            max_bytes: service.verifier().limits().max_token_bytes,
+        },
+        &service.options().dpop,
+        now,
+        &mut |step| passed.push(step),
+    );
+    let mut refusal = outcome.err();
+    report["checks"] = Step::ORDER
+        .iter()
+        .map(|&step| {
+            let mut row = json!({ "check": step.as_str() });
+            if passed.contains(&step) {
+                row["result"] = json!("pass");
+            } else if let Some(r) = refusal.take() {
+                row["result"] = json!("fail");
+                row["code"] = json!(r.code.as_str());
+                row["description"] = json!(r.description);
+            } else {
+                row["result"] = json!("not_reached");
+            }
+            row
+        })
+        .collect();
+    let body =
+        json!({"token": token, "dpop": proof.proof, "method": proof.method, "url": proof.url});
+    let mut request = Request::new(body.to_string().into_bytes());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = http::Uri::from_static("/validate");
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let handled = service.handle(&request, now);
+    let response = service
+        .recorded(handled, Ok::<bool, std::convert::Infallible>(true))
+        .response;
+    report["validate"] = json!({
+        "status": response.status().as_u16(),
+        "body": serde_json::from_slice::<Value>(response.body()).unwrap_or(Value::Null),
+    });
+    report
+}
+
 /// What `POST /validate {"token": …}` answers.
 fn validate_answer(service: &Service, token: &str, now: u64) -> Value {
     let body = json!({ "token": token }).to_string().into_bytes();
@@ -338,6 +485,13 @@ pub fn render_text(report: &Value) -> String {
             let _ = writeln!(out, "key        none (see the checks)");
         }
     }
+    if let Some(binding) = report["binding"].as_object()
+        && binding["kind"] != "none"
+    {
+        let kind = binding["kind"].as_str().unwrap_or("");
+        let needs = binding["needs"].as_str().unwrap_or("");
+        let _ = writeln!(out, "binding    {kind}: needs {needs}");
+    }
     let _ = writeln!(out, "checks");
     for row in report["checks"].as_array().into_iter().flatten() {
         let mark = match row["result"].as_str() {
@@ -381,9 +535,48 @@ pub fn render_text(report: &Value) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    let dpop = &report["dpop"];
+    let _ = writeln!(
+        out,
+        "binding    {}{} (DPoP {}): {}",
+        dpop["binding"].as_str().unwrap_or(""),
+        dpop["bound_to"]
+            .as_str()
+            .map_or(String::new(), |t| format!(" {t}")),
+        dpop["mode"].as_str().unwrap_or(""),
+        dpop["what"].as_str().unwrap_or("")
+    );
+    if let Some(checks) = dpop["checks"].as_array() {
+        let _ = writeln!(out, "proof");
+        for row in checks {
+            let mark = match row["result"].as_str() {
+                Some("pass") => "pass",
+                Some("fail") => "FAIL",
+                _ => "-   ",
+            };
+            let mut line = format!("  {mark}  {:<16}", row["check"].as_str().unwrap_or(""));
+            if let (Some(code), Some(d)) = (row["code"].as_str(), row["description"].as_str()) {
+                let _ = write!(line, "{code}: {d}");
+            } else if row["result"] == "not_reached" {
+                line.push_str("not reached");
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        let answer = &dpop["validate"];
+        let _ = writeln!(
+            out,
+            "POST /validate with the proof  {} {}",
+            answer["status"],
+            answer["body"]["error"].as_str().unwrap_or("ok")
+        );
+    }
     for note in report["notes"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "note: {}", note.as_str().unwrap_or(""));
     }
+    let code = match dpop["validate"]["status"].as_u64() {
+        Some(_) => dpop["validate"]["body"]["error"].as_str().unwrap_or("ok"),
+        None => code,
+    };
     let verdict = if report["valid"] == true {
         "valid".to_owned()
     } else {

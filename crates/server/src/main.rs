@@ -24,6 +24,8 @@ mod mint;
 mod policy_text;
 mod probe;
 mod reload;
+mod replay;
+mod replay_redis;
 mod serve;
 mod tls;
 
@@ -136,6 +138,18 @@ fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
             );
         }
     };
+    // Before the listening line: a replica that answers must be able to check proofs for replay.
+    let mut active = active;
+    match runtime.block_on(replay_redis::open(&settings.dpop_replay)) {
+        Ok(Some(store)) => {
+            active.replay = Arc::new(replay::ReplayStore::redis(
+                store,
+                settings.dpop_replay.on_error,
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    }
     let setup = serve::Setup {
         current: Arc::new(reload::Current::new(active)),
         reload,
@@ -250,7 +264,12 @@ fn explain(args: &ExplainArgs, global: &GlobalArgs) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let explanation = match explain::explain(loaded, &token, now_secs()) {
+    let proof = args.dpop.as_ref().map(|proof| explain::ProofArgs {
+        proof: proof.clone(),
+        method: args.method.clone(),
+        url: args.url.clone().unwrap_or_default(),
+    });
+    let explanation = match explain::explain(loaded, &token, proof.as_ref(), now_secs()) {
         Ok(explanation) => explanation,
         Err(e) => return fail(EXIT_CONFIG, &e.context("cannot prepare the keys")),
     };

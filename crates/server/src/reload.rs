@@ -16,6 +16,7 @@
 //! - The digest: SHA-256 over every input the loader read (environment variable names and values, file
 //!   paths and contents). It changes exactly when what was read changes, and shows none of it.
 
+use crate::replay::ReplayStore;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,6 +164,8 @@ struct RestartOnly {
     max_token_bytes: usize,
     /// TLS on or off (the certificate itself is reloaded).
     tls: bool,
+    /// The DPoP replay store is opened once, and kept across reloads with the proofs it holds.
+    dpop_replay: jwtv_config::replay_store::ReplayStoreSettings,
 }
 
 impl RestartOnly {
@@ -181,6 +184,7 @@ impl RestartOnly {
             max_connections: *max_connections,
             max_token_bytes: loaded.verifier.limits().max_token_bytes,
             tls: loaded.server.tls.is_some(),
+            dpop_replay: loaded.server.dpop_replay.clone(),
         }
     }
 }
@@ -201,6 +205,8 @@ pub struct Active {
     /// The listener's TLS configuration: new connections handshake with the one of the configuration
     /// serving when they arrive, so a rotated certificate is served without closing any connection.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The DPoP proofs seen; kept across reloads, so a reload is no way to replay a proof.
+    pub replay: Arc<ReplayStore>,
     restart_only: RestartOnly,
 }
 
@@ -241,6 +247,12 @@ impl Active {
         if let Some(cache) = &cache {
             service = service.with_token_cache(cache.clone());
         }
+        let replay = match previous {
+            Some(previous) => previous.replay.clone(),
+            None => Arc::new(ReplayStore::memory(
+                service.options().dpop.replay_max_entries,
+            )),
+        };
         Ok(Active {
             service,
             keys,
@@ -249,6 +261,7 @@ impl Active {
             since: Instant::now(),
             decision_log: settings.decision_log,
             tls,
+            replay,
             restart_only,
         })
     }
@@ -404,8 +417,8 @@ impl Watcher {
         let previous = self.current.get();
         if active.restart_only != previous.restart_only {
             tracing::warn!(
-                "the listen address, request and first-byte timeouts, connection limit and token size \
-                 limit take effect at the next restart"
+                "the listen address, request and first-byte timeouts, connection limit, token size \
+                 limit and DPoP replay store take effect at the next restart"
             );
         }
         let digest = active.digest.clone();

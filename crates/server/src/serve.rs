@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use jwtv_config::ServerSettings;
 use jwtv_service::Handled;
+use jwtv_service::mtls::TlsClientCertificate;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -173,12 +174,22 @@ pub async fn run(setup: Setup) -> anyhow::Result<()> {
         let handshake_timeout = setup.settings.first_byte_timeout;
         tokio::spawn(async move {
             let Some(tls) = tls else {
-                return serve_connection(stream, slot, &builder, state).await;
+                return serve_connection(stream, slot, &builder, state, None).await;
             };
             // The handshake is bounded like the wait for a first byte: the slot is held meanwhile.
             let accept = TlsAcceptor::from(tls).accept(stream);
             match tokio::time::timeout(handshake_timeout, accept).await {
-                Ok(Ok(stream)) => serve_connection(stream, slot, &builder, state).await,
+                Ok(Ok(stream)) => {
+                    // The leaf the handshake verified (mTLS), for certificate-bound tokens: every
+                    // request of the connection carries it to the service.
+                    let peer = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| TlsClientCertificate(leaf.as_ref().into()));
+                    serve_connection(stream, slot, &builder, state, peer).await
+                }
                 Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -205,12 +216,16 @@ async fn serve_connection<S>(
     slot: crate::connections::Slot,
     builder: &auto::Builder<TokioExecutor>,
     state: Arc<State>,
+    peer: Option<TlsClientCertificate>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(slot.watch(stream));
     let requests = slot.requests();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(peer) = &peer {
+            req.extensions_mut().insert(peer.clone());
+        }
         let state = state.clone();
         let request = requests.start();
         async move {
@@ -460,11 +475,19 @@ impl Active {
         let unknown_kid_of = handled
             .refetch()
             .and_then(|issuer| self.keys.remote(issuer));
-        match unknown_kid_of {
+        let handled = match unknown_kid_of {
             Some(remote) if remote.refetch_for_unknown_kid(seen).await => {
                 self.service.handle(request, now_secs())
             }
             _ => handled,
+        };
+        // An allow that rests on a DPoP proof stands only once the proof's first use is recorded.
+        match &handled.replay {
+            Some(pending) => {
+                let first_use = self.replay.first_use(&pending.first_use).await;
+                self.service.recorded(handled, first_use)
+            }
+            None => handled,
         }
     }
 
@@ -472,10 +495,10 @@ impl Active {
     /// shape as the service's own errors; the connection is closed since its state is unknown.
     fn transport_error(&self, status: StatusCode, description: &str) -> Handled {
         let expose = self.service.options().expose_descriptions;
-        closing(Handled {
-            response: jwtv_service::unreadable_request(status, description, expose),
-            decision: None,
-        })
+        closing(Handled::new(
+            jwtv_service::unreadable_request(status, description, expose),
+            None,
+        ))
     }
 }
 
@@ -501,7 +524,7 @@ fn text_response(text: String) -> Response<Body> {
 
 /// Seconds since the epoch; a clock before 1970 reads as 0, which makes every token look too new:
 /// refused, never accepted.
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

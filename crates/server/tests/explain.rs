@@ -168,6 +168,55 @@ fn explain_shows_the_token_source_and_the_rule_verdict() {
     assert_eq!(report["rule"]["verdict"], "error", "{report}");
 }
 
+// Issue 26: explain says what the token is bound to and, given a proof, each proof check.
+#[test]
+fn explain_shows_the_binding_and_each_dpop_proof_check() {
+    let client = support::dpop::Client::es256();
+    let bound = token(&with(
+        claims(),
+        "cnf",
+        serde_json::json!({"jkt": client.jkt()}),
+    ));
+    let (exit, report) = explain_json(&config(), &bound);
+    assert_eq!(exit, Some(1), "{report}");
+    assert_eq!(report["dpop"]["binding"], "dpop (cnf.jkt)", "{report}");
+    assert_eq!(report["dpop"]["bound_to"], client.jkt().as_str());
+    assert_eq!(
+        report["validate"]["body"]["error"], "invalid_token_binding",
+        "{report}"
+    );
+    let url = "https://api.example/orders";
+    let proof = client.proof(&bound, "GET", url);
+    let args = ["explain", "--json", "--dpop", &proof, "--url", url, &bound];
+    let exited = run_to_exit(&config(), &args, EXIT_TIMEOUT);
+    let report: Value = serde_json::from_str(&exited.stdout).expect(&exited.stderr);
+    assert_eq!(exited.status.code(), Some(0), "{report}");
+    let checks = report["dpop"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 11);
+    assert!(checks.iter().all(|c| c["result"] == "pass"), "{report}");
+    assert_eq!(report["dpop"]["validate"]["status"], 200);
+    // A proof for another method: the htm check fails, the ones after it are not reached.
+    let args = [
+        "explain", "--dpop", &proof, "--method", "POST", "--url", url, &bound,
+    ];
+    let exited = run_to_exit(&config(), &args, EXIT_TIMEOUT);
+    assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
+    for expected in [
+        "binding    dpop (cnf.jkt)",
+        "  pass  signature",
+        "  FAIL  htm             invalid_dpop_proof: DPoP proof htm does not match",
+        "  -     htu             not reached",
+        "POST /validate with the proof  401 invalid_dpop_proof",
+        "verdict    refused (invalid_dpop_proof)",
+    ] {
+        assert!(
+            exited.stdout.contains(expected),
+            "{expected:?} missing from:\n{}",
+            exited.stdout
+        );
+    }
+}
+
 #[test]
 fn a_configuration_error_exits_2_with_one_line() {
     let config = config().env("JWT_LEEWAY", "soon");
@@ -202,4 +251,29 @@ fn a_remote_key_set_is_fetched_once_and_an_unreachable_one_is_reported() {
     assert_eq!(report["validate"]["status"], 503, "{report}");
     let notes = report["notes"].to_string();
     assert!(notes.contains("not fetched"), "{report}");
+}
+
+// Issue 26: a certificate-bound token is explained with what it needs and where this deployment
+// reads the certificate; explain presents none, so both answers refuse it.
+#[test]
+fn explain_shows_a_certificate_binding_and_where_the_certificate_is_read() {
+    let bound = token(&with(
+        claims(),
+        "cnf",
+        serde_json::json!({"x5t#S256": "A".repeat(43)}),
+    ));
+    let config = config().env("JWT_CLIENT_CERT_SOURCE", "header:X-SSL-Client-Cert:pem");
+    let exited = run_to_exit(&config, &["explain", &bound], EXIT_TIMEOUT);
+    assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
+    for expected in [
+        "binding    mtls (cnf.x5t#S256): needs the client certificate cnf.x5t#S256 names; checked against the certificate in header x-ssl-client-cert",
+        "POST /validate  401 invalid_token_binding",
+        "GET  /auth      401 invalid_token_binding",
+    ] {
+        assert!(
+            exited.stdout.contains(expected),
+            "{expected:?} missing from:\n{}",
+            exited.stdout
+        );
+    }
 }

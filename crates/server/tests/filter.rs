@@ -98,6 +98,18 @@ impl Envoy {
         extra: &[SocketAddr],
         workers: usize,
     ) -> Envoy {
+        Envoy::start_edited(upstream, toml, extra, workers, |yaml| yaml)
+    }
+
+    /// As [`Envoy::start_with_clusters`], the docs' file changed by `edit` first (a test adds what the
+    /// docs show as a snippet, such as TLS on the listener).
+    fn start_edited(
+        upstream: SocketAddr,
+        toml: Option<&str>,
+        extra: &[SocketAddr],
+        workers: usize,
+        edit: impl FnOnce(String) -> String,
+    ) -> Envoy {
         let wasm = filter_wasm();
         assert!(
             wasm.is_file(),
@@ -105,7 +117,7 @@ impl Envoy {
             wasm.display()
         );
         let docs = workspace_root().join("docs/filter/envoy.yaml");
-        let yaml = std::fs::read_to_string(&docs).expect("docs/filter/envoy.yaml");
+        let yaml = edit(std::fs::read_to_string(&docs).expect("docs/filter/envoy.yaml"));
         for doc in [
             DOC_ADMIN,
             DOC_LISTEN,
@@ -427,6 +439,59 @@ fn a_rule_on_a_nested_claim_and_the_request_method_decides_in_the_filter() {
     assert_eq!(upstream.hits(), 2);
 }
 
+// ---- Issue 26: DPoP inside Envoy ----
+
+// RFC 9449 in the filter: the proof is checked against the request Envoy received (`:method`,
+// `:scheme`, `:authority`, `:path`), never what a client claims in forward-auth headers; a VM
+// remembers the proofs it let through (one worker here, so one store).
+#[test]
+fn a_dpop_bound_token_passes_the_filter_with_its_proof_once() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(upstream.addr, Some(&access_toml("")));
+    let client = support::dpop::Client::es256();
+    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
+    let url = format!("http://{}/orders", envoy.addr);
+    let dpop = format!("DPoP {t}");
+    let proof = client.proof(&t, "GET", &url);
+    let r = envoy.get(
+        "/orders?page=2",
+        &[("Authorization", &dpop), ("DPoP", &proof)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+    // The same proof again.
+    let r = envoy.get("/orders", &[("Authorization", &dpop), ("DPoP", &proof)]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("DPoP ") && c.contains("error=\"invalid_dpop_proof\""))
+    );
+    // A proof for another path, whatever the client reports.
+    let other = client.proof(&t, "GET", &format!("http://{}/admin", envoy.addr));
+    let r = envoy.get(
+        "/orders",
+        &[
+            ("Authorization", &dpop),
+            ("DPoP", &other),
+            ("X-Forwarded-Uri", "/admin"),
+        ],
+    );
+    assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    // As a bearer token.
+    let fresh = client.proof(&t, "GET", &url);
+    let r = envoy.get(
+        "/orders",
+        &[("Authorization", &bearer(&t)), ("DPoP", &fresh)],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
+    assert_eq!(upstream.hits(), 1);
+}
+
 /// The contract configuration (`support::contract::config`) in the TOML schema, keys inline.
 fn contract_toml() -> String {
     format!(
@@ -579,6 +644,69 @@ fn worker_vms_share_one_key_set_schedule_through_shared_data() {
         envoy.get("/orders", &[("Authorization", &auth)]).status,
         200
     );
+}
+
+// ---- Issue 26: certificate-bound tokens (RFC 8705) in the filter ----
+
+/// Envoy terminates mutual TLS (the snippet of docs/filter.md on the docs' listener) and the filter,
+/// with `client_cert_source = "tls"`, reads the digest of the certificate Envoy verified: a token
+/// bound to alice's certificate passes from alice only, a forged XFCC header changes nothing, and an
+/// unbound token passes from bob.
+#[test]
+fn a_certificate_bound_token_passes_only_with_its_certificate_in_the_filter() {
+    use support::tls::{self, Ca};
+    let ca = Ca::new("filter-suite CA");
+    let gateway = ca.server("envoy");
+    let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+    let dir = TempDir::new();
+    let path = |name: &str, text: &str| dir.write(name, text.as_bytes()).display().to_string();
+    let (cert, key, client_ca) = (
+        path("gateway.pem", &gateway.cert_pem),
+        path("gateway-key.pem", &gateway.key_pem),
+        path("client-ca.pem", &ca.pem),
+    );
+    let chain = "      filter_chains:\n        - filters:\n";
+    let with_tls = format!(
+        "      filter_chains:\n        - transport_socket:\n            name: envoy.transport_sockets.tls\n            \
+         typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n              \
+         require_client_certificate: true\n              common_tls_context:\n                tls_certificates:\n                  \
+         - certificate_chain: {{ filename: {cert} }}\n                    private_key: {{ filename: {key} }}\n                \
+         validation_context:\n                  trusted_ca: {{ filename: {client_ca} }}\n          filters:\n"
+    );
+    let toml = access_toml("").replace(
+        "[[issuers]]",
+        "[server]\nclient_cert_source = \"tls\"\n\n[[issuers]]",
+    );
+    let upstream = Upstream::start();
+    let envoy = Envoy::start_edited(upstream.addr, Some(&toml), &[], 1, |yaml| {
+        assert!(
+            yaml.contains(chain),
+            "docs/filter/envoy.yaml changed its listener"
+        );
+        yaml.replacen(chain, &with_tls, 1)
+    });
+    let rt = support::h2::runtime();
+    let get = |client, headers: &[(&str, &str)]| {
+        let connector = tls::connector(&ca.pem, Some(client), &[b"http/1.1"]);
+        rt.block_on(tls::get(&connector, envoy.addr, "/orders", headers))
+            .unwrap_or_else(|e| panic!("{e}\n{}", envoy.log.text()))
+    };
+    let bound = bearer(&token(json!({"cnf": {"x5t#S256": alice.thumbprint()}})));
+    let r = get(&alice, &[("Authorization", &bound)]);
+    assert_eq!(r.status, 200, "{}", envoy.log.text());
+    let forged = format!("Hash={}", alice.sha256_hex());
+    let r = get(
+        &bob,
+        &[
+            ("Authorization", &bound),
+            ("X-Forwarded-Client-Cert", &forged),
+        ],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-auth-error"), Some("invalid_token_binding"));
+    let unbound = bearer(&token(json!({})));
+    assert_eq!(get(&bob, &[("Authorization", &unbound)]).status, 200);
+    assert_eq!(upstream.hits(), 2);
 }
 
 // A seed key set in the filter (issue 23, item 3): inline in the plugin configuration (`jwks_seed`:

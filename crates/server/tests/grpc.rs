@@ -267,3 +267,42 @@ fn checks_are_counted_as_auth_decisions() {
         assert!(metrics.contains(line), "{line} not in:\n{metrics}");
     }
 }
+
+/// Issue 26: a DPoP-bound token through gRPC ext_authz, checked against the request Envoy describes
+/// (method, scheme, host, path), not a client's forward-auth headers; a proof is used once.
+#[test]
+fn check_with_a_dpop_bound_token_needs_its_proof_for_envoys_request() {
+    let server = Server::start_on(Target::Native, config());
+    let client = support::dpop::Client::es256();
+    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
+    let dpop = format!("DPoP {t}");
+    let request = |proof: &str, extra: &[(&str, &str)]| {
+        let mut headers = vec![("authorization", dpop.as_str()), ("dpop", proof)];
+        headers.extend_from_slice(extra);
+        let mut request = check_request(&headers, None);
+        if let Some(http) = request
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.scheme = "https".into();
+        }
+        request
+    };
+    let denied_code = |response: &CheckResponse| match &response.http_response {
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            headers_of(&denied.headers).get("x-auth-error").cloned()
+        }
+        _ => None,
+    };
+    let proof = client.proof(&t, "GET", "https://api.example/orders/42");
+    let ok = check(&server, request(&proof, &[])).unwrap();
+    assert_eq!(ok.status.as_ref().unwrap().code, 0, "{ok:?}");
+    let again = check(&server, request(&proof, &[])).unwrap();
+    assert_eq!(denied_code(&again).as_deref(), Some("invalid_dpop_proof"));
+    // A proof for the path the client claims, not the one Envoy routes.
+    let other = client.proof(&t, "GET", "https://api.example/public");
+    let claimed = check(&server, request(&other, &[("x-forwarded-uri", "/public")])).unwrap();
+    assert_eq!(denied_code(&claimed).as_deref(), Some("invalid_dpop_proof"));
+}

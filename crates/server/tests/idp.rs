@@ -125,6 +125,37 @@ impl Idp {
             .to_owned()
     }
 
+    /// A DPoP-bound access token (ES256-signed, `cnf.jkt`) the test client of `idp.mjs` obtained with a
+    /// proof of its own key (panva jose): `(access_token, client id)`.
+    fn dpop_token(&self) -> (String, String) {
+        let r = support::request(
+            self.addr(),
+            "POST",
+            "/_test/client/dpop-token",
+            &[("Content-Type", "application/json")],
+            br#"{"alg":"ES256"}"#,
+        );
+        assert_eq!(r.status, 200, "dpop-token: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["token_type"], "DPoP", "{body}");
+        let field = |name: &str| body[name].as_str().expect(name).to_owned();
+        (field("access_token"), field("client"))
+    }
+
+    /// A fresh proof by the test client `client` for `method url`, bound to `token` (`ath`).
+    fn proof(&self, client: &str, token: &str, method: &str, url: &str) -> String {
+        let body = json!({"client": client, "htm": method, "htu": url, "access_token": token});
+        let r = support::request(
+            self.addr(),
+            "POST",
+            "/_test/client/proof",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "proof: {}", r.text());
+        r.json()["proof"].as_str().expect("proof").to_owned()
+    }
+
     /// Replaces every signing key with a new one; answers the new kids.
     fn rotate(&self) -> Vec<String> {
         let r = support::request(self.addr(), "POST", "/_test/rotate", &[], b"");
@@ -219,6 +250,61 @@ fn idp_access_tokens_in_every_algorithm_are_accepted_by_default() {
         assert_eq!(auth.header("x-auth-subject"), Some("svc"));
         assert_eq!(auth.header("x-auth-scopes"), Some("read"));
     }
+}
+
+/// RFC 9449 with a real provider: oidc-provider binds the token to the key of the proof the client
+/// sent to its token endpoint (`cnf.jkt`), and the client's proofs (panva jose) for the protected
+/// request pass once, on `/validate` and through `/auth` as a gateway reports the request.
+#[test]
+fn idp_dpop_bound_tokens_pass_with_a_fresh_proof_once() {
+    if !support::dpop_supported() {
+        return; // the default component refuses bound tokens (tests/dpop.rs checks it)
+    }
+    let idp = Idp::start();
+    let server = start(idp_config(&idp));
+    let (token, client) = idp.dpop_token();
+    let claims = segment(&token, 1);
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
+    let url = "https://api.test/orders";
+    let proof = idp.proof(&client, &token, "GET", url);
+    let body = json!({"token": token, "dpop": proof, "method": "GET", "url": url});
+    let r = server.post_json("/validate", body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["claims"]["sub"], "svc");
+    // The replay, where one store answers: a component instance remembers only the proofs it
+    // served, and which instance serves a request is the host's choice (docs/dpop.md).
+    let one_store = Target::from_env() == Target::Native;
+    if one_store {
+        let r = server.post_json("/validate", body.to_string().as_bytes());
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (401, Some("invalid_dpop_proof")),
+            "replay: {}",
+            r.text()
+        );
+    }
+    // As a gateway asks: Authorization: DPoP, the proof in its header, the request in X-Forwarded-*.
+    let authorization = format!("DPoP {token}");
+    let proof = idp.proof(&client, &token, "POST", url);
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("DPoP", proof.as_str()),
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "api.test"),
+        ("X-Forwarded-Uri", "/orders?page=1"),
+    ];
+    let r = server.request("GET", "/auth", &headers, b"");
+    assert_eq!(r.status, 200, "/auth: {:?}", r.header_map());
+    assert_eq!(r.header("x-auth-subject"), Some("svc"));
+    if one_store {
+        let r = server.request("GET", "/auth", &headers, b"");
+        assert_eq!(r.status, 401, "/auth replay");
+        assert_eq!(r.header("x-auth-error"), Some("invalid_dpop_proof"));
+    }
+    // The provider's bound token without its proof.
+    let r = server.validate(&token);
+    assert_eq!(r.status, 401, "{}", r.text());
 }
 
 /// RFC 9068 §4 strictly (`JWT_TYPES=at+jwt`): the provider's tokens pass; the narrowing itself is
@@ -491,4 +577,61 @@ fn ci_oidc_tokens_are_held_to_one_repository_and_branch() {
         validate(&gitlab, &main),
         (401, Some("invalid_issuer".into()))
     );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 26: the provider's certificate-bound access tokens (RFC 8705 §3)
+
+/// nginx's `$ssl_client_escaped_cert`: PEM, URL-escaped.
+fn escaped_pem(pem: &str) -> String {
+    pem.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The provider binds the token of a client registered with
+/// `tls_client_certificate_bound_access_tokens` to the certificate it presented; its thumbprint is
+/// ours, and the validator accepts the token only with that certificate.
+#[test]
+fn idp_certificate_bound_tokens_pass_only_with_their_certificate() {
+    let idp = Idp::start();
+    let ca = support::tls::Ca::new("idp-suite CA");
+    let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+    let alice_header = escaped_pem(&alice.cert_pem);
+    let body = "grant_type=client_credentials&client_id=svc-mtls&client_secret=svc-mtls-secret\
+                &scope=read&resource=https%3A%2F%2Fapi.test%2FES256";
+    let r = support::request(
+        idp.addr(),
+        "POST",
+        "/token",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-SSL-Client-Cert", &alice_header),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "token endpoint: {}", r.text());
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        segment(&token, 1)["cnf"]["x5t#S256"],
+        json!(alice.thumbprint())
+    );
+
+    let server =
+        start(idp_config(&idp).env("JWT_CLIENT_CERT_SOURCE", "header:X-SSL-Client-Cert:pem"));
+    let bearer = format!("Bearer {token}");
+    let validate_with = |cert: Option<&str>| {
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        headers.extend(cert.map(|c| ("X-SSL-Client-Cert", c)));
+        let r = support::request(server.addr, "POST", "/validate", &headers, b"");
+        (r.status, r.error_code())
+    };
+    assert_eq!(validate_with(Some(&alice_header)), (200, None));
+    let bob_header = escaped_pem(&bob.cert_pem);
+    let refused = (401, Some("invalid_token_binding".to_owned()));
+    assert_eq!(validate_with(Some(&bob_header)), refused);
+    assert_eq!(validate_with(None), refused);
 }

@@ -11,6 +11,7 @@ mod support;
 use std::net::TcpStream;
 
 use serde_json::json;
+use support::dpop;
 use support::gateway::{Gateway, Kind};
 use support::jwt::hs256;
 use support::keyserver::{JWKS_PATH, KeyServer, Mode, TestJwk, jwks};
@@ -366,6 +367,79 @@ fn a_rule_on_a_nested_claim_and_the_method_decides(kind: Kind) {
     assert_eq!(upstream.hits(), 2);
 }
 
+/// DPoP (RFC 9449, issue 26) through the gateway: the `DPoP` header, `Authorization: DPoP` and the
+/// original method, scheme, host and path reach the validator, which rebuilds the URL the proof must
+/// name (`htu`) from what the proxy reports.
+fn dpop_bound_request_passes_once_and_only_for_its_url(kind: Kind) {
+    if kind != Kind::EnvoyGrpc && !support::dpop_supported() {
+        return; // the default component refuses bound tokens (tests/dpop.rs checks it)
+    }
+    let (validator, upstream) = (validator_for(kind), Upstream::start());
+    let proxy = Gateway::start(kind, validator.addr, upstream.addr);
+    let client = dpop::Client::es256();
+    let t = token(json!({"cnf": {"jkt": client.jkt()}}));
+    let authorization = format!("DPoP {t}");
+    let url = format!("http://{}/orders", proxy.addr);
+    let send = |proof: &str| {
+        proxy.get(
+            "/orders?page=2",
+            &[("Authorization", &authorization), ("DPoP", proof)],
+        )
+    };
+    let proof = client.proof(&t, "GET", &url);
+    let r = send(&proof);
+    assert_eq!(r.status, 200, "{kind:?} DPoP-bound request: {}", r.text());
+    assert_eq!(
+        upstream.last().get("x-auth-subject").map(String::as_str),
+        Some("alice"),
+        "{kind:?}"
+    );
+    // RFC 9449 §11.1: the same proof again. Only where one store answers: a component instance
+    // remembers only the proofs it served, and which instance serves a request is the host's choice
+    // (docs/dpop.md; tests/dpop.rs).
+    if kind == Kind::EnvoyGrpc || Target::from_env() == Target::Native {
+        let r = send(&proof);
+        assert_eq!(r.status, 401, "{kind:?} replay");
+        assert_eq!(
+            r.header("x-auth-error"),
+            Some("invalid_dpop_proof"),
+            "{kind:?} replay"
+        );
+    }
+    // §4.3 (htu, htm): a proof made for another URL, or another method.
+    let other = format!("http://{}/admin/users", proxy.addr);
+    let r = send(&client.proof(&t, "GET", &other));
+    assert_eq!(r.status, 401, "{kind:?} another URL");
+    assert_eq!(
+        r.header("x-auth-error"),
+        Some("invalid_dpop_proof"),
+        "{kind:?}"
+    );
+    let r = send(&client.proof(&t, "POST", &url));
+    assert_eq!(r.status, 401, "{kind:?} another method");
+    assert_eq!(
+        r.header("x-auth-error"),
+        Some("invalid_dpop_proof"),
+        "{kind:?}"
+    );
+    // §7.1: a DPoP-bound token presented as a bearer token, with or without a proof.
+    let fresh = client.proof(&t, "GET", &url);
+    for headers in [
+        vec![("Authorization", bearer(&t))],
+        vec![("Authorization", bearer(&t)), ("DPoP", fresh)],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let r = proxy.get("/orders", &headers);
+        assert_eq!(r.status, 401, "{kind:?} bound token as Bearer");
+        assert_eq!(
+            r.header("x-auth-error"),
+            Some("invalid_token_binding"),
+            "{kind:?} bound token as Bearer"
+        );
+    }
+    assert_eq!(upstream.hits(), 1, "{kind:?}");
+}
+
 /// The cases above for one proxy, as a module named for it.
 macro_rules! gateway_suite {
     ($name:ident, $kind:expr) => {
@@ -400,6 +474,11 @@ macro_rules! gateway_suite {
             #[test]
             fn rule_on_nested_claim_and_method() {
                 a_rule_on_a_nested_claim_and_the_method_decides($kind);
+            }
+
+            #[test]
+            fn dpop_bound_request_passes_once_for_its_url() {
+                dpop_bound_request_passes_once_and_only_for_its_url($kind);
             }
 
             #[test]
@@ -579,4 +658,151 @@ fn envoy_grpc_over_mtls_with_a_client_certificate() {
         "a gateway without a client certificate was served"
     );
     assert_eq!(upstream.hits(), 1);
+}
+
+/// Certificate-bound tokens (RFC 8705 §3, issue 26) through gateways that terminate mutual TLS, each
+/// with its documented mTLS variant (`docs/gateway/*-mtls.*`): the gateway verifies the client's
+/// certificate and reports it (Envoy XFCC or gRPC `source.certificate`, nginx
+/// `$ssl_client_escaped_cert`, Traefik `passTLSClientCert`), the validator reads it where
+/// `JWT_CLIENT_CERT_SOURCE` says. A token bound to alice's certificate passes from alice, not from
+/// bob, not even when bob sends alice's certificate in the header himself; an unbound token passes.
+mod certificate_bound {
+    use super::*;
+    use support::tls::{self, Ca, Issued};
+
+    struct Pki {
+        ca: Ca,
+        alice: Issued,
+        bob: Issued,
+        dir: support::TempDir,
+    }
+
+    fn pki() -> Pki {
+        let ca = Ca::new("proxy-suite mTLS CA");
+        let gateway = ca.server("gateway");
+        let dir = support::TempDir::new();
+        dir.write("gateway.pem", gateway.cert_pem.as_bytes());
+        dir.write("gateway-key.pem", gateway.key_pem.as_bytes());
+        dir.write("client-ca.pem", ca.pem.as_bytes());
+        let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+        Pki {
+            ca,
+            alice,
+            bob,
+            dir,
+        }
+    }
+
+    fn get(
+        pki: &Pki,
+        client: &Issued,
+        addr: std::net::SocketAddr,
+        headers: &[(&str, &str)],
+    ) -> Result<support::Response, String> {
+        let connector = tls::connector(&pki.ca.pem, Some(client), &[b"http/1.1"]);
+        support::h2::runtime().block_on(tls::get(&connector, addr, "/orders", headers))
+    }
+
+    /// `forge` makes the certificate header bob sends with alice's certificate in it.
+    fn run(kind: Kind, conf: &str, source: &str, forge: fn(&Issued) -> (&'static str, String)) {
+        let pki = pki();
+        let config = validator_config().env("JWT_CLIENT_CERT_SOURCE", source);
+        let validator = match kind {
+            Kind::EnvoyGrpc => Server::start_on(Target::Native, config),
+            _ => Server::start(config),
+        };
+        let upstream = Upstream::start();
+        let dir = format!("{}/", pki.dir.path().display());
+        let proxy = Gateway::start_variant(
+            kind,
+            conf,
+            validator.addr,
+            upstream.addr,
+            |text| {
+                ["/etc/envoy/tls/", "/etc/nginx/tls/", "/etc/traefik/tls/"]
+                    .iter()
+                    .fold(text, |text, placeholder| text.replace(placeholder, &dir))
+            },
+            |addr| get(&pki, &pki.alice, addr, &[]).is_ok_and(|r| r.status != 404),
+        );
+        let bound = bearer(&token(json!({"cnf": {"x5t#S256": pki.alice.thumbprint()}})));
+        let auth = [("Authorization", bound.as_str())];
+
+        let r = get(&pki, &pki.alice, proxy.addr, &auth).unwrap();
+        assert_eq!(r.status, 200, "{}", proxy.log());
+        assert_eq!(
+            upstream.last().get("x-auth-subject").map(String::as_str),
+            Some("alice")
+        );
+        let hits = upstream.hits();
+
+        let r = get(&pki, &pki.bob, proxy.addr, &auth).unwrap();
+        assert_eq!(r.status, 401);
+        let (name, value) = forge(&pki.alice);
+        let forged = [auth[0], (name, value.as_str())];
+        let r = get(&pki, &pki.bob, proxy.addr, &forged).unwrap();
+        assert_eq!(
+            r.status, 401,
+            "a client's own certificate header was trusted"
+        );
+        assert_eq!(upstream.hits(), hits);
+
+        let unbound = bearer(&token(json!({})));
+        let r = get(&pki, &pki.bob, proxy.addr, &[("Authorization", &unbound)]).unwrap();
+        assert_eq!(r.status, 200);
+    }
+
+    fn escaped_pem(cert: &Issued) -> String {
+        cert.cert_pem
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envoy_xfcc_binds_tokens_to_the_client_certificate() {
+        run(Kind::Envoy, "envoy-mtls.yaml", "xfcc", |alice| {
+            (
+                "X-Forwarded-Client-Cert",
+                format!("Hash={}", alice.sha256_hex()),
+            )
+        });
+    }
+
+    #[test]
+    fn envoy_grpc_source_certificate_binds_tokens_to_the_client_certificate() {
+        run(Kind::EnvoyGrpc, "envoy-grpc-mtls.yaml", "xfcc", |alice| {
+            (
+                "X-Forwarded-Client-Cert",
+                format!("Hash={}", alice.sha256_hex()),
+            )
+        });
+    }
+
+    #[test]
+    fn nginx_escaped_cert_binds_tokens_to_the_client_certificate() {
+        run(
+            Kind::Nginx,
+            "nginx-mtls.conf",
+            "header:X-SSL-Client-Cert:pem",
+            |alice| ("X-SSL-Client-Cert", escaped_pem(alice)),
+        );
+    }
+
+    #[test]
+    fn traefik_pass_tls_client_cert_binds_tokens_to_the_client_certificate() {
+        run(
+            Kind::Traefik,
+            "traefik-mtls.yml",
+            "header:X-Forwarded-Tls-Client-Cert:der",
+            |alice| {
+                use base64::Engine as _;
+                let der = base64::engine::general_purpose::STANDARD.encode(alice.der());
+                ("X-Forwarded-Tls-Client-Cert", der)
+            },
+        );
+    }
 }

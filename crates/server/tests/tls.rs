@@ -154,6 +154,64 @@ fn mtls_refuses_clients_without_a_certificate_of_the_client_ca() {
     assert_eq!(answer.status, 200);
 }
 
+// RFC 8705 §3 (issue 26): with JWT_CLIENT_CERT_SOURCE=tls, a token bound to a client certificate
+// passes only on a connection whose handshake presented that certificate, on every route; a header
+// naming the certificate is never read.
+#[test]
+fn bound_token_passes_only_on_a_connection_with_its_certificate() {
+    let ca = Ca::new("tls-suite CA");
+    let clients = Ca::new("client CA");
+    let (alice, bob) = (clients.client("alice"), clients.client("bob"));
+    let files = Files::new(&ca.server("server-a"), Some(&clients));
+    let config = files.config().env("JWT_CLIENT_CERT_SOURCE", "tls");
+    let server = Server::start_on(Target::Native, config);
+    let rt = h2::runtime();
+    let bound = hs256(
+        SECRET.as_bytes(),
+        &json!({"sub": "alice", "exp": now() + 600, "cnf": {"x5t#S256": alice.thumbprint()}}),
+    );
+    let auth = format!("Bearer {bound}");
+    let xfcc = format!("Hash={}", alice.sha256_hex());
+
+    let as_alice = tls::connector(&ca.pem, Some(&alice), &[b"http/1.1"]);
+    let answer = rt
+        .block_on(tls::get(
+            &as_alice,
+            server.addr,
+            "/auth",
+            &[("Authorization", &auth)],
+        ))
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-auth-subject"), Some("alice"));
+
+    let as_bob = tls::connector(&ca.pem, Some(&bob), &[b"http/1.1"]);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("X-Forwarded-Client-Cert", xfcc.as_str()),
+    ];
+    let answer = rt
+        .block_on(tls::get(&as_bob, server.addr, "/auth", &headers))
+        .unwrap();
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("x-auth-error"), Some("invalid_token_binding"));
+
+    // POST /validate over HTTP/2, same rule.
+    let body = format!(r#"{{"token":"{bound}"}}"#);
+    let validate = |client: &Issued| {
+        let connector = tls::connector(&ca.pem, Some(client), &[b"h2"]);
+        let mut h2 = tls::h2(h2::runtime(), &connector, server.addr);
+        let json = [("content-type", "application/json")];
+        let answer = h2
+            .send(h2::request("POST", "/validate", &json, body.as_bytes()))
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        (answer.status().as_u16(), value["error"].clone())
+    };
+    assert_eq!(validate(&alice), (200, serde_json::Value::Null));
+    assert_eq!(validate(&bob), (401, json!("invalid_token_binding")));
+}
+
 /// Rotation: new certificate files are picked up by the reload machinery; new connections get the new
 /// certificate, connections opened before keep working, and no request fails meanwhile.
 #[test]

@@ -85,7 +85,9 @@ fn bench(c: &mut Criterion) {
         path: "/orders/42",
         query: None,
         host: "app.example",
+        scheme: Some("https"),
         headers: &headers,
+        extensions: request.extensions(),
     };
     c.bench_function("rule_evaluate_typical", |b| {
         b.iter(|| rule.evaluate(black_box(&claims), black_box(&original)))

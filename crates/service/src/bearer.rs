@@ -18,8 +18,26 @@ pub(crate) enum Unreadable {
     NotAscii,
 }
 
+/// The scheme a token came with in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1), read only when the policy's DPoP mode is not `off`.
+    Dpop,
+}
+
 /// The bearer token of the request, if it sends one.
+#[cfg(test)]
 pub(crate) fn token(headers: &HeaderMap) -> Result<Option<&str>, Unreadable> {
+    credentials(headers, false).map(|found| found.map(|(_, token)| token))
+}
+
+/// The token of `Authorization: Bearer <token>` or, with `dpop`, of `Authorization: DPoP <token>`
+/// (the scheme case-insensitive too), and which scheme it came with.
+pub(crate) fn credentials(
+    headers: &HeaderMap,
+    dpop: bool,
+) -> Result<Option<(Scheme, &str)>, Unreadable> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = match (values.next(), values.next()) {
         (None, _) => return Ok(None),
@@ -27,13 +45,35 @@ pub(crate) fn token(headers: &HeaderMap) -> Result<Option<&str>, Unreadable> {
         (Some(_), Some(_)) => return Err(Unreadable::Several),
     };
     let value = value.to_str().map_err(|_| Unreadable::NotAscii)?;
-    match value.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let token = token.trim();
-            Ok((!token.is_empty()).then_some(token))
+    let (scheme, token) = match value.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => (Scheme::Bearer, token),
+        Some((scheme, token)) if dpop && scheme.eq_ignore_ascii_case("dpop") => {
+            (Scheme::Dpop, token)
         }
-        _ => Ok(None),
+        _ => return Ok(None),
+    };
+    let token = token.trim();
+    Ok((!token.is_empty()).then_some((scheme, token)))
+}
+
+#[cfg(feature = "dpop")]
+/// The DPoP proof of the request (RFC 9449 §4.3 item 1: exactly one `DPoP` header holding one JWT).
+/// Several headers, or one value holding a comma (what a proxy makes of two), are refused.
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut values = headers.get_all("dpop").iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        (Some(value), None) => value,
+        (Some(_), Some(_)) => return Err("several DPoP headers; send exactly one proof"),
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "the DPoP header is not ASCII")?
+        .trim();
+    if value.contains(',') {
+        return Err("the DPoP header holds several values; send exactly one proof");
     }
+    Ok((!value.is_empty()).then_some(value))
 }
 
 #[cfg(test)]
@@ -89,6 +129,31 @@ mod tests {
             );
         }
         assert_eq!(read(&[]), Ok(None));
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_read_only_when_asked() {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("DPoP a.b.c"));
+        assert_eq!(credentials(&headers, false), Ok(None));
+        assert_eq!(
+            credentials(&headers, true),
+            Ok(Some((Scheme::Dpop, "a.b.c")))
+        );
+    }
+
+    // RFC 9449 §4.3 item 1: one DPoP header, one JWT.
+    #[cfg(feature = "dpop")]
+    #[test]
+    fn two_dpop_proofs_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.append("dpop", HeaderValue::from_static("a.b.c"));
+        assert_eq!(dpop_proof(&headers), Ok(Some("a.b.c")));
+        headers.append("dpop", HeaderValue::from_static("a.b.c"));
+        assert!(dpop_proof(&headers).is_err());
+        let mut merged = HeaderMap::new();
+        merged.insert("dpop", HeaderValue::from_static("a.b.c, d.e.f"));
+        assert!(dpop_proof(&merged).is_err());
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! exist); deny is 401 or 403 only (nginx turns anything else into 500), with the reason in
 //! `X-Auth-Error` because nginx passes upstream nothing else but the status and `WWW-Authenticate`.
 
+#[cfg(feature = "dpop")]
+use crate::bearer;
+use crate::binding::{self, Presented};
+use crate::dpop::{self, Mode, Target};
 use crate::request::Original;
 use crate::rule::{Rule, Verdict};
 use crate::sources::{self, SourceError, TokenSource};
@@ -78,6 +82,8 @@ pub struct Access {
     pub anonymous: bool,
     /// A CEL rule a verified token must pass (default: none).
     pub rule: Option<Rule>,
+    /// What the policy does with DPoP-bound tokens and proofs (default: allowed).
+    pub dpop: Mode,
 }
 
 impl Default for Access {
@@ -86,6 +92,7 @@ impl Default for Access {
             token_sources: TokenSource::defaults(),
             anonymous: false,
             rule: None,
+            dpop: Mode::default(),
         }
     }
 }
@@ -293,41 +300,75 @@ pub(crate) fn handle<B>(
         Some(name) => match gateway.policies.iter().find(|p| p.name == name) {
             Some(p) => (Some(&p.requirements), &p.access),
             None => {
-                return Handled {
-                    response: response::not_found(&format!("/policy/{name}")),
-                    decision: None,
-                };
+                return Handled::new(response::not_found(&format!("/policy/{name}")), None);
             }
         },
     };
     let original = Original::forwarded(req, route_tail(req.uri().path()).unwrap_or(""));
-    let found = match sources::find(&access.token_sources, req.headers(), original.query) {
+    let dpop = dpop::BUILT && access.dpop != Mode::Off;
+    let found = match sources::find(&access.token_sources, req.headers(), original.query, dpop) {
         Ok(Some(found)) => found,
         Ok(None) if access.anonymous => return anonymous(gateway),
-        Ok(None) => return missing_token(service),
+        Ok(None) => return missing_token(service, access.dpop),
         // 401, never 400 (see `deny`).
         Err(SourceError::Unreadable(unreadable)) => {
             let rejection = Rejection::new(Code::MalformedToken, unreadable);
-            return deny(service, rejection, None, None, None);
+            return deny(service, rejection, None, None, None, false);
         }
         Err(conflict) => {
             let rejection = Rejection::new(Code::InvalidRequest, conflict.to_string());
-            return deny(service, rejection, None, None, None);
+            return deny(service, rejection, None, None, None, false);
         }
     };
     let source = access.token_sources.iter().position(|s| s == found.source);
+    let with_source = |mut handled: Handled| {
+        if let Some(decision) = &mut handled.decision {
+            decision.source = source;
+        }
+        handled
+    };
     let verified = match service.verify(&found.token, now) {
         Ok(verified) => verified,
         Err(r) => {
-            let mut handled = deny(service, r.rejection, r.iss, r.kid, r.issuer);
-            if let Some(decision) = &mut handled.decision {
-                decision.source = source;
-            }
-            return handled;
+            let dpop = found.dpop_scheme;
+            return with_source(deny(service, r.rejection, r.iss, r.kid, r.issuer, dpop));
         }
     };
     let mut decision = Decision::allowed(&verified);
     decision.source = source;
+    // The binding first: a stolen bound token must not learn whether it would pass the policy.
+    #[cfg(feature = "dpop")]
+    let url = original_url(&original);
+    #[cfg(not(feature = "dpop"))]
+    let url: Result<String, &str> = Err("this build does not check DPoP proofs");
+    let presented = Presented {
+        token: &found.token,
+        dpop_scheme: found.dpop_scheme,
+        #[cfg(feature = "dpop")]
+        proof: bearer::dpop_proof(req.headers()),
+        #[cfg(not(feature = "dpop"))]
+        proof: Ok(None),
+        target: url.as_deref().map_err(|why| *why).map(|url| Target {
+            method: original.method,
+            url,
+        }),
+    };
+    let first_use = match binding::check(
+        service,
+        access.dpop,
+        &verified.claims,
+        verified.issuer,
+        &presented,
+        &original,
+        now,
+    ) {
+        Ok(first_use) => first_use,
+        Err(refusal) => {
+            let (iss, kid, issuer) = (decision.iss, decision.kid, decision.issuer);
+            let handled = deny(service, refusal.rejection, iss, kid, issuer, refusal.dpop);
+            return with_source(handled);
+        }
+    };
     let checked = match requirements.map(|r| r.check(&verified.claims)) {
         Some(Err(rejection)) => Err(rejection),
         _ => match &access.rule {
@@ -336,22 +377,30 @@ pub(crate) fn handle<B>(
         },
     };
     if let Err(rejection) = checked {
-        let mut handled = deny(
-            service,
-            rejection,
-            decision.iss,
-            decision.kid,
-            decision.issuer,
+        let (iss, kid, issuer) = (decision.iss, decision.kid, decision.issuer);
+        return with_source(deny(service, rejection, iss, kid, issuer, false));
+    }
+    let response = allow(gateway, &verified);
+    match first_use {
+        #[cfg(feature = "dpop")]
+        Some(first_use) => Handled::pending(service, response, decision, first_use, true),
+        // Without DPoP checks in the build, `binding::check` never gives a first use.
+        _ => Handled::new(response, Some(decision)),
+    }
+}
+
+/// The original request's URL as DPoP's `htu` is compared with it, or why it cannot be known.
+#[cfg(feature = "dpop")]
+fn original_url(original: &Original<'_>) -> Result<String, &'static str> {
+    let scheme = original.scheme.ok_or(
+        "the gateway did not report the request's scheme (X-Forwarded-Proto), which the DPoP proof's htu is checked against",
+    )?;
+    if original.host.is_empty() {
+        return Err(
+            "the gateway did not report the request's host, which the DPoP proof's htu is checked against",
         );
-        if let Some(d) = &mut handled.decision {
-            d.source = source;
-        }
-        return handled;
     }
-    Handled {
-        response: allow(gateway, &verified),
-        decision: Some(decision),
-    }
+    Ok(format!("{scheme}://{}{}", original.host, original.path))
 }
 
 /// A rule's verdict as a refusal: false and an evaluation error both refuse, each with its own words.
@@ -384,9 +433,9 @@ fn anonymous(gateway: &Gateway) -> Handled {
     for mapping in &gateway.claim_headers {
         headers.insert(mapping.header.clone(), HeaderValue::from_static(""));
     }
-    Handled {
+    Handled::new(
         response,
-        decision: Some(Decision {
+        Some(Decision {
             allowed: true,
             anonymous: true,
             code: None,
@@ -395,7 +444,7 @@ fn anonymous(gateway: &Gateway) -> Handled {
             issuer: None,
             source: None,
         }),
-    }
+    )
 }
 
 fn allow(gateway: &Gateway, verified: &Verified) -> Response<Vec<u8>> {
@@ -452,11 +501,16 @@ fn header_value(text: &str, cap: usize) -> HeaderValue {
     HeaderValue::from_bytes(clean.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn missing_token(service: &Service) -> Handled {
+fn missing_token(service: &Service, dpop: Mode) -> Handled {
     let rejection = Rejection::new(Code::MissingToken, "no bearer token");
-    let mut handled = deny(service, rejection, None, None, None);
-    // No `error` in the challenge when no credentials were sent (RFC 6750 §3.1).
-    let challenge = response::bearer_challenge(&service.options.realm, None);
+    let mut handled = deny(service, rejection, None, None, None, false);
+    // No `error` in the challenge when no credentials were sent (RFC 6750 §3.1); a route that takes
+    // DPoP-bound tokens only asks for DPoP (RFC 9449 §7.1).
+    let realm = &service.options.realm;
+    let challenge = match dpop {
+        Mode::Required => response::dpop_challenge(realm, None, &service.options.dpop.algs()),
+        _ => response::bearer_challenge(realm, None),
+    };
     handled
         .response
         .headers_mut()
@@ -464,22 +518,25 @@ fn missing_token(service: &Service) -> Handled {
     handled
 }
 
-fn deny(
+pub(crate) fn deny(
     service: &Service,
     rejection: Rejection,
     iss: Option<String>,
     kid: Option<String>,
     issuer: Option<usize>,
+    dpop: bool,
 ) -> Handled {
     // Never 400 here: nginx turns any status but 401/403 into 500.
     let status = match rejection.code {
         Code::InsufficientScope | Code::RuleFailed => StatusCode::FORBIDDEN,
-        Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::TemporarilyUnavailable | Code::ReplayStoreUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Code::ServerMisconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNAUTHORIZED,
     };
     let code = rejection.code;
-    let mut handled = crate::refused(service, status, rejection, iss, kid, issuer);
+    let mut handled = crate::refused(service, status, rejection, iss, kid, issuer, dpop);
     handled.response.headers_mut().insert(
         HeaderName::from_static(X_AUTH_ERROR),
         HeaderValue::from_static(code.as_str()),

@@ -9,17 +9,23 @@
 //! ([`Service::new`]).
 
 mod bearer;
+pub mod binding;
 pub mod cache;
+pub mod dpop;
 pub mod gateway;
 mod health;
+pub mod mtls;
+pub mod replay;
 pub mod request;
 mod response;
 pub mod rule;
+#[cfg(feature = "rules")]
+mod rule_check;
 pub mod sources;
 mod validate;
 
 use http::{Method, Request, Response};
-use jwtv_verifier::{Code, KeyStore, Rejected, Verified, Verifier};
+use jwtv_verifier::{Code, KeyStore, Rejected, Rejection, Verified, Verifier};
 use std::sync::Arc;
 
 pub use jwtv_verifier as verifier;
@@ -35,6 +41,10 @@ pub struct Options {
     pub realm: String,
     /// Forward-auth mode: identity headers and named policies.
     pub gateway: gateway::Gateway,
+    /// Where the client certificate of a request is read, for certificate-bound tokens (RFC 8705).
+    pub client_cert: mtls::CertSource,
+    /// DPoP proof checks (each policy says whether it wants them: [`gateway::Access::dpop`]).
+    pub dpop: dpop::Settings,
 }
 
 impl Default for Options {
@@ -44,6 +54,8 @@ impl Default for Options {
             expose_descriptions: true,
             realm: "jwt-validator".to_owned(),
             gateway: gateway::Gateway::default(),
+            client_cert: mtls::CertSource::None,
+            dpop: dpop::Settings::default(),
         }
     }
 }
@@ -109,9 +121,59 @@ impl Decision {
 pub struct Handled {
     pub response: Response<Vec<u8>>,
     pub decision: Option<Decision>,
+    /// A DPoP proof's first use, which the shell must record before answering (RFC 9449 §11.1).
+    ///
+    /// When it is set, `response` is the refusal a shell that does not record gets (503
+    /// `replay_store_unavailable`: fail closed), and the allow waits in here: the shell records
+    /// [`Pending::first_use`] in its store and hands the outcome to [`Service::recorded`], which
+    /// answers the allow on a first use, 401 `invalid_dpop_proof` on a replay, 503 on a store error.
+    pub replay: Option<Pending>,
+}
+
+/// An allow that waits for its DPoP proof's first use to be recorded (see [`Handled::replay`]).
+#[derive(Debug)]
+pub struct Pending {
+    pub first_use: replay::FirstUse,
+    allowed: Box<(Response<Vec<u8>>, Decision)>,
+    /// Refusals on forward auth carry `X-Auth-Error` and are never 400.
+    forward_auth: bool,
 }
 
 impl Handled {
+    /// An answer with nothing to record.
+    pub fn new(response: Response<Vec<u8>>, decision: Option<Decision>) -> Handled {
+        Handled {
+            response,
+            decision,
+            replay: None,
+        }
+    }
+
+    /// An allow that stands once the proof's first use is recorded.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn pending(
+        service: &Service,
+        response: Response<Vec<u8>>,
+        decision: Decision,
+        first_use: replay::FirstUse,
+        forward_auth: bool,
+    ) -> Handled {
+        let mut handled = service.refuse_unrecorded(
+            forward_auth,
+            Rejection::new(
+                jwtv_verifier::Code::ReplayStoreUnavailable,
+                "the DPoP proof's first use was not recorded",
+            ),
+            &decision,
+        );
+        handled.replay = Some(Pending {
+            first_use,
+            allowed: Box::new((response, decision)),
+            forward_auth,
+        });
+        handled
+    }
+
     /// The issuer whose key set lacks the token's `kid`: a shell that fetches that issuer's keys asks
     /// its source for a refetch (`jwtv_keyset::Source::handle_unknown_kid`) and, when the set
     /// changed, asks the service once more. `None` for every other answer, and for an issuer whose
@@ -223,6 +285,51 @@ impl Service {
         }
     }
 
+    /// The answer to a request whose DPoP proof's first use the shell tried to record
+    /// ([`Handled::replay`]): `Ok(true)` a first use (the allow), `Ok(false)` a replay (401
+    /// `invalid_dpop_proof`), `Err` the store could not say (503 `replay_store_unavailable`, fail
+    /// closed). A `handled` with nothing to record is returned as it is.
+    pub fn recorded<E: std::fmt::Display>(
+        &self,
+        mut handled: Handled,
+        first_use: Result<bool, E>,
+    ) -> Handled {
+        let Some(pending) = handled.replay.take() else {
+            return handled;
+        };
+        let (response, decision) = *pending.allowed;
+        let rejection = match first_use {
+            Ok(true) => return Handled::new(response, Some(decision)),
+            Ok(false) => Rejection::new(
+                jwtv_verifier::Code::InvalidDpopProof,
+                "the DPoP proof was used before (its jti is replayed)",
+            ),
+            Err(error) => Rejection::new(
+                jwtv_verifier::Code::ReplayStoreUnavailable,
+                format!("the DPoP proof's first use could not be recorded: {error}"),
+            ),
+        };
+        self.refuse_unrecorded(pending.forward_auth, rejection, &decision)
+    }
+
+    fn refuse_unrecorded(
+        &self,
+        forward_auth: bool,
+        rejection: Rejection,
+        decision: &Decision,
+    ) -> Handled {
+        let (iss, kid, issuer) = (decision.iss.clone(), decision.kid.clone(), decision.issuer);
+        let mut handled = if forward_auth {
+            gateway::deny(self, rejection, iss, kid, issuer, true)
+        } else {
+            validate::reject(self, rejection, iss, kid, issuer, true)
+        };
+        if let Some(d) = &mut handled.decision {
+            d.source = decision.source;
+        }
+        handled
+    }
+
     /// The 413 answer, for shells that stop reading a body once it passes [`Service::max_body_bytes`].
     pub fn payload_too_large(&self) -> Handled {
         plain(validate::too_large(self))
@@ -230,7 +337,8 @@ impl Service {
 }
 
 /// A refused token on either route: the error body, the Bearer challenge on 401/403 (RFC 6750 §3;
-/// `Retry-After` on 503 comes with the body), and the decision for logs.
+/// with `dpop`, the DPoP one of RFC 9449 §7.1; `Retry-After` on 503 comes with the body), and the
+/// decision for logs.
 fn refused(
     service: &Service,
     status: http::StatusCode,
@@ -238,6 +346,7 @@ fn refused(
     iss: Option<String>,
     kid: Option<String>,
     issuer: Option<usize>,
+    dpop: bool,
 ) -> Handled {
     let expose = service.options.expose_descriptions;
     let mut response = response::error(status, &rejection, expose);
@@ -247,10 +356,12 @@ fn refused(
         } else {
             ""
         };
-        let challenge = response::bearer_challenge(
-            &service.options.realm,
-            Some((response::challenge_error(rejection.code), description)),
-        );
+        let error = Some((response::challenge_error(rejection.code), description));
+        let challenge = if dpop || rejection.code == Code::InvalidDpopProof {
+            response::dpop_challenge(&service.options.realm, error, &service.options.dpop.algs())
+        } else {
+            response::bearer_challenge(&service.options.realm, error)
+        };
         response
             .headers_mut()
             .insert(http::header::WWW_AUTHENTICATE, challenge);
@@ -266,6 +377,7 @@ fn refused(
             issuer,
             source: None,
         }),
+        replay: None,
     }
 }
 
@@ -293,10 +405,7 @@ pub fn misconfigured(description: &str) -> Response<Vec<u8>> {
 }
 
 fn plain(response: Response<Vec<u8>>) -> Handled {
-    Handled {
-        response,
-        decision: None,
-    }
+    Handled::new(response, None)
 }
 
 /// Methods that only read.
@@ -308,5 +417,16 @@ fn is_read(method: &Method) -> bool {
 mod tests;
 #[cfg(test)]
 mod tests_cache;
+// Proofs are ES256 and EdDSA, and the challenge lists RS256 first: the builds with every family.
+#[cfg(all(
+    test,
+    feature = "dpop",
+    feature = "rsa",
+    feature = "ec",
+    feature = "eddsa"
+))]
+mod tests_dpop;
+#[cfg(test)]
+mod tests_mtls;
 #[cfg(all(test, feature = "rules"))]
 mod tests_rules;

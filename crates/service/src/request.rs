@@ -6,10 +6,13 @@
 //!   overwriting what a client sent; our nginx file sets them too (`docs/gateway/jwt_subrequest.conf`);
 //! - `X-Original-Method` / `-URI` / `-Host`: nginx configurations written for `auth_request` (a file
 //!   that sets only these leaves `X-Forwarded-*` to the client: set both, as ours does);
+//! - the scheme (for DPoP's `htu`): `X-Forwarded-Proto`, which Traefik, Caddy and Envoy set and our
+//!   nginx file sets from `$scheme`; else the scheme of an absolute request URI (the filter's
+//!   `:scheme`, gRPC ext_authz's `scheme`);
 //! - the request to the validator itself: Envoy `ext_authz` (HTTP service) sends the original method,
 //!   host and path (after its `path_prefix`, here `/auth`), and so does the filter.
 
-use http::{HeaderMap, Request};
+use http::{Extensions, HeaderMap, Request};
 
 /// The attributes of the original request: `request.method`, `request.path` (no query),
 /// `request.host`, `request.headers` in rules; the query feeds `query:NAME` token sources.
@@ -19,7 +22,12 @@ pub struct Original<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub host: &'a str,
+    /// `http` or `https` when known (DPoP's `htu` needs it; rules do not see it).
+    pub scheme: Option<&'a str>,
     pub headers: &'a HeaderMap,
+    /// What the shell attached to the request: the client certificate of its own TLS session, or the
+    /// one Envoy's gRPC check reports (`crate::mtls`).
+    pub extensions: &'a Extensions,
 }
 
 impl<'a> Original<'a> {
@@ -30,7 +38,9 @@ impl<'a> Original<'a> {
             path: req.uri().path(),
             query: req.uri().query(),
             host: host_of(req),
+            scheme: text(req.headers(), "x-forwarded-proto").or_else(|| req.uri().scheme_str()),
             headers: req.headers(),
+            extensions: req.extensions(),
         }
     }
 
@@ -47,12 +57,15 @@ impl<'a> Original<'a> {
         };
         let host =
             reported(["x-forwarded-host", "x-original-host"]).unwrap_or_else(|| host_of(req));
+        let scheme = text(headers, "x-forwarded-proto").or_else(|| req.uri().scheme_str());
         Original {
             method,
             path,
             query,
             host,
+            scheme,
             headers,
+            extensions: req.extensions(),
         }
     }
 }

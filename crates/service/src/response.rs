@@ -41,7 +41,9 @@ pub(crate) fn status_for(code: Code) -> StatusCode {
     match code {
         Code::InvalidRequest | Code::MissingToken => StatusCode::BAD_REQUEST,
         Code::InsufficientScope | Code::RuleFailed => StatusCode::FORBIDDEN,
-        Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::TemporarilyUnavailable | Code::ReplayStoreUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Code::ServerMisconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNAUTHORIZED,
     }
@@ -78,7 +80,10 @@ impl<'a> ErrorBody<'a> {
 pub(crate) fn error(status: StatusCode, rejection: &Rejection, expose: bool) -> Response<Vec<u8>> {
     let body = ErrorBody::new(rejection.code.as_str(), &rejection.description, expose);
     let mut response = json(status, &body);
-    if rejection.code == Code::TemporarilyUnavailable {
+    if matches!(
+        rejection.code,
+        Code::TemporarilyUnavailable | Code::ReplayStoreUnavailable
+    ) {
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
@@ -101,6 +106,19 @@ pub(crate) fn bearer_challenge(realm: &str, error: Option<(&str, &str)>) -> Head
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
+/// A `WWW-Authenticate: DPoP` challenge (RFC 9449 §7.1): like the Bearer one, plus `algs`, the
+/// algorithms a proof may use.
+pub(crate) fn dpop_challenge(realm: &str, error: Option<(&str, &str)>, algs: &str) -> HeaderValue {
+    let bearer = bearer_challenge(realm, error);
+    let rest = bearer
+        .to_str()
+        .unwrap_or("")
+        .strip_prefix("Bearer")
+        .unwrap_or("");
+    let value = format!("DPoP{rest}, algs=\"{}\"", quoted_safe(algs));
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("DPoP"))
+}
+
 /// The challenge error for a reason code: `insufficient_scope` keeps its name, every other token
 /// problem is `invalid_token` (RFC 6750 §3.1). A failed rule is neither (the token is valid, and what
 /// it lacks is not a scope): it says `rule_failed`, an extension error value (RFC 6749 §8.5).
@@ -108,6 +126,7 @@ pub(crate) fn challenge_error(code: Code) -> &'static str {
     match code {
         Code::InsufficientScope => "insufficient_scope",
         Code::RuleFailed => "rule_failed",
+        Code::InvalidDpopProof => "invalid_dpop_proof",
         Code::MissingToken | Code::InvalidRequest => "invalid_request",
         _ => "invalid_token",
     }

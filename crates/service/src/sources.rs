@@ -21,7 +21,8 @@ use std::fmt;
 /// One place a token may be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    /// `Authorization: Bearer <token>` (RFC 6750 §2.1), the default.
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1), the default; also `Authorization: DPoP
+    /// <token>` (RFC 9449 §7.1) unless the policy's DPoP mode is `off`.
     Bearer,
     /// A cookie of this name (RFC 6265 §4.2: `name=value` pairs, the value optionally quoted).
     Cookie(String),
@@ -114,6 +115,8 @@ impl fmt::Display for TokenSource {
 pub(crate) struct Found<'a> {
     pub token: Cow<'a, str>,
     pub source: &'a TokenSource,
+    /// It came as `Authorization: DPoP <token>`.
+    pub dpop_scheme: bool,
 }
 
 /// Why the sources of a request could not give one token.
@@ -126,25 +129,37 @@ pub(crate) enum SourceError {
 }
 
 /// The token of a request by `sources`, in order (see the module doc). `query` is the original
-/// request's query string, when there is one.
+/// request's query string, when there is one. With `dpop`, the `bearer` source also reads
+/// `Authorization: DPoP <token>`.
 pub(crate) fn find<'a>(
     sources: &'a [TokenSource],
     headers: &'a HeaderMap,
     query: Option<&'a str>,
+    dpop: bool,
 ) -> Result<Option<Found<'a>>, SourceError> {
     let mut found: Option<Found<'a>> = None;
     for source in sources {
+        let mut dpop_scheme = false;
         let token = match source {
-            TokenSource::Bearer => bearer::token(headers)
+            TokenSource::Bearer => bearer::credentials(headers, dpop)
                 .map_err(|e| SourceError::Unreadable(e.to_string()))?
-                .map(Cow::Borrowed),
+                .map(|(scheme, token)| {
+                    dpop_scheme = scheme == bearer::Scheme::Dpop;
+                    Cow::Borrowed(token)
+                }),
             TokenSource::Cookie(name) => cookie(headers, name)?.map(Cow::Borrowed),
             TokenSource::Header(name) => whole_header(headers, name)?.map(Cow::Borrowed),
             TokenSource::Query(name) => query.map(|q| parameter(q, name)).transpose()?.flatten(),
         };
         let Some(token) = token else { continue };
         match &found {
-            None => found = Some(Found { token, source }),
+            None => {
+                found = Some(Found {
+                    token,
+                    source,
+                    dpop_scheme,
+                })
+            }
             Some(first) if first.token == token => {}
             Some(first) => {
                 return Err(SourceError::Conflict {
@@ -295,7 +310,8 @@ mod tests {
     ) -> Result<Option<(String, String)>, SourceError> {
         let sources = TokenSource::parse_list(spec).unwrap();
         let map = headers(pairs);
-        find(&sources, &map, query).map(|f| f.map(|f| (f.token.into_owned(), f.source.to_string())))
+        find(&sources, &map, query, false)
+            .map(|f| f.map(|f| (f.token.into_owned(), f.source.to_string())))
     }
 
     fn ok(t: &str, s: &str) -> Result<Option<(String, String)>, SourceError> {

@@ -380,7 +380,7 @@ fn every_code_has_its_status() {
         let expected = match code {
             Code::InvalidRequest | Code::MissingToken => 400,
             Code::InsufficientScope | Code::RuleFailed => 403,
-            Code::TemporarilyUnavailable => 503,
+            Code::TemporarilyUnavailable | Code::ReplayStoreUnavailable => 503,
             Code::ServerMisconfigured => 500,
             _ => 401,
         };

@@ -25,14 +25,23 @@ pub enum Code {
     InsufficientScope,
     /// A valid token that the policy's CEL rule refuses (or could not evaluate).
     RuleFailed,
+    /// A DPoP proof (RFC 9449 §4.3) that is missing, malformed, fails a check or was used before.
+    InvalidDpopProof,
+    /// A token whose `cnf` binding (RFC 9449 `jkt`, RFC 8705 `x5t#S256`) is not met by the request:
+    /// a bound token sent as a plain bearer token, an unbound token where binding is required, a key
+    /// or certificate that is not the one the token names.
+    InvalidTokenBinding,
     TemporarilyUnavailable,
+    /// The store of used DPoP proof ids could not record this one (unreachable, or full): the proof
+    /// cannot be shown to be fresh, so the request is refused (fail closed) and may be retried.
+    ReplayStoreUnavailable,
     /// Never a verdict of the verifier: the answer of a shell whose configuration cannot be served
     /// (every request, fail closed), and of a route naming a policy the configuration lacks.
     ServerMisconfigured,
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 22] = [
         Code::InvalidRequest,
         Code::MissingToken,
         Code::MalformedToken,
@@ -50,7 +59,10 @@ impl Code {
         Code::UnsupportedCrit,
         Code::InsufficientScope,
         Code::RuleFailed,
+        Code::InvalidDpopProof,
+        Code::InvalidTokenBinding,
         Code::TemporarilyUnavailable,
+        Code::ReplayStoreUnavailable,
         Code::ServerMisconfigured,
     ];
 
@@ -73,6 +85,9 @@ impl Code {
             Code::UnsupportedCrit => "unsupported_crit",
             Code::InsufficientScope => "insufficient_scope",
             Code::RuleFailed => "rule_failed",
+            Code::InvalidDpopProof => "invalid_dpop_proof",
+            Code::InvalidTokenBinding => "invalid_token_binding",
+            Code::ReplayStoreUnavailable => "replay_store_unavailable",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
             Code::ServerMisconfigured => "server_misconfigured",
         }

@@ -17,10 +17,24 @@ use envoy_types::pb::google::rpc;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderName, HeaderValue as HttpHeaderValue, Method, Request, Response, StatusCode};
 use jwtv_service::gateway::{Gateway, is_policy_name};
+use jwtv_service::mtls::ReportedCertificate;
 
 /// Where a route names its policy: `context_extensions` of the route's `ext_authz` per-route settings
 /// (Envoy's `check_settings`, Istio's and Envoy Gateway's per-route extensions).
 pub const POLICY_KEY: &str = "policy";
+
+/// Headers in which an HTTP forward-auth call reports the original request (`jwtv_service::request`).
+/// A check request carries the original request itself, so a client's own copies are dropped.
+const REPORTED: [&str; 7] = [
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-original-method",
+    "x-original-uri",
+    "x-original-host",
+];
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// gRPC status codes used here (google.rpc.Code).
 const OK: i32 = 0;
@@ -83,8 +97,10 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     for (name, value) in client_headers_of(http) {
-        // Pseudo-headers (`:path`, `:authority`…) are the attributes above, not headers.
-        if name.starts_with(':') {
+        // Pseudo-headers (`:path`, `:authority`…) are the attributes above, not headers; so are the
+        // headers a forward-auth gateway reports the request in, which here would be the client's
+        // own claim (Envoy tells the method, path, host and scheme itself).
+        if name.starts_with(':') || REPORTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
             continue;
         }
         // A header HTTP cannot carry is one the service could not have seen from a proxy either.
@@ -99,6 +115,23 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
         && let Ok(host) = HttpHeaderValue::from_str(&http.host)
     {
         headers.insert(HOST, host);
+    }
+    // The scheme, for a DPoP proof's `htu` (`jwtv_service::request`).
+    if !http.scheme.is_empty()
+        && let Ok(scheme) = HttpHeaderValue::from_str(&http.scheme)
+    {
+        headers.insert(X_FORWARDED_PROTO, scheme);
+    }
+    // The client certificate Envoy saw (`include_peer_certificate`), URL-encoded PEM: the service
+    // reads it when the deployment names Envoy as the certificate's source.
+    if let Some(certificate) = attributes
+        .and_then(|a| a.source.as_ref())
+        .map(|peer| &peer.certificate)
+        .filter(|c| !c.is_empty())
+    {
+        request
+            .extensions_mut()
+            .insert(ReportedCertificate(certificate.clone()));
     }
     Ok(Translated { request, policy })
 }
@@ -333,6 +366,36 @@ mod tests {
         assert_eq!(t.policy, None);
     }
 
+    // The request a DPoP proof is checked against is Envoy's, never what the client claims in a
+    // forward-auth header.
+    #[test]
+    fn the_scheme_is_envoys_and_reported_headers_are_dropped() {
+        let mut c = check(
+            &[
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-uri", "/elsewhere"),
+                ("x-original-method", "GET"),
+                ("dpop", "a.b.c"),
+            ],
+            None,
+            "/orders",
+        );
+        if let Some(http) = c
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.scheme = "https".to_owned();
+        }
+        let t = to_auth_request(&c).unwrap();
+        let headers = t.request.headers();
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert!(headers.get("x-forwarded-uri").is_none());
+        assert!(headers.get("x-original-method").is_none());
+        assert_eq!(headers["dpop"], "a.b.c");
+    }
+
     #[test]
     fn context_extension_policy_picks_the_named_policy_route() {
         let t = to_auth_request(&check(&[], Some("admin"), "/a")).unwrap();
@@ -350,6 +413,29 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn source_certificate_reaches_the_service_and_nothing_else_does() {
+        let mut with_peer = check(&[], None, "/");
+        let attributes = with_peer.attributes.as_mut().unwrap();
+        attributes.source = Some(attribute_context::Peer {
+            certificate: "-----BEGIN%20CERTIFICATE-----".to_owned(),
+            ..Default::default()
+        });
+        let translated = to_auth_request(&with_peer).unwrap();
+        assert_eq!(
+            translated.request.extensions().get::<ReportedCertificate>(),
+            Some(&ReportedCertificate("-----BEGIN%20CERTIFICATE-----".into()))
+        );
+        let translated = to_auth_request(&check(&[], None, "/")).unwrap();
+        assert!(
+            translated
+                .request
+                .extensions()
+                .get::<ReportedCertificate>()
+                .is_none()
+        );
     }
 
     #[test]

@@ -77,6 +77,48 @@ impl Gateway {
         Gateway::run(kind, command, files)
     }
 
+    /// `kind` with `conf`, a variant of its documented main file (an mTLS listener), every file
+    /// written through `edit` (where the certificates are). A TLS listener does not answer the plain
+    /// probe, so the proxy routes once `ready` says it does.
+    pub fn start_variant(
+        kind: Kind,
+        conf: &str,
+        validator: SocketAddr,
+        upstream: SocketAddr,
+        edit: impl Fn(String) -> String,
+        ready: impl Fn(SocketAddr) -> bool,
+    ) -> Gateway {
+        let files = Files::new(&[validator], upstream);
+        let command = match kind {
+            Kind::Envoy | Kind::EnvoyGrpc => envoy_command(files.render(conf, &edit)),
+            Kind::Nginx => {
+                for include in ["jwt_identity.conf", "jwt_subrequest.conf"] {
+                    files.copy(include);
+                }
+                nginx_command(&files, files.render(conf, &edit))
+            }
+            Kind::Traefik => {
+                files.render(conf, &edit);
+                let dynamic = format!("filename: {conf}");
+                let static_conf = files.render("traefik.yml", |text| {
+                    assert!(
+                        text.contains("filename: traefik-dynamic.yml"),
+                        "traefik.yml moved its file provider"
+                    );
+                    text.replace("filename: traefik-dynamic.yml", &dynamic)
+                });
+                let mut c = Command::new(Kind::Traefik.program());
+                c.arg(format!("--configFile={}", static_conf.display()));
+                c
+            }
+            Kind::Caddy => {
+                let conf = files.render(conf, &edit);
+                caddy_command(&files, conf)
+            }
+        };
+        Gateway::run_until(kind, command, files, ready)
+    }
+
     /// nginx with `nginx-replicas.conf` in front of three replicas; `edit` changes
     /// `jwt_failover.conf` before it is written (a measurement drops it).
     pub fn nginx_replicas(
@@ -92,7 +134,18 @@ impl Gateway {
 
     /// Spawns `command` and waits (bounded) until the proxy routes requests: any answer but 404,
     /// which Traefik gives until its file provider has loaded the routes.
-    fn run(kind: Kind, mut command: Command, files: Files) -> Gateway {
+    fn run(kind: Kind, command: Command, files: Files) -> Gateway {
+        Gateway::run_until(kind, command, files, |addr| {
+            probe(addr).is_some_and(|status| status != 404)
+        })
+    }
+
+    fn run_until(
+        kind: Kind,
+        mut command: Command,
+        files: Files,
+        ready: impl Fn(SocketAddr) -> bool,
+    ) -> Gateway {
         files.assert_every_address_named(kind);
         let mut child = command
             .current_dir(files.dir.path())
@@ -112,7 +165,7 @@ impl Gateway {
                     log.text()
                 );
             }
-            probe(addr).is_some_and(|status| status != 404)
+            ready(addr)
         });
         if !routed {
             let _ = child.kill();
@@ -173,6 +226,10 @@ fn nginx(files: &Files, conf: &str) -> Command {
         files.copy(include);
     }
     let conf = files.copy(conf);
+    nginx_command(files, conf)
+}
+
+fn nginx_command(files: &Files, conf: PathBuf) -> Command {
     std::fs::create_dir_all(files.dir.path().join("temp")).expect("nginx temp dir");
     let mut c = Command::new(Kind::Nginx.program());
     c.arg("-p")
@@ -184,7 +241,10 @@ fn nginx(files: &Files, conf: &str) -> Command {
 }
 
 fn caddy(files: &Files) -> Command {
-    let conf = files.copy("Caddyfile");
+    caddy_command(files, files.copy("Caddyfile"))
+}
+
+fn caddy_command(files: &Files, conf: PathBuf) -> Command {
     let mut c = Command::new(Kind::Caddy.program());
     c.args(["run", "--adapter", "caddyfile", "--config"])
         .arg(conf)

@@ -20,11 +20,13 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod dpop;
 pub mod failover;
 pub mod gateway;
 pub mod h2;
 pub mod jwt;
 pub mod keyserver;
+pub mod redis;
 pub mod tls;
 pub mod upstream;
 
@@ -144,6 +146,15 @@ pub fn rules_supported() -> bool {
     match Target::from_env() {
         Target::Native => true,
         Target::Wasm => std::env::var("JWTV_COMPONENT_RULES").as_deref() == Ok("1"),
+    }
+}
+
+/// Whether the server under test checks DPoP proofs: the native binary does; the component only when
+/// built with its `dpop` feature, which `JWTV_COMPONENT_DPOP=1` declares.
+pub fn dpop_supported() -> bool {
+    match Target::from_env() {
+        Target::Native => true,
+        Target::Wasm => std::env::var("JWTV_COMPONENT_DPOP").as_deref() == Ok("1"),
     }
 }
 

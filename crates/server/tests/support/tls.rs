@@ -68,6 +68,29 @@ impl Ca {
     }
 }
 
+impl Issued {
+    /// The certificate's DER.
+    pub fn der(&self) -> Vec<u8> {
+        CertificateDer::from_pem_slice(self.cert_pem.as_bytes())
+            .expect("certificate PEM")
+            .to_vec()
+    }
+
+    /// RFC 8705 `x5t#S256`: the base64url SHA-256 of the DER, what a bound token's `cnf` names.
+    pub fn thumbprint(&self) -> String {
+        super::jwt::b64(ring::digest::digest(&ring::digest::SHA256, &self.der()).as_ref())
+    }
+
+    /// The hex SHA-256 of the DER (Envoy's XFCC `Hash`).
+    pub fn sha256_hex(&self) -> String {
+        ring::digest::digest(&ring::digest::SHA256, &self.der())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// A TLS client trusting `ca_pem`, presenting `client` when given, offering `alpn`.
 pub fn connector(ca_pem: &str, client: Option<&Issued>, alpn: &[&[u8]]) -> TlsConnector {
     connector_with_versions(ca_pem, client, alpn, rustls::DEFAULT_VERSIONS)
