@@ -186,6 +186,32 @@ class Manifests(unittest.TestCase):
             for name in named:
                 self.assertTrue((kustomization.parent / name).exists(), f"{kustomization}: {name}")
 
+    def test_spinkube_manifests_run_the_key_value_build_over_the_store_the_spinapp_configures(self):
+        shipped = tomllib.loads((ROOT / "deploy/wasm/spin.toml").read_text())
+        derived = tomllib.loads((ROOT / "deploy/wasm/idp/spin.toml").read_text())
+        dockerfile = (ROOT / "deploy/wasm/Dockerfile").read_text()
+        for manifest in (shipped, derived):
+            [component] = manifest["component"].values()
+            # The file the image ships, and the store the key-value build opens first.
+            self.assertEqual(component["source"], "jwtv_component_kv.wasm")
+            self.assertIn(f"COPY {component['source']} /{component['source']}", dockerfile)
+            self.assertEqual(component["key_value_stores"], ["default"])
+        # The remote-keys manifest lets the component reach its issuer, and nothing else.
+        [component] = derived["component"].values()
+        env = component["environment"]
+        issuer_origin = "/".join(env["JWT_ISSUER"].split("/")[:3])
+        self.assertEqual(component["allowed_outbound_hosts"], [issuer_origin])
+        self.assertEqual(env["JWT_OIDC_DISCOVERY"], "true")
+        self.assertIn("JWT_AUDIENCE", env)
+        # The SpinApp points that same store at one shared backend, its URL from a Secret.
+        [spinapp] = [d for p, d in self.documents() if d["kind"] == "SpinApp"]
+        [store] = spinapp["spec"]["runtimeConfig"]["keyValueStores"]
+        self.assertEqual((store["name"], store["type"]), ("default", "redis"))
+        [option] = store["options"]
+        self.assertEqual(option["name"], "url")
+        self.assertEqual(set(option["valueFrom"]["secretKeyRef"]), {"name", "key"})
+        self.assertNotIn("value", option, "a Redis URL holds its password: from a Secret only")
+
     def test_checkov_finds_nothing_in_manifests_and_dockerfiles(self):
         checkov = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".cache/venv-deploy")) / "bin/checkov"
         done = run(
@@ -311,7 +337,10 @@ class WasmImage(unittest.TestCase):
         cls.registry = Registry()
         cls.dir = cls.registry.dir
         cls.registry_host = cls.registry.host
-        cls.component = ROOT / ".cache/image/context/wasm/jwtv_component.wasm"
+        # The SpinKube image's component (the key-value build), and the artifact's (the default build).
+        cls.component = ROOT / ".cache/image/context/wasm/jwtv_component_kv.wasm"
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        cls.default_component = target / "wasm32-wasip2/wasm/jwtv_component.opt.wasm"
 
     @classmethod
     def tearDownClass(cls):
@@ -340,7 +369,7 @@ class WasmImage(unittest.TestCase):
         self.assertEqual(manifest["config"]["mediaType"], "application/vnd.wasm.config.v0+json")
         [layer] = manifest["layers"]
         self.assertEqual(layer["mediaType"], "application/wasm")
-        self.assertEqual(self.blob(layout, layer["digest"]), self.component.read_bytes())
+        self.assertEqual(self.blob(layout, layer["digest"]), self.default_component.read_bytes())
 
     def test_spinkube_image_round_trips_with_spin_toml_and_the_component_at_its_root(self):
         podman(
@@ -357,7 +386,15 @@ class WasmImage(unittest.TestCase):
                     if member.isfile():
                         files[member.name.lstrip("./")] = tar.extractfile(member).read()
         self.assertEqual(files["spin.toml"], (ROOT / "deploy/wasm/spin.toml").read_bytes())
-        self.assertEqual(files["jwtv_component.wasm"], self.component.read_bytes())
+        self.assertEqual(files["jwtv_component_kv.wasm"], self.component.read_bytes())
+
+    def test_spinkube_image_ships_the_key_value_build_and_the_artifact_the_default_one(self):
+        image("wasm")
+        # A component names the interfaces it imports in its import section; Spin offers draft2.
+        self.assertIn(b"wasi:keyvalue/store@0.2.0-draft2", self.component.read_bytes())
+        self.assertIn(b"wasi:keyvalue/atomics@0.2.0-draft2", self.component.read_bytes())
+        # The artifact instantiates on `wasmtime serve` and any wasi:http host: no key-value import.
+        self.assertNotIn(b"wasi:keyvalue", self.default_component.read_bytes())
 
 
 def elf_machine_and_interpreter(binary):
