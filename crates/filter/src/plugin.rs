@@ -126,7 +126,7 @@ impl Plugin {
     /// Whether certificate-bound tokens are checked against the downstream TLS session
     /// (`client_cert_source = "tls"`): only then is Envoy asked for the peer certificate's digest.
     pub fn reads_peer_certificate(&self) -> bool {
-        self.service.options().client_cert == CertSource::Tls
+        self.service.options().client_cert() == CertSource::Tls
     }
 
     /// Whether the configuration defines named policies at all.
