@@ -36,18 +36,6 @@ pub struct Plugin {
     replay: Mutex<Seen>,
 }
 
-/// Headers a forward-auth gateway uses to report the original request (`jwtv_service::request`): in
-/// the filter the request is the original one, so a client must not be able to claim another.
-const REPORTED: [&str; 7] = [
-    "x-forwarded-method",
-    "x-forwarded-uri",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-original-method",
-    "x-original-uri",
-    "x-original-host",
-];
-
 /// What to do with one request.
 #[derive(Debug)]
 pub enum Verdict {
@@ -207,7 +195,10 @@ impl Plugin {
                 }
             } else if !self.whole_request {
                 continue;
-            } else if !REPORTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            } else if !jwtv_service::request::REPORTED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
                 if let Ok(value) = HeaderValue::from_bytes(value) {
                     builder = builder.header(name, value);
                 }

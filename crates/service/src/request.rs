@@ -14,6 +14,20 @@
 
 use http::{Extensions, HeaderMap, Request};
 
+/// Every header in which a forward-auth gateway reports the original request (read by
+/// `Original::forwarded`). Where the validator sees the original request itself (gRPC ext_authz, the
+/// filter), the shell drops a client's own copies of these, so that no client can claim another
+/// method, URL or host.
+pub const REPORTED_HEADERS: [&str; 7] = [
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-original-method",
+    "x-original-uri",
+    "x-original-host",
+];
+
 /// The attributes of the original request: `request.method`, `request.path` (no query),
 /// `request.host`, `request.headers` in rules; the query feeds `query:NAME` token sources.
 #[derive(Debug, Clone, Copy)]

@@ -23,17 +23,6 @@ use jwtv_service::mtls::ReportedCertificate;
 /// (Envoy's `check_settings`, Istio's and Envoy Gateway's per-route extensions).
 pub const POLICY_KEY: &str = "policy";
 
-/// Headers in which an HTTP forward-auth call reports the original request (`jwtv_service::request`).
-/// A check request carries the original request itself, so a client's own copies are dropped.
-const REPORTED: [&str; 7] = [
-    "x-forwarded-method",
-    "x-forwarded-uri",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-original-method",
-    "x-original-uri",
-    "x-original-host",
-];
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// gRPC status codes used here (google.rpc.Code).
@@ -100,7 +89,11 @@ pub fn to_auth_request(check: &CheckRequest) -> Result<Translated, Untranslatabl
         // Pseudo-headers (`:path`, `:authority`…) are the attributes above, not headers; so are the
         // headers a forward-auth gateway reports the request in, which here would be the client's
         // own claim (Envoy tells the method, path, host and scheme itself).
-        if name.starts_with(':') || REPORTED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        if name.starts_with(':')
+            || jwtv_service::request::REPORTED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+        {
             continue;
         }
         // A header HTTP cannot carry is one the service could not have seen from a proxy either.
