@@ -41,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
         path: "/orders",
         query: Some("id=1"),
         host: "app.example",
+        scheme: Some("https"),
         headers: request.headers(),
+        extensions: request.extensions(),
     };
     let ours = rule.evaluate(&claims, &original);
     let plain = rule.evaluate_plainly(&claims, &original);
