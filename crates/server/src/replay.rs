@@ -3,16 +3,16 @@
 //! (see `jwtv_service::Handled::replay`), and answers by what the store says.
 //!
 //! One variant per kind of store behind one async call: this process's memory, or a Redis shared by
-//! every replica (`JWT_DPOP_REPLAY_STORE`, [`crate::replay_redis`]). A store that cannot answer
-//! refuses the request (503 `replay_store_unavailable`): an unrecorded proof could be replayed;
-//! unless the operator chose `JWT_DPOP_REPLAY_ON_STORE_ERROR=allow` for the shared store, which lets
-//! the proof through, logged.
+//! every replica ([`crate::replay_redis`]). A store that cannot answer refuses the request (503
+//! `replay_store_unavailable`): an unrecorded proof could be replayed; unless the operator chose
+//! `allow` on store errors for the shared store, which lets the proof through, logged.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jwtv_config::replay_store::OnStoreError;
+use jwtv_config::table;
 use jwtv_service::replay::{FirstUse, Full, Seen};
 
 use crate::replay_redis::{RedisError, RedisStore};
@@ -95,9 +95,12 @@ impl ReplayStore {
                                 store = store.target(),
                                 "DPoP replay store error: {e}; proofs are {} meanwhile",
                                 if allow {
-                                    "allowed unrecorded (JWT_DPOP_REPLAY_ON_STORE_ERROR=allow)"
+                                    format!(
+                                        "allowed unrecorded ({}=allow)",
+                                        table::DPOP_REPLAY_ON_STORE_ERROR.var()
+                                    )
                                 } else {
-                                    "refused (503 replay_store_unavailable)"
+                                    "refused (503 replay_store_unavailable)".to_owned()
                                 }
                             );
                         }

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jwtv_config::replay_store::{OnStoreError, RedisTarget, ReplayStore, ReplayStoreSettings};
+use jwtv_config::table;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -262,12 +263,14 @@ pub async fn open(settings: &ReplayStoreSettings) -> anyhow::Result<Option<Redis
         (Ok(()), _) => tracing::info!(store = store.target(), "DPoP replay store reachable"),
         (Err(e), OnStoreError::Refuse) => {
             anyhow::bail!(
-                "the DPoP replay store cannot be used: {e} (JWT_DPOP_REPLAY_ON_STORE_ERROR=allow starts anyway, letting replays pass while it is down)"
+                "the DPoP replay store cannot be used: {e} ({}=allow starts anyway, letting replays pass while it is down)",
+                table::DPOP_REPLAY_ON_STORE_ERROR.var()
             );
         }
         (Err(e), OnStoreError::Allow) => tracing::warn!(
             store = store.target(),
-            "the DPoP replay store cannot be used: {e}; starting anyway (JWT_DPOP_REPLAY_ON_STORE_ERROR=allow): proofs are not checked for replay until it answers"
+            "the DPoP replay store cannot be used: {e}; starting anyway ({}=allow): proofs are not checked for replay until it answers",
+            table::DPOP_REPLAY_ON_STORE_ERROR.var()
         ),
     }
     Ok(Some(store))
