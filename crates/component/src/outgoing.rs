@@ -4,8 +4,7 @@
 //! against a monotonic-clock timer), a size cap checked against `Content-Length` and again while
 //! reading, status 200 only (a host does not follow redirects for us, and we want none).
 
-use jwtv_keyset::error::check_head;
-use jwtv_keyset::{Fetch, FetchError, cache_control};
+use jwtv_keyset::{Fetch, FetchError};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -81,18 +80,12 @@ fn get_blocking(fetch: &Fetch, timeout_ms: u64, max_bytes: usize) -> Result<Fetc
         Some(Err(())) | None => return Err(FetchError::Timeout),
     };
     let headers = response.headers();
-    let declared = headers
-        .get("content-length")
-        .first()
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    check_head(response.status(), declared, max_bytes)?;
-    let cache_control: Vec<String> = headers
-        .get("cache-control")
-        .into_iter()
-        .filter_map(|v| String::from_utf8(v).ok())
-        .collect();
-    let max_age = cache_control::max_age_of(cache_control.iter().map(String::as_str));
+    let max_age = crate::setup::judge_head(
+        response.status(),
+        &headers.get("content-length"),
+        &headers.get("cache-control"),
+        max_bytes,
+    )?;
     let body = response
         .consume()
         .map_err(|()| FetchError::Http("the response body was already taken".into()))?;

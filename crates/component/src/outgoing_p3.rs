@@ -8,8 +8,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 
-use jwtv_keyset::error::check_head;
-use jwtv_keyset::{Fetch, FetchError, cache_control};
+use jwtv_keyset::{Fetch, FetchError};
 use wasip3::clocks::monotonic_clock;
 use wasip3::http::client;
 use wasip3::http::types::{ErrorCode, Fields, Method, Request, RequestOptions, Response, Scheme};
@@ -96,18 +95,12 @@ async fn exchange(fetch: &Fetch, timeout_ns: u64, max_bytes: usize) -> Result<Fe
     }
     let response = client::send(request).await.map_err(fault)?;
     let headers = response.get_headers();
-    let declared = headers
-        .get("content-length")
-        .first()
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    check_head(response.get_status_code(), declared, max_bytes)?;
-    let cache_control: Vec<String> = headers
-        .get("cache-control")
-        .into_iter()
-        .filter_map(|v| String::from_utf8(v).ok())
-        .collect();
-    let max_age = cache_control::max_age_of(cache_control.iter().map(String::as_str));
+    let max_age = crate::setup::judge_head(
+        response.get_status_code(),
+        &headers.get("content-length"),
+        &headers.get("cache-control"),
+        max_bytes,
+    )?;
     // Dropping the writer tells the host we took the body without error.
     let (_read, read) = wit_future::new(|| Ok(()));
     let (mut stream, _trailers) = Response::consume_body(response, read);

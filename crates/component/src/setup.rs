@@ -181,6 +181,26 @@ maybe_async! {
     }
 }
 
+/// A fetch answer's head, read the same way by both WASI versions' clients: keyset's verdict on the
+/// status and the declared length, then the `max-age` the key set may be kept for.
+pub(crate) fn judge_head(
+    status: u16,
+    content_length: &[Vec<u8>],
+    cache_control: &[Vec<u8>],
+    max_bytes: usize,
+) -> Result<Option<u64>, jwtv_keyset::FetchError> {
+    let declared = content_length
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    jwtv_keyset::error::check_head(status, declared, max_bytes)?;
+    Ok(jwtv_keyset::cache_control::max_age_of(
+        cache_control
+            .iter()
+            .filter_map(|v| std::str::from_utf8(v).ok()),
+    ))
+}
+
 /// The request's `Host` back among its headers: `wasmtime serve` moves it into the request's authority
 /// (a forbidden field in wasi:http), and the service reads the original request's host from it when
 /// the gateway reports none in `X-Forwarded-Host` (Envoy's HTTP ext_authz): the URL a DPoP proof is
