@@ -119,7 +119,12 @@ function provider(keys) {
   });
 }
 
-let current = provider(loadKeys());
+// Each stage of the start is said on stderr, so a start that stalls shows where.
+const started = Date.now();
+const keys = loadKeys();
+console.error(`idp: keys ready after ${Date.now() - started} ms`);
+let current = provider(keys);
+console.error(`idp: provider ready after ${Date.now() - started} ms`);
 
 // The test client's DPoP key pairs, by id.
 const clients = new Map();
@@ -200,6 +205,11 @@ const server = http.createServer((req, res) => {
     return;
   }
   current.callback()(req, res);
+});
+// A port taken meanwhile ends the process with one line (the tests start it again on another port).
+server.on('error', (e) => {
+  console.error(`idp: ${e.message}`);
+  process.exit(1);
 });
 server.listen(port, '127.0.0.1', () => {
   console.log(`idp listening on ${issuer}`);

@@ -16,7 +16,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +28,7 @@ use support::{Captured, Server, Target, TempDir, TestConfig, eventually, free_po
 const AUDIENCE: &str = "https://api.test";
 const ALGORITHMS: [&str; 5] = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
 const IDP_START: Duration = Duration::from_secs(30);
+const IDP_ATTEMPTS: usize = 3;
 
 // ---------------------------------------------------------------------------------------------------
 // The provider
@@ -51,8 +52,40 @@ impl Idp {
             stdout: Captured::default(),
             stderr: Captured::default(),
         };
-        idp.run();
-        idp
+        // A port from `free_port` is free when it is handed out, not when node binds it half a second
+        // later, and a start once took the whole wait with no word from the process (CI, stop 28).
+        // The provider's start is the fixture, not what these tests check: a start that fails is tried
+        // again on a new port, and the failures are shown if none succeeds.
+        let mut failures = Vec::new();
+        for _ in 0..IDP_ATTEMPTS {
+            match idp.try_run() {
+                Ok(()) => return idp,
+                Err(failure) => {
+                    failures.push(failure);
+                    idp.port = free_port();
+                }
+            }
+        }
+        panic!(
+            "the provider did not start in {IDP_ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// Starts the provider again on its own port (the issuer names the port): the IdP back after an
+    /// outage. A failed start is tried again on the same port.
+    fn run(&mut self) {
+        let mut failures = Vec::new();
+        for _ in 0..IDP_ATTEMPTS {
+            match self.try_run() {
+                Ok(()) => return,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!(
+            "the provider did not restart in {IDP_ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        );
     }
 
     fn script() -> PathBuf {
@@ -64,7 +97,9 @@ impl Idp {
         dir.join("idp.mjs")
     }
 
-    fn run(&mut self) {
+    /// One start: `Err` with what the process printed when it exits or stays silent past [`IDP_START`]
+    /// (then it is ended, by its PID).
+    fn try_run(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "the provider is already running");
         self.stdout = Captured::default();
         self.stderr = Captured::default();
@@ -77,16 +112,32 @@ impl Idp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn node (Node.js 20 or later)");
-        self.stdout.drain(child.stdout.take().unwrap());
-        self.stderr.drain(child.stderr.take().unwrap());
-        self.child = Some(child);
+        let stdout = self.stdout.drain(child.stdout.take().unwrap());
+        let stderr = self.stderr.drain(child.stderr.take().unwrap());
         let line = format!("idp listening on {}", self.issuer());
-        assert!(
-            self.stdout.wait_for(&line, IDP_START),
-            "the provider did not start within {IDP_START:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        let deadline = Instant::now() + IDP_START;
+        let outcome = loop {
+            if self.stdout.text().contains(&line) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break format!("exited ({status})");
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break format!("silent for {IDP_START:?}, ended");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let _ = (stdout.join(), stderr.join());
+        Err(format!(
+            "port {}: {outcome}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.port,
             self.stdout.text(),
             self.stderr.text()
-        );
+        ))
     }
 
     /// Ends the provider's process (by its PID): the identity provider is down.
