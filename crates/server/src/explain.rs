@@ -319,7 +319,7 @@ fn dpop_report(
                     "DPoP-bound: needs Authorization: DPoP and a proof by the key cnf.jkt names"
                 }
                 (Binding::X5tS256(_), _) => {
-                    "certificate-bound: refused until the certificate check is built"
+                    "certificate-bound: needs the client certificate cnf.x5t#S256 names, not a DPoP proof"
                 }
             };
             let bound_to = match b {

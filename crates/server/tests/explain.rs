@@ -267,6 +267,7 @@ fn explain_shows_a_certificate_binding_and_where_the_certificate_is_read() {
     assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
     for expected in [
         "binding    mtls (cnf.x5t#S256): needs the client certificate cnf.x5t#S256 names; checked against the certificate in header x-ssl-client-cert",
+        "(DPoP allowed): certificate-bound: needs the client certificate cnf.x5t#S256 names, not a DPoP proof",
         "POST /validate  401 invalid_token_binding",
         "GET  /auth      401 invalid_token_binding",
     ] {

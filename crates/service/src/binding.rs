@@ -156,7 +156,7 @@ fn dispatch(
 ) -> Result<Option<FirstUse>, Rejection> {
     match of(claims)? {
         Binding::None if mode == Mode::Required => Err(unbindable(
-            "this route accepts DPoP-bound tokens only (cnf.jkt), with their proof",
+            "this route refuses bearer tokens: a DPoP-bound token (cnf.jkt) with its proof, or a token bound to the client certificate (cnf.x5t#S256)",
         )),
         Binding::None if presented.dpop_scheme => Err(unbindable(
             "the token is sent with the DPoP scheme but is not DPoP-bound (no cnf.jkt)",

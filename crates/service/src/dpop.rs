@@ -51,7 +51,8 @@ const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 /// What a policy does with DPoP (`JWT_DPOP`, `JWT_POLICY_<NAME>_DPOP`, TOML `dpop`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// Every token must be DPoP-bound and come with its proof.
+    /// No bearer token passes: a token must be DPoP-bound and come with its proof, or be bound to
+    /// the client certificate it comes with (RFC 8705, docs/dpop.md's table).
     Required,
     /// A bound token must come with its proof; an unbound bearer token passes as before.
     #[default]
