@@ -136,6 +136,14 @@ impl Reader for Vars<'_> {
             .transpose()
     }
 
+    #[cfg(feature = "bindings")]
+    fn list(&self, row: &Setting) -> Result<Option<Raw<Vec<String>>>, ConfigError> {
+        Ok(self.text(row)?.map(|raw| Raw {
+            value: split_list(&raw.value),
+            place: raw.place,
+        }))
+    }
+
     fn read(&self, raw: &Raw<String>) -> Result<(String, Vec<u8>), ConfigError> {
         let path = raw.value.clone();
         match self.read_file {

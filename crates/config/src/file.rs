@@ -507,6 +507,16 @@ impl Reader for Rows<'_> {
         })
     }
 
+    #[cfg(feature = "bindings")]
+    fn list(&self, row: &Setting) -> Result<Option<Raw<Vec<String>>>, ConfigError> {
+        self.typed(row, "an array of strings", |v| {
+            v.as_array()?
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
     /// Paths are relative to the configuration file, so a config directory can move as a whole.
     fn read(&self, raw: &Raw<String>) -> Result<(String, Vec<u8>), ConfigError> {
         let full = self.base.join(&raw.value);

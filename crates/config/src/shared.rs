@@ -66,6 +66,10 @@ pub(crate) trait Reader {
     /// A number and its text as given, for messages: printing an `f64` would link core's float
     /// formatting (~12 KB) into the size-budgeted component for one error line.
     fn fraction(&self, row: &Setting) -> Result<Option<Raw<(f64, String)>>, ConfigError>;
+    /// A list: comma-separated in a variable, an array of strings in the file; `None` when unset.
+    // Only the DPoP allow-list reads one so far; the component's default build leaves it out.
+    #[cfg(feature = "bindings")]
+    fn list(&self, row: &Setting) -> Result<Option<Raw<Vec<String>>>, ConfigError>;
     /// Reads the file a path setting names: its shown path and its bytes.
     fn read(&self, raw: &Raw<String>) -> Result<(String, Vec<u8>), ConfigError>;
 }
@@ -152,6 +156,10 @@ pub(crate) fn shared(r: &dyn Reader, env: &dyn Reader) -> Result<(Shared, bool),
         }
         if let Some(n) = count(r, &table::DPOP_REPLAY_MAX_ENTRIES)? {
             shared.options.dpop.replay_max_entries = n;
+        }
+        if let Some(raw) = r.list(&table::DPOP_ALGORITHMS)? {
+            shared.options.dpop.algorithms =
+                dpop_algorithms(&raw.value).map_err(|m| raw.place.err(m))?;
         }
     }
     let allow_weak = r
@@ -282,4 +290,35 @@ fn fetch(r: &dyn Reader) -> Result<FetchSettings, ConfigError> {
             }),
         ca_bundle,
     })
+}
+
+/// A DPoP allow-list: known names, asymmetric (a proof is signed with the client's private key and
+/// checked with the public one it carries), verified by this build, at least one.
+#[cfg(feature = "bindings")]
+fn dpop_algorithms(names: &[String]) -> Result<Vec<jwtv_verifier::Algorithm>, String> {
+    let built = jwtv_service::dpop::supported_algorithms();
+    let mut algorithms = Vec::new();
+    for name in names {
+        let alg = crate::parse_algorithm(name)?;
+        if !built.contains(&alg) {
+            let built: Vec<&str> = built.iter().map(|a| a.as_str()).collect();
+            return Err(match alg.family() {
+                jwtv_verifier::Family::Hmac => format!(
+                    "{alg} is symmetric: a DPoP proof is signed with the client's own private key; use {}",
+                    built.join(", ")
+                ),
+                _ => format!(
+                    "{alg} is not verified by this build; use {}",
+                    built.join(", ")
+                ),
+            });
+        }
+        if !algorithms.contains(&alg) {
+            algorithms.push(alg);
+        }
+    }
+    if algorithms.is_empty() {
+        return Err("lists no algorithm: leave it unset for every asymmetric one".to_owned());
+    }
+    Ok(algorithms)
 }

@@ -787,6 +787,16 @@ pub const DPOP_WINDOW: Setting = row(
     Group::Gateway,
 );
 #[cfg(feature = "bindings")]
+pub const DPOP_ALGORITHMS: Setting = row(
+    Some("JWT_DPOP_ALGORITHMS"),
+    Some("server.dpop_algorithms"),
+    Kind::List,
+    "every asymmetric algorithm the build verifies",
+    "algorithms a DPoP proof may be signed with (asymmetric only), also the algs of the DPoP challenge: ES256,EdDSA narrows to what your clients use",
+    ALL,
+    Group::Gateway,
+);
+#[cfg(feature = "bindings")]
 pub const DPOP_REPLAY_MAX_ENTRIES: Setting = row(
     Some("JWT_DPOP_REPLAY_MAX_ENTRIES"),
     Some("server.dpop_replay_max_entries"),
@@ -1008,6 +1018,8 @@ pub const SETTINGS: &[Setting] = &[
     DPOP,
     #[cfg(feature = "bindings")]
     DPOP_WINDOW,
+    #[cfg(feature = "bindings")]
+    DPOP_ALGORITHMS,
     #[cfg(feature = "bindings")]
     DPOP_REPLAY_MAX_ENTRIES,
     #[cfg(feature = "replay-store")]

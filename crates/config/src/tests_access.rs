@@ -214,3 +214,52 @@ fn dpop_settings_from_the_file() {
         "{e}"
     );
 }
+
+// The DPoP allow-list (issue 26: "an asymmetric alg from the allow-list"): narrows what proofs may be
+// signed with, from either reader; a symmetric, unknown or unbuilt algorithm stops the start.
+#[test]
+fn dpop_algorithms_narrow_the_allow_list() {
+    use jwtv_verifier::Algorithm;
+    let all = env().ok().options.dpop.algorithms;
+    assert!(
+        all.contains(&Algorithm::ES256) && all.contains(&Algorithm::RS256),
+        "{all:?}"
+    );
+    assert!(!all.contains(&Algorithm::HS256), "{all:?}");
+
+    let loaded = env().env("JWT_DPOP_ALGORITHMS", "ES256, EdDSA,ES256").ok();
+    assert_eq!(
+        loaded.options.dpop.algorithms,
+        [Algorithm::ES256, Algorithm::EdDSA]
+    );
+    assert_eq!(loaded.options.dpop.algs(), "ES256 EdDSA");
+
+    let toml =
+        format!("[[issuers]]\nsecret = \"{SECRET}\"\n[server]\ndpop_algorithms = [\"PS256\"]\n");
+    let loaded = Fixture::new().config(&toml).ok();
+    assert_eq!(loaded.options.dpop.algorithms, [Algorithm::PS256]);
+
+    for (value, expected) in [
+        (
+            "HS256",
+            "JWT_DPOP_ALGORITHMS: HS256 is symmetric: a DPoP proof is signed with the client's own private key",
+        ),
+        ("none", "JWT_DPOP_ALGORITHMS: \"none\" can never be enabled"),
+        (
+            "es256",
+            "JWT_DPOP_ALGORITHMS: \"es256\" is not an algorithm (names are case-sensitive): did you mean ES256?",
+        ),
+        (" , ", "JWT_DPOP_ALGORITHMS: lists no algorithm"),
+    ] {
+        let e = env().env("JWT_DPOP_ALGORITHMS", value).err();
+        assert!(e.starts_with(expected), "{value:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let bad =
+        format!("[[issuers]]\nsecret = \"{SECRET}\"\n[server]\ndpop_algorithms = \"ES256\"\n");
+    let e = Fixture::new().config(&bad).err();
+    assert!(
+        e.starts_with("/etc/jwtv/jwtv.toml:4:19: invalid value: string \"ES256\", expected an array of strings"),
+        "{e}"
+    );
+}

@@ -308,6 +308,38 @@ fn a_window_setting_shortens_how_old_a_proof_may_be() {
     assert_refused(&r, "invalid_dpop_proof", "invalid_dpop_proof");
 }
 
+/// `JWT_DPOP_ALGORITHMS` narrows the proof algorithms: a proof in another one is refused, and the
+/// challenge names only the listed ones (RFC 9449 §7.1 `algs`).
+#[test]
+fn an_algorithm_list_narrows_what_proofs_may_be_signed_with() {
+    if !dpop_supported() {
+        return;
+    }
+    let server = Server::start(config().env("JWT_DPOP_ALGORITHMS", "EdDSA"));
+    let (es256, ed25519) = (Client::es256(), Client::ed25519());
+    let t = bound(&es256);
+    let r = auth(
+        &server,
+        &format!("DPoP {t}"),
+        Some(&es256.proof(&t, "GET", URL)),
+    );
+    assert_refused(&r, "invalid_dpop_proof", "invalid_dpop_proof");
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or_default()
+            .contains("algs=\"EdDSA\""),
+        "{:?}",
+        r.headers
+    );
+    let t = bound(&ed25519);
+    let r = auth(
+        &server,
+        &format!("DPoP {t}"),
+        Some(&ed25519.proof(&t, "GET", URL)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// The configuration check stops the start on a bad mode, naming the variable.
 #[test]
 fn a_bad_dpop_mode_stops_the_start() {
