@@ -693,14 +693,23 @@ mod certificate_bound {
         }
     }
 
-    fn get(
+    /// As a client of the server name `name` (Caddy picks the policy that asks for a client
+    /// certificate by it), or of the address.
+    fn get_as(
         pki: &Pki,
         client: &Issued,
         addr: std::net::SocketAddr,
+        name: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<support::Response, String> {
         let connector = tls::connector(&pki.ca.pem, Some(client), &[b"http/1.1"]);
-        support::h2::runtime().block_on(tls::get(&connector, addr, "/orders", headers))
+        let get = async {
+            match name {
+                Some(name) => tls::get_named(&connector, addr, name, "/orders", headers).await,
+                None => tls::get(&connector, addr, "/orders", headers).await,
+            }
+        };
+        support::h2::runtime().block_on(get)
     }
 
     /// `forge` makes the certificate header bob sends with alice's certificate in it.
@@ -715,6 +724,10 @@ mod certificate_bound {
             _ => Server::start(config),
         };
         let upstream = Upstream::start();
+        let server_name = (kind == Kind::Caddy).then_some("localhost");
+        let get = |client: &Issued, addr, headers: &[(&str, &str)]| {
+            get_as(&pki, client, addr, server_name, headers)
+        };
         let dir = format!("{}/", pki.dir.path().display());
         let proxy = Gateway::start_variant(
             kind,
@@ -722,36 +735,62 @@ mod certificate_bound {
             validator.addr,
             upstream.addr,
             |text| {
-                ["/etc/envoy/tls/", "/etc/nginx/tls/", "/etc/traefik/tls/"]
-                    .iter()
-                    .fold(text, |text, placeholder| text.replace(placeholder, &dir))
+                [
+                    "/etc/envoy/tls/",
+                    "/etc/nginx/tls/",
+                    "/etc/traefik/tls/",
+                    "/etc/caddy/tls/",
+                ]
+                .iter()
+                .fold(text, |text, placeholder| text.replace(placeholder, &dir))
             },
-            |addr| get(&pki, &pki.alice, addr, &[]).is_ok_and(|r| r.status != 404),
+            |addr| get(&pki.alice, addr, &[]).is_ok_and(|r| r.status != 404),
         );
         let bound = bearer(&token(json!({"cnf": {"x5t#S256": pki.alice.thumbprint()}})));
         let auth = [("Authorization", bound.as_str())];
 
-        let r = get(&pki, &pki.alice, proxy.addr, &auth).unwrap();
-        assert_eq!(r.status, 200, "{}", proxy.log());
+        let r = get(&pki.alice, proxy.addr, &auth).unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "{:?} {}\n--- proxy ---\n{}",
+            r.headers,
+            r.text(),
+            proxy.log()
+        );
         assert_eq!(
             upstream.last().get("x-auth-subject").map(String::as_str),
             Some("alice")
         );
         let hits = upstream.hits();
 
-        let r = get(&pki, &pki.bob, proxy.addr, &auth).unwrap();
+        let r = get(&pki.bob, proxy.addr, &auth).unwrap();
         assert_eq!(r.status, 401);
         let (name, value) = forge(&pki.alice);
         let forged = [auth[0], (name, value.as_str())];
-        let r = get(&pki, &pki.bob, proxy.addr, &forged).unwrap();
+        let r = get(&pki.bob, proxy.addr, &forged).unwrap();
         assert_eq!(
             r.status, 401,
             "a client's own certificate header was trusted"
         );
         assert_eq!(upstream.hits(), hits);
 
+        // No client certificate at all: the gateway refuses the connection or the validator the token.
+        let anonymous = tls::connector(&pki.ca.pem, None, &[b"http/1.1"]);
+        let r = support::h2::runtime().block_on(async {
+            match server_name {
+                Some(name) => tls::get_named(&anonymous, proxy.addr, name, "/orders", &auth).await,
+                None => tls::get(&anonymous, proxy.addr, "/orders", &auth).await,
+            }
+        });
+        assert!(
+            r.as_ref().map_or(true, |r| r.status != 200),
+            "a bound token passed with no client certificate: {r:?}"
+        );
+        assert_eq!(upstream.hits(), hits);
+
         let unbound = bearer(&token(json!({})));
-        let r = get(&pki, &pki.bob, proxy.addr, &[("Authorization", &unbound)]).unwrap();
+        let r = get(&pki.bob, proxy.addr, &[("Authorization", &unbound)]).unwrap();
         assert_eq!(r.status, 200);
     }
 
@@ -792,6 +831,20 @@ mod certificate_bound {
             "nginx-mtls.conf",
             "header:X-SSL-Client-Cert:pem",
             |alice| ("X-SSL-Client-Cert", escaped_pem(alice)),
+        );
+    }
+
+    #[test]
+    fn caddy_certificate_placeholder_binds_tokens_to_the_client_certificate() {
+        run(
+            Kind::Caddy,
+            "Caddyfile-mtls",
+            "header:X-Client-Cert:der",
+            |alice| {
+                use base64::Engine as _;
+                let der = base64::engine::general_purpose::STANDARD.encode(alice.der());
+                ("X-Client-Cert", der)
+            },
         );
     }
 

@@ -365,6 +365,11 @@ impl Files {
                     format!("port_value: {doc_port}"),
                     format!("port_value: {}", ours.port()),
                 ),
+                // A site named for its clients (Caddyfile-mtls), bound to 127.0.0.1.
+                (
+                    format!("localhost:{doc_port}"),
+                    format!("localhost:{}", ours.port()),
+                ),
             ];
             for (from, to) in forms {
                 if text.contains(&from) {

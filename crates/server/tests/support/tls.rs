@@ -42,10 +42,14 @@ impl Ca {
         }
     }
 
-    /// A server certificate for 127.0.0.1, `name` as its common name (to tell two apart).
+    /// A server certificate for 127.0.0.1 and localhost, `name` as its common name (to tell two apart).
     pub fn server(&self, name: &str) -> Issued {
         let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-        params.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+        params.subject_alt_names = vec![
+            SanType::IpAddress([127, 0, 0, 1].into()),
+            // For a gateway that picks its TLS policy by server name (Caddy): see `get_named`.
+            SanType::DnsName("localhost".try_into().expect("a DNS name")),
+        ];
         params.distinguished_name.push(DnType::CommonName, name);
         self.issue(params)
     }
@@ -132,8 +136,15 @@ pub async fn connect(
     connector: &TlsConnector,
     addr: SocketAddr,
 ) -> std::io::Result<TlsStream<TcpStream>> {
+    connect_as(connector, addr, ServerName::IpAddress(addr.ip().into())).await
+}
+
+async fn connect_as(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    name: ServerName<'static>,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::IpAddress(addr.ip().into());
     tokio::time::timeout(IO_TIMEOUT, connector.connect(name, tcp))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))?
@@ -150,6 +161,23 @@ pub async fn get(
     request_on(&mut stream, path, headers, true).await
 }
 
+/// [`get`] to `addr` as the server `name` (sent as SNI and as `Host`), for a gateway that chooses
+/// its TLS policy, and whether to ask for a client certificate, by server name: Caddy. A client of an
+/// IP address sends no server name.
+pub async fn get_named(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, String> {
+    let server_name = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let mut stream = connect_as(connector, addr, server_name)
+        .await
+        .map_err(|e| e.to_string())?;
+    request_as(&mut stream, name, path, headers, true).await
+}
+
 /// One HTTP/1.1 GET on an open TLS connection (kept alive unless `close`).
 pub async fn request_on(
     stream: &mut TlsStream<TcpStream>,
@@ -157,7 +185,17 @@ pub async fn request_on(
     headers: &[(&str, &str)],
     close: bool,
 ) -> Result<Response, String> {
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    request_as(stream, "127.0.0.1", path, headers, close).await
+}
+
+async fn request_as(
+    stream: &mut TlsStream<TcpStream>,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    close: bool,
+) -> Result<Response, String> {
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
