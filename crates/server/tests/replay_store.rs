@@ -254,8 +254,11 @@ fn unreachable_store_at_start_with_allow_starts_with_a_warning() {
             )
             .env("JWT_DPOP_REPLAY_ON_STORE_ERROR", "allow"),
     );
+    // Written before the listener opens, but read from the pipe by another thread: waited for.
     assert!(
-        server.stderr_text().contains("starting anyway"),
+        server
+            .stderr()
+            .wait_for("starting anyway", Duration::from_secs(5)),
         "{}",
         server.stderr_text()
     );
