@@ -740,6 +740,18 @@ impl Loaded {
             "certificate-bound tokens (cnf.x5t#S256): {}",
             self.options.client_cert().description()
         ));
+        #[cfg(feature = "bindings")]
+        summary.push(format!(
+            "DPoP proofs (RFC 9449): signed with {}; iat at most {}s old, plus the issuer's leeway",
+            self.options
+                .dpop
+                .algorithms
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.options.dpop.window_secs,
+        ));
         let logged = server.decision_log;
         summary.push(format!(
             "decision logs: {}{}{}",

@@ -233,6 +233,12 @@ fn dpop_algorithms_narrow_the_allow_list() {
         [Algorithm::ES256, Algorithm::EdDSA]
     );
     assert_eq!(loaded.options.dpop.algs(), "ES256 EdDSA");
+    assert!(
+        loaded.summary().iter().any(|l| l
+            == "DPoP proofs (RFC 9449): signed with ES256, EdDSA; iat at most 60s old, plus the issuer's leeway"),
+        "{:?}",
+        loaded.summary()
+    );
 
     let toml =
         format!("[[issuers]]\nsecret = \"{SECRET}\"\n[server]\ndpop_algorithms = [\"PS256\"]\n");
