@@ -300,6 +300,12 @@ fn dpop_algorithms(names: &[String]) -> Result<Vec<jwtv_verifier::Algorithm>, St
     let mut algorithms = Vec::new();
     for name in names {
         let alg = crate::parse_algorithm(name)?;
+        if built.is_empty() {
+            return Err(
+                "this build verifies HMAC only: it can check no DPoP proof (leave it unset)"
+                    .to_owned(),
+            );
+        }
         if !built.contains(&alg) {
             let built: Vec<&str> = built.iter().map(|a| a.as_str()).collect();
             return Err(match alg.family() {
