@@ -309,9 +309,27 @@ fn a_rotated_key_is_picked_up_by_an_unknown_kid_refetch_and_cached_tokens_follow
     }
     assert_jwks_requests(&server, &ks, 2, "one refetch, after the cooldown");
     // The withdrawn key's token was cached while k1 was published: the new set voids the cache.
-    assert_eq!(validate(&server, &old), (401, Some("unknown_kid".into())));
+    let withdrawn = validate(&server, &old);
+    let unpublished = TestJwk::es256("k3");
+    let never = match server.target {
+        Target::Native => {
+            assert_eq!(withdrawn, (401, Some("unknown_kid".into())));
+            &k1
+        }
+        // `wasmtime serve` may hand a request to a second instance (one that was not yet back in its
+        // pool took the previous request): an instance that fetched before the rotation keeps its set
+        // until its TTL or an unknown kid of its own, while the one that refetched refuses
+        // (docs/remote-keys.md). Never another answer; and a key no set held is refused everywhere.
+        Target::Wasm => {
+            assert!(
+                withdrawn == (401, Some("unknown_kid".into())) || withdrawn == (200, None),
+                "{withdrawn:?}"
+            );
+            &unpublished
+        }
+    };
     assert_eq!(auth(&server, &new), 200);
-    assert_never_allowed(&server, &k2, &k1, "after rotation");
+    assert_never_allowed(&server, &k2, never, "after rotation");
     if server.target == Target::Native {
         let logs = server.stderr_text();
         assert!(logs.contains("unknown kid: refetching"), "{logs}");
@@ -790,9 +808,19 @@ fn a_baked_component_starts_with_the_fetched_set_as_its_seed() {
         ) == (200, None)),
         "the fetched set never replaced the baked seed"
     );
-    assert_eq!(
-        validate(&server, &key.token(&claims(ISSUER))),
-        (401, Some("unknown_kid".into()))
+    // An instance that has not heard the provider yet still serves the seed; each one tries again once
+    // its backoff is over, and then the withdrawn key is refused. Never another answer.
+    let mut answers = Vec::new();
+    let refused = eventually(Duration::from_secs(10), || {
+        answers.push(validate(&server, &key.token(&claims(ISSUER))));
+        answers.last() == Some(&(401, Some("unknown_kid".into())))
+    });
+    assert!(refused, "the withdrawn key kept passing: {answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a == &(200, None) || a == &(401, Some("unknown_kid".into()))),
+        "{answers:?}"
     );
 }
 
