@@ -212,12 +212,23 @@ async fn request_as(
     loop {
         if let Some(end) = super::find(&raw, b"\r\n\r\n") {
             let text = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            // A proxy may relay an answer chunked (Caddy's forward_auth does): then the body ends
+            // with the last chunk, not after a length.
+            let chunked = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("transfer-encoding:"))
+                .any(|v| v.contains("chunked"));
             let length: usize = text
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
-            if raw.len() >= end + 4 + length {
+            let body = &raw[end + 4..];
+            let complete = match chunked {
+                true => body.starts_with(b"0\r\n\r\n") || body.ends_with(b"\r\n0\r\n\r\n"),
+                false => body.len() >= length,
+            };
+            if complete {
                 return parse_response(&raw);
             }
         }
