@@ -503,8 +503,15 @@ fn discovery_finds_the_key_set_and_a_mismatching_issuer_is_refused() {
     };
     let server = Server::start_on(Target::from_env(), config(&ks));
     wait_ready(&server, Duration::from_secs(10));
-    assert_eq!(ks.requests(DISCOVERY_PATH), 1);
-    assert_eq!(ks.requests(JWKS_PATH), 1);
+    // One discovery and one key set fetch; under `wasmtime serve` a probe may meet a second
+    // instance, which does both again.
+    let fetches = match server.target {
+        Target::Native => 1..=1,
+        Target::Wasm => 1..=2,
+    };
+    let discovered = ks.requests(DISCOVERY_PATH);
+    assert!(fetches.contains(&discovered), "{discovered} discoveries");
+    assert_eq!(ks.requests(JWKS_PATH), discovered);
     let mut c = claims(&issuer);
     c.as_object_mut().unwrap().remove("aud");
     assert_eq!(validate(&server, &key.token(&c)), (200, None));
@@ -884,9 +891,20 @@ fn requests_that_need_no_key_never_fetch_and_never_log_a_fetch() {
         assert_eq!(server.get("/readyz").status, 200);
         assert_eq!(server.get("/healthz").status, 200);
     }
-    assert_eq!(ks.requests(JWKS_PATH), after_ready, "a ready instance");
+    // A ready instance answers without fetching. `wasmtime serve` may still hand one of these
+    // requests to a new instance (the previous one not back in its pool yet), whose first /readyz
+    // fetches: at most one more, where a fetch per /readyz would be ten.
+    let fetched = ks.requests(JWKS_PATH);
+    assert!(
+        (after_ready..=after_ready + 1).contains(&fetched),
+        "a ready instance fetched: {fetched} fetches"
+    );
     let logs = server.stderr_text();
-    assert_eq!(logs.matches("key set fetched").count(), 1, "{logs}");
+    assert_eq!(
+        logs.matches("key set fetched").count(),
+        fetched,
+        "one line per fetch: {logs}"
+    );
 }
 
 #[test]
