@@ -183,13 +183,7 @@ fn a_private_ca_idp_without_the_ca_file_is_a_tls_failure_and_503() {
         "{}",
         server.stderr_text()
     );
-    assert!(
-        server
-            .stderr()
-            .wait_for("UnknownIssuer", Duration::from_secs(5)),
-        "{}",
-        server.stderr_text()
-    );
+    server.assert_logged("UnknownIssuer");
     assert_eq!(server.get("/readyz").status, 503);
     let r = server.validate(&idp.token());
     assert_eq!(

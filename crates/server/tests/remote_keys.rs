@@ -559,13 +559,7 @@ fn discovery_finds_the_key_set_and_a_mismatching_issuer_is_refused() {
     ));
     thread::sleep(Duration::from_millis(200));
     assert_eq!(server.get("/readyz").status, 503);
-    assert!(
-        server
-            .stderr()
-            .wait_for("only for a loopback host", Duration::from_secs(5)),
-        "{}",
-        server.stderr_text()
-    );
+    server.assert_logged("only for a loopback host");
 }
 
 #[test]

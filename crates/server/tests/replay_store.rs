@@ -136,13 +136,7 @@ fn store_down_refuses_proofs_with_the_store_error_code() {
         "{}",
         response.text()
     );
-    assert!(
-        server
-            .stderr()
-            .wait_for("DPoP replay store error", Duration::from_secs(5)),
-        "{}",
-        server.stderr_text()
-    );
+    server.assert_logged("DPoP replay store error");
     // A bearer token without a binding needs no store.
     let bearer = jwt::hs256(
         SECRET.as_bytes(),
@@ -201,13 +195,7 @@ fn reachable_store_at_start_is_named_in_the_logs() {
         config().env("JWT_DPOP_REPLAY_STORE", redis.url(2)),
     );
     let url = format!("redis://127.0.0.1:{}/2", redis.port);
-    assert!(
-        server
-            .stderr()
-            .wait_for("DPoP replay store reachable", Duration::from_secs(5)),
-        "{}",
-        server.stderr_text()
-    );
+    server.assert_logged("DPoP replay store reachable");
     assert!(
         server.stderr_text().contains(&url),
         "{}",
@@ -255,13 +243,7 @@ fn unreachable_store_at_start_with_allow_starts_with_a_warning() {
             .env("JWT_DPOP_REPLAY_ON_STORE_ERROR", "allow"),
     );
     // Written before the listener opens, but read from the pipe by another thread: waited for.
-    assert!(
-        server
-            .stderr()
-            .wait_for("starting anyway", Duration::from_secs(5)),
-        "{}",
-        server.stderr_text()
-    );
+    server.assert_logged("starting anyway");
     assert_eq!(server.get("/healthz").status, 200);
 }
 
@@ -280,13 +262,7 @@ fn store_password_is_sent_and_never_logged() {
             .file("redis-password", format!("{PASSWORD}\n"))
             .env("JWT_LOG_DECISIONS", "all"),
     );
-    assert!(
-        server
-            .stderr()
-            .wait_for("DPoP replay store reachable", Duration::from_secs(5)),
-        "{}",
-        server.stderr_text()
-    );
+    server.assert_logged("DPoP replay store reachable");
     server.assert_not_logged(PASSWORD);
 
     // A wrong password is a refused start, naming the store's answer and not the password.

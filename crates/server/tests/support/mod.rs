@@ -662,6 +662,16 @@ impl Server {
         wait_timeout(&mut self.child, timeout)
     }
 
+    /// The server writes `needle` to stderr within a few seconds. Waited for, not read at once: another
+    /// thread drains the pipe, so a line already written may not have arrived yet.
+    pub fn assert_logged(&self, needle: &str) {
+        assert!(
+            self.stderr.wait_for(needle, Duration::from_secs(5)),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr_text()
+        );
+    }
+
     /// The server's logs must never hold a token (security.md, Service).
     pub fn assert_not_logged(&self, secret: &str) {
         let logs = self.stderr_text() + &self.stdout_text();
