@@ -743,13 +743,7 @@ impl Loaded {
         #[cfg(feature = "bindings")]
         summary.push(format!(
             "DPoP proofs (RFC 9449): signed with {}; iat at most {}s old, plus the issuer's leeway",
-            self.options
-                .dpop
-                .algorithms
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            keys::alg_list(&self.options.dpop.algorithms),
             self.options.dpop.window_secs,
         ));
         let logged = server.decision_log;

@@ -307,16 +307,12 @@ fn dpop_algorithms(names: &[String]) -> Result<Vec<jwtv_verifier::Algorithm>, St
             );
         }
         if !built.contains(&alg) {
-            let built: Vec<&str> = built.iter().map(|a| a.as_str()).collect();
+            let built = crate::keys::alg_list(&built);
             return Err(match alg.family() {
                 jwtv_verifier::Family::Hmac => format!(
-                    "{alg} is symmetric: a DPoP proof is signed with the client's own private key; use {}",
-                    built.join(", ")
+                    "{alg} is symmetric: a DPoP proof is signed with the client's own private key; use {built}"
                 ),
-                _ => format!(
-                    "{alg} is not verified by this build; use {}",
-                    built.join(", ")
-                ),
+                _ => format!("{alg} is not verified by this build; use {built}"),
             });
         }
         if !algorithms.contains(&alg) {

@@ -14,18 +14,25 @@
 
 use http::{Extensions, HeaderMap, Request};
 
+// Where a forward-auth gateway reports the original request: the `X-Forwarded-*` header first (see the
+// module doc), then nginx's `X-Original-*`.
+const METHOD_HEADERS: [&str; 2] = ["x-forwarded-method", "x-original-method"];
+const URI_HEADERS: [&str; 2] = ["x-forwarded-uri", "x-original-uri"];
+const HOST_HEADERS: [&str; 2] = ["x-forwarded-host", "x-original-host"];
+const SCHEME_HEADER: &str = "x-forwarded-proto";
+
 /// Every header in which a forward-auth gateway reports the original request (read by
 /// `Original::forwarded`). Where the validator sees the original request itself (gRPC ext_authz, the
 /// filter), the shell drops a client's own copies of these, so that no client can claim another
 /// method, URL or host.
 pub const REPORTED_HEADERS: [&str; 7] = [
-    "x-forwarded-method",
-    "x-forwarded-uri",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-original-method",
-    "x-original-uri",
-    "x-original-host",
+    METHOD_HEADERS[0],
+    URI_HEADERS[0],
+    HOST_HEADERS[0],
+    SCHEME_HEADER,
+    METHOD_HEADERS[1],
+    URI_HEADERS[1],
+    HOST_HEADERS[1],
 ];
 
 /// The attributes of the original request: `request.method`, `request.path` (no query),
@@ -52,7 +59,7 @@ impl<'a> Original<'a> {
             path: req.uri().path(),
             query: req.uri().query(),
             host: host_of(req),
-            scheme: text(req.headers(), "x-forwarded-proto").or_else(|| req.uri().scheme_str()),
+            scheme: text(req.headers(), SCHEME_HEADER).or_else(|| req.uri().scheme_str()),
             headers: req.headers(),
             extensions: req.extensions(),
         }
@@ -63,15 +70,13 @@ impl<'a> Original<'a> {
     pub(crate) fn forwarded<B>(req: &'a Request<B>, tail: &'a str) -> Original<'a> {
         let headers = req.headers();
         let reported = |names: [&str; 2]| names.iter().find_map(|n| text(headers, n));
-        let method = reported(["x-forwarded-method", "x-original-method"])
-            .unwrap_or_else(|| req.method().as_str());
-        let (path, query) = match reported(["x-forwarded-uri", "x-original-uri"]) {
+        let method = reported(METHOD_HEADERS).unwrap_or_else(|| req.method().as_str());
+        let (path, query) = match reported(URI_HEADERS) {
             Some(uri) => split_uri(uri),
             None => (if tail.is_empty() { "/" } else { tail }, req.uri().query()),
         };
-        let host =
-            reported(["x-forwarded-host", "x-original-host"]).unwrap_or_else(|| host_of(req));
-        let scheme = text(headers, "x-forwarded-proto").or_else(|| req.uri().scheme_str());
+        let host = reported(HOST_HEADERS).unwrap_or_else(|| host_of(req));
+        let scheme = text(headers, SCHEME_HEADER).or_else(|| req.uri().scheme_str());
         Original {
             method,
             path,
